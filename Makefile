@@ -1,0 +1,72 @@
+# AppStack: `make demo` runs the product on the local cluster; `make test`
+# runs every test (unit, golden, CRD drift, chart, e2e on the local cluster).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+export APPSTACK_CACHE ?= $(HOME)/.cache/appstack
+CARGO_TARGET_DIR ?= target
+export CARGO_TARGET_DIR
+CLUSTER ?= local
+export CLUSTER
+STEP = e2e/lib/step.sh
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+.PHONY: test
+test: lint unit generated-check cluster-up images chart-check e2e ## everything CI runs
+
+.PHONY: lint
+lint: ## rustfmt and clippy (warnings are errors)
+	@$(STEP) "rustfmt" cargo fmt --all -- --check
+	@$(STEP) "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+
+.PHONY: unit
+unit: ## unit and golden tests (no cluster needed)
+	@$(STEP) "unit tests (operator)" cargo test --locked -p appstack
+	@$(STEP) "unit + store tests (shop)" cargo test --locked -p appstack-shop
+
+.PHONY: generate
+generate: ## regenerate the CRD, the chart's CRD and deploy/ from the sources
+	@cargo run --quiet --locked --bin appstack-operator -- crd > crds/appstack.dev_appstacks.yaml
+	@charts/sync-crd.sh
+
+.PHONY: generated-check
+generated-check: ## fail when generated files drift from their sources
+	@$(STEP) "CRD drift" cargo test --locked -p appstack --test crd_drift
+	@$(STEP) "chart CRD and deploy/ drift" charts/sync-crd.sh --check
+
+.PHONY: build
+build: ## release binaries of the operator and the demo app
+	@$(STEP) "cargo build --release" cargo build --release --locked -p appstack -p appstack-shop
+
+.PHONY: cluster-up
+cluster-up: ## start the local cluster (or check CLUSTER=current)
+	@e2e/cluster.sh up
+	@e2e/cluster.sh status
+
+.PHONY: cluster-down
+cluster-down: ## stop the local cluster
+	@e2e/cluster.sh down
+
+.PHONY: images
+images: build ## build the operator and demo images and import them into the cluster
+	@$(STEP) "images" e2e/images/build.sh operator shop
+
+.PHONY: chart-check
+chart-check: ## helm lint and a server-side dry run of the rendered chart
+	@$(STEP) "helm lint + dry run" charts/check.sh
+
+.PHONY: e2e
+e2e: ## end-to-end scenarios on the cluster (kills pods, proves nothing is lost)
+	@$(STEP) "e2e scenarios" cargo test --locked -p appstack-e2e --test scenarios -- --nocapture
+
+.PHONY: demo
+demo: cluster-up images ## run the product and play the story: kill pods, lose nothing
+	@e2e/demo.sh
+
+.PHONY: bench
+bench: ## reconcile throughput and memory at scale, as ratios against a baseline
+	@e2e/bench.sh

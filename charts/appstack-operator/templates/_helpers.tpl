@@ -1,0 +1,94 @@
+{{/* Chart name, overridable. */}}
+{{- define "appstack-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name of every object: the release name, plus the chart name unless the
+release name already contains it (so `helm install appstack-operator` gives
+plain "appstack-operator").
+*/}}
+{{- define "appstack-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "appstack-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Selector labels: stable for the life of a release (Deployment selectors are immutable). */}}
+{{- define "appstack-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "appstack-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "appstack-operator.labels" -}}
+helm.sh/chart: {{ include "appstack-operator.chart" . }}
+{{ include "appstack-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "appstack-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "appstack-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "appstack-operator.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{- define "appstack-operator.leaseName" -}}
+{{- default (include "appstack-operator.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}
+
+{{- define "appstack-operator.leaseNamespace" -}}
+{{- default .Release.Namespace .Values.leaderElection.leaseNamespace }}
+{{- end }}
+
+{{/*
+What the operator does to AppStacks and their children, and nothing more
+(interfaces: field manager appstack-operator, Server-Side Apply). `create` is
+listed because an apply that creates an object is authorized as a create too.
+No wildcards: every kind and verb is spelled out.
+*/}}
+{{- define "appstack-operator.rules" -}}
+- apiGroups: ["appstack.dev"]
+  resources: ["appstacks"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["appstack.dev"]
+  resources: ["appstacks/status"]
+  verbs: ["patch"]
+- apiGroups: ["apps"]
+  resources: ["deployments", "statefulsets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["services", "secrets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}

@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# pass/fail only print and count, so `cond && pass || fail` is safe here.
+# shellcheck disable=SC2015
+# Tests the chart: helm lint (also --strict), renders for the supported value
+# sets with checks on what they contain (least-privilege RBAC spelled out,
+# restricted pod security, optional objects only when asked), schema rejections,
+# and, when a cluster is reachable, a server-side dry run of every render plus
+# the operator's real RBAC checked with `kubectl auth can-i`.
+# Usage: charts/test.sh [--cluster]   (--cluster: fail instead of skipping when
+#                                       no cluster answers)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+require_cluster=0
+[[ "${1:-}" == --cluster ]] && require_cluster=1
+find_helm
+
+t0=$SECONDS
+work=$(mktemp -d)
+failures=0
+fail() { echo "  FAIL: $*" >&2; failures=$((failures + 1)); }
+pass() { echo "  ok: $*"; }
+
+# render <out> [helm args...]: helm template of the chart as release appstack-operator.
+render() {
+  local out=$1; shift
+  "$HELM" template appstack-operator "$CHART" --namespace appstack-system --kube-version "$KUBE_VERSION" "$@" > "$out"
+}
+# doc <file> <kind> [name]: the rendered documents of that kind (and name).
+doc() {
+  awk -v kind="$2" -v name="${3:-}" '
+    function flush() { if (k == kind && (name == "" || n == name)) printf "%s", buf; buf = ""; k = ""; n = "" }
+    /^---/ { flush(); inmeta = 0; next }
+    { buf = buf $0 "\n" }
+    /^kind: / { k = $2 }
+    /^metadata:/ { inmeta = 1; next }
+    /^[^ #]/ { inmeta = 0 }
+    inmeta && /^  name: / && n == "" { n = $2 }
+    END { flush() }' "$1"
+}
+count() { doc "$@" | grep -c '^kind: ' || true; }
+# rules <file> <kind> <name>: the rules blocks of those (Cluster)Roles.
+rules() {
+  doc "$1" "$2" "$3" | awk '/^---/ { r = 0 } /^rules:/ { r = 1; next } r && /^[^ ]/ { r = 0 } r { print }'
+}
+
+# Exactly the kinds and verbs of the shared interfaces, nothing else.
+expected_rules=$(cat <<'EOF'
+  - apiGroups: ["appstack.dev"]
+    resources: ["appstacks"]
+    verbs: ["get", "list", "watch", "patch"]
+  - apiGroups: ["appstack.dev"]
+    resources: ["appstacks/status"]
+    verbs: ["patch"]
+  - apiGroups: ["apps"]
+    resources: ["deployments", "statefulsets"]
+    verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  - apiGroups: [""]
+    resources: ["services", "secrets"]
+    verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  - apiGroups: ["autoscaling"]
+    resources: ["horizontalpodautoscalers"]
+    verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  - apiGroups: ["policy"]
+    resources: ["poddisruptionbudgets"]
+    verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  - apiGroups: ["events.k8s.io"]
+    resources: ["events"]
+    verbs: ["create", "patch"]
+EOF
+)
+
+echo "== helm lint"
+for strict in "" --strict; do
+  for set in "" "watchNamespaces={team-a,team-b}" "metrics.serviceMonitor.enabled=true"; do
+    if out=$("$HELM" lint $strict --kube-version "$KUBE_VERSION" "$CHART" ${set:+--set "$set"} 2>&1); then
+      pass "helm lint ${strict:-} ${set:-(defaults)}"
+    else
+      fail "helm lint ${strict:-} ${set:-(defaults)}"; echo "$out" | tail -n 15 >&2
+    fi
+  done
+done
+
+echo "== render: defaults"
+def="$work/defaults.yaml"
+render "$def" --include-crds
+[[ $(count "$def" ClusterRole appstack-operator) == 1 ]] && pass "ClusterRole for all namespaces" || fail "no ClusterRole appstack-operator"
+[[ $(count "$def" ClusterRoleBinding appstack-operator) == 1 ]] && pass "ClusterRoleBinding" || fail "no ClusterRoleBinding"
+got=$(rules "$def" ClusterRole appstack-operator)
+[[ "$got" == "$expected_rules" ]] && pass "ClusterRole rules are exactly the interface's" \
+  || { fail "ClusterRole rules differ from the interface"; diff <(echo "$expected_rules") <(echo "$got") >&2 || true; }
+lease_rules=$(rules "$def" Role appstack-operator-leader-election)
+grep -q 'resourceNames: \["appstack-operator"\]' <<<"$lease_rules" && grep -q 'verbs: \["get", "update"\]' <<<"$lease_rules" \
+  && grep -q 'verbs: \["create"\]' <<<"$lease_rules" && [[ $(grep -c apiGroups <<<"$lease_rules") == 2 ]] \
+  && pass "leader-election Role: get/update on its own Lease, create" || fail "leader-election Role rules: $lease_rules"
+[[ $(count "$def" Role) == 1 ]] && pass "no namespaced Role besides leader election" || fail "unexpected Roles"
+[[ $(count "$def" ServiceMonitor) == 0 ]] && pass "no ServiceMonitor by default" || fail "ServiceMonitor rendered by default"
+[[ $(count "$def" PodDisruptionBudget) == 1 ]] && pass "PodDisruptionBudget with 2 replicas" || fail "no PodDisruptionBudget"
+[[ $(count "$def" Service appstack-operator-metrics) == 1 ]] && pass "metrics Service" || fail "no metrics Service"
+dep=$(doc "$def" Deployment appstack-operator)
+for want in "replicas: 2" "runAsNonRoot: true" "readOnlyRootFilesystem: true" "allowPrivilegeEscalation: false" \
+  "- ALL" "type: RuntimeDefault" "path: /healthz" "path: /readyz" "containerPort: 8080" "name: http" \
+  "fieldPath: metadata.name" "fieldPath: metadata.namespace" 'image: "ghcr.io/appstack-dev/appstack-operator:0.1.0"' \
+  "name: APPSTACK_LEADER_ELECTION" "serviceAccountName: appstack-operator"; do
+  grep -qF -- "$want" <<<"$dep" || fail "Deployment lacks '$want'"
+done
+grep -q APPSTACK_NAMESPACES <<<"$dep" && fail "APPSTACK_NAMESPACES set without watchNamespaces" || pass "Deployment: restricted security, probes, downward API, image"
+if [[ -s "$CHART/crds/appstack.dev_appstacks.yaml" ]]; then
+  [[ $(count "$def" CustomResourceDefinition) == 1 ]] && pass "CRD from crds/" || fail "CRD missing from --include-crds"
+else
+  fail "charts/appstack-operator/crds/appstack.dev_appstacks.yaml is missing; run charts/sync-crd.sh"
+fi
+
+echo "== render: watchNamespaces={team-a,team-b}"
+ns="$work/namespaced.yaml"
+render "$ns" --set "watchNamespaces={team-a,team-b}"
+[[ $(count "$ns" ClusterRoleBinding) == 0 ]] && [[ $(count "$ns" ClusterRole appstack-operator) == 0 ]] \
+  && pass "no cluster-wide access" || fail "ClusterRole/Binding rendered though namespaces are set"
+for n in team-a team-b; do
+  [[ $(doc "$ns" Role appstack-operator | grep -c "^  namespace: $n$") == 1 ]] \
+    && [[ $(doc "$ns" RoleBinding appstack-operator | grep -c "^  namespace: $n$") == 1 ]] \
+    && pass "Role + RoleBinding in $n" || fail "no Role + RoleBinding in $n"
+done
+[[ "$(rules "$ns" Role appstack-operator)" == "$(printf '%s\n%s' "$expected_rules" "$expected_rules")" ]] \
+  && pass "namespaced Roles' rules are exactly the interface's" || fail "namespaced Role rules differ"
+if { doc "$def" ClusterRole; doc "$def" Role; doc "$ns" Role; } | grep -q '\*'; then
+  fail "a wildcard in a (Cluster)Role"
+else pass "no wildcard in any (Cluster)Role"; fi
+grep -q 'value: "team-a,team-b"' <<<"$(doc "$ns" Deployment)" && pass "APPSTACK_NAMESPACES=team-a,team-b" || fail "APPSTACK_NAMESPACES not passed"
+
+echo "== render: metrics.serviceMonitor.enabled=true"
+sm="$work/servicemonitor.yaml"
+render "$sm" --set metrics.serviceMonitor.enabled=true
+[[ $(count "$sm" ServiceMonitor appstack-operator) == 1 ]] && pass "ServiceMonitor rendered" || fail "no ServiceMonitor"
+
+echo "== render: local cluster values, one replica"
+loc="$work/local.yaml"
+render "$loc" -f "$CHARTS_DIR/values-local-cluster.yaml" --set replicaCount=1
+grep -qF 'image: "appstack.local/appstack-operator:dev"' "$loc" && grep -q 'imagePullPolicy: Never' "$loc" \
+  && pass "local image, pullPolicy Never" || fail "local values not applied"
+[[ $(count "$loc" PodDisruptionBudget) == 0 ]] && pass "no PDB with one replica" || fail "PDB with one replica"
+
+echo "== refused values"
+refuse() { # <what> <helm args...>: the render must fail
+  local what=$1; shift
+  if "$HELM" template x "$CHART" --kube-version "$KUBE_VERSION" "$@" >/dev/null 2>"$work/err"; then fail "accepted $what"
+  else pass "refused $what ($(grep -o 'Error: .*' "$work/err" | head -c 110))"; fi
+}
+refuse "2 replicas without leader election" --set leaderElection.enabled=false
+refuse "logFormat=xml" --set logFormat=xml
+refuse "an unknown key" --set replicas=3
+refuse "an invalid namespace name" --set "watchNamespaces={Team_A}"
+refuse "a ServiceMonitor without the metrics Service" --set metrics.serviceMonitor.enabled=true --set metrics.service.enabled=false
+
+# ---- cluster checks -------------------------------------------------------
+if ! kubectl get --raw /readyz >/dev/null 2>&1; then
+  if ((require_cluster)); then
+    fail "no cluster reachable (eval \"\$(e2e/cluster.sh env)\" first)"
+  else
+    echo "== SKIP cluster checks: no cluster reachable (eval \"\$(e2e/cluster.sh env)\"; run with --cluster to require them)"
+  fi
+else
+  echo "== server-side dry run and RBAC on $(kubectl config current-context 2>/dev/null || echo cluster)"
+  tns=appstack-chart-test
+  made=()
+  cleanup() {
+    kubectl delete clusterrole,clusterrolebinding -l app.kubernetes.io/instance=chart-rbac-test --ignore-not-found >/dev/null 2>&1 || true
+    ((${#made[@]})) && kubectl delete namespace "${made[@]}" --wait=false --ignore-not-found >/dev/null 2>&1 || true
+  }
+  trap 'cleanup; rm -rf "$work"' EXIT
+  for n in "$tns" "$tns-a" "$tns-b"; do
+    kubectl get namespace "$n" >/dev/null 2>&1 || { kubectl create namespace "$n" >/dev/null; made+=("$n"); }
+  done
+  dry() { # <what> <helm args...>: server-side dry run of that render
+    local what=$1; shift
+    if "$HELM" template appstack-operator "$CHART" --namespace "$tns" --kube-version "$KUBE_VERSION" "$@" \
+      | kubectl apply --server-side --dry-run=server --field-manager=chart-test -f - >"$work/dry" 2>&1; then
+      pass "dry run: $what ($(wc -l <"$work/dry") objects)"
+    else
+      fail "dry run: $what"; grep -v 'serverside-applied' "$work/dry" | head -n 15 >&2
+    fi
+  }
+  dry "defaults incl. CRD" --include-crds
+  dry "watchNamespaces" --set "watchNamespaces={$tns-a,$tns-b}"
+  dry "local cluster values" -f "$CHARTS_DIR/values-local-cluster.yaml"
+  if kubectl get crd servicemonitors.monitoring.coreos.com >/dev/null 2>&1; then
+    dry "serviceMonitor" --set metrics.serviceMonitor.enabled=true
+  else
+    echo "  skip: ServiceMonitor dry run (no monitoring.coreos.com CRD in this cluster)"
+  fi
+
+  # The RBAC objects for real (a separate release name, so nothing collides
+  # with an installed operator), then ask the API server what the operator's
+  # ServiceAccount may and may not do.
+  rbac_apply() {
+    "$HELM" template chart-rbac-test "$CHART" --namespace "$tns" --kube-version "$KUBE_VERSION" "$@" \
+      --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml \
+      --show-only templates/leader-election-rbac.yaml | kubectl apply --server-side --field-manager=chart-test -f - >/dev/null
+  }
+  sa="system:serviceaccount:$tns:chart-rbac-test-appstack-operator"
+  can() { # <expect yes|no> <kubectl auth can-i args...>
+    local want=$1; shift
+    local got; got=$(kubectl auth can-i --as="$sa" "$@" 2>/dev/null || true)
+    [[ "$got" == "$want" ]] && pass "can-i $* -> $got" || fail "can-i $* -> $got, want $want"
+  }
+  rbac_apply
+  lease=chart-rbac-test-appstack-operator
+  can yes patch deployments.apps -n default
+  can yes create statefulsets.apps -n "$tns-b"
+  can yes get secrets -n default
+  can yes delete horizontalpodautoscalers.autoscaling -n default
+  can yes watch poddisruptionbudgets.policy --all-namespaces
+  can yes patch appstacks.appstack.dev -n default
+  can yes patch appstacks.appstack.dev --subresource=status -n default
+  can yes create events.events.k8s.io -n default
+  can yes create leases.coordination.k8s.io -n "$tns"
+  can yes update "leases.coordination.k8s.io/$lease" -n "$tns"
+  can no update leases.coordination.k8s.io/kube-scheduler -n "$tns"
+  can no create leases.coordination.k8s.io -n kube-system
+  can no get pods -n default
+  can no get configmaps -n default
+  can no update deployments.apps -n default
+  can no delete appstacks.appstack.dev -n default
+  can no create appstacks.appstack.dev -n default
+  can no create events -n default
+  can no list nodes
+  can no '*' '*'
+  # Narrow to two namespaces: the ClusterRole goes, Roles appear in each.
+  kubectl delete clusterrolebinding,clusterrole -l app.kubernetes.io/instance=chart-rbac-test >/dev/null
+  rbac_apply --set "watchNamespaces={$tns-a,$tns-b}"
+  can yes patch deployments.apps -n "$tns-a"
+  can yes get secrets -n "$tns-b"
+  can no get secrets -n default
+  can no list secrets --all-namespaces
+fi
+
+rm -rf "$work"
+if ((failures)); then
+  echo "chart tests: $failures failure(s) ($((SECONDS - t0))s)" >&2
+  exit 1
+fi
+echo "chart tests passed ($((SECONDS - t0))s)"

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Builds the pinned Go tools the local cluster needs (Kubernetes, etcd, CoreDNS,
+# metrics-server, helm) with the plain `go` client from their published modules,
+# into a cache keyed by version, outside the repository. Sourced by cluster.sh;
+# `e2e/lib/tools.sh [name...]` builds the named ones (default: all).
+set -euo pipefail
+
+K8S_VERSION=${K8S_VERSION:-v1.34.4}
+ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
+COREDNS_VERSION=${COREDNS_VERSION:-v1.14.7}
+METRICS_SERVER_VERSION=${METRICS_SERVER_VERSION:-v0.9.0}
+HELM_VERSION=${HELM_VERSION:-v3.22.0}
+
+APPSTACK_CACHE=${APPSTACK_CACHE:-$HOME/.cache/appstack}
+TOOLS_DIR="$APPSTACK_CACHE/tools"
+
+K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+# Staging modules of k8s.io/kubernetes: its go.mod points them at ./staging, so a
+# consumer module must point each at its published v0.x twin.
+K8S_STAGING=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go
+  cloud-provider cluster-bootstrap code-generator component-base component-helpers
+  controller-manager cri-api cri-client csi-translation-lib dynamic-resource-allocation
+  endpointslice externaljwt kms kube-aggregator kube-controller-manager kube-proxy
+  kube-scheduler kubectl kubelet metrics mount-utils pod-security-admission
+  sample-apiserver sample-cli-plugin sample-controller)
+
+tool_bin_dir() { # name -> directory holding that tool's binaries
+  case "$1" in
+    kubernetes) echo "$TOOLS_DIR/kubernetes-$K8S_VERSION/bin" ;;
+    etcd) echo "$TOOLS_DIR/etcd-$ETCD_VERSION/bin" ;;
+    coredns) echo "$TOOLS_DIR/coredns-$COREDNS_VERSION/bin" ;;
+    metrics-server) echo "$TOOLS_DIR/metrics-server-$METRICS_SERVER_VERSION/bin" ;;
+    helm) echo "$TOOLS_DIR/helm-$HELM_VERSION/bin" ;;
+    *) echo "unknown tool $1" >&2; return 1 ;;
+  esac
+}
+
+_log() { printf '  [tools] %s\n' "$*" >&2; }
+
+# go_install_pinned <module/cmd path> <version> <dest dir> [binary name]
+_go_install() {
+  local pkg=$1 version=$2 dest=$3 name=${4:-$(basename "$1")}
+  [[ -x "$dest/$name" ]] && return 0
+  local t0=$SECONDS
+  _log "building $name $version (go install $pkg@$version; cached afterwards)"
+  mkdir -p "$dest"
+  GOBIN="$dest.tmp" CGO_ENABLED=0 GOFLAGS=-mod=mod go install -trimpath -ldflags "-s -w" "$pkg@$version"
+  mv "$dest.tmp/$(basename "$pkg")" "$dest/$name"
+  rmdir "$dest.tmp" 2>/dev/null || true
+  _log "built $name in $((SECONDS - t0))s"
+}
+
+build_kubernetes() {
+  local dest; dest=$(tool_bin_dir kubernetes)
+  local missing=()
+  for b in "${K8S_BINARIES[@]}"; do [[ -x "$dest/$b" ]] || missing+=("$b"); done
+  ((${#missing[@]})) || return 0
+  local src="$TOOLS_DIR/src/kubernetes-$K8S_VERSION" minor=${K8S_VERSION#v1.}
+  minor=${minor%%.*}
+  mkdir -p "$src" "$dest"
+  {
+    echo "module appstack.dev/k8s-build"
+    echo "go 1.24"
+    echo "require k8s.io/kubernetes $K8S_VERSION"
+    for m in "${K8S_STAGING[@]}"; do echo "replace k8s.io/$m => k8s.io/$m ${K8S_VERSION/v1./v0.}"; done
+  } > "$src/go.mod"
+  printf '//go:build tools\npackage tools\nimport _ "k8s.io/kubernetes/cmd/kubelet"\n' > "$src/tools.go"
+  local t0=$SECONDS
+  _log "resolving k8s.io/kubernetes $K8S_VERSION modules"
+  (cd "$src" && GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || GOFLAGS=-mod=mod go mod download)
+  local ld="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION"
+  ld+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+  ld+=" -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/component-base/version.buildDate=2026-01-01T00:00:00Z"
+  ld+=" -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+  for b in "${missing[@]}"; do
+    local t1=$SECONDS
+    _log "building $b $K8S_VERSION"
+    (cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "$ld" -o "$dest/$b.tmp" "k8s.io/kubernetes/cmd/$b")
+    mv "$dest/$b.tmp" "$dest/$b"
+    _log "built $b in $((SECONDS - t1))s"
+  done
+  _log "kubernetes binaries ready in $((SECONDS - t0))s"
+}
+
+# etcd's server module carries replace lines, which `go install mod@ver` refuses,
+# so it is built from a wrapper module that requires it.
+build_etcd() {
+  local dest; dest=$(tool_bin_dir etcd)
+  [[ -x "$dest/etcd" ]] && return 0
+  local src="$TOOLS_DIR/src/etcd-$ETCD_VERSION" t0=$SECONDS
+  _log "building etcd $ETCD_VERSION (wrapper module; cached afterwards)"
+  mkdir -p "$src" "$dest"
+  printf 'module appstack.dev/etcd-build\ngo 1.24\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" > "$src/go.mod"
+  printf '//go:build tools\npackage tools\nimport _ "go.etcd.io/etcd/server/v3"\n' > "$src/tools.go"
+  (cd "$src" && GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || true)
+  (cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$dest/etcd.tmp" go.etcd.io/etcd/server/v3)
+  mv "$dest/etcd.tmp" "$dest/etcd"
+  _log "built etcd in $((SECONDS - t0))s"
+}
+build_coredns() { _go_install github.com/coredns/coredns "$COREDNS_VERSION" "$(tool_bin_dir coredns)" coredns; }
+build_metrics_server() { _go_install sigs.k8s.io/metrics-server/cmd/metrics-server "$METRICS_SERVER_VERSION" "$(tool_bin_dir metrics-server)" metrics-server; }
+build_helm() { _go_install helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "$(tool_bin_dir helm)" helm; }
+
+build_tools() {
+  local names=("$@")
+  ((${#names[@]})) || names=(etcd kubernetes coredns metrics-server helm)
+  for n in "${names[@]}"; do "build_${n//-/_}"; done
+}
+
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  build_tools "$@"
+fi

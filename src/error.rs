@@ -1,0 +1,76 @@
+//! The operator's errors. Each variant names the step that failed and the
+//! object it failed on; the variant's name is the `error` label of the
+//! `appstack_reconcile_errors_total` metric.
+
+use crate::build::BuildError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("AppStack has no namespace (is the CRD namespaced?)")]
+    MissingNamespace,
+
+    #[error("spec is invalid: {0}")]
+    InvalidSpec(#[from] BuildError),
+
+    #[error("reading Secret {name}: {source}")]
+    ReadSecret {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    #[error("Secret {name} exists but has no usable `{key}` key; delete it to have a new one generated, or add the key")]
+    MalformedSecret { name: String, key: &'static str },
+
+    #[error("creating Secret {name}: {source}")]
+    CreateSecret {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    #[error("generating a password: {0}")]
+    Random(#[from] getrandom::Error),
+
+    #[error("applying {kind} {name}: {source}")]
+    Apply {
+        kind: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    #[error("deleting {kind} {name}: {source}")]
+    Prune {
+        kind: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    #[error("updating status: {0}")]
+    Status(#[source] kube::Error),
+
+    #[error("serializing {0}: {1}")]
+    Serialize(&'static str, #[source] serde_json::Error),
+}
+
+impl Error {
+    /// A short, stable name for metrics labels and log fields.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::MissingNamespace => "MissingNamespace",
+            Error::InvalidSpec(_) => "InvalidSpec",
+            Error::ReadSecret { .. } => "ReadSecret",
+            Error::MalformedSecret { .. } => "MalformedSecret",
+            Error::CreateSecret { .. } => "CreateSecret",
+            Error::Random(_) => "Random",
+            Error::Apply { .. } => "Apply",
+            Error::Prune { .. } => "Prune",
+            Error::Status(_) => "Status",
+            Error::Serialize(..) => "Serialize",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,14 @@
+//! AppStack: one resource describing an application whose servers are cattle.
+//!
+//! The data path runs one way: [`api`] (types, schema, CEL) -> [`build`]
+//! (pure builders, one per child kind or store) -> [`reconcile`] (credentials,
+//! Server-Side Apply, prune, status). [`operator`] wires the binary together.
+
+pub mod api;
+pub mod build;
+pub mod error;
+pub mod http;
+pub mod leader;
+pub mod operator;
+pub mod reconcile;
+pub mod telemetry;

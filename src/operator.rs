@@ -1,0 +1,161 @@
+//! Starts the pieces of a running operator: the HTTP endpoint, leader
+//! election, and one controller per watched namespace (or one for all).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::future::join_all;
+use kube::Client;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::http::{self, Health};
+use crate::leader::{Elector, LeaseConfig};
+use crate::reconcile::{self, Shared};
+use crate::telemetry::Metrics;
+
+pub struct RunConfig {
+    pub namespaces: Vec<String>,
+    pub http_addr: SocketAddr,
+    pub leader_election: bool,
+    pub lease_name: String,
+    pub lease_namespace: Option<String>,
+    pub identity: String,
+    pub concurrency: u16,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("connecting to the Kubernetes API (set KUBECONFIG or run in a pod): {0}")]
+    Client(#[from] kube::Error),
+    #[error("leader election needs the Lease's namespace: set --lease-namespace or POD_NAMESPACE")]
+    LeaseNamespace,
+    #[error(transparent)]
+    Lease(#[from] crate::leader::LeaseError),
+    #[error("serving HTTP on {0}: {1}")]
+    Http(SocketAddr, std::io::Error),
+}
+
+pub async fn run(config: RunConfig) -> Result<(), RunError> {
+    let client = Client::try_default().await?;
+    let metrics = Arc::new(Metrics::default());
+    let scopes: Vec<Option<String>> = if config.namespaces.is_empty() {
+        vec![None]
+    } else {
+        config.namespaces.iter().cloned().map(Some).collect()
+    };
+    let synced: Vec<Arc<AtomicBool>> = scopes.iter().map(|_| Arc::default()).collect();
+    let standby = Arc::new(AtomicBool::new(config.leader_election));
+    let health = Health {
+        metrics: metrics.clone(),
+        synced: synced.clone(),
+        standby: standby.clone(),
+    };
+    let addr = config.http_addr;
+    let server = tokio::spawn(async move { http::serve(addr, health).await });
+
+    // One channel tells every controller to stop: on SIGTERM/SIGINT or when
+    // the lease is lost.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(signal_stop(stop_tx.clone()));
+
+    let mut elector = None;
+    if config.leader_election {
+        let namespace = config.lease_namespace.clone().ok_or(RunError::LeaseNamespace)?;
+        let mut e = Elector::new(
+            client.clone(),
+            LeaseConfig::new(config.lease_name.clone(), namespace, config.identity.clone()),
+        );
+        tokio::select! {
+            _ = e.acquire() => {}
+            _ = wait_stop(stop_rx.clone()) => return Ok(()),
+        }
+        standby.store(false, Ordering::Relaxed);
+        elector = Some(e);
+    }
+    metrics.leader.set(1);
+    info!(namespaces = ?config.namespaces, concurrency = config.concurrency, "starting controllers");
+
+    let lost = Arc::new(AtomicBool::new(false));
+    let holder = elector.map(|mut e| {
+        let stop_tx = stop_tx.clone();
+        let lost = lost.clone();
+        let mut stop_rx = stop_rx.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                error = e.hold() => {
+                    warn!(%error, "stopping: leadership lost");
+                    lost.store(true, Ordering::Relaxed);
+                    let _ = stop_tx.send(true);
+                }
+                _ = stop_rx.changed() => {}
+            }
+            e
+        })
+    });
+
+    let controllers = scopes.into_iter().zip(synced).map(|(namespace, synced)| {
+        let shared = Shared {
+            client: client.clone(),
+            metrics: metrics.clone(),
+            synced,
+            instance: Some(config.identity.clone()),
+            concurrency: config.concurrency,
+        };
+        reconcile::run(shared, namespace, wait_stop(stop_rx.clone()))
+    });
+    tokio::select! {
+        _ = join_all(controllers) => {}
+        result = server => {
+            let error = match result {
+                Ok(Err(e)) => e,
+                _ => std::io::Error::other("HTTP server stopped"),
+            };
+            return Err(RunError::Http(addr, error));
+        }
+    }
+    metrics.leader.set(0);
+    if let Some(holder) = holder
+        && let Ok(mut e) = holder.await
+    {
+        if lost.load(Ordering::Relaxed) {
+            return Err(crate::leader::LeaseError::Lost(config.lease_name).into());
+        }
+        e.release().await;
+    }
+    info!("stopped");
+    Ok(())
+}
+
+async fn signal_stop(stop: watch::Sender<bool>) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(error) => {
+                warn!(%error, "cannot listen for SIGTERM");
+                let _ = ctrl_c.await;
+                let _ = stop.send(true);
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    info!("shutting down");
+    let _ = stop.send(true);
+}
+
+async fn wait_stop(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}

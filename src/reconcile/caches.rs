@@ -1,0 +1,156 @@
+//! Watches of the AppStacks and of every child kind, each feeding a reflector
+//! store that the reconciler reads instead of the API server. Children are
+//! watched through the managed-by label only; Services, autoscalers and
+//! disruption budgets as metadata only. managedFields are stripped everywhere,
+//! which is most of an object's size after an apply.
+
+use std::fmt::Debug;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, PartialObjectMeta};
+use kube::core::NamespaceResourceScope;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, metadata_watcher, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::api::AppStack;
+use crate::build::labels;
+
+pub type Meta<K> = PartialObjectMeta<K>;
+
+/// What the reconciler knows of the cluster, kept current by watches.
+#[derive(Clone)]
+pub struct Caches {
+    pub stacks: Store<AppStack>,
+    pub deployments: Store<Deployment>,
+    pub stateful_sets: Store<StatefulSet>,
+    pub secrets: Store<Secret>,
+    pub services: Store<Meta<Service>>,
+    pub autoscalers: Store<Meta<HorizontalPodAutoscaler>>,
+    pub disruption_budgets: Store<Meta<PodDisruptionBudget>>,
+}
+
+pub type Trigger<K> = futures::stream::BoxStream<'static, Result<K, watcher::Error>>;
+
+/// The streams that drive the controller; polling them fills [`Caches`].
+pub struct Triggers {
+    pub stacks: Trigger<AppStack>,
+    pub deployments: Trigger<Deployment>,
+    pub stateful_sets: Trigger<StatefulSet>,
+    pub secrets: Trigger<Secret>,
+    pub services: Trigger<Meta<Service>>,
+    pub autoscalers: Trigger<Meta<HorizontalPodAutoscaler>>,
+    pub disruption_budgets: Trigger<Meta<PodDisruptionBudget>>,
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn children_config() -> watcher::Config {
+    watcher::Config::default().labels(&format!(
+        "app.kubernetes.io/managed-by={}",
+        labels::MANAGED_BY
+    ))
+}
+
+fn full<K>(client: &Client, ns: Option<&str>, config: watcher::Config) -> (Store<K>, Trigger<K>)
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api::<K>(client, ns), config)
+        .default_backoff()
+        .modify(|o: &mut K| o.managed_fields_mut().clear())
+        .reflect(writer)
+        .touched_objects()
+        .boxed();
+    (reader, stream)
+}
+
+fn metadata<K>(client: &Client, ns: Option<&str>) -> (Store<Meta<K>>, Trigger<Meta<K>>)
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = metadata_watcher(api::<K>(client, ns), children_config())
+        .default_backoff()
+        .modify(|o: &mut Meta<K>| o.managed_fields_mut().clear())
+        .reflect(writer)
+        .touched_objects()
+        .boxed();
+    (reader, stream)
+}
+
+pub fn watch(client: &Client, namespace: Option<&str>) -> (Caches, Triggers) {
+    let (stacks, writer) = reflector::store();
+    let stacks_t = watcher(api::<AppStack>(client, namespace), watcher::Config::default())
+        .default_backoff()
+        .modify(|o: &mut AppStack| o.managed_fields_mut().clear())
+        .reflect(writer)
+        .applied_objects()
+        .boxed();
+    let (deployments, deployments_t) = full::<Deployment>(client, namespace, children_config());
+    let (stateful_sets, stateful_sets_t) =
+        full::<StatefulSet>(client, namespace, children_config());
+    let (secrets, secrets_t) = full::<Secret>(client, namespace, children_config());
+    let (services, services_t) = metadata::<Service>(client, namespace);
+    let (autoscalers, autoscalers_t) = metadata::<HorizontalPodAutoscaler>(client, namespace);
+    let (disruption_budgets, disruption_budgets_t) =
+        metadata::<PodDisruptionBudget>(client, namespace);
+    (
+        Caches {
+            stacks,
+            deployments,
+            stateful_sets,
+            secrets,
+            services,
+            autoscalers,
+            disruption_budgets,
+        },
+        Triggers {
+            stacks: stacks_t,
+            deployments: deployments_t,
+            stateful_sets: stateful_sets_t,
+            secrets: secrets_t,
+            services: services_t,
+            autoscalers: autoscalers_t,
+            disruption_budgets: disruption_budgets_t,
+        },
+    )
+}
+
+/// Resolves once every store has seen its first full list.
+pub async fn wait_ready(caches: &Caches) -> Result<(), reflector::store::WriterDropped> {
+    caches.stacks.wait_until_ready().await?;
+    caches.deployments.wait_until_ready().await?;
+    caches.stateful_sets.wait_until_ready().await?;
+    caches.secrets.wait_until_ready().await?;
+    caches.services.wait_until_ready().await?;
+    caches.autoscalers.wait_until_ready().await?;
+    caches.disruption_budgets.wait_until_ready().await
+}
+

@@ -1,0 +1,133 @@
+//! Store credentials: read from the stack's Secrets, generated exactly once.
+//!
+//! A password is made from the OS CSPRNG only when its Secret does not exist
+//! (checked against the API server, not only the cache), and the Secret is
+//! then created with a plain create, which fails rather than overwrite one a
+//! racing writer made. After that it is only ever read, so operator restarts
+//! never change it; a user who edits the Secret rotates the credentials and
+//! the pods that use them roll.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, PostParams};
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use crate::build::{FIELD_MANAGER, StoreCredentials};
+use crate::error::{Error, Result};
+
+/// Random bytes in a generated password (hex-encoded, so safe in URLs and SQL).
+const PASSWORD_BYTES: usize = 32;
+
+pub const REDIS_USER: &str = "default";
+pub const POSTGRES_USER: &str = "app";
+
+/// Credentials for one store, and whether they were generated just now (their
+/// Secret must be created before anything is applied).
+#[derive(Debug)]
+pub struct Resolved {
+    pub credentials: StoreCredentials,
+    pub generated: bool,
+}
+
+pub async fn resolve(
+    api: &Api<Secret>,
+    cache: &Store<Secret>,
+    namespace: &str,
+    name: &str,
+    default_user: &str,
+) -> Result<Resolved> {
+    let cached = cache.get(&ObjectRef::new(name).within(namespace));
+    let secret = match cached {
+        Some(secret) => Some((*secret).clone()),
+        // The cache may lag behind a Secret created moments ago: ask the API
+        // server before concluding that it does not exist.
+        None => api.get_opt(name).await.map_err(|source| Error::ReadSecret {
+            name: name.to_string(),
+            source,
+        })?,
+    };
+    match secret {
+        Some(secret) => Ok(Resolved {
+            credentials: from_secret(&secret, name, default_user)?,
+            generated: false,
+        }),
+        None => Ok(Resolved {
+            credentials: StoreCredentials {
+                username: default_user.to_string(),
+                password: generate_password()?,
+            },
+            generated: true,
+        }),
+    }
+}
+
+fn from_secret(secret: &Secret, name: &str, default_user: &str) -> Result<StoreCredentials> {
+    let read = |key: &str| {
+        secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .and_then(|v| String::from_utf8(v.0.clone()).ok())
+            .filter(|v| !v.is_empty())
+    };
+    let password = read("password").ok_or_else(|| Error::MalformedSecret {
+        name: name.to_string(),
+        key: "password",
+    })?;
+    let username = read("username").unwrap_or_else(|| default_user.to_string());
+    Ok(StoreCredentials { username, password })
+}
+
+pub fn generate_password() -> Result<String> {
+    let mut bytes = [0u8; PASSWORD_BYTES];
+    getrandom::fill(&mut bytes)?;
+    Ok(hex::encode(bytes))
+}
+
+/// Creates a freshly generated Secret; never overwrites an existing one.
+pub async fn create(api: &Api<Secret>, secret: &Secret) -> Result<()> {
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PostParams::default()
+    };
+    api.create(&params, secret)
+        .await
+        .map_err(|source| Error::CreateSecret {
+            name: secret.metadata.name.clone().unwrap_or_default(),
+            source,
+        })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn passwords_are_long_hex_and_distinct() {
+        let a = generate_password().unwrap();
+        let b = generate_password().unwrap();
+        assert_eq!(a.len(), PASSWORD_BYTES * 2);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn reads_existing_credentials_and_rejects_missing_password() {
+        let mut data = BTreeMap::new();
+        data.insert("password".to_string(), ByteString(b"s3cret".to_vec()));
+        data.insert("username".to_string(), ByteString(b"shop".to_vec()));
+        let secret = Secret {
+            data: Some(data),
+            ..Secret::default()
+        };
+        let creds = from_secret(&secret, "x", POSTGRES_USER).unwrap();
+        assert_eq!(creds.username, "shop");
+        assert_eq!(creds.password, "s3cret");
+
+        let empty = Secret::default();
+        let err = from_secret(&empty, "x-redis", REDIS_USER).unwrap_err();
+        assert!(err.to_string().contains("`password`"), "{err}");
+    }
+}

@@ -1,0 +1,134 @@
+//! The controller: reads an AppStack and what exists, calls the builders,
+//! applies, prunes and reports. It builds nothing itself.
+
+mod apply;
+mod caches;
+mod context;
+mod credentials;
+mod pipeline;
+mod prune;
+mod status;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::runtime::Controller;
+use kube::runtime::controller::{Action, Config as ControllerConfig};
+use kube::runtime::events::{Event, EventType};
+use kube::{Client, ResourceExt};
+use tracing::{info, instrument, warn};
+
+use crate::api::AppStack;
+use crate::error::{Error, Result};
+use context::Context;
+use crate::telemetry::Metrics;
+pub use status::{DEGRADED, PROGRESSING, READY};
+
+/// How often a converged stack is looked at again without any event. Watches
+/// already catch every change; this is a safety net, and with the applier's
+/// memory it costs no API writes.
+const RESYNC: Duration = Duration::from_secs(15 * 60);
+
+/// What the binary hands every controller it runs.
+#[derive(Clone)]
+pub struct Shared {
+    pub client: Client,
+    pub metrics: Arc<Metrics>,
+    /// Set once this controller's caches have listed everything (/readyz).
+    pub synced: Arc<AtomicBool>,
+    /// This replica's name, reported in Events.
+    pub instance: Option<String>,
+    pub concurrency: u16,
+}
+
+/// Runs the controller for one namespace (or all) until `shutdown` resolves.
+pub async fn run(
+    shared: Shared,
+    namespace: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (caches, triggers) = caches::watch(&shared.client, namespace.as_deref());
+    let ctx = Arc::new(Context::new(
+        shared.client.clone(),
+        caches.clone(),
+        shared.metrics.clone(),
+        shared.instance.clone(),
+    ));
+    let synced = shared.synced.clone();
+    let watched = caches.clone();
+    tokio::spawn(async move {
+        if caches::wait_ready(&watched).await.is_ok() {
+            synced.store(true, Ordering::Relaxed);
+            info!(namespace = namespace.as_deref().unwrap_or("*"), "caches synced");
+        }
+    });
+    Controller::for_stream(triggers.stacks, caches.stacks.clone())
+        .owns_stream(triggers.deployments)
+        .owns_stream(triggers.stateful_sets)
+        .owns_stream(triggers.secrets)
+        .owns_stream(triggers.services)
+        .owns_stream(triggers.autoscalers)
+        .owns_stream(triggers.disruption_budgets)
+        .with_config(ControllerConfig::default().concurrency(shared.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "reconcile not run");
+            }
+        })
+        .await;
+}
+
+#[instrument(skip_all, fields(stack = %stack.name_any(), namespace = stack.namespace().unwrap_or_default()))]
+async fn reconcile(stack: Arc<AppStack>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let result = pipeline::reconcile(&stack, &ctx).await;
+    ctx.metrics
+        .observe(started.elapsed(), result.as_ref().err().map(Error::metric_label));
+    match &result {
+        Ok(_) => ctx.reset_backoff(&stack),
+        Err(error) => {
+            warn!(%error, "reconcile failed");
+            ctx.publish(
+                &stack,
+                Event {
+                    type_: EventType::Warning,
+                    reason: "ReconcileFailed".into(),
+                    note: Some(truncate(&error.to_string(), 1000)),
+                    action: "Reconcile".into(),
+                    secondary: None,
+                },
+            )
+            .await;
+        }
+    }
+    result.map(|_| Action::requeue(jittered(RESYNC, &stack)))
+}
+
+fn error_policy(stack: Arc<AppStack>, _error: &Error, ctx: Arc<Context>) -> Action {
+    Action::requeue(ctx.next_backoff(&stack))
+}
+
+/// Spreads periodic resyncs of many stacks over time instead of in a burst.
+fn jittered(base: Duration, stack: &AppStack) -> Duration {
+    let seed = stack
+        .uid()
+        .unwrap_or_default()
+        .bytes()
+        .fold(0u64, |acc, b| acc.wrapping_mul(31).wrapping_add(u64::from(b)));
+    base + Duration::from_secs(seed % (base.as_secs() / 5).max(1))
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}

@@ -1,0 +1,272 @@
+//! One reconcile of one AppStack: credentials, build, apply, prune, status.
+
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::Api;
+use kube::core::NamespaceResourceScope;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{info, warn};
+
+use super::apply::is_invalid;
+use super::context::Context;
+use super::credentials::{self, POSTGRES_USER, REDIS_USER, Resolved};
+use super::prune;
+use super::status::{self, Observed, Problem};
+use crate::api::AppStack;
+use crate::build::{self, Children, Inputs, names};
+use crate::error::{Error, Result};
+
+pub(super) async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<()> {
+    let namespace = stack.namespace().ok_or(Error::MissingNamespace)?;
+    let name = stack.name_any();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+
+    // Credentials first: builders receive them, they never make them.
+    let redis = match stack.spec.redis {
+        Some(_) => Some(resolve(ctx, &secrets, &namespace, names::redis(&name), REDIS_USER).await?),
+        None => None,
+    };
+    let postgres = match stack.spec.postgres {
+        Some(_) => {
+            Some(resolve(ctx, &secrets, &namespace, names::postgres(&name), POSTGRES_USER).await?)
+        }
+        None => None,
+    };
+    let inputs = Inputs {
+        redis: redis.as_ref().map(|(_, r)| r.credentials.clone()),
+        postgres: postgres.as_ref().map(|(_, r)| r.credentials.clone()),
+    };
+
+    let children = match build::children(stack, &inputs) {
+        Ok(children) => children,
+        Err(error) => {
+            let message = error.to_string();
+            warn!(%message, "spec cannot be realised");
+            if !already_reported(stack, "InvalidSpec", &message) {
+                ctx.publish(stack, warning("InvalidSpec", &message)).await;
+            }
+            report(ctx, stack, Some(Problem::InvalidSpec(message))).await?;
+            return Ok(());
+        }
+    };
+
+    for (secret_name, resolved) in [redis, postgres].into_iter().flatten() {
+        if resolved.generated {
+            create_generated_secret(ctx, stack, &secrets, &children, &secret_name).await?;
+        }
+    }
+
+    let problem = apply_children(ctx, &namespace, &children).await?;
+    if let Some(Problem::ChangeRejected(message)) = &problem
+        && !already_reported(stack, "ChangeRejected", message)
+    {
+        ctx.publish(stack, warning("ChangeRejected", message)).await;
+    }
+    prune_children(ctx, stack, &namespace, &children).await?;
+    report(ctx, stack, problem).await
+}
+
+async fn resolve(
+    ctx: &Context,
+    secrets: &Api<Secret>,
+    namespace: &str,
+    secret_name: String,
+    user: &str,
+) -> Result<(String, Resolved)> {
+    let resolved =
+        credentials::resolve(secrets, &ctx.caches.secrets, namespace, &secret_name, user).await?;
+    Ok((secret_name, resolved))
+}
+
+async fn create_generated_secret(
+    ctx: &Context,
+    stack: &AppStack,
+    secrets: &Api<Secret>,
+    children: &Children,
+    secret_name: &str,
+) -> Result<()> {
+    let Some(secret) = children
+        .secrets
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some(secret_name))
+    else {
+        return Ok(());
+    };
+    credentials::create(secrets, secret).await?;
+    info!(secret = %secret_name, "generated credentials");
+    ctx.publish(
+        stack,
+        Event {
+            type_: EventType::Normal,
+            reason: "CredentialsGenerated".into(),
+            note: Some(format!(
+                "Secret {secret_name} created with a generated password; it is kept for the life of the stack"
+            )),
+            action: "CreateSecret".into(),
+            secondary: None,
+        },
+    )
+    .await;
+    Ok(())
+}
+
+/// Applies every child, in dependency order. A StatefulSet change the API
+/// server refuses (422) is reported as a problem instead of failing the whole
+/// reconcile: the running StatefulSet keeps serving and the rest converges.
+async fn apply_children(
+    ctx: &Context,
+    namespace: &str,
+    children: &Children,
+) -> Result<Option<Problem>> {
+    let caches = &ctx.caches;
+    for o in &children.secrets {
+        apply(ctx, namespace, o, &caches.secrets).await?;
+    }
+    for o in &children.services {
+        apply(ctx, namespace, o, &caches.services).await?;
+    }
+    let mut problem = None;
+    for o in &children.stateful_sets {
+        match apply(ctx, namespace, o, &caches.stateful_sets).await {
+            Err(error) if is_invalid(&error) => {
+                let message = format!(
+                    "{error}. StatefulSet fields such as volumeClaimTemplates (storage size, class) cannot change in place: \
+                     revert the change, or delete the StatefulSet with `kubectl delete statefulset {} --cascade=orphan` \
+                     to have it recreated (its PVCs and data are kept, but existing PVCs are not resized)",
+                    o.name_any()
+                );
+                problem = Some(Problem::ChangeRejected(message));
+            }
+            other => other?,
+        }
+    }
+    for o in &children.deployments {
+        apply(ctx, namespace, o, &caches.deployments).await?;
+    }
+    for o in &children.autoscalers {
+        apply(ctx, namespace, o, &caches.autoscalers).await?;
+    }
+    for o in &children.disruption_budgets {
+        apply(ctx, namespace, o, &caches.disruption_budgets).await?;
+    }
+    Ok(problem)
+}
+
+async fn apply<K, C>(ctx: &Context, namespace: &str, object: &K, cache: &Store<C>) -> Result<()>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Debug,
+    C: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let cached = cache
+        .get(&ObjectRef::new(&object.name_any()).within(namespace))
+        .and_then(|o| o.resource_version());
+    ctx.applier
+        .apply(&ctx.client, &ctx.metrics, namespace, object, cached)
+        .await
+}
+
+async fn prune_children(
+    ctx: &Context,
+    stack: &AppStack,
+    namespace: &str,
+    children: &Children,
+) -> Result<()> {
+    let Some(uid) = stack.uid() else {
+        return Ok(());
+    };
+    let name = stack.name_any();
+    let caches = &ctx.caches;
+    // Deployments and autoscalers first, stores last, Secrets at the very end:
+    // nothing is left running that needs what was removed before it.
+    prune_kind::<HorizontalPodAutoscaler, _>(ctx, stack, &caches.autoscalers, namespace, &name, &uid, desired(&children.autoscalers)).await?;
+    prune_kind::<PodDisruptionBudget, _>(ctx, stack, &caches.disruption_budgets, namespace, &name, &uid, desired(&children.disruption_budgets)).await?;
+    prune_kind::<Deployment, _>(ctx, stack, &caches.deployments, namespace, &name, &uid, desired(&children.deployments)).await?;
+    prune_kind::<StatefulSet, _>(ctx, stack, &caches.stateful_sets, namespace, &name, &uid, desired(&children.stateful_sets)).await?;
+    prune_kind::<Service, _>(ctx, stack, &caches.services, namespace, &name, &uid, desired(&children.services)).await?;
+    prune_kind::<Secret, _>(ctx, stack, &caches.secrets, namespace, &name, &uid, desired(&children.secrets)).await
+}
+
+fn desired<K: Resource>(objects: &[K]) -> BTreeSet<String> {
+    objects.iter().filter_map(|o| o.meta().name.clone()).collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn prune_kind<K, C>(
+    ctx: &Context,
+    stack: &AppStack,
+    cache: &Store<C>,
+    namespace: &str,
+    stack_name: &str,
+    uid: &str,
+    desired: BTreeSet<String>,
+) -> Result<()>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    C: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let kind = K::kind(&()).into_owned();
+    for orphan in prune::orphans(cache, namespace, stack_name, uid, &desired) {
+        prune::delete::<K>(&ctx.client, namespace, &orphan).await?;
+        ctx.applier
+            .forget_child(super::apply::static_kind_of(&kind), namespace, &orphan);
+        ctx.publish(
+            stack,
+            Event {
+                type_: EventType::Normal,
+                reason: "Deleted".into(),
+                note: Some(format!("{kind} {orphan} is no longer in the spec")),
+                action: "Prune".into(),
+                secondary: None,
+            },
+        )
+        .await;
+    }
+    Ok(())
+}
+
+async fn report(ctx: &Context, stack: &AppStack, problem: Option<Problem>) -> Result<()> {
+    let observed = Observed {
+        deployments: &ctx.caches.deployments,
+        stateful_sets: &ctx.caches.stateful_sets,
+    };
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let computed = status::compute(stack, &observed, problem.as_ref(), &now);
+    let namespace = stack.namespace().unwrap_or_default();
+    let api: Api<AppStack> = Api::namespaced(ctx.client.clone(), &namespace);
+    status::write(&api, stack, computed).await?;
+    Ok(())
+}
+
+/// True when the stack's Ready condition already carries this reason and
+/// message, so the Warning Event was published when it first appeared.
+fn already_reported(stack: &AppStack, reason: &str, message: &str) -> bool {
+    stack.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == status::DEGRADED && c.reason == reason && c.message == message)
+    })
+}
+
+fn warning(reason: &str, message: &str) -> Event {
+    Event {
+        type_: EventType::Warning,
+        reason: reason.into(),
+        note: Some(message.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    }
+}

@@ -1,0 +1,239 @@
+//! The AppStack's status, computed from what the watch caches show of its
+//! children, and written only when it differs from what is stored.
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use crate::api::{AppStack, AppStackStatus, ComponentStatus, StoreStatus};
+use crate::build::{FIELD_MANAGER, names};
+use crate::error::{Error, Result};
+
+pub const READY: &str = "Ready";
+pub const PROGRESSING: &str = "Progressing";
+pub const DEGRADED: &str = "Degraded";
+
+/// Something that keeps the stack from converging, found while reconciling.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// The spec cannot be realised; nothing was applied.
+    InvalidSpec(String),
+    /// The API server refused a change to a child (e.g. a StatefulSet's
+    /// volumeClaimTemplates, which cannot change in place).
+    ChangeRejected(String),
+}
+
+/// The children as the caches show them.
+pub struct Observed<'a> {
+    pub deployments: &'a Store<Deployment>,
+    pub stateful_sets: &'a Store<StatefulSet>,
+}
+
+pub fn compute(
+    stack: &AppStack,
+    observed: &Observed<'_>,
+    problem: Option<&Problem>,
+    now: &Time,
+) -> AppStackStatus {
+    let stack_name = stack.name_any();
+    let namespace = stack.namespace().unwrap_or_default();
+    let spec = &stack.spec;
+
+    let components: Vec<ComponentStatus> = spec
+        .components
+        .iter()
+        .map(|c| {
+            let name = names::component(&stack_name, &c.name);
+            let deployment = observed
+                .deployments
+                .get(&ObjectRef::new(&name).within(&namespace));
+            component_status(&c.name, deployment.as_deref())
+        })
+        .collect();
+    let components_total = components.len();
+    let components_ready = components
+        .iter()
+        .filter(|c| c.ready_replicas >= c.desired_replicas && c.desired_replicas > 0)
+        .count();
+    let rolled_out = spec.components.iter().all(|c| {
+        let name = names::component(&stack_name, &c.name);
+        observed
+            .deployments
+            .get(&ObjectRef::new(&name).within(&namespace))
+            .is_some_and(|d| deployment_complete(&d))
+    });
+
+    let store = |name: String, port: u16| {
+        let sts = observed
+            .stateful_sets
+            .get(&ObjectRef::new(&name).within(&namespace));
+        StoreStatus {
+            ready: sts.as_deref().is_some_and(stateful_set_ready),
+            endpoint: format!("{name}.{namespace}.svc:{port}"),
+            secret_name: name,
+        }
+    };
+    let redis = spec
+        .redis
+        .as_ref()
+        .map(|_| store(names::redis(&stack_name), 6379));
+    let postgres = spec
+        .postgres
+        .as_ref()
+        .map(|_| store(names::postgres(&stack_name), 5432));
+
+    let mut waiting: Vec<String> = components
+        .iter()
+        .filter(|c| c.ready_replicas < c.desired_replicas || c.desired_replicas == 0)
+        .map(|c| format!("component {} ({}/{} ready)", c.name, c.ready_replicas, c.desired_replicas))
+        .collect();
+    for (label, s) in [("redis", &redis), ("postgres", &postgres)] {
+        if s.as_ref().is_some_and(|s| !s.ready) {
+            waiting.push(label.to_string());
+        }
+    }
+    let all_ready = waiting.is_empty() && rolled_out;
+
+    let current = stack
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let generation = stack.meta().generation;
+    let conditions = conditions(problem, all_ready, &waiting)
+        .into_iter()
+        .map(|(type_, status, reason, message)| {
+            carry_transition(current, type_, status, reason, message, generation, now)
+        })
+        .collect();
+
+    AppStackStatus {
+        observed_generation: generation,
+        conditions,
+        components,
+        components_ready: Some(format!("{components_ready}/{components_total}")),
+        redis,
+        postgres,
+    }
+}
+
+type Cond = (&'static str, bool, &'static str, String);
+
+fn conditions(problem: Option<&Problem>, all_ready: bool, waiting: &[String]) -> Vec<Cond> {
+    let waiting_msg = format!("waiting for {}", waiting.join(", "));
+    match problem {
+        Some(Problem::InvalidSpec(msg)) => vec![
+            (READY, false, "InvalidSpec", msg.clone()),
+            (PROGRESSING, false, "InvalidSpec", "fix the spec to continue".into()),
+            (DEGRADED, true, "InvalidSpec", msg.clone()),
+        ],
+        Some(Problem::ChangeRejected(msg)) => vec![
+            if all_ready {
+                (READY, true, "AllReady", "the running children serve; see Degraded".into())
+            } else {
+                (READY, false, "ChangeRejected", msg.clone())
+            },
+            (PROGRESSING, false, "ChangeRejected", msg.clone()),
+            (DEGRADED, true, "ChangeRejected", msg.clone()),
+        ],
+        None if all_ready => vec![
+            (READY, true, "AllReady", "every component and store is ready".into()),
+            (PROGRESSING, false, "Complete", "every child is rolled out".into()),
+            (DEGRADED, false, "AsExpected", "no problem found".into()),
+        ],
+        None => vec![
+            (READY, false, "NotReady", waiting_msg.clone()),
+            (PROGRESSING, true, "RollingOut", waiting_msg),
+            (DEGRADED, false, "AsExpected", "no problem found".into()),
+        ],
+    }
+}
+
+/// Builds a condition, keeping the old lastTransitionTime unless its status flips.
+fn carry_transition(
+    current: &[Condition],
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
+    let status = if status { "True" } else { "False" }.to_string();
+    let last_transition_time = current
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| now.clone());
+    Condition {
+        type_: type_.to_string(),
+        status,
+        reason: reason.to_string(),
+        message,
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+fn component_status(name: &str, deployment: Option<&Deployment>) -> ComponentStatus {
+    let desired = deployment
+        .and_then(|d| d.spec.as_ref())
+        .and_then(|s| s.replicas)
+        .unwrap_or(0);
+    let ready = deployment
+        .and_then(|d| d.status.as_ref())
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
+    ComponentStatus {
+        name: name.to_string(),
+        desired_replicas: desired,
+        ready_replicas: ready,
+    }
+}
+
+/// The Deployment controller has seen the latest spec and every replica is
+/// updated and available.
+fn deployment_complete(d: &Deployment) -> bool {
+    let Some(status) = d.status.as_ref() else {
+        return false;
+    };
+    let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    status.observed_generation >= d.metadata.generation
+        && status.updated_replicas.unwrap_or(0) >= desired
+        && status.available_replicas.unwrap_or(0) >= desired
+        && status.replicas.unwrap_or(0) == desired
+}
+
+fn stateful_set_ready(s: &StatefulSet) -> bool {
+    let Some(status) = s.status.as_ref() else {
+        return false;
+    };
+    let desired = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    status.observed_generation >= s.metadata.generation
+        && status.ready_replicas.unwrap_or(0) >= desired
+        && status.update_revision == status.current_revision
+}
+
+/// Writes the status (Server-Side Apply on the status subresource) when it
+/// differs from the stored one; a steady stack costs no write.
+pub async fn write(api: &Api<AppStack>, stack: &AppStack, status: AppStackStatus) -> Result<bool> {
+    if stack.status.as_ref() == Some(&status) {
+        return Ok(false);
+    }
+    let patch = json!({
+        "apiVersion": AppStack::api_version(&()),
+        "kind": AppStack::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &stack.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Status)?;
+    Ok(true)
+}
