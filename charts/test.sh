@@ -189,6 +189,23 @@ else
     echo "  skip: ServiceMonitor dry run (no monitoring.coreos.com CRD in this cluster)"
   fi
 
+  # The commented examples must be valid AppStacks: install the CRD if the
+  # cluster lacks it (Helm would too, and never removes it), then dry-run them.
+  crd="$CHART/crds/appstack.dev_appstacks.yaml"
+  if [[ -s "$crd" ]]; then
+    if ! kubectl get crd appstacks.appstack.dev >/dev/null 2>&1; then
+      kubectl apply --server-side --field-manager=chart-test -f "$crd" >/dev/null
+      kubectl wait --for=condition=Established crd/appstacks.appstack.dev --timeout=30s >/dev/null
+    fi
+    for ex in "$REPO_ROOT"/deploy/examples/*.yaml; do
+      if kubectl apply --dry-run=server --validate=strict -n "$tns" -f "$ex" >"$work/dry" 2>&1; then
+        pass "example ${ex#"$REPO_ROOT"/} is a valid AppStack"
+      else
+        fail "example ${ex#"$REPO_ROOT"/}: $(head -c 300 "$work/dry")"
+      fi
+    done
+  fi
+
   # The RBAC objects for real (a separate release name, so nothing collides
   # with an installed operator), then ask the API server what the operator's
   # ServiceAccount may and may not do.

@@ -2,7 +2,8 @@
 # Builds the pinned Go tools the local cluster needs (Kubernetes, etcd, CoreDNS,
 # metrics-server, helm) with the plain `go` client from their published modules,
 # into a cache keyed by version, outside the repository. Sourced by cluster.sh;
-# `e2e/lib/tools.sh [name...]` builds the named ones (default: all).
+# `e2e/lib/tools.sh [name...]` builds the named ones (default: all), among:
+# etcd kubernetes coredns metrics-server helm local-path-provisioner.
 set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.34.4}
@@ -10,6 +11,8 @@ ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 COREDNS_VERSION=${COREDNS_VERSION:-v1.14.7}
 METRICS_SERVER_VERSION=${METRICS_SERVER_VERSION:-v0.9.0}
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
+# The PVC provisioner behind the default StorageClass (the one kind ships).
+LOCAL_PATH_VERSION=${LOCAL_PATH_VERSION:-v0.0.30}
 
 APPSTACK_CACHE=${APPSTACK_CACHE:-$HOME/.cache/appstack}
 TOOLS_DIR="$APPSTACK_CACHE/tools"
@@ -31,6 +34,7 @@ tool_bin_dir() { # name -> directory holding that tool's binaries
     coredns) echo "$TOOLS_DIR/coredns-$COREDNS_VERSION/bin" ;;
     metrics-server) echo "$TOOLS_DIR/metrics-server-$METRICS_SERVER_VERSION/bin" ;;
     helm) echo "$TOOLS_DIR/helm-$HELM_VERSION/bin" ;;
+    local-path-provisioner) echo "$TOOLS_DIR/local-path-provisioner-$LOCAL_PATH_VERSION/bin" ;;
     *) echo "unknown tool $1" >&2; return 1 ;;
   esac
 }
@@ -100,10 +104,14 @@ build_etcd() {
 build_coredns() { _go_install github.com/coredns/coredns "$COREDNS_VERSION" "$(tool_bin_dir coredns)" coredns; }
 build_metrics_server() { _go_install sigs.k8s.io/metrics-server/cmd/metrics-server "$METRICS_SERVER_VERSION" "$(tool_bin_dir metrics-server)" metrics-server; }
 build_helm() { _go_install helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "$(tool_bin_dir helm)" helm; }
+build_local_path_provisioner() {
+  _go_install github.com/rancher/local-path-provisioner "$LOCAL_PATH_VERSION" \
+    "$(tool_bin_dir local-path-provisioner)" local-path-provisioner
+}
 
 build_tools() {
   local names=("$@")
-  ((${#names[@]})) || names=(etcd kubernetes coredns metrics-server helm)
+  ((${#names[@]})) || names=(etcd kubernetes coredns metrics-server helm local-path-provisioner)
   for n in "${names[@]}"; do "build_${n//-/_}"; done
 }
 

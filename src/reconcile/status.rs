@@ -42,7 +42,8 @@ pub fn compute(
     let namespace = stack.namespace().unwrap_or_default();
     let spec = &stack.spec;
 
-    let components: Vec<ComponentStatus> = spec
+    // (status, whether its Deployment exists and has every replica ready and updated)
+    let components: Vec<(ComponentStatus, bool)> = spec
         .components
         .iter()
         .map(|c| {
@@ -50,21 +51,12 @@ pub fn compute(
             let deployment = observed
                 .deployments
                 .get(&ObjectRef::new(&name).within(&namespace));
-            component_status(&c.name, deployment.as_deref())
+            let done = deployment.as_deref().is_some_and(deployment_complete);
+            (component_status(&c.name, deployment.as_deref()), done)
         })
         .collect();
     let components_total = components.len();
-    let components_ready = components
-        .iter()
-        .filter(|c| c.ready_replicas >= c.desired_replicas && c.desired_replicas > 0)
-        .count();
-    let rolled_out = spec.components.iter().all(|c| {
-        let name = names::component(&stack_name, &c.name);
-        observed
-            .deployments
-            .get(&ObjectRef::new(&name).within(&namespace))
-            .is_some_and(|d| deployment_complete(&d))
-    });
+    let components_ready = components.iter().filter(|(_, done)| *done).count();
 
     let store = |name: String, port: u16| {
         let sts = observed
@@ -87,15 +79,20 @@ pub fn compute(
 
     let mut waiting: Vec<String> = components
         .iter()
-        .filter(|c| c.ready_replicas < c.desired_replicas || c.desired_replicas == 0)
-        .map(|c| format!("component {} ({}/{} ready)", c.name, c.ready_replicas, c.desired_replicas))
+        .filter(|(_, done)| !done)
+        .map(|(c, _)| {
+            format!(
+                "component {} ({}/{} ready)",
+                c.name, c.ready_replicas, c.desired_replicas
+            )
+        })
         .collect();
     for (label, s) in [("redis", &redis), ("postgres", &postgres)] {
         if s.as_ref().is_some_and(|s| !s.ready) {
             waiting.push(label.to_string());
         }
     }
-    let all_ready = waiting.is_empty() && rolled_out;
+    let all_ready = waiting.is_empty();
 
     let current = stack
         .status
@@ -113,7 +110,7 @@ pub fn compute(
     AppStackStatus {
         observed_generation: generation,
         conditions,
-        components,
+        components: components.into_iter().map(|(c, _)| c).collect(),
         components_ready: Some(format!("{components_ready}/{components_total}")),
         redis,
         postgres,

@@ -1,1 +1,22 @@
-//! Helpers shared by the end-to-end scenarios.
+//! Helpers shared by the end-to-end scenarios (tests/scenarios.rs): a kube
+//! client from KUBECONFIG, a namespace per scenario, bounded waits with a
+//! description, Server-Side Apply of YAML, HTTP to cluster addresses without
+//! port-forwarding, a steady client load, and the summary table.
+
+pub mod appstack;
+pub mod apply;
+pub mod children;
+pub mod client;
+pub mod cmd;
+pub mod diagnose;
+pub mod env;
+pub mod http;
+pub mod load;
+pub mod namespace;
+pub mod node;
+pub mod operator;
+pub mod pods;
+pub mod runner;
+pub mod shop;
+pub mod table;
+pub mod wait;

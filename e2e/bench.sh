@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# make bench: the operator at scale on the local cluster, as ratios against a
+# baseline measured in the same run (never as absolute timings):
+#   converge ratio  = time for the operator to converge N AppStacks
+#                     / time for one `kubectl apply --server-side` of the same
+#                       child objects (what the API server itself costs)
+#   idle writes     = child applies sent during an idle minute (goal 0)
+#   restart changes = child resourceVersions moved by an operator restart (goal 0)
+#   memory ratio    = operator RSS with N stacks / RSS with none
+# The stacks have two components with replicas 0 and no stores, so the one
+# real node runs no pods for them: this measures the controller, not kubelet.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+eval "$(e2e/cluster.sh env)"
+N=${BENCH_STACKS:-1000}
+NS=${BENCH_NAMESPACE:-appstack-bench}
+BASE_NS=${NS}-baseline
+PORT=${BENCH_HTTP_PORT:-18181}
+OUT=${BENCH_OUT:-$(mktemp -d)}
+BIN=${CARGO_TARGET_DIR:-target}/release/appstack-operator
+T0=$SECONDS
+
+log() { printf '==> %s\n' "$*"; }
+[[ -x $BIN ]] || { echo "no $BIN: run make build first" >&2; exit 1; }
+# The Helm-installed operator (if any) must not reconcile the bench namespace
+# at the same time: scale it down for the run and back afterwards.
+restore=$(kubectl -n appstack-system get deploy appstack-operator -o jsonpath='{.spec.replicas}' 2>/dev/null || true)
+cleanup() {
+  [[ -n ${OP:-} ]] && kill "$OP" 2>/dev/null || true
+  kubectl delete ns "$NS" "$BASE_NS" --wait=false >/dev/null 2>&1 || true
+  [[ -n $restore ]] && kubectl -n appstack-system scale deploy appstack-operator --replicas="$restore" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+[[ -n $restore ]] && kubectl -n appstack-system scale deploy appstack-operator --replicas=0 >/dev/null
+kubectl apply --server-side -f crds/appstack.dev_appstacks.yaml >/dev/null
+for ns in "$NS" "$BASE_NS"; do
+  kubectl delete ns "$ns" --ignore-not-found --wait=true --timeout=300s >/dev/null
+  kubectl create ns "$ns" >/dev/null
+done
+
+stack() { # name
+  cat <<EOT
+---
+apiVersion: appstack.dev/v1alpha1
+kind: AppStack
+metadata: {name: $1}
+spec:
+  components:
+  - {name: web, image: appstack.local/appstack-shop:dev, port: 8080, replicas: 0}
+  - {name: api, image: appstack.local/appstack-shop:dev, port: 9090, replicas: 0}
+EOT
+}
+log "rendering $N stacks"
+for i in $(seq -w 1 "$N"); do stack "s$i"; done > "$OUT/stacks.yaml"
+
+start_operator() {
+  RUST_LOG=warn "$BIN" run --namespaces "$NS" --http-addr "127.0.0.1:$PORT" --log-format json \
+    >>"$OUT/operator.log" 2>&1 &
+  OP=$!
+  for _ in $(seq 100); do curl -sf "127.0.0.1:$PORT/readyz" >/dev/null && return; sleep 0.2; done
+  echo "operator did not become ready; log: $OUT/operator.log" >&2; exit 1
+}
+rss_kib() { awk '/VmRSS/{print $2}' "/proc/$OP/status"; }
+metric() { curl -sf "127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1==m{print $2}'; }
+converged() { # stacks whose status reports the current generation
+  kubectl -n "$NS" get aps -o json | jq '[.items[] | select(.status.observedGeneration == .metadata.generation)] | length'
+}
+
+log "baseline: one server-side apply of the same $((N * 4)) child objects, no operator"
+first=s$(printf "%0${#N}d" 1)
+# The operator makes the children of one stack; renamed N times, they are the
+# baseline's objects.
+start_operator
+stack "$first" | kubectl -n "$NS" apply --server-side -f - >/dev/null
+for _ in $(seq 60); do (( $(converged) == 1 )) && break; sleep 1; done
+kill "$OP"; wait "$OP" 2>/dev/null || true; OP=
+kubectl -n "$NS" get deploy,svc -l app.kubernetes.io/instance="$first" -o json \
+  | jq -c '.items[] | del(.metadata.uid,.metadata.resourceVersion,.metadata.creationTimestamp,.metadata.managedFields,.metadata.ownerReferences,.metadata.generation,.metadata.annotations,.status,.spec.clusterIP,.spec.clusterIPs) | .metadata.namespace = "'"$BASE_NS"'"' > "$OUT/one.jsonl"
+[[ -s $OUT/one.jsonl ]] || { echo "the operator made no children for the template stack; log: $OUT/operator.log" >&2; exit 1; }
+kubectl delete ns "$NS" --wait=true --timeout=300s >/dev/null; kubectl create ns "$NS" >/dev/null
+for i in $(seq -w 1 "$N"); do sed "s/\"$first/\"s$i/g; s/$first-/s$i-/g" "$OUT/one.jsonl"; done \
+  | jq -s '{apiVersion: "v1", kind: "List", items: .}' > "$OUT/baseline.json"
+b0=$SECONDS
+kubectl apply --server-side -f "$OUT/baseline.json" >/dev/null
+baseline=$((SECONDS - b0))
+log "baseline: ${baseline}s"
+
+log "operator: converge $N AppStacks"
+start_operator
+rss0=$(rss_kib)
+c0=$SECONDS
+kubectl -n "$NS" apply --server-side -f "$OUT/stacks.yaml" >/dev/null
+while (( $(converged) < N )); do
+  ((SECONDS - c0 < 1800)) || { echo "not converged after 1800s ($(converged)/$N)" >&2; exit 1; }
+  sleep 2
+done
+converge=$((SECONDS - c0))
+rss1=$(rss_kib)
+log "operator: ${converge}s to converge, RSS $((rss0 / 1024)) -> $((rss1 / 1024)) MiB"
+
+log "idle minute"
+a0=$(metric appstack_applies_total); sleep 60; a1=$(metric appstack_applies_total)
+idle=$(( ${a1%.*} - ${a0%.*} ))
+
+log "operator restart"
+snap() { kubectl -n "$NS" get deploy,svc -o json | jq -r '.items[] | "\(.kind)/\(.metadata.name) \(.metadata.resourceVersion)"' | sort; }
+snap > "$OUT/before"
+kill "$OP"; wait "$OP" 2>/dev/null || true
+r0=$SECONDS; start_operator
+# Wait until the restarted operator has looked at every stack once.
+while (( $(metric appstack_reconciles_total | cut -d. -f1) < N )); do
+  ((SECONDS - r0 < 900)) || break; sleep 2
+done
+resync=$((SECONDS - r0))
+snap > "$OUT/after"
+moved=$(comm -3 "$OUT/before" "$OUT/after" | grep -c . || true)
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b == 0) b = 1; printf "%.2f", a / b }'; }
+cat <<EOT | tee "$OUT/summary.md"
+
+| measure ($N stacks, $((N * 4)) children) | value |
+|---|---|
+| converge time / baseline apply time | $(ratio "$converge" "$baseline") (${converge}s / ${baseline}s) |
+| restart resync time / baseline apply time | $(ratio "$resync" "$baseline") (${resync}s / ${baseline}s) |
+| child applies during an idle minute | $idle |
+| child resourceVersions moved by a restart | $((moved / 2)) |
+| operator RSS with $N stacks / with none | $(ratio "$rss1" "$rss0") ($((rss1 / 1024)) MiB / $((rss0 / 1024)) MiB) |
+EOT
+log "bench done in $((SECONDS - T0))s; details in $OUT"

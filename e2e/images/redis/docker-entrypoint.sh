@@ -1,0 +1,29 @@
+#!/bin/bash
+# Entrypoint of appstack.local/redis:7, with the official redis image's contract:
+# arguments that are options or a .conf file go to redis-server; started as root it
+# hands /data to the redis user (uid 999) and drops to it; as any other uid it just runs.
+set -euo pipefail
+
+if [[ ${1:-} == -* || ${1:-} == *.conf ]]; then
+  set -- redis-server "$@"
+fi
+
+if [[ ${1:-} == redis-server ]]; then
+  if [[ $(id -u) == 0 ]]; then
+    find . \! -user redis -exec chown redis:redis '{}' +
+    exec setpriv --reuid=redis --regid=redis --init-groups -- "$0" "$@"
+  fi
+  # The official image compiles protected mode off, since the container's network is
+  # the boundary; Debian's binary has it on, so switch it off unless an option or
+  # the config file sets it.
+  conf=""
+  [[ ${2:-} == *.conf ]] && conf=$2
+  if [[ " $* " != *" --protected-mode "* ]] \
+    && ! { [[ -r $conf ]] && grep -qiE '^[[:space:]]*protected-mode[[:space:]]' "$conf"; }; then
+    set -- "$@" --protected-mode no
+  fi
+  # Files redis writes (AOF, RDB) are private unless the caller chose a umask.
+  [[ $(umask) == 0022 ]] && umask 0077
+fi
+
+exec "$@"

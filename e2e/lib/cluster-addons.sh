@@ -1,0 +1,77 @@
+# shellcheck shell=bash
+# Cluster add-ons: the base objects (e2e/cluster/addons.yaml), CoreDNS,
+# metrics-server and the PVC provisioner as host processes, and the images the
+# cluster itself needs. Sourced by cluster.sh.
+
+import_images() {
+  CONTAINERD_ADDRESS=$CONTAINERD_SOCK "$REPO_ROOT/e2e/images/build.sh" pause tools redis postgres
+}
+
+apply_addons() {
+  local ip=$1
+  # Used by the template.
+  # shellcheck disable=SC2034
+  local NODE_IP=$ip CA_BUNDLE_B64
+  # shellcheck disable=SC2034
+  CA_BUNDLE_B64=$(base64 -w0 <"$PKI/ca.crt")
+  render addons.yaml >"$CONF_DIR/addons.yaml"
+  # The default ServiceAccount and RBAC bootstrap can lag the API server's
+  # readiness by a moment on a fresh etcd: retry briefly.
+  local i
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    if kc apply --server-side --force-conflicts --field-manager appstack-cluster \
+      -f "$CONF_DIR/addons.yaml" >"$LOG_DIR/addons-apply.log" 2>&1; then
+      return 0
+    fi
+    sleep 1
+  done
+  cat "$LOG_DIR/addons-apply.log" >&2
+  return 1
+}
+
+start_coredns() {
+  local ip=$1
+  # shellcheck disable=SC2034 # used by the template
+  local NODE_IP=$ip
+  render_to Corefile "$CONF_DIR/Corefile"
+  proc_start coredns "$COREDNS_BIN/coredns" -conf "$CONF_DIR/Corefile"
+}
+
+wait_coredns() {
+  wait_ready coredns 60 curl -fsS "http://127.0.0.1:$DNS_READY_PORT/ready"
+}
+
+start_metrics_server() {
+  local ip=$1 kcfg=$KUBECONFIG_DIR/metrics-server.kubeconfig
+  proc_start metrics-server "$METRICS_SERVER_BIN/metrics-server" \
+    --kubeconfig "$kcfg" --authentication-kubeconfig "$kcfg" --authorization-kubeconfig "$kcfg" \
+    --bind-address "$ip" --secure-port "$METRICS_PORT" \
+    --tls-cert-file "$PKI/metrics-server-serving.crt" --tls-private-key-file "$PKI/metrics-server-serving.key" \
+    --kubelet-preferred-address-types InternalIP --kubelet-use-node-status-port \
+    --kubelet-certificate-authority "$PKI/ca.crt" \
+    --metric-resolution 15s --v=1
+}
+
+apiservice_available() {
+  [[ $(kc get apiservice v1beta1.metrics.k8s.io \
+    -o jsonpath='{.status.conditions[?(@.type=="Available")].status}' 2>/dev/null) == True ]]
+}
+
+wait_metrics_server() {
+  wait_ready metrics-server 90 apiservice_available
+}
+
+start_local_path_provisioner() {
+  render_to local-path-config.json "$CONF_DIR/local-path-config.json"
+  render_to local-path-helper-pod.yaml "$CONF_DIR/local-path-helper-pod.yaml"
+  mkdir -p "$CLUSTER_DIR/volumes"
+  proc_start local-path-provisioner "$LOCAL_PATH_BIN/local-path-provisioner" start \
+    --kubeconfig "$KUBECONFIG_DIR/local-path-provisioner.kubeconfig" \
+    --config "$CONF_DIR/local-path-config.json" \
+    --helper-pod-file "$CONF_DIR/local-path-helper-pod.yaml" \
+    --provisioner-name rancher.io/local-path --namespace local-path-storage \
+    --configmap-name local-path-config --service-account-name local-path-provisioner \
+    --helper-image "$TOOLS_IMAGE"
+  sleep 1
+  require_alive local-path-provisioner
+}

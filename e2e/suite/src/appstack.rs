@@ -1,0 +1,195 @@
+//! AppStacks as a user handles them: the example manifest, applied with
+//! Server-Side Apply, and its status conditions.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::core::GroupVersionKind;
+use kube::{Client, ResourceExt};
+use serde_json::Value;
+
+use crate::runner::Ctx;
+use crate::shop::Shop;
+use crate::wait::{self, Pending, Ready};
+use crate::apply;
+
+pub const GROUP: &str = "appstack.dev";
+pub const VERSION: &str = "v1alpha1";
+pub const KIND: &str = "AppStack";
+
+pub fn resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, KIND), "appstacks")
+}
+
+pub fn api(client: &Client, ns: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), ns, &resource())
+}
+
+/// deploy/examples/shop.yaml as JSON, to be tweaked per scenario.
+pub fn shop_manifest(ctx: &Ctx) -> Result<Value> {
+    let path = ctx.env.repo.join("deploy/examples/shop.yaml");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+pub fn name_of(manifest: &Value) -> Result<String> {
+    manifest["metadata"]["name"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("manifest without metadata.name"))
+}
+
+/// (status, reason, message) of a status condition.
+pub fn condition(obj: &DynamicObject, type_: &str) -> Option<(String, String, String)> {
+    obj.data["status"]["conditions"].as_array()?.iter().find_map(|c| {
+        (c["type"].as_str() == Some(type_)).then(|| {
+            let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            (s("status"), s("reason"), s("message"))
+        })
+    })
+}
+
+/// Every condition as "Type=Status (Reason: message)", for messages.
+pub fn conditions(obj: &DynamicObject) -> String {
+    match obj.data["status"]["conditions"].as_array() {
+        Some(cs) if !cs.is_empty() => cs
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}={} ({}: {})",
+                    c["type"].as_str().unwrap_or("?"),
+                    c["status"].as_str().unwrap_or("?"),
+                    c["reason"].as_str().unwrap_or(""),
+                    c["message"].as_str().unwrap_or("")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => "no status conditions yet".into(),
+    }
+}
+
+pub fn observed_generation(obj: &DynamicObject) -> Option<i64> {
+    obj.data["status"]["observedGeneration"].as_i64()
+}
+
+/// Waits until Ready=True for the current generation; returns how long it took.
+pub async fn wait_ready(client: &Client, ns: &str, name: &str, timeout: Duration) -> Result<Duration> {
+    let api = api(client, ns);
+    let start = Instant::now();
+    wait::until(&format!("AppStack {name} to be Ready"), timeout, async || {
+        let obj = api.get(name).await?;
+        let ready = condition(&obj, "Ready").is_some_and(|(s, _, _)| s == "True");
+        let current = observed_generation(&obj) == obj.metadata.generation;
+        Ok(if ready && current {
+            Ready(())
+        } else {
+            Pending(format!(
+                "generation {:?}, observedGeneration {:?}; {}",
+                obj.metadata.generation,
+                observed_generation(&obj),
+                conditions(&obj)
+            ))
+        })
+    })
+    .await?;
+    Ok(start.elapsed())
+}
+
+/// A Service's ClusterIP and first port.
+pub async fn service_addr(client: &Client, ns: &str, name: &str) -> Result<SocketAddr> {
+    let svc = Api::<Service>::namespaced(client.clone(), ns)
+        .get(name)
+        .await
+        .with_context(|| format!("getting Service {name}"))?;
+    let spec = svc.spec.context("Service without spec")?;
+    let ip: IpAddr = spec
+        .cluster_ip
+        .as_deref()
+        .filter(|ip| *ip != "None")
+        .with_context(|| format!("Service {name} has no ClusterIP"))?
+        .parse()
+        .with_context(|| format!("Service {name}: bad ClusterIP"))?;
+    let port = spec
+        .ports
+        .and_then(|p| p.first().map(|p| p.port))
+        .with_context(|| format!("Service {name} has no port"))?;
+    Ok(SocketAddr::new(ip, u16::try_from(port)?))
+}
+
+/// A running shop: the AppStack's name, its manifest and a client for it.
+pub struct Stack {
+    pub name: String,
+    pub manifest: Value,
+    pub shop: Shop,
+}
+
+impl Stack {
+    pub fn web(&self) -> String {
+        format!("{}-web", self.name)
+    }
+    pub fn redis(&self) -> String {
+        format!("{}-redis", self.name)
+    }
+    pub fn postgres(&self) -> String {
+        format!("{}-postgres", self.name)
+    }
+}
+
+/// Applies the shop example (after `tweak`) in the scenario's namespace,
+/// waits until it is Ready and its web Service answers /readyz.
+pub async fn deploy_shop(ctx: &mut Ctx, tweak: impl FnOnce(&mut Value)) -> Result<Stack> {
+    let mut manifest = shop_manifest(ctx)?;
+    tweak(&mut manifest);
+    let name = name_of(&manifest)?;
+    ctx.step(format!("applying AppStack {name} (server-side)"));
+    apply::object(&ctx.client, &ctx.ns, manifest.clone()).await?;
+    let took = wait_ready(&ctx.client, &ctx.ns, &name, Duration::from_secs(300)).await?;
+    ctx.step(format!("AppStack {name} Ready after {:.1}s", took.as_secs_f64()));
+    let shop = shop_client(ctx, &format!("{name}-web")).await?;
+    Ok(Stack { name, manifest, shop })
+}
+
+/// A client for the shop's web Service, once it answers /readyz.
+pub async fn shop_client(ctx: &mut Ctx, service: &str) -> Result<Shop> {
+    let addr = service_addr(&ctx.client, &ctx.ns, service).await?;
+    let shop = Shop::new(ctx.http().await?, addr);
+    wait::until(
+        &format!("Service {service} ({addr}) to answer GET /readyz with 200"),
+        Duration::from_secs(60),
+        async || {
+            let r = shop.ready().await?;
+            Ok(if r.status == 200 { Ready(()) } else { Pending(r.summary()) })
+        },
+    )
+    .await?;
+    Ok(shop)
+}
+
+/// Sets metadata.annotations[key] with a merge patch: a metadata-only change
+/// (no generation bump) that still wakes the controller.
+pub async fn annotate(client: &Client, ns: &str, name: &str, key: &str, value: &str) -> Result<()> {
+    let patch = serde_json::json!({"metadata": {"annotations": {key: value}}});
+    api(client, ns)
+        .patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+        .await
+        .with_context(|| format!("annotating AppStack {name}"))?;
+    Ok(())
+}
+
+/// Merge-patches the AppStack's spec, as `kubectl patch --type merge` does.
+pub async fn patch_spec(client: &Client, ns: &str, name: &str, spec: Value) -> Result<DynamicObject> {
+    let patch = serde_json::json!({ "spec": spec });
+    api(client, ns)
+        .patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+        .await
+        .with_context(|| format!("patching AppStack {name}"))
+}
+
+pub fn uid(obj: &DynamicObject) -> String {
+    obj.uid().unwrap_or_default()
+}

@@ -1,0 +1,52 @@
+//! What to look at when a scenario fails: the namespace's objects, the
+//! AppStacks' status, recent events, and the operator leader's last logs.
+
+use std::time::Duration;
+
+use crate::cmd;
+use crate::env::TestEnv;
+use crate::operator;
+
+pub async fn print(env: &TestEnv, namespace: &str) {
+    println!("    --- diagnostics for namespace {namespace} ---");
+    let t = Duration::from_secs(20);
+    let runs: [(&str, Vec<&str>); 3] = [
+        (
+            "objects",
+            vec![
+                "get", "appstacks,deploy,sts,svc,hpa,pdb,pods,pvc", "-n", namespace, "-o", "wide",
+            ],
+        ),
+        (
+            "AppStack status",
+            vec![
+                "get", "appstacks", "-n", namespace, "-o",
+                "jsonpath={range .items[*]}{.metadata.name}: {.status}{\"\\n\"}{end}",
+            ],
+        ),
+        (
+            "recent events",
+            vec!["get", "events", "-n", namespace, "--sort-by=.lastTimestamp"],
+        ),
+    ];
+    for (what, args) in runs {
+        match cmd::run(env, "kubectl", &args, None, t).await {
+            Ok(out) => println!("    {what}:\n{}", cmd::indent(&tail(&out.text(), 25))),
+            Err(e) => println!("    {what}: {e:#}"),
+        }
+    }
+    let logs = [
+        "logs", "-n", operator::NAMESPACE, "-l", operator::POD_SELECTOR, "--tail=15",
+        "--prefix", "--max-log-requests=4",
+    ];
+    match cmd::run(env, "kubectl", &logs, None, t).await {
+        Ok(out) => println!("    operator logs:\n{}", cmd::indent(&out.text())),
+        Err(e) => println!("    operator logs: {e:#}"),
+    }
+    println!("    --- end of diagnostics ---");
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

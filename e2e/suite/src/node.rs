@@ -1,0 +1,77 @@
+//! kill -9 of a container's main process from the node (this host), the way
+//! an OOM kill or a crash ends it: no SIGTERM, no preStop, no goodbye.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+
+use crate::cmd;
+use crate::env::TestEnv;
+
+/// The containerd id of the pod's container `name` (or its first one).
+pub fn container_id(pod: &Pod, name: Option<&str>) -> Result<String> {
+    let statuses = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .with_context(|| format!("pod {} has no container statuses", pod.name_any()))?;
+    let status = statuses
+        .iter()
+        .find(|c| name.is_none_or(|n| c.name == n))
+        .with_context(|| format!("pod {} has no container {name:?}", pod.name_any()))?;
+    let id = status
+        .container_id
+        .as_deref()
+        .with_context(|| format!("container {} of {} has no id yet", status.name, pod.name_any()))?;
+    Ok(id.rsplit("://").next().unwrap_or(id).to_string())
+}
+
+pub fn restart_count(pod: &Pod) -> i32 {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map(|cs| cs.iter().map(|c| c.restart_count).sum())
+        .unwrap_or(0)
+}
+
+/// SIGKILLs the container's task through the cluster's containerd; falls
+/// back to finding its process in /proc by cgroup. Returns how it was done.
+pub async fn sigkill(env: &TestEnv, container_id: &str) -> Result<String> {
+    let args = [
+        "-n", "k8s.io", "--address", &env.containerd_address, "task", "kill", "-s", "SIGKILL",
+        container_id,
+    ];
+    let ctr = cmd::run(env, "ctr", &args, None, Duration::from_secs(20)).await;
+    match ctr {
+        Ok(out) if out.success => return Ok("ctr task kill -s SIGKILL".into()),
+        Ok(out) => println!("    ctr task kill failed ({}); looking in /proc", out.text()),
+        Err(e) => println!("    ctr unavailable ({e:#}); looking in /proc"),
+    }
+    let pids = pids_in_cgroup(container_id)?;
+    if pids.is_empty() {
+        bail!("no process of container {container_id} found in /proc");
+    }
+    for pid in &pids {
+        cmd::run_ok(env, "kill", &["-9", &pid.to_string()], None, Duration::from_secs(5)).await?;
+    }
+    Ok(format!("kill -9 {pids:?} (found in /proc)"))
+}
+
+/// Processes whose cgroup path names the container id (cgroup v1 and v2).
+fn pids_in_cgroup(container_id: &str) -> Result<Vec<u32>> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").context("reading /proc")? {
+        let entry = entry?;
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Ok(cgroup) = std::fs::read_to_string(entry.path().join("cgroup"))
+            && cgroup.contains(container_id)
+        {
+            pids.push(pid);
+        }
+    }
+    Ok(pids)
+}

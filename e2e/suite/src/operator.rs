@@ -1,0 +1,148 @@
+//! The operator as installed by its Helm chart: release, pods, Lease, metrics.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use kube::{Client, ResourceExt};
+
+use crate::cmd;
+use crate::env::TestEnv;
+use crate::http::{Call, Http};
+use crate::pods;
+use crate::wait::{self, Pending, Ready};
+
+pub const RELEASE: &str = "appstack-operator";
+pub const NAMESPACE: &str = "appstack-system";
+pub const CHART: &str = "charts/appstack-operator";
+/// The chart's full name for release "appstack-operator": Deployment,
+/// ServiceAccount, ClusterRole and Lease are all named so.
+pub const FULLNAME: &str = "appstack-operator";
+pub const POD_SELECTOR: &str =
+    "app.kubernetes.io/name=appstack-operator,app.kubernetes.io/instance=appstack-operator";
+pub const REPLICAS: i32 = 2;
+
+/// `helm upgrade --install` of the chart with the local cluster's values;
+/// `extra` are more helm flags. Returns helm's output (with the NOTES).
+pub async fn helm_upgrade_install(env: &TestEnv, extra: &[String]) -> Result<String> {
+    let mut args: Vec<String> = [
+        "upgrade", "--install", RELEASE, CHART, "-n", NAMESPACE, "--create-namespace",
+        "--wait", "--timeout", "240s",
+    ]
+    .map(String::from)
+    .to_vec();
+    if env.is_local() {
+        args.extend(["-f".into(), "charts/values-local-cluster.yaml".into()]);
+        // The dev image is rebuilt under the same tag: naming its digest in a
+        // pod annotation rolls the pods when (and only when) it changed.
+        if let Some(digest) = local_image_digest(env).await? {
+            args.extend([
+                "--set-string".into(),
+                format!("podAnnotations.e2e\\.appstack\\.dev/image-digest={digest}"),
+            ]);
+        }
+    }
+    args.extend(extra.iter().cloned());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    cmd::run_ok(env, "helm", &refs, None, Duration::from_secs(300)).await
+}
+
+/// The digest of appstack.local/appstack-operator:dev in the local
+/// containerd, if ctr can tell.
+pub async fn local_image_digest(env: &TestEnv) -> Result<Option<String>> {
+    let image = "appstack.local/appstack-operator:dev";
+    let out = cmd::run(
+        env,
+        "ctr",
+        &["-n", "k8s.io", "--address", &env.containerd_address, "images", "ls", &format!("name=={image}")],
+        None,
+        Duration::from_secs(20),
+    )
+    .await;
+    let Ok(out) = out else { return Ok(None) };
+    if !out.success {
+        return Ok(None);
+    }
+    let digest = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with(image))
+        .find_map(|l| l.split_whitespace().nth(2).map(str::to_string));
+    if digest.is_none() {
+        bail!("image {image} is not in the cluster's containerd; build it: e2e/images/build.sh operator");
+    }
+    Ok(digest)
+}
+
+pub async fn operator_pods(client: &Client) -> Result<Vec<Pod>> {
+    pods::list(client, NAMESPACE, POD_SELECTOR).await
+}
+
+/// Waits until the operator's Deployment has rolled out completely.
+pub async fn wait_available(client: &Client, timeout: Duration) -> Result<Vec<Pod>> {
+    pods::wait_deployment_settled(client, NAMESPACE, FULLNAME, Some(REPLICAS), timeout).await
+}
+
+pub async fn lease(client: &Client) -> Result<Option<Lease>> {
+    Api::<Lease>::namespaced(client.clone(), NAMESPACE)
+        .get_opt(FULLNAME)
+        .await
+        .context("reading the operator's Lease")
+}
+
+pub async fn holder(client: &Client) -> Result<Option<String>> {
+    Ok(lease(client)
+        .await?
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+        .filter(|h| !h.is_empty()))
+}
+
+/// Waits until the Lease names a live, ready operator pod that is not one of
+/// `not`; returns that pod.
+pub async fn wait_leader(client: &Client, not: &[String], timeout: Duration) -> Result<Pod> {
+    wait::until_every(
+        "the Lease to name a new, ready operator pod as leader",
+        timeout,
+        Duration::from_millis(200),
+        async || {
+            let holder = holder(client).await?;
+            let pods = operator_pods(client).await?;
+            let leader = holder.as_ref().and_then(|h| {
+                pods.iter()
+                    .find(|p| &p.name_any() == h && !not.contains(h) && pods::is_ready(p))
+            });
+            Ok(match leader {
+                Some(p) => Ready(p.clone()),
+                None => Pending(format!("holder {holder:?}; pods: {}", pods::describe(&pods))),
+            })
+        },
+    )
+    .await
+}
+
+pub fn pod_ip(pod: &Pod) -> Result<IpAddr> {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.pod_ip.as_deref())
+        .with_context(|| format!("pod {} has no IP", pod.name_any()))?
+        .parse()
+        .context("bad pod IP")
+}
+
+/// appstack_reconciles_total of one operator pod, from its /metrics.
+pub async fn reconciles(http: &Http, pod: &Pod) -> Result<f64> {
+    let addr = SocketAddr::new(pod_ip(pod)?, 8080);
+    let r = http.send(addr, Call::get("/metrics")).await?;
+    if r.status != 200 {
+        bail!("GET /metrics of {}: {}", pod.name_any(), r.summary());
+    }
+    r.body
+        .lines()
+        .find_map(|l| l.strip_prefix("appstack_reconciles_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("no appstack_reconciles_total in /metrics of {}", pod.name_any()))
+}

@@ -1,0 +1,52 @@
+//! One module per scenario, listed here in the order they run.
+
+use std::time::Duration;
+
+use appstack_e2e::runner::Scenario;
+
+mod apply;
+mod bad_manifests;
+mod delete_reapply;
+mod drift;
+mod helm_install;
+mod helm_upgrade;
+mod hpa;
+mod kill_app;
+mod kill_stores;
+mod operator_restart;
+mod smoke;
+mod zero_downtime;
+
+fn scenario(name: &'static str, run: appstack_e2e::runner::ScenarioFn, minutes: u64) -> Scenario {
+    Scenario {
+        name,
+        run,
+        needs_operator: true,
+        installs_operator: false,
+        timeout: Duration::from_secs(minutes * 60),
+    }
+}
+
+pub fn all() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            needs_operator: false,
+            ..scenario("smoke", smoke::run, 5)
+        },
+        Scenario {
+            needs_operator: false,
+            installs_operator: true,
+            ..scenario("helm-install", helm_install::run, 7)
+        },
+        scenario("apply", apply::run, 7),
+        scenario("kill-app-pods", kill_app::run, 8),
+        scenario("kill-stores", kill_stores::run, 8),
+        scenario("zero-downtime", zero_downtime::run, 7),
+        scenario("operator-restart", operator_restart::run, 8),
+        scenario("drift", drift::run, 6),
+        scenario("hpa", hpa::run, 20),
+        scenario("delete-and-reapply", delete_reapply::run, 10),
+        scenario("bad-manifests", bad_manifests::run, 3),
+        scenario("helm-upgrade-uninstall", helm_upgrade::run, 10),
+    ]
+}

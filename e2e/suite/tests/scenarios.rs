@@ -1,0 +1,14 @@
+//! The end-to-end scenarios of issues 5 and 6, run in order against the
+//! cluster by `make e2e`:
+//!
+//!   cargo test --locked -p appstack-e2e --test scenarios -- --nocapture [FILTER...]
+//!
+//! FILTER selects scenarios whose name contains it (helm-install is added
+//! when a selected scenario needs the operator). E2E_KEEP=1 keeps every
+//! scenario's namespace; CLUSTER=current drives the current kube context.
+
+mod cases;
+
+fn main() -> std::process::ExitCode {
+    appstack_e2e::runner::main(cases::all())
+}
