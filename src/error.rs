@@ -19,7 +19,9 @@ pub enum Error {
         source: kube::Error,
     },
 
-    #[error("Secret {name} exists but has no usable `{key}` key; delete it to have a new one generated, or add the key")]
+    #[error(
+        "Secret {name} exists but has no usable `{key}` key; delete it to have a new one generated, or add the key"
+    )]
     MalformedSecret { name: String, key: &'static str },
 
     #[error("creating Secret {name}: {source}")]

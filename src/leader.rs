@@ -112,7 +112,9 @@ impl Elector {
             .await
         {
             Ok(_) => info!(lease = %self.config.name, "released the lease"),
-            Err(error) => warn!(%error, "could not release the lease; a standby takes over when it expires"),
+            Err(error) => {
+                warn!(%error, "could not release the lease; a standby takes over when it expires")
+            }
         }
     }
 
@@ -175,7 +177,10 @@ impl Elector {
             .await
         {
             Ok(updated) => {
-                self.observed = Some((updated.resource_version().unwrap_or_default(), Instant::now()));
+                self.observed = Some((
+                    updated.resource_version().unwrap_or_default(),
+                    Instant::now(),
+                ));
                 Ok(true)
             }
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),

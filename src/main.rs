@@ -9,7 +9,11 @@ use appstack::telemetry::{self, LogFormat};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "appstack-operator", version, about = "Runs AppStacks: stateless components autoscaled, state in Redis and PostgreSQL")]
+#[command(
+    name = "appstack-operator",
+    version,
+    about = "Runs AppStacks: stateless components autoscaled, state in Redis and PostgreSQL"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -26,7 +30,12 @@ enum Command {
 #[derive(clap::Args)]
 struct RunArgs {
     /// Namespaces to watch, comma-separated; empty watches all namespaces.
-    #[arg(long, env = "APPSTACK_NAMESPACES", value_delimiter = ',', default_value = "")]
+    #[arg(
+        long,
+        env = "APPSTACK_NAMESPACES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
     namespaces: Vec<String>,
     /// Log format.
     #[arg(long, env = "APPSTACK_LOG_FORMAT", value_enum, default_value = "text")]

@@ -62,10 +62,17 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
 
     let mut elector = None;
     if config.leader_election {
-        let namespace = config.lease_namespace.clone().ok_or(RunError::LeaseNamespace)?;
+        let namespace = config
+            .lease_namespace
+            .clone()
+            .ok_or(RunError::LeaseNamespace)?;
         let mut e = Elector::new(
             client.clone(),
-            LeaseConfig::new(config.lease_name.clone(), namespace, config.identity.clone()),
+            LeaseConfig::new(
+                config.lease_name.clone(),
+                namespace,
+                config.identity.clone(),
+            ),
         );
         tokio::select! {
             _ = e.acquire() => {}
@@ -132,15 +139,16 @@ async fn signal_stop(stop: watch::Sender<bool>) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(error) => {
-                warn!(%error, "cannot listen for SIGTERM");
-                let _ = ctrl_c.await;
-                let _ = stop.send(true);
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(error) => {
+                    warn!(%error, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    let _ = stop.send(true);
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

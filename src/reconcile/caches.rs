@@ -14,7 +14,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, PartialObjectMeta};
 use kube::core::NamespaceResourceScope;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, metadata_watcher, watcher};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
@@ -96,7 +96,7 @@ where
         + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = metadata_watcher(api::<K>(client, ns), children_config())
+    let stream = watcher(api::<Meta<K>>(client, ns), children_config())
         .default_backoff()
         .modify(|o: &mut Meta<K>| o.managed_fields_mut().clear())
         .reflect(writer)
@@ -107,12 +107,15 @@ where
 
 pub fn watch(client: &Client, namespace: Option<&str>) -> (Caches, Triggers) {
     let (stacks, writer) = reflector::store();
-    let stacks_t = watcher(api::<AppStack>(client, namespace), watcher::Config::default())
-        .default_backoff()
-        .modify(|o: &mut AppStack| o.managed_fields_mut().clear())
-        .reflect(writer)
-        .applied_objects()
-        .boxed();
+    let stacks_t = watcher(
+        api::<AppStack>(client, namespace),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(|o: &mut AppStack| o.managed_fields_mut().clear())
+    .reflect(writer)
+    .applied_objects()
+    .boxed();
     let (deployments, deployments_t) = full::<Deployment>(client, namespace, children_config());
     let (stateful_sets, stateful_sets_t) =
         full::<StatefulSet>(client, namespace, children_config());
@@ -153,4 +156,3 @@ pub async fn wait_ready(caches: &Caches) -> Result<(), reflector::store::WriterD
     caches.autoscalers.wait_until_ready().await?;
     caches.disruption_budgets.wait_until_ready().await
 }
-

@@ -31,7 +31,7 @@ impl Context {
         client: Client,
         caches: Caches,
         metrics: Arc<Metrics>,
-            instance: Option<String>,
+        instance: Option<String>,
     ) -> Self {
         let reporter = Reporter {
             controller: crate::build::FIELD_MANAGER.into(),
@@ -73,5 +73,9 @@ impl Context {
 }
 
 fn key(stack: &AppStack) -> String {
-    format!("{}/{}", stack.namespace().unwrap_or_default(), stack.name_any())
+    format!(
+        "{}/{}",
+        stack.namespace().unwrap_or_default(),
+        stack.name_any()
+    )
 }

@@ -40,10 +40,13 @@ pub async fn resolve(
         Some(secret) => Some((*secret).clone()),
         // The cache may lag behind a Secret created moments ago: ask the API
         // server before concluding that it does not exist.
-        None => api.get_opt(name).await.map_err(|source| Error::ReadSecret {
-            name: name.to_string(),
-            source,
-        })?,
+        None => api
+            .get_opt(name)
+            .await
+            .map_err(|source| Error::ReadSecret {
+                name: name.to_string(),
+                source,
+            })?,
     };
     match secret {
         Some(secret) => Ok(Resolved {

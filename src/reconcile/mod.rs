@@ -22,8 +22,8 @@ use tracing::{info, instrument, warn};
 
 use crate::api::AppStack;
 use crate::error::{Error, Result};
-use context::Context;
 use crate::telemetry::Metrics;
+use context::Context;
 pub use status::{DEGRADED, PROGRESSING, READY};
 
 /// How often a converged stack is looked at again without any event. Watches
@@ -61,7 +61,10 @@ pub async fn run(
     tokio::spawn(async move {
         if caches::wait_ready(&watched).await.is_ok() {
             synced.store(true, Ordering::Relaxed);
-            info!(namespace = namespace.as_deref().unwrap_or("*"), "caches synced");
+            info!(
+                namespace = namespace.as_deref().unwrap_or("*"),
+                "caches synced"
+            );
         }
     });
     Controller::for_stream(triggers.stacks, caches.stacks.clone())
@@ -86,8 +89,10 @@ pub async fn run(
 async fn reconcile(stack: Arc<AppStack>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
     let result = pipeline::reconcile(&stack, &ctx).await;
-    ctx.metrics
-        .observe(started.elapsed(), result.as_ref().err().map(Error::metric_label));
+    ctx.metrics.observe(
+        started.elapsed(),
+        result.as_ref().err().map(Error::metric_label),
+    );
     match &result {
         Ok(_) => ctx.reset_backoff(&stack),
         Err(error) => {
@@ -118,7 +123,9 @@ fn jittered(base: Duration, stack: &AppStack) -> Duration {
         .uid()
         .unwrap_or_default()
         .bytes()
-        .fold(0u64, |acc, b| acc.wrapping_mul(31).wrapping_add(u64::from(b)));
+        .fold(0u64, |acc, b| {
+            acc.wrapping_mul(31).wrapping_add(u64::from(b))
+        });
     base + Duration::from_secs(seed % (base.as_secs() / 5).max(1))
 }
 

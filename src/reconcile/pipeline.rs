@@ -37,9 +37,16 @@ pub(super) async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<()> {
         None => None,
     };
     let postgres = match stack.spec.postgres {
-        Some(_) => {
-            Some(resolve(ctx, &secrets, &namespace, names::postgres(&name), POSTGRES_USER).await?)
-        }
+        Some(_) => Some(
+            resolve(
+                ctx,
+                &secrets,
+                &namespace,
+                names::postgres(&name),
+                POSTGRES_USER,
+            )
+            .await?,
+        ),
         None => None,
     };
     let inputs = Inputs {
@@ -192,16 +199,73 @@ async fn prune_children(
     let caches = &ctx.caches;
     // Deployments and autoscalers first, stores last, Secrets at the very end:
     // nothing is left running that needs what was removed before it.
-    prune_kind::<HorizontalPodAutoscaler, _>(ctx, stack, &caches.autoscalers, namespace, &name, &uid, desired(&children.autoscalers)).await?;
-    prune_kind::<PodDisruptionBudget, _>(ctx, stack, &caches.disruption_budgets, namespace, &name, &uid, desired(&children.disruption_budgets)).await?;
-    prune_kind::<Deployment, _>(ctx, stack, &caches.deployments, namespace, &name, &uid, desired(&children.deployments)).await?;
-    prune_kind::<StatefulSet, _>(ctx, stack, &caches.stateful_sets, namespace, &name, &uid, desired(&children.stateful_sets)).await?;
-    prune_kind::<Service, _>(ctx, stack, &caches.services, namespace, &name, &uid, desired(&children.services)).await?;
-    prune_kind::<Secret, _>(ctx, stack, &caches.secrets, namespace, &name, &uid, desired(&children.secrets)).await
+    prune_kind::<HorizontalPodAutoscaler, _>(
+        ctx,
+        stack,
+        &caches.autoscalers,
+        namespace,
+        &name,
+        &uid,
+        desired(&children.autoscalers),
+    )
+    .await?;
+    prune_kind::<PodDisruptionBudget, _>(
+        ctx,
+        stack,
+        &caches.disruption_budgets,
+        namespace,
+        &name,
+        &uid,
+        desired(&children.disruption_budgets),
+    )
+    .await?;
+    prune_kind::<Deployment, _>(
+        ctx,
+        stack,
+        &caches.deployments,
+        namespace,
+        &name,
+        &uid,
+        desired(&children.deployments),
+    )
+    .await?;
+    prune_kind::<StatefulSet, _>(
+        ctx,
+        stack,
+        &caches.stateful_sets,
+        namespace,
+        &name,
+        &uid,
+        desired(&children.stateful_sets),
+    )
+    .await?;
+    prune_kind::<Service, _>(
+        ctx,
+        stack,
+        &caches.services,
+        namespace,
+        &name,
+        &uid,
+        desired(&children.services),
+    )
+    .await?;
+    prune_kind::<Secret, _>(
+        ctx,
+        stack,
+        &caches.secrets,
+        namespace,
+        &name,
+        &uid,
+        desired(&children.secrets),
+    )
+    .await
 }
 
 fn desired<K: Resource>(objects: &[K]) -> BTreeSet<String> {
-    objects.iter().filter_map(|o| o.meta().name.clone()).collect()
+    objects
+        .iter()
+        .filter_map(|o| o.meta().name.clone())
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -215,7 +279,10 @@ async fn prune_kind<K, C>(
     desired: BTreeSet<String>,
 ) -> Result<()>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug,
     C: Resource<DynamicType = ()> + Clone + 'static,
 {
     let kind = K::kind(&()).into_owned();

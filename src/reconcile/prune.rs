@@ -19,7 +19,13 @@ use crate::error::{Error, Result};
 const INSTANCE: &str = "app.kubernetes.io/instance";
 
 /// Names of the children of one kind that exist but are not desired.
-pub fn orphans<C>(cache: &Store<C>, namespace: &str, stack: &str, uid: &str, desired: &BTreeSet<String>) -> Vec<String>
+pub fn orphans<C>(
+    cache: &Store<C>,
+    namespace: &str,
+    stack: &str,
+    uid: &str,
+    desired: &BTreeSet<String>,
+) -> Vec<String>
 where
     C: Resource + Clone + 'static,
     C::DynamicType: Eq + std::hash::Hash + Clone,
@@ -45,7 +51,10 @@ where
 /// and so on are collected by the garbage collector).
 pub async fn delete<K>(client: &Client, namespace: &str, name: &str) -> Result<()>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug,
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let kind = K::kind(&()).into_owned();

@@ -124,12 +124,22 @@ fn conditions(problem: Option<&Problem>, all_ready: bool, waiting: &[String]) ->
     match problem {
         Some(Problem::InvalidSpec(msg)) => vec![
             (READY, false, "InvalidSpec", msg.clone()),
-            (PROGRESSING, false, "InvalidSpec", "fix the spec to continue".into()),
+            (
+                PROGRESSING,
+                false,
+                "InvalidSpec",
+                "fix the spec to continue".into(),
+            ),
             (DEGRADED, true, "InvalidSpec", msg.clone()),
         ],
         Some(Problem::ChangeRejected(msg)) => vec![
             if all_ready {
-                (READY, true, "AllReady", "the running children serve; see Degraded".into())
+                (
+                    READY,
+                    true,
+                    "AllReady",
+                    "the running children serve; see Degraded".into(),
+                )
             } else {
                 (READY, false, "ChangeRejected", msg.clone())
             },
@@ -137,8 +147,18 @@ fn conditions(problem: Option<&Problem>, all_ready: bool, waiting: &[String]) ->
             (DEGRADED, true, "ChangeRejected", msg.clone()),
         ],
         None if all_ready => vec![
-            (READY, true, "AllReady", "every component and store is ready".into()),
-            (PROGRESSING, false, "Complete", "every child is rolled out".into()),
+            (
+                READY,
+                true,
+                "AllReady",
+                "every component and store is ready".into(),
+            ),
+            (
+                PROGRESSING,
+                false,
+                "Complete",
+                "every child is rolled out".into(),
+            ),
             (DEGRADED, false, "AsExpected", "no problem found".into()),
         ],
         None => vec![

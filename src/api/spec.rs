@@ -1,0 +1,262 @@
+//! The AppStack spec: what a team writes. Doc comments become the CRD's
+//! descriptions (`kubectl explain appstack.spec...`); x_kube rules become CEL
+//! validations the API server enforces at admission.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{EnvVar, Probe, ResourceRequirements};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::status::AppStackStatus;
+
+/// An application whose servers are cattle: stateless components that any
+/// replica can serve, and the state they need in Redis and PostgreSQL, wired
+/// together by the operator.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "appstack.dev",
+    version = "v1alpha1",
+    kind = "AppStack",
+    plural = "appstacks",
+    shortname = "aps",
+    namespaced,
+    status = "AppStackStatus",
+    derive = "PartialEq",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Components","type":"string","jsonPath":".status.componentsReady"}"#,
+    printcolumn = r#"{"name":"Redis","type":"boolean","jsonPath":".status.redis.ready"}"#,
+    printcolumn = r#"{"name":"Postgres","type":"boolean","jsonPath":".status.postgres.ready"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = Rule::new("self.metadata.name.matches('^[a-z]')").message("metadata.name: must start with a letter, because it prefixes Service names (DNS-1035)"),
+    validation = Rule::new("!(has(self.spec.redis) || has(self.spec.postgres)) || size(self.metadata.name) <= 43").message("metadata.name: at most 43 characters when the stack has a store, so that <name>-postgres-headless and the StatefulSet's pod names stay valid"),
+    validation = Rule::new("self.spec.components.all(c, size(self.metadata.name) + size(c.name) <= 62)").message("metadata.name + spec.components[].name: together at most 62 characters, so that <name>-<component> is a valid object name")
+)]
+#[x_kube(validation = Rule::new("self.components.all(c, !has(c.uses) || c.uses.all(u, (u == 'redis' && has(self.redis)) || (u == 'postgres' && has(self.postgres))))").message("spec.components[].uses: names a store this stack does not have; add the redis or postgres section, or remove it from uses"))]
+#[serde(rename_all = "camelCase")]
+pub struct AppStackSpec {
+    /// The stateless components: each becomes a Deployment (with a Service, a
+    /// PodDisruptionBudget and, when autoscaling is set, an HPA). Any replica
+    /// must be able to serve any request: keep state in the stores.
+    #[schemars(length(min = 1, max = 20))]
+    #[x_kube(validation = Rule::new("self.all(x, self.exists_one(y, y.name == x.name))").message("spec.components: component names must be unique"))]
+    pub components: Vec<Component>,
+
+    /// Redis for sessions and caches: a one-replica StatefulSet with the
+    /// append-only file on a PersistentVolumeClaim and a generated password.
+    /// Omit the section for no Redis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisSpec>,
+
+    /// PostgreSQL for durable data: a one-replica StatefulSet on a
+    /// PersistentVolumeClaim with a generated password. Omit the section for
+    /// no PostgreSQL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresSpec>,
+
+    /// Keep the stores' PersistentVolumeClaims (your data) when the AppStack is
+    /// deleted or a store section is removed. Default true; set false to have
+    /// them deleted with their StatefulSet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain_data_on_delete: Option<bool>,
+}
+
+/// A stateless component: a Deployment any of whose replicas can serve any request.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Component {
+    /// Name of the component, unique in the stack: a DNS-1123 label (lower-case
+    /// letters, digits and '-', starting with a letter). Children are named
+    /// <stack>-<name>.
+    #[schemars(
+        length(min = 1, max = 40),
+        regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+
+    /// Container image of the component, e.g. ghcr.io/acme/shop:1.4.
+    #[x_kube(validation = Rule::new("self.trim() != ''").message("spec.components[].image: must not be empty"))]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: String,
+
+    /// When the kubelet pulls the image: Always, IfNotPresent or Never.
+    /// Default: Kubernetes' own (Always for :latest, IfNotPresent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(Always|IfNotPresent|Never)$"))]
+    pub image_pull_policy: Option<String>,
+
+    /// The port the component listens on; its Service exposes the same port.
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("spec.components[].port: must be between 1 and 65535"))]
+    pub port: i32,
+
+    /// Replicas when autoscaling is absent (default 1). With autoscaling the
+    /// HorizontalPodAutoscaler owns the replica count and this is ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: Option<i32>,
+
+    /// Scale on CPU with a HorizontalPodAutoscaler (autoscaling/v2) of the
+    /// same name as the Deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+
+    /// Extra environment variables, passed through as they are. The store
+    /// connection variables (REDIS_URL, DATABASE_URL, PG*) are added by the
+    /// operator and win over variables of the same name here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub env: Vec<EnvVar>,
+
+    /// CPU and memory requests and limits of the component's container. Set a
+    /// CPU request when autoscaling: the HPA's target is a share of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// The stores this component is wired to: redis, postgres. Default: every
+    /// store the stack has. An empty list wires none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2))]
+    pub uses: Option<Vec<StoreKind>>,
+
+    /// Overrides the image's entrypoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+
+    /// Arguments to the entrypoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+
+    /// When a replica may receive traffic. Default: a TCP check of the port.
+    /// An HTTP check of an endpoint that also checks the stores is better.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness_probe: Option<Probe>,
+
+    /// When the kubelet restarts a replica's container. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness_probe: Option<Probe>,
+
+    /// Annotations added to the component's pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_annotations: Option<BTreeMap<String, String>>,
+
+    /// Type of the component's Service: ClusterIP (default), NodePort or LoadBalancer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_type: Option<ServiceType>,
+}
+
+/// CPU-based autoscaling of a component.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("autoscaling.minReplicas: must not exceed maxReplicas"))]
+pub struct Autoscaling {
+    /// Fewest replicas, at least 1 (2 or more survive the loss of one pod).
+    #[schemars(range(min = 1, max = 1000))]
+    pub min_replicas: i32,
+    /// Most replicas.
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_replicas: i32,
+    /// Average CPU use, as a percentage of the CPU request, that the HPA aims
+    /// for. Default 80.
+    #[serde(
+        default,
+        rename = "targetCPUUtilizationPercentage",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(range(min = 1, max = 1000))]
+    pub target_cpu_utilization_percentage: Option<i32>,
+}
+
+/// A store a component can use.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    Redis,
+    Postgres,
+}
+
+/// Type of a component's Service.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceType {
+    ClusterIP,
+    NodePort,
+    LoadBalancer,
+}
+
+/// The Redis store.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisSpec {
+    /// Redis image. Default: the official redis:7.4. Any image whose
+    /// entrypoint runs `redis-server` with the arguments given works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.trim() != ''").message("spec.redis.image: must not be empty"))]
+    pub image: Option<String>,
+    /// The volume for Redis' append-only file. Default 1Gi of the default StorageClass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
+    /// CPU and memory requests and limits of the Redis container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// The PostgreSQL store.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PostgresSpec {
+    /// PostgreSQL image. Default: the official postgres:17. Any image that
+    /// follows its contract (POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB,
+    /// PGDATA, uid 999) works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.trim() != ''").message("spec.postgres.image: must not be empty"))]
+    pub image: Option<String>,
+    /// Name of the database to create. Default: the stack's name with '-'
+    /// turned into '_'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z_][a-z0-9_]*$"))]
+    pub database: Option<String>,
+    /// The volume for the data directory. Default 5Gi of the default StorageClass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
+    /// CPU and memory requests and limits of the PostgreSQL container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// A store's PersistentVolumeClaim. Fixed once the store exists: Kubernetes
+/// cannot change a StatefulSet's volumeClaimTemplates in place.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Requested size, a quantity such as 1Gi or 500Mi.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("storage.size: must be a positive quantity such as 1Gi or 500Mi"))]
+    #[schemars(length(max = 32))]
+    pub size: Option<String>,
+    /// StorageClass of the claim. Default: the cluster's default StorageClass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+impl AppStackSpec {
+    /// retainDataOnDelete, default true: data is never lost by accident.
+    pub fn retain_data(&self) -> bool {
+        self.retain_data_on_delete.unwrap_or(true)
+    }
+}
+
+impl Component {
+    /// Whether this component is wired to Redis (default: if the stack has it).
+    pub fn uses_redis(&self, spec: &AppStackSpec) -> bool {
+        self.uses_store(spec, StoreKind::Redis, spec.redis.is_some())
+    }
+
+    /// Whether this component is wired to PostgreSQL (default: if the stack has it).
+    pub fn uses_postgres(&self, spec: &AppStackSpec) -> bool {
+        self.uses_store(spec, StoreKind::Postgres, spec.postgres.is_some())
+    }
+
+    fn uses_store(&self, _spec: &AppStackSpec, kind: StoreKind, present: bool) -> bool {
+        present && self.uses.as_ref().is_none_or(|uses| uses.contains(&kind))
+    }
+}

@@ -1,0 +1,121 @@
+//! A stateless component's Deployment.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, Lifecycle, LifecycleHandler, PodSpec, PodTemplateSpec, Probe,
+    SleepAction, TCPSocketAction,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::meta::StackRef;
+use super::{Inputs, labels, names, security, wiring};
+use crate::api::{AppStack, Component};
+
+/// Seconds a terminating pod keeps serving after it was taken out of the
+/// Service's endpoints, so that in-flight and just-routed requests finish.
+const PRE_STOP_SLEEP: i64 = 5;
+const GRACE_PERIOD: i64 = 30;
+
+pub fn deployment(ctx: &StackRef, stack: &AppStack, c: &Component, inputs: &Inputs) -> Deployment {
+    let name = names::component(&ctx.name, &c.name);
+    let mut annotations: BTreeMap<String, String> = c.pod_annotations.clone().unwrap_or_default();
+    let wired = wiring::connection_env(ctx, stack, c);
+    if !wired.is_empty() {
+        annotations.insert(
+            wiring::CREDENTIALS_HASH.to_string(),
+            wiring::credentials_hash(stack, c, inputs),
+        );
+    }
+    let init = wiring::wait_for_stores(ctx, stack, c);
+    let container = Container {
+        name: c.name.clone(),
+        image: Some(c.image.clone()),
+        image_pull_policy: c.image_pull_policy.clone(),
+        command: c.command.clone(),
+        args: c.args.clone(),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: c.port,
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        env: Some(wiring::merged_env(&c.env, wired)).filter(|e| !e.is_empty()),
+        resources: c.resources.clone(),
+        readiness_probe: Some(
+            c.readiness_probe
+                .clone()
+                .unwrap_or_else(|| tcp_probe(c.port)),
+        ),
+        liveness_probe: c.liveness_probe.clone(),
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                sleep: Some(SleepAction {
+                    seconds: PRE_STOP_SLEEP,
+                }),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
+        }),
+        security_context: Some(security::container()),
+        ..Container::default()
+    };
+    Deployment {
+        metadata: ctx.object_meta(name, &c.name, labels::ROLE_APP),
+        spec: Some(DeploymentSpec {
+            // With autoscaling the HPA owns the count: leaving the field out of
+            // the applied object leaves it to the HPA.
+            replicas: match c.autoscaling {
+                Some(_) => None,
+                None => Some(c.replicas.unwrap_or(1)),
+            },
+            selector: LabelSelector {
+                match_labels: Some(ctx.selector(&c.name)),
+                ..LabelSelector::default()
+            },
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                // Never fewer ready pods than wanted during a rollout.
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_unavailable: Some(IntOrString::Int(0)),
+                    max_surge: Some(IntOrString::Int(1)),
+                }),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels::common(&ctx.name, &c.name, labels::ROLE_APP)),
+                    annotations: Some(annotations).filter(|a| !a.is_empty()),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    init_containers: Some(init).filter(|i| !i.is_empty()),
+                    containers: vec![container],
+                    security_context: Some(security::app_pod()),
+                    termination_grace_period_seconds: Some(GRACE_PERIOD),
+                    // Apps get their wiring explicitly; Docker-link variables
+                    // for every Service in the namespace are noise.
+                    enable_service_links: Some(false),
+                    automount_service_account_token: Some(false),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    }
+}
+
+fn tcp_probe(port: i32) -> Probe {
+    Probe {
+        tcp_socket: Some(TCPSocketAction {
+            port: IntOrString::Int(port),
+            ..TCPSocketAction::default()
+        }),
+        period_seconds: Some(5),
+        ..Probe::default()
+    }
+}

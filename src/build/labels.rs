@@ -1,0 +1,38 @@
+//! The recommended labels (app.kubernetes.io/*) on every child.
+
+use std::collections::BTreeMap;
+
+pub const NAME: &str = "app.kubernetes.io/name";
+pub const INSTANCE: &str = "app.kubernetes.io/instance";
+pub const COMPONENT: &str = "app.kubernetes.io/component";
+pub const PART_OF: &str = "app.kubernetes.io/part-of";
+pub const MANAGED_BY_KEY: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY: &str = "appstack-operator";
+
+/// The `part` label values of the stores.
+pub const REDIS: &str = "redis";
+pub const POSTGRES: &str = "postgres";
+
+/// app.kubernetes.io/component of stateless components and of stores.
+pub const ROLE_APP: &str = "app";
+pub const ROLE_STORE: &str = "store";
+
+/// Label selector of everything the operator made for one stack.
+pub fn stack_selector(stack: &str) -> String {
+    format!("{MANAGED_BY_KEY}={MANAGED_BY},{INSTANCE}={stack}")
+}
+
+pub(super) fn selector(stack: &str, part: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (NAME.to_string(), part.to_string()),
+        (INSTANCE.to_string(), stack.to_string()),
+    ])
+}
+
+pub(super) fn common(stack: &str, part: &str, role: &str) -> BTreeMap<String, String> {
+    let mut labels = selector(stack, part);
+    labels.insert(COMPONENT.to_string(), role.to_string());
+    labels.insert(PART_OF.to_string(), "appstack".to_string());
+    labels.insert(MANAGED_BY_KEY.to_string(), MANAGED_BY.to_string());
+    labels
+}

@@ -1,0 +1,104 @@
+//! Child object names: stable, derived from the stack's name only.
+
+use super::BuildError;
+
+/// Longest stack name when the stack has a store: `<stack>-postgres` (a
+/// StatefulSet) leaves room for the pod ordinal and the controller-revision-hash
+/// label (63), and `<stack>-postgres-headless` is a valid Service name.
+pub const MAX_STACK_WITH_STORES: usize = 43;
+const MAX_NAME: usize = 63;
+
+pub fn component(stack: &str, component: &str) -> String {
+    format!("{stack}-{component}")
+}
+
+pub fn redis(stack: &str) -> String {
+    format!("{stack}-redis")
+}
+
+pub fn postgres(stack: &str) -> String {
+    format!("{stack}-postgres")
+}
+
+pub fn headless(base: &str) -> String {
+    format!("{base}-headless")
+}
+
+/// A component's name must be a DNS-1123 label and `<stack>-<component>` a
+/// valid name.
+pub(super) fn check_component(stack: &str, index: usize, name: &str) -> Result<(), BuildError> {
+    let err = |message: String| BuildError::ComponentName { index, message };
+    let valid_label = !name.is_empty()
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !valid_label {
+        return Err(err(format!(
+            "{name:?} must be a DNS-1123 label: lower-case letters, digits and '-', starting with a letter"
+        )));
+    }
+    let full = component(stack, name);
+    if full.len() > MAX_NAME {
+        return Err(err(format!(
+            "{full:?} would be {} characters; stack and component names together must fit in {MAX_NAME}",
+            full.len()
+        )));
+    }
+    if !stack.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Err(BuildError::StackName(format!(
+            "{stack:?} must start with a letter: it prefixes Service names"
+        )));
+    }
+    Ok(())
+}
+
+pub(super) fn check_stack_with_stores(stack: &str) -> Result<(), BuildError> {
+    if stack.len() > MAX_STACK_WITH_STORES {
+        return Err(BuildError::StackName(format!(
+            "{stack:?} is {} characters; a stack with a store may have at most {MAX_STACK_WITH_STORES}",
+            stack.len()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_stable() {
+        assert_eq!(component("shop", "web"), "shop-web");
+        assert_eq!(redis("shop"), "shop-redis");
+        assert_eq!(postgres("shop"), "shop-postgres");
+        assert_eq!(headless(&postgres("shop")), "shop-postgres-headless");
+    }
+
+    #[test]
+    fn the_longest_stack_name_gives_valid_children() {
+        let stack = "a".repeat(MAX_STACK_WITH_STORES);
+        assert!(headless(&postgres(&stack)).len() <= 63);
+        // pod `<sts>-0` and label `<sts>-<10-char hash>` must fit in 63.
+        assert!(postgres(&stack).len() + 11 <= 63);
+        assert!(check_stack_with_stores(&stack).is_ok());
+        let err = check_stack_with_stores(&format!("{stack}a")).unwrap_err();
+        assert!(err.to_string().starts_with("metadata.name:"), "{err}");
+    }
+
+    #[test]
+    fn component_names_are_checked() {
+        assert!(check_component("shop", 0, "web").is_ok());
+        for bad in ["", "Web", "1web", "web-", "we_b"] {
+            let err = check_component("shop", 2, bad).unwrap_err();
+            assert!(
+                err.to_string().starts_with("spec.components[2].name:"),
+                "{err}"
+            );
+        }
+        let long = "c".repeat(60);
+        assert!(check_component("shop", 0, &long).is_err());
+        assert!(check_component("9shop", 0, "web").is_err());
+    }
+}

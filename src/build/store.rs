@@ -1,0 +1,98 @@
+//! What the Redis and PostgreSQL StatefulSets share: one replica, a stable
+//! name through the headless Service, one PersistentVolumeClaim whose fate
+//! follows retainDataOnDelete, the stores' uid, and a credentials hash.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+};
+use k8s_openapi::api::core::v1::{
+    Container, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec,
+    VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+
+use super::meta::StackRef;
+use super::{labels, names, security, wiring};
+use crate::api::{AppStack, StorageSpec};
+
+/// Name of the data volume (and the PVC prefix: `data-<stack>-<store>-0`).
+pub const DATA: &str = "data";
+
+pub struct Store<'a> {
+    pub part: &'static str,
+    pub container: Container,
+    pub storage: Option<&'a StorageSpec>,
+    pub default_size: &'static str,
+    pub credentials_hash: String,
+}
+
+pub fn stateful_set(ctx: &StackRef, stack: &AppStack, store: Store<'_>) -> StatefulSet {
+    let name = format!("{}-{}", ctx.name, store.part);
+    let policy = if stack.spec.retain_data() {
+        "Retain"
+    } else {
+        "Delete"
+    };
+    let size = store
+        .storage
+        .and_then(|s| s.size.clone())
+        .unwrap_or_else(|| store.default_size.to_string());
+    let claim = PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(DATA.into()),
+            labels: Some(ctx.selector(store.part)),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: store.storage.and_then(|s| s.storage_class_name.clone()),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".to_string(), Quantity(size))])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    };
+    StatefulSet {
+        metadata: ctx.object_meta(name.clone(), store.part, labels::ROLE_STORE),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(1),
+            service_name: Some(names::headless(&name)),
+            selector: LabelSelector {
+                match_labels: Some(ctx.selector(store.part)),
+                ..LabelSelector::default()
+            },
+            persistent_volume_claim_retention_policy: Some(
+                StatefulSetPersistentVolumeClaimRetentionPolicy {
+                    when_deleted: Some(policy.into()),
+                    when_scaled: Some(policy.into()),
+                },
+            ),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels::common(&ctx.name, store.part, labels::ROLE_STORE)),
+                    annotations: Some(BTreeMap::from([(
+                        wiring::CREDENTIALS_HASH.to_string(),
+                        store.credentials_hash,
+                    )])),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![store.container],
+                    security_context: Some(security::store_pod()),
+                    termination_grace_period_seconds: Some(60),
+                    enable_service_links: Some(false),
+                    automount_service_account_token: Some(false),
+                    ..PodSpec::default()
+                }),
+            },
+            volume_claim_templates: Some(vec![claim]),
+            ..StatefulSetSpec::default()
+        }),
+        ..StatefulSet::default()
+    }
+}

@@ -1,0 +1,146 @@
+//! Golden files: every child the builders make for the fixtures in
+//! tests/fixtures, one YAML file per object, plus each component's wiring.
+//! A change in any output shows up in review as a diff of tests/golden/.
+//! Regenerate with `UPDATE_GOLDEN=1 cargo test --test golden`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use appstack::api::AppStack;
+use appstack::build::{self, Children, Inputs, StoreCredentials};
+use kube::ResourceExt;
+use serde::Serialize;
+
+const REDIS_PASSWORD: &str = "redis-password-for-golden-tests";
+const POSTGRES_PASSWORD: &str = "postgres-password-for-golden-tests";
+
+fn fixture(name: &str) -> AppStack {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    serde_yaml::from_str(&text).unwrap()
+}
+
+fn inputs(stack: &AppStack) -> Inputs {
+    Inputs {
+        redis: stack.spec.redis.as_ref().map(|_| StoreCredentials {
+            username: "default".into(),
+            password: REDIS_PASSWORD.into(),
+        }),
+        postgres: stack.spec.postgres.as_ref().map(|_| StoreCredentials {
+            username: "app".into(),
+            password: POSTGRES_PASSWORD.into(),
+        }),
+    }
+}
+
+fn objects(children: &Children) -> BTreeMap<String, String> {
+    fn add<K: Serialize + kube::Resource<DynamicType = ()>>(
+        out: &mut BTreeMap<String, String>,
+        objects: &[K],
+    ) {
+        for o in objects {
+            let file = format!(
+                "{}-{}.yaml",
+                K::kind(&()).to_lowercase(),
+                o.meta().name.clone().unwrap()
+            );
+            out.insert(file, serde_yaml::to_string(o).unwrap());
+        }
+    }
+    let mut out = BTreeMap::new();
+    add(&mut out, &children.secrets);
+    add(&mut out, &children.services);
+    add(&mut out, &children.stateful_sets);
+    add(&mut out, &children.deployments);
+    add(&mut out, &children.autoscalers);
+    add(&mut out, &children.disruption_budgets);
+    // The wiring on its own: which variables each component gets, from where.
+    let wiring: BTreeMap<String, serde_json::Value> = children
+        .deployments
+        .iter()
+        .map(|d| {
+            let pod = d.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+            let value = serde_json::json!({
+                "env": pod.containers[0].env,
+                "initContainers": pod.init_containers.as_ref().map(|i| i.iter().map(|c| c.name.clone()).collect::<Vec<_>>()),
+                "credentialsHash": d.spec.as_ref().unwrap().template.metadata.as_ref().and_then(|m| m.annotations.as_ref()).and_then(|a| a.get("appstack.dev/credentials-hash")),
+            });
+            (d.name_any(), value)
+        })
+        .collect();
+    out.insert(
+        "wiring.yaml".into(),
+        serde_yaml::to_string(&wiring).unwrap(),
+    );
+    out
+}
+
+fn check(fixture_name: &str) {
+    let stack = fixture(&format!("{fixture_name}.yaml"));
+    let children = build::children(&stack, &inputs(&stack)).unwrap();
+    let dir: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(fixture_name);
+    let actual = objects(&children);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (file, yaml) in &actual {
+            std::fs::write(dir.join(file), yaml).unwrap();
+        }
+        return;
+    }
+    let mut expected = BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run UPDATE_GOLDEN=1 cargo test --test golden",
+            dir.display()
+        )
+    }) {
+        let path = entry.unwrap().path();
+        let file = path.file_name().unwrap().to_string_lossy().to_string();
+        expected.insert(file, std::fs::read_to_string(&path).unwrap());
+    }
+    assert_eq!(
+        expected.keys().collect::<Vec<_>>(),
+        actual.keys().collect::<Vec<_>>(),
+        "the set of children changed for {fixture_name}; if intended, run UPDATE_GOLDEN=1 cargo test --test golden"
+    );
+    for (file, yaml) in &actual {
+        pretty_assertions::assert_eq!(
+            &expected[file],
+            yaml,
+            "{fixture_name}/{file} differs from its golden file"
+        );
+    }
+}
+
+#[test]
+fn shop_children_match_golden_files() {
+    check("shop");
+}
+
+#[test]
+fn cache_only_children_match_golden_files() {
+    check("cache-only");
+}
+
+#[test]
+fn no_password_appears_literally_in_any_workload() {
+    for name in ["shop.yaml", "cache-only.yaml"] {
+        let stack = fixture(name);
+        let children = build::children(&stack, &inputs(&stack)).unwrap();
+        let workloads =
+            serde_json::to_string(&(&children.deployments, &children.stateful_sets)).unwrap();
+        assert!(
+            !workloads.contains(REDIS_PASSWORD),
+            "{name}: Redis password in a pod spec"
+        );
+        assert!(
+            !workloads.contains(POSTGRES_PASSWORD),
+            "{name}: PostgreSQL password in a pod spec"
+        );
+    }
+}
