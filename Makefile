@@ -57,7 +57,7 @@ images: build ## build the operator and demo images and import them into the clu
 
 .PHONY: chart-check
 chart-check: ## helm lint and a server-side dry run of the rendered chart
-	@$(STEP) "helm lint + dry run" charts/check.sh
+	@$(STEP) "helm lint, RBAC and dry run" charts/test.sh --cluster
 
 .PHONY: e2e
 e2e: ## end-to-end scenarios on the cluster (kills pods, proves nothing is lost)

@@ -18,6 +18,6 @@ find_helm() {
   HELM="$(tool_bin_dir helm)/helm"
   if [[ ! -x "$HELM" ]]; then
     echo "helm $HELM_VERSION is not cached yet; building it (once, a few minutes)" >&2
-    build_helm
+    build_tools helm
   fi
 }

@@ -17,8 +17,8 @@ apply_addons() {
   render addons.yaml >"$CONF_DIR/addons.yaml"
   # The default ServiceAccount and RBAC bootstrap can lag the API server's
   # readiness by a moment on a fresh etcd: retry briefly.
-  local i
-  for i in 1 2 3 4 5 6 7 8 9 10; do
+  local _
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
     if kc apply --server-side --force-conflicts --field-manager appstack-cluster \
       -f "$CONF_DIR/addons.yaml" >"$LOG_DIR/addons-apply.log" 2>&1; then
       return 0
@@ -35,9 +35,6 @@ start_coredns() {
   local NODE_IP=$ip
   render_to Corefile "$CONF_DIR/Corefile"
   proc_start coredns "$COREDNS_BIN/coredns" -conf "$CONF_DIR/Corefile"
-}
-
-wait_coredns() {
   wait_ready coredns 60 curl -fsS "http://127.0.0.1:$DNS_READY_PORT/ready"
 }
 
@@ -50,15 +47,12 @@ start_metrics_server() {
     --kubelet-preferred-address-types InternalIP --kubelet-use-node-status-port \
     --kubelet-certificate-authority "$PKI/ca.crt" \
     --metric-resolution 15s --v=1
+  wait_ready metrics-server 90 apiservice_available
 }
 
 apiservice_available() {
   [[ $(kc get apiservice v1beta1.metrics.k8s.io \
     -o jsonpath='{.status.conditions[?(@.type=="Available")].status}' 2>/dev/null) == True ]]
-}
-
-wait_metrics_server() {
-  wait_ready metrics-server 90 apiservice_available
 }
 
 start_local_path_provisioner() {

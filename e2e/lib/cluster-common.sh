@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # settings, read by the other cluster-*.sh files
 # Settings, output, templates and host processes of the local cluster.
 # Sourced by e2e/cluster.sh.
 
@@ -129,8 +130,9 @@ proc_start() {
   mkdir -p "$LOG_DIR" "$PID_DIR"
   [[ -f $LOG_DIR/$name.log ]] && mv -f "$LOG_DIR/$name.log" "$LOG_DIR/$name.log.1"
   # bash -c writes its own pid, then execs the command under that same pid.
+  # shellcheck disable=SC2016 # expanded by that inner bash
   setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PID_DIR/$name.pid" "$@" \
-    >"$LOG_DIR/$name.log" 2>&1 </dev/null &
+    >"$LOG_DIR/$name.log" 2>&1 </dev/null 7>&- 8>&- 9>&- &
   local i
   for i in $(seq 50); do
     [[ -s $PID_DIR/$name.pid ]] && return 0
@@ -216,5 +218,3 @@ wait_ready() {
     sleep 0.5
   done
 }
-
-kc() { kubectl --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }

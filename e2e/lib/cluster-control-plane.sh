@@ -66,7 +66,9 @@ start_scheduler() {
     --bind-address 127.0.0.1 --leader-elect=false --profiling=false --v=1
 }
 
-wait_controllers() {
+start_controllers() {
+  start_controller_manager
+  start_scheduler
   wait_ready kube-controller-manager 60 curl -fsSk https://127.0.0.1:10257/healthz
   wait_ready kube-scheduler 60 curl -fsSk https://127.0.0.1:10259/healthz
 }

@@ -8,7 +8,7 @@ _kubepods_procs() { # pids of every pod process, from the kubelet's cgroups
   local f
   for f in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
     [[ -d $f ]] || continue
-    find "$f" -name cgroup.procs -exec cat {} + 2>/dev/null
+    find "$f" -name cgroup.procs -exec cat {} + 2>/dev/null || true
   done | sort -un
 }
 
@@ -32,7 +32,8 @@ stop_pods() {
 _remove_pod_cgroups() {
   local f
   for f in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
-    [[ -d $f ]] && find "$f" -depth -type d -exec rmdir {} + 2>/dev/null
+    [[ -d $f ]] || continue
+    find "$f" -depth -type d -exec rmdir {} + 2>/dev/null || true
   done
   return 0
 }
@@ -48,10 +49,10 @@ kill_strays() {
 unmount_all() {
   local m
   # Deepest first; lazily when busy, so nothing is ever deleted through a mount.
-  for m in $(awk -v a="$CLUSTER_DIR/" -v b="$CONTAINERD_RUN/" \
-    'index($5, a) == 1 || index($5, b) == 1 {print $5}' /proc/self/mountinfo | sort -ru); do
+  while IFS= read -r m; do
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || warn "cannot unmount $m"
-  done
+  done < <(awk -v a="$CLUSTER_DIR/" -v b="$CONTAINERD_RUN/" \
+    'index($5, a) == 1 || index($5, b) == 1 {print $5}' /proc/self/mountinfo | sort -ru)
 }
 
 # _iptables_drop_refs CMD TABLE REGEX: deletes the rules whose text matches.
@@ -64,7 +65,7 @@ _iptables_drop_refs() {
 
 iptables_cleanup() {
   # kube-proxy removes its own rules (all modes); the rest is by name.
-  [[ -x ${K8S_BIN:-}/kube-proxy ]] && "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+  if [[ -x ${K8S_BIN:-}/kube-proxy ]]; then "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true; fi
   local cmd table chain
   for cmd in iptables ip6tables; do
     command -v "$cmd" >/dev/null || continue
@@ -113,6 +114,7 @@ cluster_down() {
   kill_strays
   unmount_all
   rm -rf --one-file-system "$CONTAINERD_STATE"
+  rm -f "$CONTAINERD_SOCK" "$CONTAINERD_SOCK.ttrpc"
   _remove_pod_cgroups
   host_network_down
   rm -f "$PID_DIR"/*.pid "$PID_DIR/node-ip"

@@ -20,10 +20,11 @@ host_network_up() {
     echo "${kv#*=}" >"$path"
   done
   # Addresses of the cluster's ranges that match nothing (no pod, no Service
-  # rule) end on this dummy device instead of the default route: no packet for
-  # a cluster address ever leaves the machine.
+  # rule) end on this port-less bridge instead of the default route: no packet
+  # for a cluster address ever leaves the machine. (A bridge, because these
+  # kernels have no dummy device.)
   if ! ip link show "$VOID_DEV" >/dev/null 2>&1; then
-    ip link add "$VOID_DEV" type dummy
+    ip link add "$VOID_DEV" type bridge
   fi
   ip link set "$VOID_DEV" up
   ip route replace "$SERVICE_CIDR" dev "$VOID_DEV"
@@ -52,14 +53,18 @@ wait_containerd() {
 }
 
 start_kube_proxy() {
+  # shellcheck disable=SC2034 # used by the template
+  local NODE_IP=$1
   render_to kube-proxy.yaml "$CONF_DIR/kube-proxy.yaml"
   proc_start kube-proxy "$K8S_BIN/kube-proxy" --config "$CONF_DIR/kube-proxy.yaml" --v=1
-  wait_ready kube-proxy 60 curl -fsS http://127.0.0.1:10256/healthz
+  # /healthz also wants the Node object; /livez says the rules are synced.
+  wait_ready kube-proxy 60 curl -fsS http://127.0.0.1:10256/livez
 }
 
 start_kubelet() {
   local ip=$1
   mkdir -p "$CLUSTER_DIR/kubelet"
+  KUBELET_STARTED=$(date +%s)
   render_to kubelet.yaml "$CONF_DIR/kubelet.yaml"
   proc_start kubelet "$K8S_BIN/kubelet" --config "$CONF_DIR/kubelet.yaml" \
     --kubeconfig "$KUBECONFIG_DIR/kubelet.kubeconfig" \
@@ -72,6 +77,15 @@ node_ready() {
   [[ $(kc get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]]
 }
 
+# node_ready_since EPOCH: Ready, as reported by a kubelet heartbeat after EPOCH
+# (the Node object of an earlier run still says Ready until it times out).
+node_ready_since() {
+  local out status beat
+  out=$(kc get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}' 2>/dev/null) || return 1
+  read -r status beat <<<"$out"
+  [[ $status == True ]] && (($(date -d "$beat" +%s) >= $1))
+}
+
 wait_node_ready() {
-  wait_ready kubelet 90 node_ready
+  wait_ready kubelet 90 node_ready_since "$KUBELET_STARTED"
 }

@@ -33,7 +33,7 @@ tool_bin_dir() { # name -> directory holding that tool's binaries
     etcd) echo "$TOOLS_DIR/etcd-$ETCD_VERSION/bin" ;;
     coredns) echo "$TOOLS_DIR/coredns-$COREDNS_VERSION/bin" ;;
     metrics-server) echo "$TOOLS_DIR/metrics-server-$METRICS_SERVER_VERSION/bin" ;;
-    helm) echo "$TOOLS_DIR/helm-$HELM_VERSION/bin" ;;
+    helm) echo "$TOOLS_DIR/helm-$HELM_VERSION-k${K8S_VERSION#v}/bin" ;;
     local-path-provisioner) echo "$TOOLS_DIR/local-path-provisioner-$LOCAL_PATH_VERSION/bin" ;;
     *) echo "unknown tool $1" >&2; return 1 ;;
   esac
@@ -41,14 +41,14 @@ tool_bin_dir() { # name -> directory holding that tool's binaries
 
 _log() { printf '  [tools] %s\n' "$*" >&2; }
 
-# go_install_pinned <module/cmd path> <version> <dest dir> [binary name]
+# _go_install <module/cmd path> <version> <dest dir> [binary name] [extra ldflags]
 _go_install() {
-  local pkg=$1 version=$2 dest=$3 name=${4:-$(basename "$1")}
+  local pkg=$1 version=$2 dest=$3 name=${4:-$(basename "$1")} extra=${5:-}
   [[ -x "$dest/$name" ]] && return 0
   local t0=$SECONDS
   _log "building $name $version (go install $pkg@$version; cached afterwards)"
   mkdir -p "$dest"
-  GOBIN="$dest.tmp" CGO_ENABLED=0 GOFLAGS=-mod=mod go install -trimpath -ldflags "-s -w" "$pkg@$version"
+  GOBIN="$dest.tmp" CGO_ENABLED=0 GOFLAGS=-mod=mod go install -trimpath -ldflags "-s -w $extra" "$pkg@$version"
   mv "$dest.tmp/$(basename "$pkg")" "$dest/$name"
   rmdir "$dest.tmp" 2>/dev/null || true
   _log "built $name in $((SECONDS - t0))s"
@@ -71,7 +71,7 @@ build_kubernetes() {
   printf '//go:build tools\npackage tools\nimport _ "k8s.io/kubernetes/cmd/kubelet"\n' > "$src/tools.go"
   local t0=$SECONDS
   _log "resolving k8s.io/kubernetes $K8S_VERSION modules"
-  (cd "$src" && GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || GOFLAGS=-mod=mod go mod download)
+  (cd "$src" && { GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || GOFLAGS=-mod=mod go mod download; })
   local ld="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION"
   ld+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
   ld+=" -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/component-base/version.buildDate=2026-01-01T00:00:00Z"
@@ -96,14 +96,24 @@ build_etcd() {
   mkdir -p "$src" "$dest"
   printf 'module appstack.dev/etcd-build\ngo 1.24\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" > "$src/go.mod"
   printf '//go:build tools\npackage tools\nimport _ "go.etcd.io/etcd/server/v3"\n' > "$src/tools.go"
-  (cd "$src" && GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || true)
+  (cd "$src" && { GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || true; })
   (cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$dest/etcd.tmp" go.etcd.io/etcd/server/v3)
   mv "$dest/etcd.tmp" "$dest/etcd"
   _log "built etcd in $((SECONDS - t0))s"
 }
 build_coredns() { _go_install github.com/coredns/coredns "$COREDNS_VERSION" "$(tool_bin_dir coredns)" coredns; }
 build_metrics_server() { _go_install sigs.k8s.io/metrics-server/cmd/metrics-server "$METRICS_SERVER_VERSION" "$(tool_bin_dir metrics-server)" metrics-server; }
-build_helm() { _go_install helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "$(tool_bin_dir helm)" helm; }
+# Helm's release builds stamp its version and the Kubernetes version that
+# `helm lint`/`helm template` assume without a cluster; stamp the local one's.
+build_helm() {
+  local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
+  local ld="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  local p
+  for p in pkg/chartutil pkg/lint/rules; do
+    ld+=" -X helm.sh/helm/v3/$p.k8sVersionMajor=1 -X helm.sh/helm/v3/$p.k8sVersionMinor=$minor"
+  done
+  _go_install helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "$(tool_bin_dir helm)" helm "$ld"
+}
 build_local_path_provisioner() {
   _go_install github.com/rancher/local-path-provisioner "$LOCAL_PATH_VERSION" \
     "$(tool_bin_dir local-path-provisioner)" local-path-provisioner
@@ -112,7 +122,15 @@ build_local_path_provisioner() {
 build_tools() {
   local names=("$@")
   ((${#names[@]})) || names=(etcd kubernetes coredns metrics-server helm local-path-provisioner)
-  for n in "${names[@]}"; do "build_${n//-/_}"; done
+  mkdir -p "$TOOLS_DIR"
+  # One build at a time per cache: a second caller waits, then finds the binaries.
+  (
+    if ! flock -n 7; then
+      _log "waiting for another build of the tools to finish"
+      flock 7
+    fi
+    for n in "${names[@]}"; do "build_${n//-/_}"; done
+  ) 7>"$TOOLS_DIR/.lock"
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then

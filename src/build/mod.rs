@@ -174,3 +174,140 @@ fn validate(stack: &AppStack) -> Result<(), BuildError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::AppStackSpec;
+
+    fn stack(yaml: &str) -> AppStack {
+        let spec: AppStackSpec = serde_yaml::from_str(yaml).unwrap();
+        let mut s = AppStack::new("shop", spec);
+        s.metadata.namespace = Some("ns".into());
+        s.metadata.uid = Some("uid-1".into());
+        s
+    }
+
+    fn creds(pw: &str) -> StoreCredentials {
+        StoreCredentials {
+            username: "u".into(),
+            password: pw.into(),
+        }
+    }
+
+    const BOTH: &str = "
+components:
+- {name: web, image: i, port: 80, autoscaling: {minReplicas: 2, maxReplicas: 4}}
+- {name: job, image: i, port: 81, replicas: 3, uses: [redis]}
+redis: {}
+postgres: {}
+";
+
+    fn inputs(redis: &str, pg: &str) -> Inputs {
+        Inputs {
+            redis: Some(creds(redis)),
+            postgres: Some(creds(pg)),
+        }
+    }
+
+    fn hash(children: &Children, name: &str) -> String {
+        let d = children
+            .deployments
+            .iter()
+            .find(|d| d.metadata.name.as_deref() == Some(name))
+            .unwrap();
+        let meta = d.spec.as_ref().unwrap().template.metadata.as_ref().unwrap();
+        meta.annotations.as_ref().unwrap()[wiring::CREDENTIALS_HASH].clone()
+    }
+
+    #[test]
+    fn replicas_are_left_to_the_autoscaler() {
+        let c = children(&stack(BOTH), &inputs("a", "b")).unwrap();
+        let replicas: Vec<Option<i32>> = c
+            .deployments
+            .iter()
+            .map(|d| d.spec.as_ref().unwrap().replicas)
+            .collect();
+        assert_eq!(replicas, vec![None, Some(3)]);
+        assert_eq!(c.autoscalers.len(), 1);
+    }
+
+    #[test]
+    fn a_password_change_rolls_exactly_the_pods_that_use_it() {
+        let s = stack(BOTH);
+        let before = children(&s, &inputs("a", "b")).unwrap();
+        let pg_changed = children(&s, &inputs("a", "c")).unwrap();
+        assert_ne!(hash(&before, "shop-web"), hash(&pg_changed, "shop-web"));
+        // `job` uses only Redis: a PostgreSQL password change leaves it alone.
+        assert_eq!(hash(&before, "shop-job"), hash(&pg_changed, "shop-job"));
+        let redis_changed = children(&s, &inputs("z", "b")).unwrap();
+        assert_ne!(hash(&before, "shop-job"), hash(&redis_changed, "shop-job"));
+    }
+
+    #[test]
+    fn building_twice_gives_identical_objects() {
+        let s = stack(BOTH);
+        let a = children(&s, &inputs("a", "b")).unwrap();
+        let b = children(&s, &inputs("a", "b")).unwrap();
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    }
+
+    #[test]
+    fn uses_defaults_to_every_store_of_the_stack() {
+        let s = stack(BOTH);
+        let web = &s.spec.components[0];
+        let job = &s.spec.components[1];
+        assert!(web.uses_redis(&s.spec) && web.uses_postgres(&s.spec));
+        assert!(job.uses_redis(&s.spec) && !job.uses_postgres(&s.spec));
+    }
+
+    #[test]
+    fn invalid_specs_name_the_field() {
+        let cases = [
+            (
+                "components: [{name: a, image: i, port: 1}, {name: a, image: i, port: 2}]",
+                "spec.components[1].name",
+            ),
+            (
+                "components: [{name: a, image: i, port: 0}]",
+                "spec.components[0].port",
+            ),
+            (
+                "components: [{name: a, image: i, port: 1, autoscaling: {minReplicas: 3, maxReplicas: 2}}]",
+                "spec.components[0].autoscaling",
+            ),
+            (
+                "components: [{name: a, image: i, port: 1, uses: [postgres]}]\nredis: {}",
+                "spec.components[0].uses",
+            ),
+            (
+                "components: [{name: a, image: i, port: 1}]\npostgres: {database: Bad-Name}",
+                "spec.postgres.database",
+            ),
+            ("components: []", "spec.components"),
+        ];
+        for (yaml, field) in cases {
+            let s = stack(yaml);
+            let inputs = Inputs {
+                redis: s.spec.redis.as_ref().map(|_| creds("a")),
+                postgres: s.spec.postgres.as_ref().map(|_| creds("b")),
+            };
+            let err = children(&s, &inputs).unwrap_err().to_string();
+            assert!(err.starts_with(field), "{yaml}: {err}");
+        }
+    }
+
+    #[test]
+    fn retention_follows_retain_data_on_delete() {
+        let policy = |yaml: &str| {
+            let c = children(&stack(yaml), &inputs("a", "b")).unwrap();
+            let sts = c.stateful_sets[0].spec.clone().unwrap();
+            sts.persistent_volume_claim_retention_policy
+                .unwrap()
+                .when_deleted
+                .unwrap()
+        };
+        assert_eq!(policy(BOTH), "Retain");
+        assert_eq!(policy(&format!("{BOTH}retainDataOnDelete: false")), "Delete");
+    }
+}

@@ -120,7 +120,9 @@ async fn create_generated_secret(
                 "Secret {secret_name} created with a generated password; it is kept for the life of the stack"
             )),
             action: "CreateSecret".into(),
-            secondary: None,
+            // Names the Secret, which also keeps the Redis and PostgreSQL
+            // events apart (the recorder folds events with equal keys).
+            secondary: Some(secret_reference(secret)),
         },
     )
     .await;
@@ -326,6 +328,16 @@ fn already_reported(stack: &AppStack, reason: &str, message: &str) -> bool {
             .iter()
             .any(|c| c.type_ == status::DEGRADED && c.reason == reason && c.message == message)
     })
+}
+
+fn secret_reference(secret: &Secret) -> k8s_openapi::api::core::v1::ObjectReference {
+    k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Secret".into()),
+        name: secret.metadata.name.clone(),
+        namespace: secret.metadata.namespace.clone(),
+        ..Default::default()
+    }
 }
 
 fn warning(reason: &str, message: &str) -> Event {

@@ -11,14 +11,17 @@ use kube::core::GroupVersionKind;
 use kube::{Client, ResourceExt};
 use serde_json::Value;
 
+use crate::apply;
 use crate::runner::Ctx;
 use crate::shop::Shop;
 use crate::wait::{self, Pending, Ready};
-use crate::apply;
 
 pub const GROUP: &str = "appstack.dev";
 pub const VERSION: &str = "v1alpha1";
 pub const KIND: &str = "AppStack";
+/// How long a fresh shop (web, Redis, PostgreSQL from local images) may take
+/// to become Ready.
+pub const READY_BOUND: Duration = Duration::from_secs(240);
 
 pub fn resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, KIND), "appstacks")
@@ -31,8 +34,8 @@ pub fn api(client: &Client, ns: &str) -> Api<DynamicObject> {
 /// deploy/examples/shop.yaml as JSON, to be tweaked per scenario.
 pub fn shop_manifest(ctx: &Ctx) -> Result<Value> {
     let path = ctx.env.repo.join("deploy/examples/shop.yaml");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
@@ -45,12 +48,15 @@ pub fn name_of(manifest: &Value) -> Result<String> {
 
 /// (status, reason, message) of a status condition.
 pub fn condition(obj: &DynamicObject, type_: &str) -> Option<(String, String, String)> {
-    obj.data["status"]["conditions"].as_array()?.iter().find_map(|c| {
-        (c["type"].as_str() == Some(type_)).then(|| {
-            let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
-            (s("status"), s("reason"), s("message"))
+    obj.data["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find_map(|c| {
+            (c["type"].as_str() == Some(type_)).then(|| {
+                let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+                (s("status"), s("reason"), s("message"))
+            })
         })
-    })
 }
 
 /// Every condition as "Type=Status (Reason: message)", for messages.
@@ -78,24 +84,33 @@ pub fn observed_generation(obj: &DynamicObject) -> Option<i64> {
 }
 
 /// Waits until Ready=True for the current generation; returns how long it took.
-pub async fn wait_ready(client: &Client, ns: &str, name: &str, timeout: Duration) -> Result<Duration> {
+pub async fn wait_ready(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<Duration> {
     let api = api(client, ns);
     let start = Instant::now();
-    wait::until(&format!("AppStack {name} to be Ready"), timeout, async || {
-        let obj = api.get(name).await?;
-        let ready = condition(&obj, "Ready").is_some_and(|(s, _, _)| s == "True");
-        let current = observed_generation(&obj) == obj.metadata.generation;
-        Ok(if ready && current {
-            Ready(())
-        } else {
-            Pending(format!(
-                "generation {:?}, observedGeneration {:?}; {}",
-                obj.metadata.generation,
-                observed_generation(&obj),
-                conditions(&obj)
-            ))
-        })
-    })
+    wait::until(
+        &format!("AppStack {name} to be Ready"),
+        timeout,
+        async || {
+            let obj = api.get(name).await?;
+            let ready = condition(&obj, "Ready").is_some_and(|(s, _, _)| s == "True");
+            let current = observed_generation(&obj) == obj.metadata.generation;
+            Ok(if ready && current {
+                Ready(())
+            } else {
+                Pending(format!(
+                    "generation {:?}, observedGeneration {:?}; {}",
+                    obj.metadata.generation,
+                    observed_generation(&obj),
+                    conditions(&obj)
+                ))
+            })
+        },
+    )
     .await?;
     Ok(start.elapsed())
 }
@@ -148,10 +163,17 @@ pub async fn deploy_shop(ctx: &mut Ctx, tweak: impl FnOnce(&mut Value)) -> Resul
     let name = name_of(&manifest)?;
     ctx.step(format!("applying AppStack {name} (server-side)"));
     apply::object(&ctx.client, &ctx.ns, manifest.clone()).await?;
-    let took = wait_ready(&ctx.client, &ctx.ns, &name, Duration::from_secs(300)).await?;
-    ctx.step(format!("AppStack {name} Ready after {:.1}s", took.as_secs_f64()));
+    let took = wait_ready(&ctx.client, &ctx.ns, &name, READY_BOUND).await?;
+    ctx.step(format!(
+        "AppStack {name} Ready after {:.1}s",
+        took.as_secs_f64()
+    ));
     let shop = shop_client(ctx, &format!("{name}-web")).await?;
-    Ok(Stack { name, manifest, shop })
+    Ok(Stack {
+        name,
+        manifest,
+        shop,
+    })
 }
 
 /// A client for the shop's web Service, once it answers /readyz.
@@ -163,7 +185,11 @@ pub async fn shop_client(ctx: &mut Ctx, service: &str) -> Result<Shop> {
         Duration::from_secs(60),
         async || {
             let r = shop.ready().await?;
-            Ok(if r.status == 200 { Ready(()) } else { Pending(r.summary()) })
+            Ok(if r.status == 200 {
+                Ready(())
+            } else {
+                Pending(r.summary())
+            })
         },
     )
     .await?;
@@ -175,17 +201,30 @@ pub async fn shop_client(ctx: &mut Ctx, service: &str) -> Result<Shop> {
 pub async fn annotate(client: &Client, ns: &str, name: &str, key: &str, value: &str) -> Result<()> {
     let patch = serde_json::json!({"metadata": {"annotations": {key: value}}});
     api(client, ns)
-        .patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
         .await
         .with_context(|| format!("annotating AppStack {name}"))?;
     Ok(())
 }
 
 /// Merge-patches the AppStack's spec, as `kubectl patch --type merge` does.
-pub async fn patch_spec(client: &Client, ns: &str, name: &str, spec: Value) -> Result<DynamicObject> {
+pub async fn patch_spec(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    spec: Value,
+) -> Result<DynamicObject> {
     let patch = serde_json::json!({ "spec": spec });
     api(client, ns)
-        .patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
         .await
         .with_context(|| format!("patching AppStack {name}"))
 }

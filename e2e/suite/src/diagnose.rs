@@ -14,13 +14,22 @@ pub async fn print(env: &TestEnv, namespace: &str) {
         (
             "objects",
             vec![
-                "get", "appstacks,deploy,sts,svc,hpa,pdb,pods,pvc", "-n", namespace, "-o", "wide",
+                "get",
+                "deploy,sts,svc,hpa,pdb,pods,pvc",
+                "-n",
+                namespace,
+                "-o",
+                "wide",
             ],
         ),
         (
             "AppStack status",
             vec![
-                "get", "appstacks", "-n", namespace, "-o",
+                "get",
+                "appstacks",
+                "-n",
+                namespace,
+                "-o",
                 "jsonpath={range .items[*]}{.metadata.name}: {.status}{\"\\n\"}{end}",
             ],
         ),
@@ -36,8 +45,14 @@ pub async fn print(env: &TestEnv, namespace: &str) {
         }
     }
     let logs = [
-        "logs", "-n", operator::NAMESPACE, "-l", operator::POD_SELECTOR, "--tail=15",
-        "--prefix", "--max-log-requests=4",
+        "logs",
+        "-n",
+        operator::NAMESPACE,
+        "-l",
+        operator::POD_SELECTOR,
+        "--tail=15",
+        "--prefix",
+        "--max-log-requests=4",
     ];
     match cmd::run(env, "kubectl", &logs, None, t).await {
         Ok(out) => println!("    operator logs:\n{}", cmd::indent(&out.text())),

@@ -26,8 +26,11 @@ pub struct TestEnv {
     pub containerd_address: String,
     /// E2E_KEEP=1: leave every scenario's namespace in place for inspection.
     pub keep: bool,
-    /// Image for helper pods (sh, nslookup, wget, sleep).
+    /// Image for helper pods (sh, nslookup, wget, httpd, sleep).
     pub tools_image: String,
+    /// Pod Security level the scenario namespaces enforce (E2E_POD_SECURITY,
+    /// default restricted).
+    pub pod_security: String,
 }
 
 const DEFAULT_CONTAINERD: &str = "/run/appstack/containerd/containerd.sock";
@@ -49,6 +52,8 @@ impl TestEnv {
         let tools_image = std::env::var("E2E_TOOLS_IMAGE")
             .unwrap_or_else(|_| "appstack.local/tools:1".to_string());
 
+        let pod_security =
+            std::env::var("E2E_POD_SECURITY").unwrap_or_else(|_| "restricted".to_string());
         let script = repo.join("e2e/cluster.sh");
         let (kubeconfig, path, containerd_address) = if script.exists() {
             from_cluster_script(&repo)?
@@ -68,6 +73,7 @@ impl TestEnv {
             containerd_address,
             keep,
             tools_image,
+            pod_security,
         })
     }
 
@@ -91,7 +97,11 @@ impl TestEnv {
 
     /// Local images are imported, never pulled.
     pub fn pull_policy(&self) -> &'static str {
-        if self.is_local() { "Never" } else { "IfNotPresent" }
+        if self.is_local() {
+            "Never"
+        } else {
+            "IfNotPresent"
+        }
     }
 }
 

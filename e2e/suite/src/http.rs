@@ -199,10 +199,22 @@ async fn from_pod(
         args.extend(["--header", auth]);
     }
     if let Some(body) = &body {
-        args.extend(["--header", "Content-Type: application/json", "--post-data", body]);
+        args.extend([
+            "--header",
+            "Content-Type: application/json",
+            "--post-data",
+            body,
+        ]);
     }
     args.push(&url);
-    let out = cmd::run(env, "kubectl", &args, None, call.timeout + Duration::from_secs(10)).await?;
+    let out = cmd::run(
+        env,
+        "kubectl",
+        &args,
+        None,
+        call.timeout + Duration::from_secs(10),
+    )
+    .await?;
     // wget -S prints the response head to stderr, two spaces in.
     let mut status = None;
     let mut served_by = None;
@@ -221,6 +233,10 @@ async fn from_pod(
             served_by,
             body: out.stdout,
         }),
-        None => bail!("{} {url} from pod {pod}: no HTTP answer: {}", call.method, out.text()),
+        None => bail!(
+            "{} {url} from pod {pod}: no HTTP answer: {}",
+            call.method,
+            out.text()
+        ),
     }
 }

@@ -3,8 +3,8 @@
 //! description, Server-Side Apply of YAML, HTTP to cluster addresses without
 //! port-forwarding, a steady client load, and the summary table.
 
-pub mod appstack;
 pub mod apply;
+pub mod appstack;
 pub mod children;
 pub mod client;
 pub mod cmd;

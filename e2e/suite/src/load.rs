@@ -172,7 +172,10 @@ async fn from_pod(
         report.sent += 1;
         if let Some(server) = line.strip_prefix("ok") {
             report.ok += 1;
-            *report.served_by.entry(server.trim().to_string()).or_default() += 1;
+            *report
+                .served_by
+                .entry(server.trim().to_string())
+                .or_default() += 1;
         } else {
             report.failed += 1;
         }

@@ -10,8 +10,8 @@ use kube::{Client, ResourceExt};
 
 pub const LABEL: &str = "e2e.appstack.dev/suite";
 
-/// Creates `e2e-<scenario>-<suffix>`.
-pub async fn create(client: &Client, scenario: &str) -> Result<String> {
+/// Creates `e2e-<scenario>-<suffix>`, enforcing the `pod_security` level.
+pub async fn create(client: &Client, scenario: &str, pod_security: &str) -> Result<String> {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
@@ -25,7 +25,15 @@ pub async fn create(client: &Client, scenario: &str) -> Result<String> {
             labels: Some(
                 [
                     (LABEL.to_string(), "true".to_string()),
-                    ("e2e.appstack.dev/scenario".to_string(), scenario.to_string()),
+                    (
+                        "e2e.appstack.dev/scenario".to_string(),
+                        scenario.to_string(),
+                    ),
+                    // Users' namespaces often enforce it: the operator's pods must pass.
+                    (
+                        "pod-security.kubernetes.io/enforce".to_string(),
+                        pod_security.to_string(),
+                    ),
                 ]
                 .into(),
             ),

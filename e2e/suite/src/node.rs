@@ -21,10 +21,13 @@ pub fn container_id(pod: &Pod, name: Option<&str>) -> Result<String> {
         .iter()
         .find(|c| name.is_none_or(|n| c.name == n))
         .with_context(|| format!("pod {} has no container {name:?}", pod.name_any()))?;
-    let id = status
-        .container_id
-        .as_deref()
-        .with_context(|| format!("container {} of {} has no id yet", status.name, pod.name_any()))?;
+    let id = status.container_id.as_deref().with_context(|| {
+        format!(
+            "container {} of {} has no id yet",
+            status.name,
+            pod.name_any()
+        )
+    })?;
     Ok(id.rsplit("://").next().unwrap_or(id).to_string())
 }
 
@@ -40,13 +43,23 @@ pub fn restart_count(pod: &Pod) -> i32 {
 /// back to finding its process in /proc by cgroup. Returns how it was done.
 pub async fn sigkill(env: &TestEnv, container_id: &str) -> Result<String> {
     let args = [
-        "-n", "k8s.io", "--address", &env.containerd_address, "task", "kill", "-s", "SIGKILL",
+        "-n",
+        "k8s.io",
+        "--address",
+        &env.containerd_address,
+        "task",
+        "kill",
+        "-s",
+        "SIGKILL",
         container_id,
     ];
     let ctr = cmd::run(env, "ctr", &args, None, Duration::from_secs(20)).await;
     match ctr {
         Ok(out) if out.success => return Ok("ctr task kill -s SIGKILL".into()),
-        Ok(out) => println!("    ctr task kill failed ({}); looking in /proc", out.text()),
+        Ok(out) => println!(
+            "    ctr task kill failed ({}); looking in /proc",
+            out.text()
+        ),
         Err(e) => println!("    ctr unavailable ({e:#}); looking in /proc"),
     }
     let pids = pids_in_cgroup(container_id)?;
@@ -54,7 +67,14 @@ pub async fn sigkill(env: &TestEnv, container_id: &str) -> Result<String> {
         bail!("no process of container {container_id} found in /proc");
     }
     for pid in &pids {
-        cmd::run_ok(env, "kill", &["-9", &pid.to_string()], None, Duration::from_secs(5)).await?;
+        cmd::run_ok(
+            env,
+            "kill",
+            &["-9", &pid.to_string()],
+            None,
+            Duration::from_secs(5),
+        )
+        .await?;
     }
     Ok(format!("kill -9 {pids:?} (found in /proc)"))
 }
@@ -64,7 +84,11 @@ fn pids_in_cgroup(container_id: &str) -> Result<Vec<u32>> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").context("reading /proc")? {
         let entry = entry?;
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         if let Ok(cgroup) = std::fs::read_to_string(entry.path().join("cgroup"))

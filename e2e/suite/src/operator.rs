@@ -24,13 +24,39 @@ pub const FULLNAME: &str = "appstack-operator";
 pub const POD_SELECTOR: &str =
     "app.kubernetes.io/name=appstack-operator,app.kubernetes.io/instance=appstack-operator";
 pub const REPLICAS: i32 = 2;
+pub const CRD: &str = "appstacks.appstack.dev";
 
 /// `helm upgrade --install` of the chart with the local cluster's values;
 /// `extra` are more helm flags. Returns helm's output (with the NOTES).
+///
+/// Helm installs a chart's crds/ only when the CRD is absent and never
+/// upgrades it; like a user upgrading, the suite applies the chart's CRD
+/// itself when it is already installed, so a rerun tests the current one.
 pub async fn helm_upgrade_install(env: &TestEnv, extra: &[String]) -> Result<String> {
+    let t = Duration::from_secs(60);
+    let crd = cmd::run(env, "kubectl", &["get", "crd", CRD], None, t).await?;
+    if crd.success {
+        let dir = format!("{CHART}/crds/");
+        cmd::run_ok(
+            env,
+            "kubectl",
+            &["apply", "--server-side", "--force-conflicts", "-f", &dir],
+            None,
+            t,
+        )
+        .await?;
+    }
     let mut args: Vec<String> = [
-        "upgrade", "--install", RELEASE, CHART, "-n", NAMESPACE, "--create-namespace",
-        "--wait", "--timeout", "240s",
+        "upgrade",
+        "--install",
+        RELEASE,
+        CHART,
+        "-n",
+        NAMESPACE,
+        "--create-namespace",
+        "--wait",
+        "--timeout",
+        "240s",
     ]
     .map(String::from)
     .to_vec();
@@ -57,7 +83,15 @@ pub async fn local_image_digest(env: &TestEnv) -> Result<Option<String>> {
     let out = cmd::run(
         env,
         "ctr",
-        &["-n", "k8s.io", "--address", &env.containerd_address, "images", "ls", &format!("name=={image}")],
+        &[
+            "-n",
+            "k8s.io",
+            "--address",
+            &env.containerd_address,
+            "images",
+            "ls",
+            &format!("name=={image}"),
+        ],
         None,
         Duration::from_secs(20),
     )
@@ -72,7 +106,9 @@ pub async fn local_image_digest(env: &TestEnv) -> Result<Option<String>> {
         .filter(|l| l.starts_with(image))
         .find_map(|l| l.split_whitespace().nth(2).map(str::to_string));
     if digest.is_none() {
-        bail!("image {image} is not in the cluster's containerd; build it: e2e/images/build.sh operator");
+        bail!(
+            "image {image} is not in the cluster's containerd; build it: e2e/images/build.sh operator"
+        );
     }
     Ok(digest)
 }
@@ -117,7 +153,10 @@ pub async fn wait_leader(client: &Client, not: &[String], timeout: Duration) -> 
             });
             Ok(match leader {
                 Some(p) => Ready(p.clone()),
-                None => Pending(format!("holder {holder:?}; pods: {}", pods::describe(&pods))),
+                None => Pending(format!(
+                    "holder {holder:?}; pods: {}",
+                    pods::describe(&pods)
+                )),
             })
         },
     )
@@ -144,5 +183,10 @@ pub async fn reconciles(http: &Http, pod: &Pod) -> Result<f64> {
         .lines()
         .find_map(|l| l.strip_prefix("appstack_reconciles_total "))
         .and_then(|v| v.trim().parse().ok())
-        .with_context(|| format!("no appstack_reconciles_total in /metrics of {}", pod.name_any()))
+        .with_context(|| {
+            format!(
+                "no appstack_reconciles_total in /metrics of {}",
+                pod.name_any()
+            )
+        })
 }

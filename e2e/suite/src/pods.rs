@@ -79,7 +79,10 @@ pub async fn of_deployment(client: &Client, ns: &str, name: &str) -> Result<Vec<
         .get(name)
         .await
         .with_context(|| format!("getting Deployment {name}"))?;
-    let selector = d.spec.map(|s| selector_string(&s.selector)).unwrap_or_default();
+    let selector = d
+        .spec
+        .map(|s| selector_string(&s.selector))
+        .unwrap_or_default();
     list(client, ns, &selector).await
 }
 
@@ -88,7 +91,10 @@ pub async fn of_stateful_set(client: &Client, ns: &str, name: &str) -> Result<Ve
         .get(name)
         .await
         .with_context(|| format!("getting StatefulSet {name}"))?;
-    let selector = s.spec.map(|s| selector_string(&s.selector)).unwrap_or_default();
+    let selector = s
+        .spec
+        .map(|s| selector_string(&s.selector))
+        .unwrap_or_default();
     list(client, ns, &selector).await
 }
 
@@ -135,15 +141,20 @@ pub async fn wait_deployment_settled(
     .await
 }
 
+/// A helper pod from the tools image that passes the "restricted" Pod
+/// Security level (the suite's namespaces enforce it).
 fn tools_pod(ctx: &Ctx, name: &str, command: Value, volumes: Value, mounts: Value) -> Result<Pod> {
     let pod = json!({
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "appstack-e2e"}},
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "appstack-e2e", "app": name}},
         "spec": {
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": 1,
-            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+            "securityContext": {
+                "runAsNonRoot": true, "runAsUser": 999, "runAsGroup": 999, "fsGroup": 999,
+                "seccompProfile": {"type": "RuntimeDefault"}
+            },
             "containers": [{
                 "name": "tools",
                 "image": ctx.env.tools_image,
@@ -163,16 +174,29 @@ fn tools_pod(ctx: &Ctx, name: &str, command: Value, volumes: Value, mounts: Valu
 
 /// Starts a long-running helper pod (sleep) and waits until it runs.
 pub async fn run_sleeper(ctx: &Ctx, name: &str) -> Result<String> {
-    let pod = tools_pod(ctx, name, json!(["sleep", "3600"]), json!([]), json!([]))?;
+    run_daemon(ctx, name, "exec sleep 3600").await
+}
+
+/// Starts a long-running helper pod running `sh -c script`; waits until it runs.
+pub async fn run_daemon(ctx: &Ctx, name: &str, script: &str) -> Result<String> {
+    let pod = tools_pod(ctx, name, json!(["sh", "-c", script]), json!([]), json!([]))?;
     ctx.pods()
         .create(&PostParams::default(), &pod)
         .await
         .with_context(|| format!("creating helper pod {name}"))?;
     let api = ctx.pods();
-    wait::until(&format!("helper pod {name} to run"), Duration::from_secs(90), async || {
-        let p = api.get(name).await?;
-        Ok(if is_ready(&p) { Ready(()) } else { Pending(phase(&p)) })
-    })
+    wait::until(
+        &format!("helper pod {name} to run"),
+        Duration::from_secs(90),
+        async || {
+            let p = api.get(name).await?;
+            Ok(if is_ready(&p) {
+                Ready(())
+            } else {
+                Pending(phase(&p))
+            })
+        },
+    )
     .await?;
     Ok(name.to_string())
 }
@@ -206,7 +230,10 @@ pub async fn run_script(
         .await
         .unwrap_or_else(|e| format!("(no log: {e})"));
     if phase != "Succeeded" {
-        bail!("pod {name} ran `{script}` and failed; its log:\n{}", crate::cmd::indent(&log));
+        bail!(
+            "pod {name} ran `{script}` and failed; its log:\n{}",
+            crate::cmd::indent(&log)
+        );
     }
     Ok(log)
 }

@@ -131,7 +131,8 @@ pub fn main(scenarios: Vec<Scenario>) -> ExitCode {
 }
 
 fn select<'a>(scenarios: &'a [Scenario], filters: &[String]) -> Vec<&'a Scenario> {
-    let wanted = |s: &Scenario| filters.is_empty() || filters.iter().any(|f| s.name.contains(f.as_str()));
+    let wanted =
+        |s: &Scenario| filters.is_empty() || filters.iter().any(|f| s.name.contains(f.as_str()));
     let needs_install = scenarios.iter().any(|s| wanted(s) && s.needs_operator);
     scenarios
         .iter()
@@ -148,7 +149,10 @@ async fn run_all(scenarios: Vec<Scenario>, filters: &[String]) -> Result<bool> {
         .context("the API server does not answer: is the cluster up? (`make cluster-up`, then `e2e/cluster.sh status`)")?;
     let selected = select(&scenarios, filters);
     if selected.is_empty() {
-        anyhow::bail!("no scenario matches {filters:?}; scenarios: {}", names(&scenarios));
+        anyhow::bail!(
+            "no scenario matches {filters:?}; scenarios: {}",
+            names(&scenarios)
+        );
     }
     println!(
         "e2e: {} scenario(s) on {:?} cluster (Kubernetes {}.{}){}",
@@ -156,11 +160,18 @@ async fn run_all(scenarios: Vec<Scenario>, filters: &[String]) -> Result<bool> {
         env.cluster,
         version.major,
         version.minor,
-        if env.keep { ", keeping namespaces (E2E_KEEP=1)" } else { "" }
+        if env.keep {
+            ", keeping namespaces (E2E_KEEP=1)"
+        } else {
+            ""
+        }
     );
     let old = namespace::delete_leftovers(&client).await?;
     if !old.is_empty() {
-        println!("e2e: deleting namespaces of earlier runs: {}", old.join(", "));
+        println!(
+            "e2e: deleting namespaces of earlier runs: {}",
+            old.join(", ")
+        );
     }
 
     let mut rows = Vec::new();
@@ -190,7 +201,7 @@ async fn run_all(scenarios: Vec<Scenario>, filters: &[String]) -> Result<bool> {
 
 async fn run_one(env: &Arc<TestEnv>, client: &Client, scenario: &Scenario) -> Row {
     let started = Instant::now();
-    let ns = match namespace::create(client, scenario.name).await {
+    let ns = match namespace::create(client, scenario.name, &env.pod_security).await {
         Ok(ns) => ns,
         Err(e) => {
             return Row {
@@ -264,11 +275,18 @@ fn print_summary(rows: &[Row]) {
                 r.name.to_string(),
                 result.to_string(),
                 format!("{:.1}", r.seconds),
-                if r.recovery.is_empty() { "-".into() } else { r.recovery.clone() },
+                if r.recovery.is_empty() {
+                    "-".into()
+                } else {
+                    r.recovery.clone()
+                },
             ]
         })
         .collect();
-    println!("\nSummary\n{}", table::render(&["scenario", "result", "seconds", "recovery time"], &cells));
+    println!(
+        "\nSummary\n{}",
+        table::render(&["scenario", "result", "seconds", "recovery time"], &cells)
+    );
     for r in rows {
         for note in &r.notes {
             println!("  {}: {note}", r.name);
@@ -296,6 +314,9 @@ fn first_line(text: &str) -> &str {
 }
 
 fn names(scenarios: &[Scenario]) -> String {
-    scenarios.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+    scenarios
+        .iter()
+        .map(|s| s.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
-

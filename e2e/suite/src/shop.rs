@@ -45,7 +45,10 @@ impl Shop {
     /// GET /me must answer 200 naming `user`; returns the pod that served it.
     pub async fn expect_me(&self, token: &str, user: &str) -> Result<String> {
         let r = self.me(token).await?;
-        let seen = r.json().ok().and_then(|v| v["user"].as_str().map(str::to_string));
+        let seen = r
+            .json()
+            .ok()
+            .and_then(|v| v["user"].as_str().map(str::to_string));
         if r.status != 200 || seen.as_deref() != Some(user) {
             bail!("GET /me: expected 200 for user {user}, got {}", r.summary());
         }
@@ -54,7 +57,9 @@ impl Shop {
 
     pub async fn add_item(&self, token: &str, sku: &str, qty: i64) -> Result<()> {
         let body = json!({ "sku": sku, "qty": qty });
-        let r = self.send(Call::post("/cart/items", &body).bearer(token)).await?;
+        let r = self
+            .send(Call::post("/cart/items", &body).bearer(token))
+            .await?;
         if !(200..300).contains(&r.status) {
             bail!("POST /cart/items {sku}: expected 201, got {}", r.summary());
         }

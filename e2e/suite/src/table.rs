@@ -40,7 +40,10 @@ mod tests {
     fn pads_columns_to_the_widest_cell() {
         let out = render(
             &["scenario", "result"],
-            &[vec!["apply".into(), "PASS".into()], vec!["hpa".into(), "FAIL".into()]],
+            &[
+                vec!["apply".into(), "PASS".into()],
+                vec!["hpa".into(), "FAIL".into()],
+            ],
         );
         assert_eq!(
             out,

@@ -1,0 +1,189 @@
+# shellcheck shell=bash
+# `cluster.sh status`: proves the cluster does what the tests need, with real
+# pods in a throwaway namespace (removed afterwards): the node is Ready; a pod
+# runs; a Service resolves by DNS from another pod and answers; data written to
+# a PVC survives deleting the pod; `kubectl top pod` shows CPU. Prints which
+# check failed. Uses $KUBECTL (set by cluster.sh for the chosen cluster).
+
+STATUS_NS=""
+STATUS_FAILED=0
+
+_k() { "${KUBECTL[@]}" "$@"; }
+
+_check() { # name command...: runs one check, prints ok/FAILED and its time
+  local name=$1 t0=$SECONDS out
+  shift
+  if out=$("$@" 2>&1); then
+    printf '  ok      %-44s (%ss)\n' "$name" $((SECONDS - t0))
+  else
+    printf '  FAILED  %-44s (%ss)\n' "$name" $((SECONDS - t0))
+    [[ -n $out ]] && printf '%s\n' "$out" | tail -n 20 | sed 's/^/          /'
+    STATUS_FAILED=1
+    return 1
+  fi
+}
+
+_status_cleanup() {
+  if [[ -n $STATUS_NS ]]; then _k delete namespace "$STATUS_NS" --wait=false >/dev/null 2>&1 || true; fi
+}
+
+# Every probe pod passes the "restricted" Pod Security level (the namespace
+# enforces it), runs as uid/gid 999 like the operator's stores, and uses only
+# the locally built tools image.
+_probe_pod() { # name command [claim]
+  local name=$1 cmd=$2 claim=${3:-} vols="" mounts=""
+  if [[ -n $claim ]]; then
+    vols="  volumes: [{name: data, persistentVolumeClaim: {claimName: $claim}}]"
+    mounts="      volumeMounts: [{name: data, mountPath: /data}]"
+  fi
+  cat <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: $name
+  namespace: $STATUS_NS
+  labels: {app: $name}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 999
+    runAsGroup: 999
+    fsGroup: 999
+    seccompProfile: {type: RuntimeDefault}
+  containers:
+    - name: main
+      image: $STATUS_IMAGE
+      imagePullPolicy: IfNotPresent
+      command: [sh, -c, '$cmd']
+      securityContext:
+        allowPrivilegeEscalation: false
+        capabilities: {drop: [ALL]}
+$mounts
+$vols
+EOF
+}
+
+_node_ready() {
+  local ready
+  ready=$(_k get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}')
+  grep -q '=True$' <<<"$ready" || {
+    echo "no Ready node:"
+    echo "$ready"
+    return 1
+  }
+}
+
+_pod_phase() { _k -n "$STATUS_NS" get pod "$1" -o jsonpath='{.status.phase}' 2>/dev/null; }
+
+# _wait_phase POD PHASE SECONDS: waits for the phase; on failure shows why.
+_wait_phase() {
+  local pod=$1 want=$2 deadline=$((SECONDS + $3)) phase
+  while :; do
+    phase=$(_pod_phase "$pod")
+    [[ $phase == "$want" ]] && return 0
+    if [[ $phase == Failed || $phase == Succeeded ]] || ((SECONDS >= deadline)); then
+      echo "pod $pod is '${phase:-missing}', expected $want"
+      _k -n "$STATUS_NS" describe pod "$pod" 2>&1 | sed -n '/^Events:/,$p' | tail -n 8
+      _k -n "$STATUS_NS" logs "$pod" 2>&1 | tail -n 5
+      return 1
+    fi
+    sleep 1
+  done
+}
+
+_pod_runs() {
+  _wait_phase web Running 90
+}
+
+_dns_and_service() {
+  _wait_phase client Succeeded 60 || return 1
+  local out
+  out=$(_k -n "$STATUS_NS" logs client)
+  grep -q "status-probe-$STATUS_TOKEN" <<<"$out" || {
+    echo "the Service answered, but not with the expected page:"
+    echo "$out"
+    return 1
+  }
+}
+
+_pvc_survives() {
+  _wait_phase writer Succeeded 90 || return 1
+  _k -n "$STATUS_NS" delete pod writer --wait=true --timeout=60s >/dev/null || return 1
+  _probe_pod reader 'cat /data/pgdata/probe' data | _k apply -f - >/dev/null || return 1
+  _wait_phase reader Succeeded 60 || return 1
+  local got
+  got=$(_k -n "$STATUS_NS" logs reader)
+  [[ $got == "$STATUS_TOKEN" ]] || {
+    echo "read '$got' back from the PVC after deleting the writer pod, expected '$STATUS_TOKEN'"
+    return 1
+  }
+}
+
+_top_shows_cpu() {
+  local deadline=$((SECONDS + 120)) out=""
+  while ((SECONDS < deadline)); do
+    # NAME CPU(cores) MEMORY(bytes): the CPU column holds e.g. 0m or 3m.
+    if out=$(_k -n "$STATUS_NS" top pod web --no-headers 2>&1) && [[ $(awk '{print $2}' <<<"$out") =~ ^[0-9]+m$ ]]; then
+      return 0
+    fi
+    sleep 3
+  done
+  echo "kubectl top pod web: ${out:-no output}"
+  return 1
+}
+
+cluster_status() {
+  local t0=$SECONDS
+  STATUS_TOKEN=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+  STATUS_NS=appstack-status-$STATUS_TOKEN
+  STATUS_IMAGE=${APPSTACK_STATUS_IMAGE:-$TOOLS_IMAGE}
+  trap '_status_cleanup; on_exit' EXIT
+  printf 'cluster status (%s)\n' "$(_k config current-context 2>/dev/null || echo '?')"
+
+  _check "API server answers" _k get --raw /readyz || return 1
+  _check "node Ready" _node_ready || return 1
+
+  _k create namespace "$STATUS_NS" >/dev/null
+  _k label namespace "$STATUS_NS" pod-security.kubernetes.io/enforce=restricted >/dev/null
+  # The namespace's default ServiceAccount comes from a controller, a moment later.
+  wait_until 30 "the default ServiceAccount" _k -n "$STATUS_NS" get serviceaccount default || true
+  {
+    _probe_pod web "mkdir -p /tmp/www && echo status-probe-$STATUS_TOKEN >/tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"
+    echo ---
+    cat <<EOF
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: $STATUS_NS}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data, namespace: $STATUS_NS}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 16Mi}}
+---
+EOF
+    # A subdirectory, the way PGDATA lives inside the PostgreSQL volume.
+    _probe_pod writer "mkdir -p /data/pgdata && echo $STATUS_TOKEN >/data/pgdata/probe && sync" data
+  } | _k apply -f - >/dev/null
+
+  _check "a pod runs on the node" _pod_runs || true
+  # The client starts only now, so it meets a Service that has its endpoint.
+  local fqdn=web.$STATUS_NS.svc.$CLUSTER_DOMAIN
+  # timeout(1), not wget -T: Debian's static busybox wget crashes with -T.
+  _probe_pod client "nslookup $fqdn && timeout 10 wget -qO- http://$fqdn/" | _k apply -f - >/dev/null
+  _check "Service resolves by DNS and answers" _dns_and_service || true
+  _check "PVC data survives deleting the pod" _pvc_survives || true
+  _check "kubectl top pod shows CPU" _top_shows_cpu || true
+
+  if ((STATUS_FAILED)); then
+    printf 'status: FAILED (%ss). Logs: e2e/cluster.sh logs [component]\n' $((SECONDS - t0))
+    return 1
+  fi
+  printf 'status: ok (%ss)\n' $((SECONDS - t0))
+}

@@ -1,0 +1,166 @@
+//! Bad AppStacks are refused by the API server (CRD schema, CEL rules,
+//! strict field validation) with a message that names the field.
+
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use appstack_e2e::appstack;
+use appstack_e2e::cmd;
+use appstack_e2e::runner::{Ctx, ScenarioFuture};
+use kube::api::ListParams;
+use serde_json::{Value, json};
+
+pub fn run(ctx: &mut Ctx) -> ScenarioFuture<'_> {
+    Box::pin(scenario(ctx))
+}
+
+fn valid() -> Value {
+    json!({
+        "apiVersion": "appstack.dev/v1alpha1",
+        "kind": "AppStack",
+        "metadata": {"name": "bad"},
+        "spec": {
+            "components": [{
+                "name": "web",
+                "image": "appstack.local/appstack-shop:dev",
+                "port": 8080,
+                "autoscaling": {"minReplicas": 2, "maxReplicas": 5, "targetCPUUtilizationPercentage": 60}
+            }],
+            "redis": {"storage": {"size": "1Gi"}},
+            "postgres": {"storage": {"size": "1Gi"}}
+        }
+    })
+}
+
+/// (case, how to break the valid manifest, any of these must be in the message)
+type Case = (&'static str, fn(&mut Value), &'static [&'static str]);
+
+fn cases() -> Vec<Case> {
+    vec![
+        (
+            "duplicate component names",
+            |m| {
+                let first = m["spec"]["components"][0].clone();
+                m["spec"]["components"] = json!([first.clone(), first]);
+            },
+            &["spec.components"],
+        ),
+        (
+            "minReplicas > maxReplicas",
+            |m| {
+                m["spec"]["components"][0]["autoscaling"] =
+                    json!({"minReplicas": 6, "maxReplicas": 2});
+            },
+            &[
+                "spec.components[0].autoscaling",
+                "minReplicas",
+                "maxReplicas",
+            ],
+        ),
+        (
+            "port 0",
+            |m| m["spec"]["components"][0]["port"] = json!(0),
+            &["spec.components[0].port"],
+        ),
+        (
+            "empty image",
+            |m| m["spec"]["components"][0]["image"] = json!(""),
+            &["spec.components[0].image"],
+        ),
+        (
+            "bad storage size",
+            |m| m["spec"]["redis"]["storage"]["size"] = json!("lots"),
+            &["spec.redis.storage.size"],
+        ),
+        (
+            "unknown field",
+            |m| m["spec"]["components"][0]["replicaz"] = json!(2),
+            &["spec.components[0].replicaz"],
+        ),
+        (
+            "too-long component name",
+            |m| {
+                m["spec"]["components"][0]["name"] = json!("w".repeat(64));
+            },
+            &["spec.components[0].name"],
+        ),
+        (
+            "too-long AppStack name",
+            |m| {
+                m["metadata"]["name"] = json!(format!("s{}", "x".repeat(61)));
+            },
+            &["metadata.name", "name"],
+        ),
+    ]
+}
+
+async fn kubectl_apply(ctx: &Ctx, manifest: &Value, extra: &[&str]) -> Result<cmd::Output> {
+    let yaml = serde_yaml::to_string(manifest)?;
+    let mut args = vec![
+        "apply",
+        "--validate=strict",
+        "-n",
+        ctx.ns.as_str(),
+        "-f",
+        "-",
+    ];
+    args.extend_from_slice(extra);
+    cmd::run(
+        &ctx.env,
+        "kubectl",
+        &args,
+        Some(&yaml),
+        Duration::from_secs(30),
+    )
+    .await
+}
+
+async fn scenario(ctx: &mut Ctx) -> Result<()> {
+    // The unbroken manifest passes, so each refusal is about the one change.
+    let ok = kubectl_apply(ctx, &valid(), &["--dry-run=server"]).await?;
+    if !ok.success {
+        bail!(
+            "expected the valid base manifest to pass a server-side dry run, kubectl said:\n{}",
+            cmd::indent(&ok.text())
+        );
+    }
+    ctx.step("the valid base manifest passes `kubectl apply --validate=strict --dry-run=server`");
+
+    let mut wrong = Vec::new();
+    for (case, breaks, fields) in cases() {
+        let mut m = valid();
+        breaks(&mut m);
+        let out = kubectl_apply(ctx, &m, &[]).await?;
+        let message = out.text().replace('\n', " ");
+        let named = fields.iter().any(|f| message.contains(f));
+        match (out.success, named) {
+            (false, true) => ctx.step(format!("refused, {case}: {}", short(&message))),
+            (false, false) => wrong.push(format!(
+                "{case}: refused, but the message names none of {fields:?}: {message}"
+            )),
+            (true, _) => wrong.push(format!("{case}: accepted ({})", short(&message))),
+        }
+    }
+    let left = appstack::api(&ctx.client, &ctx.ns)
+        .list(&ListParams::default())
+        .await?;
+    if !left.items.is_empty() {
+        wrong.push(format!("{} bad AppStack(s) were stored", left.items.len()));
+    }
+    if !wrong.is_empty() {
+        bail!(
+            "bad manifests not refused as expected:\n      {}",
+            wrong.join("\n      ")
+        );
+    }
+    Ok(())
+}
+
+fn short(message: &str) -> String {
+    let mut m = message.trim().to_string();
+    if m.len() > 220 {
+        m.truncate(m.char_indices().nth(220).map_or(m.len(), |(i, _)| i));
+        m.push_str("...");
+    }
+    m
+}

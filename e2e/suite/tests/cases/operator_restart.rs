@@ -1,0 +1,141 @@
+//! Kill the operator (both pods): the new leader changes no child and keeps
+//! the passwords. Then delete only the leader: the standby takes the Lease
+//! and reconciles a change; the takeover time is printed.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use appstack_e2e::appstack::{self, Stack};
+use appstack_e2e::operator::{self, NAMESPACE};
+use appstack_e2e::runner::{Ctx, ScenarioFuture};
+use appstack_e2e::wait::{self, Pending, Ready};
+use appstack_e2e::{apply, children, pods};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams};
+use serde_json::json;
+
+pub fn run(ctx: &mut Ctx) -> ScenarioFuture<'_> {
+    Box::pin(scenario(ctx))
+}
+
+async fn scenario(ctx: &mut Ctx) -> Result<()> {
+    let stack = appstack::deploy_shop(ctx, |_| {}).await?;
+    pods::wait_deployment_settled(
+        &ctx.client,
+        &ctx.ns,
+        &stack.web(),
+        None,
+        Duration::from_secs(120),
+    )
+    .await?;
+    restart_all(ctx, &stack).await?;
+    takeover(ctx, &stack).await
+}
+
+async fn restart_all(ctx: &mut Ctx, stack: &Stack) -> Result<()> {
+    let before = children::snapshot(&ctx.client, &ctx.ns, &stack.name).await?;
+    let secrets = children::secret_data(&ctx.client, &ctx.ns, &stack.name).await?;
+    let old: Vec<String> = operator::operator_pods(&ctx.client)
+        .await?
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
+    let api = Api::<Pod>::namespaced(ctx.client.clone(), NAMESPACE);
+    let start = Instant::now();
+    for name in &old {
+        api.delete(name, &DeleteParams::default()).await?;
+    }
+    ctx.step(format!("deleted both operator pods: {}", old.join(", ")));
+    let leader = operator::wait_leader(&ctx.client, &old, Duration::from_secs(120)).await?;
+    ctx.recovered("operator pods deleted -> new leader", start.elapsed());
+    ctx.step(format!("new leader {}", leader.name_any()));
+
+    // The new leader's first pass over every AppStack has to have happened
+    // for "it changed nothing" to mean anything.
+    let http = ctx.http().await?;
+    wait::until(
+        &format!("the new leader {} to reconcile", leader.name_any()),
+        Duration::from_secs(60),
+        async || {
+            let n = operator::reconciles(&http, &leader).await?;
+            Ok(if n > 0.0 {
+                Ready(())
+            } else {
+                Pending("appstack_reconciles_total 0".into())
+            })
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = children::snapshot(&ctx.client, &ctx.ns, &stack.name).await?;
+    children::ensure_unchanged(&before, &after, "when the operator restarts")?;
+    let secrets_after = children::secret_data(&ctx.client, &ctx.ns, &stack.name).await?;
+    if secrets != secrets_after {
+        bail!(
+            "expected the stores' Secrets (passwords) to be unchanged after the operator restarted; they differ"
+        );
+    }
+    ctx.step(format!(
+        "no child written ({} checked) and the passwords are unchanged",
+        before.len()
+    ));
+    operator::wait_available(&ctx.client, Duration::from_secs(120)).await?;
+    Ok(())
+}
+
+async fn takeover(ctx: &mut Ctx, stack: &Stack) -> Result<()> {
+    let Some(old) = operator::holder(&ctx.client).await? else {
+        bail!("the operator's Lease names no holder");
+    };
+    let api = Api::<Pod>::namespaced(ctx.client.clone(), NAMESPACE);
+    let start = Instant::now();
+    api.delete(&old, &DeleteParams::default()).await?;
+    ctx.step(format!("deleted only the leader pod {old}"));
+    let leader = operator::wait_leader(
+        &ctx.client,
+        std::slice::from_ref(&old),
+        Duration::from_secs(60),
+    )
+    .await?;
+    let took = start.elapsed();
+    ctx.recovered("leader takeover", took);
+    println!(
+        "    leader takeover: {old} -> {} in {:.1}s",
+        leader.name_any(),
+        took.as_secs_f64()
+    );
+
+    // A change a user makes now is reconciled by the new leader.
+    let mut manifest = stack.manifest.clone();
+    let max = manifest["spec"]["components"][0]["autoscaling"]["maxReplicas"]
+        .as_i64()
+        .unwrap_or(5)
+        + 1;
+    manifest["spec"]["components"][0]["autoscaling"]["maxReplicas"] = json!(max);
+    apply::object(&ctx.client, &ctx.ns, manifest).await?;
+    let hpas = Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), &ctx.ns);
+    wait::until_every(
+        &format!(
+            "HPA {} to get maxReplicas {max} from the new leader",
+            stack.web()
+        ),
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        async || {
+            let h = hpas.get(&stack.web()).await?;
+            let seen = h.spec.map(|s| s.max_replicas).unwrap_or_default();
+            Ok(if i64::from(seen) == max {
+                Ready(())
+            } else {
+                Pending(format!("maxReplicas {seen}"))
+            })
+        },
+    )
+    .await?;
+    ctx.recovered("leader deleted -> change reconciled", start.elapsed());
+    appstack::wait_ready(&ctx.client, &ctx.ns, &stack.name, Duration::from_secs(60)).await?;
+    operator::wait_available(&ctx.client, Duration::from_secs(120)).await?;
+    Ok(())
+}
