@@ -308,6 +308,9 @@ postgres: {}
                 .unwrap()
         };
         assert_eq!(policy(BOTH), "Retain");
-        assert_eq!(policy(&format!("{BOTH}retainDataOnDelete: false")), "Delete");
+        assert_eq!(
+            policy(&format!("{BOTH}retainDataOnDelete: false")),
+            "Delete"
+        );
     }
 }
