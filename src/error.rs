@@ -12,7 +12,7 @@ pub enum Error {
     #[error("spec is invalid: {0}")]
     InvalidSpec(#[from] BuildError),
 
-    #[error("reading Secret {name}: {source}")]
+    #[error("reading Secret {name}: {}", brief(source))]
     ReadSecret {
         name: String,
         #[source]
@@ -24,7 +24,7 @@ pub enum Error {
     )]
     MalformedSecret { name: String, key: &'static str },
 
-    #[error("creating Secret {name}: {source}")]
+    #[error("creating Secret {name}: {}", brief(source))]
     CreateSecret {
         name: String,
         #[source]
@@ -34,7 +34,7 @@ pub enum Error {
     #[error("generating a password: {0}")]
     Random(#[from] getrandom::Error),
 
-    #[error("applying {kind} {name}: {source}")]
+    #[error("applying {kind} {name}: {}", brief(source))]
     Apply {
         kind: &'static str,
         name: String,
@@ -42,7 +42,7 @@ pub enum Error {
         source: kube::Error,
     },
 
-    #[error("deleting {kind} {name}: {source}")]
+    #[error("deleting {kind} {name}: {}", brief(source))]
     Prune {
         kind: &'static str,
         name: String,
@@ -50,7 +50,7 @@ pub enum Error {
         source: kube::Error,
     },
 
-    #[error("updating status: {0}")]
+    #[error("updating status: {}", brief(.0))]
     Status(#[source] kube::Error),
 
     #[error("serializing {0}: {1}")]
@@ -72,6 +72,15 @@ impl Error {
             Error::Status(_) => "Status",
             Error::Serialize(..) => "Serialize",
         }
+    }
+}
+
+/// The API server's own message for API errors (what a user can act on),
+/// without the debug dump of the whole Status.
+pub fn brief(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
+        other => other.to_string(),
     }
 }
 

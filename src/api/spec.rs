@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{EnvVar, Probe, ResourceRequirements};
+use k8s_openapi::api::core::v1::{
+    EnvVar, PodSecurityContext, Probe, ResourceRequirements, SecurityContext,
+};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -29,7 +31,7 @@ use super::status::AppStackStatus;
     printcolumn = r#"{"name":"Redis","type":"boolean","jsonPath":".status.redis.ready"}"#,
     printcolumn = r#"{"name":"Postgres","type":"boolean","jsonPath":".status.postgres.ready"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    validation = Rule::new("self.metadata.name.matches('^[a-z]')").message("metadata.name: must start with a letter, because it prefixes Service names (DNS-1035)"),
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name: must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter, no '.'), because it prefixes Service names"),
     validation = Rule::new("!(has(self.spec.redis) || has(self.spec.postgres)) || size(self.metadata.name) <= 43").message("metadata.name: at most 43 characters when the stack has a store, so that <name>-postgres-headless and the StatefulSet's pod names stay valid"),
     validation = Rule::new("self.spec.components.all(c, size(self.metadata.name) + size(c.name) <= 62)").message("metadata.name + spec.components[].name: together at most 62 characters, so that <name>-<component> is a valid object name")
 )]
@@ -68,7 +70,9 @@ pub struct AppStackSpec {
 pub struct Component {
     /// Name of the component, unique in the stack: a DNS-1123 label (lower-case
     /// letters, digits and '-', starting with a letter). Children are named
-    /// <stack>-<name>.
+    /// <stack>-<name>. redis, postgres, redis-headless and postgres-headless
+    /// are taken by the stores' Services.
+    #[x_kube(validation = Rule::new("!(self in ['redis', 'postgres', 'redis-headless', 'postgres-headless'])").message("spec.components[].name: redis, postgres, redis-headless and postgres-headless are reserved for the stores' Services"))]
     #[schemars(
         length(min = 1, max = 40),
         regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -101,10 +105,11 @@ pub struct Component {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<Autoscaling>,
 
-    /// Extra environment variables, passed through as they are. The store
-    /// connection variables (REDIS_URL, DATABASE_URL, PG*) are added by the
-    /// operator and win over variables of the same name here.
+    /// Extra environment variables, passed through as they are; names must be
+    /// unique. The store connection variables (REDIS_URL, DATABASE_URL, PG*)
+    /// are added by the operator and win over variables of the same name here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     #[schemars(length(max = 100))]
     pub env: Vec<EnvVar>,
 
@@ -117,6 +122,7 @@ pub struct Component {
     /// store the stack has. An empty list wires none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
     pub uses: Option<Vec<StoreKind>>,
 
     /// Overrides the image's entrypoint.
@@ -143,6 +149,21 @@ pub struct Component {
     /// Type of the component's Service: ClusterIP (default), NodePort or LoadBalancer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_type: Option<ServiceType>,
+
+    /// Security settings of the component's container, laid over the defaults
+    /// of the restricted Pod Security Standard (runAsNonRoot: true,
+    /// allowPrivilegeEscalation: false, capabilities drop ALL, seccompProfile
+    /// RuntimeDefault): each field set here replaces the default of the same
+    /// name, e.g. readOnlyRootFilesystem: true or runAsUser: 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<SecurityContext>,
+
+    /// Security settings of the component's pods, laid over the defaults
+    /// (runAsNonRoot: true, seccompProfile RuntimeDefault): each field set here
+    /// replaces the default of the same name, e.g. runAsUser for an image whose
+    /// USER is a name rather than a numeric uid, or fsGroup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_security_context: Option<PodSecurityContext>,
 }
 
 /// CPU-based autoscaling of a component.

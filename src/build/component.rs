@@ -61,7 +61,7 @@ pub fn deployment(ctx: &StackRef, stack: &AppStack, c: &Component, inputs: &Inpu
             }),
             ..Lifecycle::default()
         }),
-        security_context: Some(security::container()),
+        security_context: Some(security::app_container(c.security_context.as_ref())),
         ..Container::default()
     };
     Deployment {
@@ -94,7 +94,7 @@ pub fn deployment(ctx: &StackRef, stack: &AppStack, c: &Component, inputs: &Inpu
                 spec: Some(PodSpec {
                     init_containers: Some(init).filter(|i| !i.is_empty()),
                     containers: vec![container],
-                    security_context: Some(security::app_pod()),
+                    security_context: Some(security::app_pod_with(c.pod_security_context.as_ref())),
                     termination_grace_period_seconds: Some(GRACE_PERIOD),
                     // Apps get their wiring explicitly; Docker-link variables
                     // for every Service in the namespace are noise.

@@ -74,6 +74,10 @@ pub enum BuildError {
         "spec.components[{index}].uses: {store} is not in this stack; add spec.{store} or remove it from uses"
     )]
     MissingStore { index: usize, store: &'static str },
+    #[error(
+        "spec.components[{index}].env: {name} is set twice; Server-Side Apply refuses duplicate names"
+    )]
+    DuplicateEnv { index: usize, name: String },
     #[error("spec.{store}: its credentials were not provided (operator bug)")]
     MissingCredentials { store: &'static str },
     #[error(
@@ -133,12 +137,24 @@ fn validate(stack: &AppStack) -> Result<(), BuildError> {
         return Err(BuildError::NoComponents);
     }
     let stack_name = stack.name_any();
+    names::check_stack(&stack_name)?;
     for (index, c) in spec.components.iter().enumerate() {
         names::check_component(&stack_name, index, &c.name)?;
         if spec.components[..index].iter().any(|o| o.name == c.name) {
             return Err(BuildError::ComponentName {
                 index,
                 message: format!("{:?} is used by another component", c.name),
+            });
+        }
+        let duplicate = c
+            .env
+            .iter()
+            .enumerate()
+            .find(|(n, e)| c.env[..*n].iter().any(|o| o.name == e.name));
+        if let Some((_, e)) = duplicate {
+            return Err(BuildError::DuplicateEnv {
+                index,
+                name: e.name.clone(),
             });
         }
         if !(1..=65535).contains(&c.port) {
@@ -285,6 +301,14 @@ postgres: {}
                 "spec.postgres.database",
             ),
             ("components: []", "spec.components"),
+            (
+                "components: [{name: redis, image: i, port: 1}]\nredis: {}",
+                "spec.components[0].name",
+            ),
+            (
+                "components: [{name: a, image: i, port: 1, env: [{name: X, value: '1'}, {name: X}]}]",
+                "spec.components[0].env",
+            ),
         ];
         for (yaml, field) in cases {
             let s = stack(yaml);

@@ -8,6 +8,10 @@ use super::BuildError;
 pub const MAX_STACK_WITH_STORES: usize = 43;
 const MAX_NAME: usize = 63;
 
+/// Component names that would give a child the name (and pod selector) of a
+/// store's Service.
+pub const RESERVED: [&str; 4] = ["redis", "postgres", "redis-headless", "postgres-headless"];
+
 pub fn component(stack: &str, component: &str) -> String {
     format!("{stack}-{component}")
 }
@@ -39,6 +43,11 @@ pub(super) fn check_component(stack: &str, index: usize, name: &str) -> Result<(
             "{name:?} must be a DNS-1123 label: lower-case letters, digits and '-', starting with a letter"
         )));
     }
+    if RESERVED.contains(&name) {
+        return Err(err(format!(
+            "{name:?} is reserved: the stores' Services are named <stack>-redis, <stack>-postgres and <stack>-<store>-headless"
+        )));
+    }
     let full = component(stack, name);
     if full.len() > MAX_NAME {
         return Err(err(format!(
@@ -46,9 +55,20 @@ pub(super) fn check_component(stack: &str, index: usize, name: &str) -> Result<(
             full.len()
         )));
     }
-    if !stack.starts_with(|c: char| c.is_ascii_lowercase()) {
+    Ok(())
+}
+
+/// The stack's name prefixes Service names, so it must be a DNS-1035 label
+/// (an AppStack's own name may also hold '.' or start with a digit).
+pub(super) fn check_stack(stack: &str) -> Result<(), BuildError> {
+    let valid = stack.starts_with(|c: char| c.is_ascii_lowercase())
+        && !stack.ends_with('-')
+        && stack
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !valid {
         return Err(BuildError::StackName(format!(
-            "{stack:?} must start with a letter: it prefixes Service names"
+            "{stack:?} must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter, no '.'): it prefixes Service names"
         )));
     }
     Ok(())
@@ -99,6 +119,18 @@ mod tests {
         }
         let long = "c".repeat(60);
         assert!(check_component("shop", 0, &long).is_err());
-        assert!(check_component("9shop", 0, "web").is_err());
+        for reserved in RESERVED {
+            let err = check_component("shop", 1, reserved).unwrap_err();
+            assert!(err.to_string().contains("reserved"), "{err}");
+        }
+    }
+
+    #[test]
+    fn stack_names_must_be_dns_1035_labels() {
+        assert!(check_stack("shop-2").is_ok());
+        for bad in ["9shop", "shop.v2", "Shop"] {
+            let err = check_stack(bad).unwrap_err();
+            assert!(err.to_string().starts_with("metadata.name:"), "{err}");
+        }
     }
 }

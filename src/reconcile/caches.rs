@@ -6,7 +6,11 @@
 
 use std::fmt::Debug;
 
-use futures::StreamExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Secret, Service};
@@ -33,7 +37,11 @@ pub struct Caches {
     pub services: Store<Meta<Service>>,
     pub autoscalers: Store<Meta<HorizontalPodAutoscaler>>,
     pub disruption_budgets: Store<Meta<PodDisruptionBudget>>,
+    /// How many of the watches above have completed their first list.
+    listed: Arc<AtomicUsize>,
 }
+
+const WATCHES: usize = 7;
 
 pub type Trigger<K> = futures::stream::BoxStream<'static, Result<K, watcher::Error>>;
 
@@ -65,7 +73,27 @@ fn children_config() -> watcher::Config {
     ))
 }
 
-fn full<K>(client: &Client, ns: Option<&str>, config: watcher::Config) -> (Store<K>, Trigger<K>)
+/// Counts a watch once, when its first list is in the store. (Waiting on
+/// `Store::wait_until_ready` from a second task would race the controller,
+/// which waits on the same one-shot signal.)
+fn count_first_list<K>(
+    listed: &Arc<AtomicUsize>,
+) -> impl FnMut(&watcher::Event<K>) + Send + 'static {
+    let listed = listed.clone();
+    let seen = AtomicBool::new(false);
+    move |event| {
+        if matches!(event, watcher::Event::InitDone) && !seen.swap(true, Ordering::Relaxed) {
+            listed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn full<K>(
+    client: &Client,
+    ns: Option<&str>,
+    config: watcher::Config,
+    listed: &Arc<AtomicUsize>,
+) -> (Store<K>, Trigger<K>)
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -80,12 +108,17 @@ where
         .default_backoff()
         .modify(|o: &mut K| o.managed_fields_mut().clear())
         .reflect(writer)
+        .inspect_ok(count_first_list(listed))
         .touched_objects()
         .boxed();
     (reader, stream)
 }
 
-fn metadata<K>(client: &Client, ns: Option<&str>) -> (Store<Meta<K>>, Trigger<Meta<K>>)
+fn metadata<K>(
+    client: &Client,
+    ns: Option<&str>,
+    listed: &Arc<AtomicUsize>,
+) -> (Store<Meta<K>>, Trigger<Meta<K>>)
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -100,12 +133,14 @@ where
         .default_backoff()
         .modify(|o: &mut Meta<K>| o.managed_fields_mut().clear())
         .reflect(writer)
+        .inspect_ok(count_first_list(listed))
         .touched_objects()
         .boxed();
     (reader, stream)
 }
 
 pub fn watch(client: &Client, namespace: Option<&str>) -> (Caches, Triggers) {
+    let listed = Arc::new(AtomicUsize::new(0));
     let (stacks, writer) = reflector::store();
     let stacks_t = watcher(
         api::<AppStack>(client, namespace),
@@ -114,16 +149,19 @@ pub fn watch(client: &Client, namespace: Option<&str>) -> (Caches, Triggers) {
     .default_backoff()
     .modify(|o: &mut AppStack| o.managed_fields_mut().clear())
     .reflect(writer)
+    .inspect_ok(count_first_list(&listed))
     .applied_objects()
     .boxed();
-    let (deployments, deployments_t) = full::<Deployment>(client, namespace, children_config());
+    let (deployments, deployments_t) =
+        full::<Deployment>(client, namespace, children_config(), &listed);
     let (stateful_sets, stateful_sets_t) =
-        full::<StatefulSet>(client, namespace, children_config());
-    let (secrets, secrets_t) = full::<Secret>(client, namespace, children_config());
-    let (services, services_t) = metadata::<Service>(client, namespace);
-    let (autoscalers, autoscalers_t) = metadata::<HorizontalPodAutoscaler>(client, namespace);
+        full::<StatefulSet>(client, namespace, children_config(), &listed);
+    let (secrets, secrets_t) = full::<Secret>(client, namespace, children_config(), &listed);
+    let (services, services_t) = metadata::<Service>(client, namespace, &listed);
+    let (autoscalers, autoscalers_t) =
+        metadata::<HorizontalPodAutoscaler>(client, namespace, &listed);
     let (disruption_budgets, disruption_budgets_t) =
-        metadata::<PodDisruptionBudget>(client, namespace);
+        metadata::<PodDisruptionBudget>(client, namespace, &listed);
     (
         Caches {
             stacks,
@@ -133,6 +171,7 @@ pub fn watch(client: &Client, namespace: Option<&str>) -> (Caches, Triggers) {
             services,
             autoscalers,
             disruption_budgets,
+            listed,
         },
         Triggers {
             stacks: stacks_t,
@@ -146,13 +185,9 @@ pub fn watch(client: &Client, namespace: Option<&str>) -> (Caches, Triggers) {
     )
 }
 
-/// Resolves once every store has seen its first full list.
-pub async fn wait_ready(caches: &Caches) -> Result<(), reflector::store::WriterDropped> {
-    caches.stacks.wait_until_ready().await?;
-    caches.deployments.wait_until_ready().await?;
-    caches.stateful_sets.wait_until_ready().await?;
-    caches.secrets.wait_until_ready().await?;
-    caches.services.wait_until_ready().await?;
-    caches.autoscalers.wait_until_ready().await?;
-    caches.disruption_budgets.wait_until_ready().await
+/// Resolves once every watch has listed its objects into its store.
+pub async fn wait_ready(caches: &Caches) {
+    while caches.listed.load(Ordering::Relaxed) < WATCHES {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -59,13 +59,12 @@ pub async fn run(
     let synced = shared.synced.clone();
     let watched = caches.clone();
     tokio::spawn(async move {
-        if caches::wait_ready(&watched).await.is_ok() {
-            synced.store(true, Ordering::Relaxed);
-            info!(
-                namespace = namespace.as_deref().unwrap_or("*"),
-                "caches synced"
-            );
-        }
+        caches::wait_ready(&watched).await;
+        synced.store(true, Ordering::Relaxed);
+        info!(
+            namespace = namespace.as_deref().unwrap_or("*"),
+            "caches synced"
+        );
     });
     Controller::for_stream(triggers.stacks, caches.stacks.clone())
         .owns_stream(triggers.deployments)
@@ -78,8 +77,15 @@ pub async fn run(
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "reconcile not run");
+            // Watch failures (RBAC, a CRD missing) surface here; reconcile
+            // failures are logged where they happen.
+            if let Err(error) = result
+                && !matches!(
+                    error,
+                    kube::runtime::controller::Error::ReconcilerFailed(..)
+                )
+            {
+                warn!(%error, "controller");
             }
         })
         .await;

@@ -27,6 +27,11 @@ use crate::build::{self, Children, Inputs, names};
 use crate::error::{Error, Result};
 
 pub(super) async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<()> {
+    // Being deleted: the garbage collector removes the children; applying
+    // them again would only race it (and fail in a terminating namespace).
+    if stack.meta().deletion_timestamp.is_some() {
+        return Ok(());
+    }
     let namespace = stack.namespace().ok_or(Error::MissingNamespace)?;
     let name = stack.name_any();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);

@@ -55,10 +55,24 @@ pub async fn print(env: &TestEnv, namespace: &str) {
         "--max-log-requests=4",
     ];
     match cmd::run(env, "kubectl", &logs, None, t).await {
-        Ok(out) => println!("    operator logs:\n{}", cmd::indent(&out.text())),
+        Ok(out) => println!(
+            "    operator logs:\n{}",
+            cmd::indent(&clip_lines(&out.text(), 400))
+        ),
         Err(e) => println!("    operator logs: {e:#}"),
     }
     println!("    --- end of diagnostics ---");
+}
+
+/// Long (JSON) log lines cut to `width` characters.
+fn clip_lines(text: &str, width: usize) -> String {
+    text.lines()
+        .map(|l| match l.char_indices().nth(width) {
+            Some((i, _)) => format!("{}...", &l[..i]),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn tail(text: &str, n: usize) -> String {

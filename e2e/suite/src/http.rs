@@ -189,11 +189,12 @@ async fn from_pod(
     call: &Call<'_>,
 ) -> Result<Response> {
     let url = format!("http://{addr}{}", call.path);
+    // `timeout`, not wget's -T: Debian's static busybox 1.35 wget segfaults with -T.
     let timeout = call.timeout.as_secs().max(1).to_string();
     let auth = call.bearer.map(|t| format!("Authorization: Bearer {t}"));
     let body = call.body.map(Value::to_string);
     let mut args = vec![
-        "exec", "-n", namespace, pod, "--", "wget", "-S", "-q", "-O", "-", "-T", &timeout,
+        "exec", "-n", namespace, pod, "--", "timeout", &timeout, "wget", "-S", "-q", "-O", "-",
     ];
     if let Some(auth) = &auth {
         args.extend(["--header", auth]);

@@ -135,7 +135,8 @@ async fn from_host(addr: SocketAddr, spec: LoadSpec, stop: Arc<AtomicBool>) -> R
 }
 
 /// The same load from a helper pod: a shell loop of busybox wget, one line
-/// per request ("ok <pod>" or "fail").
+/// per request ("ok <pod>" or "fail"). `timeout` bounds each request:
+/// Debian's static busybox 1.35 wget segfaults with its own -T.
 async fn from_pod(
     env: &crate::env::TestEnv,
     namespace: &str,
@@ -153,7 +154,7 @@ async fn from_pod(
         .unwrap_or_default();
     let script = format!(
         "i=0; while [ $i -lt {total} ]; do \
-           (h=$(wget -S -q -O /dev/null -T {t} {auth} 'http://{addr}{path}' 2>&1) \
+           (h=$(timeout {t} wget -S -q -O /dev/null {auth} 'http://{addr}{path}' 2>&1) \
              && echo \"ok $(echo \"$h\" | sed -n 's/^ *x-served-by: *//Ip' | tr -d '\\r')\" || echo fail) & \
            sleep {pause}; i=$((i+1)); done; wait",
         t = spec.timeout.as_secs().max(1),

@@ -70,7 +70,11 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     let out = pods::run_script(
         ctx,
         "smoke-client",
-        &format!("nslookup {fqdn} && wget -qO- -T 5 http://{fqdn}/"),
+        // The Service's DNS record and endpoints appear a moment after it.
+        // (`timeout`, not wget -T: busybox 1.35's static wget segfaults with -T.)
+        &format!(
+            "for i in $(seq 30); do nslookup {fqdn} && timeout 5 wget -qO- http://{fqdn}/ && exit 0; sleep 1; done; exit 1"
+        ),
         json!([]),
         json!([]),
         Duration::from_secs(90),
