@@ -54,11 +54,13 @@ req() {
     "$(awk 'tolower($1)=="x-served-by:"{print $2}' "$hdr" | tr -d '\r')" "$out"
   rm -f "$hdr"
 }
-# until_ok DESC SECONDS METHOD PATH: retries until HTTP 200, prints the answer.
+# until_ok DESC SECONDS METHOD PATH [NOT_FROM_POD]: retries until HTTP 200
+# (from a pod other than NOT_FROM_POD, if given), prints the answer.
 until_ok() {
-  local desc=$1 limit=$2 start=$SECONDS answer
+  local desc=$1 limit=$2 not_from=${5:-} start=$SECONDS answer
   while ((SECONDS - start < limit)); do
-    if answer=$(req "$3" "$4") && [[ $answer == 200* ]]; then
+    if answer=$(req "$3" "$4" 2>/dev/null) && [[ $answer == 200* ]] \
+      && { [[ -z $not_from ]] || [[ $(awk '{print $2}' <<<"$answer") != "$not_from" ]]; }; then
       say "$desc after $((SECONDS - start))s: $answer"; return 0
     fi
     sleep 0.5
@@ -81,7 +83,7 @@ done_
 
 step "Deleting the pod that served us ($served)"
 kubectl -n "$NS" delete pod "$served" --wait=false >/dev/null
-until_ok "still logged in, served by another pod" 60 GET /me
+until_ok "still logged in, served by another pod" 60 GET /me "$served"
 done_
 
 step "Deleting the Redis pod (sessions live there, AOF on a PVC)"

@@ -26,13 +26,6 @@ const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
 const SYNC_PASSWORD: &str = r#"for i in $(seq 1 120); do pg_isready -q -h /var/run/postgresql && break; sleep 1; done
 echo "ALTER ROLE \"$POSTGRES_USER\" WITH PASSWORD :'pw';" | psql -q -h /var/run/postgresql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -v ON_ERROR_STOP=1 -v pw="$POSTGRES_PASSWORD" >/dev/null 2>&1 || true"#;
 
-/// Kubernetes stops a container with SIGTERM, which is PostgreSQL's "smart"
-/// shutdown: it waits for every client to disconnect, and the apps' pooled
-/// connections never do, so the pod would sit out its grace period and be
-/// killed (crash recovery on the next start). A "fast" shutdown first ends
-/// the sessions and checkpoints, so a deleted pod goes away in seconds.
-const FAST_SHUTDOWN: &str = r#"pg_ctl stop -D "$PGDATA" -m fast -w -t 50 >/dev/null 2>&1 || true"#;
-
 pub fn image(stack: &AppStack) -> String {
     stack
         .spec
@@ -119,12 +112,6 @@ pub fn stateful_set(
             post_start: Some(LifecycleHandler {
                 exec: Some(ExecAction {
                     command: Some(vec!["sh".into(), "-c".into(), SYNC_PASSWORD.into()]),
-                }),
-                ..LifecycleHandler::default()
-            }),
-            pre_stop: Some(LifecycleHandler {
-                exec: Some(ExecAction {
-                    command: Some(vec!["sh".into(), "-c".into(), FAST_SHUTDOWN.into()]),
                 }),
                 ..LifecycleHandler::default()
             }),

@@ -131,9 +131,22 @@ pub fn main(scenarios: Vec<Scenario>) -> ExitCode {
 }
 
 fn select<'a>(scenarios: &'a [Scenario], filters: &[String]) -> Vec<&'a Scenario> {
-    let wanted =
-        |s: &Scenario| filters.is_empty() || filters.iter().any(|f| s.name.contains(f.as_str()));
-    let needs_install = scenarios.iter().any(|s| wanted(s) && s.needs_operator);
+    // A filter naming a scenario exactly selects that one; otherwise every
+    // scenario whose name contains it.
+    let exact = |f: &String| scenarios.iter().any(|s| s.name == f.as_str());
+    let wanted = |s: &Scenario| {
+        filters.is_empty()
+            || filters.iter().any(|f| {
+                if exact(f) {
+                    s.name == f.as_str()
+                } else {
+                    s.name.contains(f.as_str())
+                }
+            })
+    };
+    // E2E_NO_INSTALL=1: use the operator as installed (quicker iterations).
+    let reuse = std::env::var("E2E_NO_INSTALL").is_ok_and(|v| v == "1");
+    let needs_install = !reuse && scenarios.iter().any(|s| wanted(s) && s.needs_operator);
     scenarios
         .iter()
         .filter(|s| wanted(s) || (s.installs_operator && needs_install))

@@ -4,8 +4,10 @@
 //!   cargo test --locked -p appstack-e2e --test scenarios -- --nocapture [FILTER...]
 //!
 //! FILTER selects scenarios whose name contains it (helm-install is added
-//! when a selected scenario needs the operator). E2E_KEEP=1 keeps every
-//! scenario's namespace; CLUSTER=current drives the current kube context.
+//! when a selected scenario needs the operator, unless E2E_NO_INSTALL=1).
+//! E2E_KEEP=1 keeps every scenario's namespace; E2E_POD_SECURITY sets the
+//! Pod Security level they enforce (default restricted); CLUSTER=current
+//! drives the current kube context.
 
 mod cases;
 

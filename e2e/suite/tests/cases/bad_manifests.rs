@@ -89,7 +89,7 @@ fn cases() -> Vec<Case> {
             |m| {
                 m["metadata"]["name"] = json!(format!("s{}", "x".repeat(61)));
             },
-            &["metadata.name", "name"],
+            &["metadata.name"],
         ),
     ]
 }

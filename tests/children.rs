@@ -1,0 +1,442 @@
+//! Properties every child must have, checked on whole stacks through the
+//! public builder API: ownership, labels, fitness for Server-Side Apply,
+//! defaults, and which children exist for which spec.
+
+use appstack::api::AppStack;
+use appstack::build::{self, BuildError, Children, Inputs, StoreCredentials, labels, names};
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use serde_json::Value;
+
+const UID: &str = "3f1c2b4a-0000-4000-8000-000000000001";
+
+fn stack(name: &str, spec_yaml: &str) -> AppStack {
+    let spec = serde_yaml::from_str(spec_yaml).unwrap();
+    let mut s = AppStack::new(name, spec);
+    s.metadata.namespace = Some("team-a".into());
+    s.metadata.uid = Some(UID.into());
+    s
+}
+
+fn inputs(s: &AppStack) -> Inputs {
+    let creds = |user: &str, pw: &str| StoreCredentials {
+        username: user.into(),
+        password: pw.into(),
+    };
+    Inputs {
+        redis: s.spec.redis.as_ref().map(|_| creds("default", "r3d1s")),
+        postgres: s.spec.postgres.as_ref().map(|_| creds("app", "p0stgr3s")),
+    }
+}
+
+fn build(s: &AppStack) -> Children {
+    build::children(s, &inputs(s)).unwrap()
+}
+
+/// Every child as JSON, the way the applier sends it.
+fn all_json(c: &Children) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut add = |v: Value| out.push(v);
+    c.secrets
+        .iter()
+        .for_each(|o| add(serde_json::to_value(o).unwrap()));
+    c.services
+        .iter()
+        .for_each(|o| add(serde_json::to_value(o).unwrap()));
+    c.stateful_sets
+        .iter()
+        .for_each(|o| add(serde_json::to_value(o).unwrap()));
+    c.deployments
+        .iter()
+        .for_each(|o| add(serde_json::to_value(o).unwrap()));
+    c.autoscalers
+        .iter()
+        .for_each(|o| add(serde_json::to_value(o).unwrap()));
+    c.disruption_budgets
+        .iter()
+        .for_each(|o| add(serde_json::to_value(o).unwrap()));
+    out
+}
+
+const FULL: &str = "
+components:
+- {name: web, image: i, port: 8080, autoscaling: {minReplicas: 2, maxReplicas: 5}}
+- {name: worker, image: i, port: 9000, replicas: 3, uses: [postgres]}
+- {name: static, image: i, port: 80, uses: []}
+redis: {}
+postgres: {}
+";
+
+#[test]
+fn every_child_is_owned_labelled_and_namespaced() {
+    let c = build(&stack("shop", FULL));
+    let objects = all_json(&c);
+    // 3 Deployments, 3 + 4 Services, 2 StatefulSets, 2 Secrets, 1 HPA, 2 PDBs.
+    assert_eq!(objects.len(), 17);
+    for o in &objects {
+        let name = o["metadata"]["name"].as_str().unwrap();
+        assert_eq!(o["metadata"]["namespace"], "team-a", "{name}");
+        let owners = o["metadata"]["ownerReferences"].as_array().unwrap();
+        assert_eq!(owners.len(), 1, "{name}");
+        let owner = &owners[0];
+        assert_eq!(owner["apiVersion"], "appstack.dev/v1alpha1");
+        assert_eq!(owner["kind"], "AppStack");
+        assert_eq!(owner["name"], "shop");
+        assert_eq!(owner["uid"], UID);
+        assert_eq!(owner["controller"], true);
+        assert_eq!(owner["blockOwnerDeletion"], true);
+        let l = &o["metadata"]["labels"];
+        assert_eq!(l["app.kubernetes.io/instance"], "shop", "{name}");
+        assert_eq!(
+            l["app.kubernetes.io/managed-by"],
+            labels::MANAGED_BY,
+            "{name}"
+        );
+        assert_eq!(l["app.kubernetes.io/part-of"], "appstack", "{name}");
+        assert!(l["app.kubernetes.io/name"].is_string(), "{name}");
+        assert!(l["app.kubernetes.io/component"].is_string(), "{name}");
+    }
+}
+
+#[test]
+fn children_are_fit_for_server_side_apply() {
+    for o in all_json(&build(&stack("shop", FULL))) {
+        let name = o["metadata"]["name"].as_str().unwrap();
+        assert!(
+            o["apiVersion"].is_string() && o["kind"].is_string(),
+            "{name}"
+        );
+        assert!(o.get("status").is_none(), "{name} carries a status");
+        for server_owned in [
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "managedFields",
+        ] {
+            assert!(
+                o["metadata"].get(server_owned).is_none(),
+                "{name}: {server_owned}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_stack_selector_matches_every_child() {
+    let selector = labels::stack_selector("shop");
+    for o in all_json(&build(&stack("shop", FULL))) {
+        for pair in selector.split(',') {
+            let (k, v) = pair.split_once('=').unwrap();
+            assert_eq!(o["metadata"]["labels"][k], v);
+        }
+    }
+}
+
+#[test]
+fn a_missing_uid_or_namespace_is_an_error_not_an_orphan() {
+    let mut s = stack("shop", FULL);
+    s.metadata.uid = None;
+    let err = build::children(&s, &inputs(&s)).unwrap_err();
+    assert_eq!(err, BuildError::MissingMetadata("uid"));
+    let mut s = stack("shop", FULL);
+    s.metadata.namespace = None;
+    let err = build::children(&s, &inputs(&s)).unwrap_err();
+    assert!(err.to_string().starts_with("metadata.namespace"), "{err}");
+}
+
+#[test]
+fn disruption_budgets_only_where_more_than_one_replica_runs() {
+    let c = build(&stack("shop", FULL));
+    let pdbs: Vec<String> = c.disruption_budgets.iter().map(|p| p.name_any()).collect();
+    // web: minReplicas 2; worker: 3 replicas; static: the default single replica.
+    assert_eq!(pdbs, ["shop-web", "shop-worker"]);
+    let spec = c.disruption_budgets[0].spec.as_ref().unwrap();
+    assert_eq!(
+        serde_json::to_value(&spec.max_unavailable).unwrap(),
+        serde_json::json!(1)
+    );
+    let single = build(&stack(
+        "s",
+        "components: [{name: a, image: i, port: 1, autoscaling: {minReplicas: 1, maxReplicas: 4}}]",
+    ));
+    assert!(single.disruption_budgets.is_empty());
+}
+
+#[test]
+fn autoscaler_targets_the_deployment_with_a_default_cpu_target() {
+    let c = build(&stack("shop", FULL));
+    assert_eq!(c.autoscalers.len(), 1);
+    let hpa = serde_json::to_value(&c.autoscalers[0]).unwrap();
+    assert_eq!(hpa["apiVersion"], "autoscaling/v2");
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["kind"], "Deployment");
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "shop-web");
+    assert_eq!(hpa["spec"]["minReplicas"], 2);
+    assert_eq!(hpa["spec"]["maxReplicas"], 5);
+    let target = &hpa["spec"]["metrics"][0]["resource"];
+    assert_eq!(target["name"], "cpu");
+    assert_eq!(target["target"]["averageUtilization"], 80);
+}
+
+#[test]
+fn replicas_default_to_one_without_autoscaling() {
+    let c = build(&stack("shop", FULL));
+    let static_ = c
+        .deployments
+        .iter()
+        .find(|d| d.name_any() == "shop-static")
+        .unwrap();
+    assert_eq!(static_.spec.as_ref().unwrap().replicas, Some(1));
+}
+
+fn secret_value(s: &Secret, key: &str) -> String {
+    String::from_utf8(s.data.as_ref().unwrap()[key].0.clone()).unwrap()
+}
+
+#[test]
+fn secrets_hold_what_clients_need_to_connect() {
+    let c = build(&stack("my-shop", FULL));
+    let redis = c
+        .secrets
+        .iter()
+        .find(|s| s.name_any() == "my-shop-redis")
+        .unwrap();
+    assert_eq!(secret_value(redis, "host"), "my-shop-redis.team-a.svc");
+    assert_eq!(secret_value(redis, "port"), "6379");
+    assert_eq!(secret_value(redis, "password"), "r3d1s");
+    assert_eq!(
+        secret_value(redis, "url"),
+        "redis://:r3d1s@my-shop-redis.team-a.svc:6379/0"
+    );
+    let pg = c
+        .secrets
+        .iter()
+        .find(|s| s.name_any() == "my-shop-postgres")
+        .unwrap();
+    // The default database is the stack's name as a plain identifier.
+    assert_eq!(secret_value(pg, "database"), "my_shop");
+    assert_eq!(secret_value(pg, "username"), "app");
+    assert_eq!(
+        secret_value(pg, "url"),
+        "postgresql://app:p0stgr3s@my-shop-postgres.team-a.svc:5432/my_shop"
+    );
+    for s in &c.secrets {
+        assert_eq!(s.type_.as_deref(), Some("Opaque"));
+    }
+}
+
+#[test]
+fn stores_default_to_official_images_and_sizes() {
+    let c = build(&stack("shop", FULL));
+    for (sts, image, size) in [
+        ("shop-redis", "redis:7.4", "1Gi"),
+        ("shop-postgres", "postgres:17", "5Gi"),
+    ] {
+        let v = serde_json::to_value(
+            c.stateful_sets
+                .iter()
+                .find(|s| s.name_any() == sts)
+                .unwrap(),
+        )
+        .unwrap();
+        let spec = &v["spec"];
+        assert_eq!(spec["replicas"], 1, "{sts}");
+        assert_eq!(spec["serviceName"], names::headless(sts), "{sts}");
+        assert_eq!(spec["template"]["spec"]["containers"][0]["image"], image);
+        let claim = &spec["volumeClaimTemplates"][0]["spec"];
+        assert_eq!(claim["resources"]["requests"]["storage"], size, "{sts}");
+        assert!(claim.get("storageClassName").is_none(), "{sts}");
+        let pod = &spec["template"]["spec"]["securityContext"];
+        assert_eq!(pod["runAsUser"], 999);
+        assert_eq!(pod["fsGroup"], 999);
+        assert_eq!(pod["runAsNonRoot"], true);
+    }
+}
+
+#[test]
+fn headless_services_publish_not_ready_pods() {
+    let c = build(&stack("shop", FULL));
+    for name in ["shop-redis-headless", "shop-postgres-headless"] {
+        let svc = c.services.iter().find(|s| s.name_any() == name).unwrap();
+        let spec = svc.spec.as_ref().unwrap();
+        assert_eq!(spec.cluster_ip.as_deref(), Some("None"), "{name}");
+        assert_eq!(spec.publish_not_ready_addresses, Some(true), "{name}");
+    }
+    let client = c
+        .services
+        .iter()
+        .find(|s| s.name_any() == "shop-redis")
+        .unwrap();
+    assert_eq!(
+        client.spec.as_ref().unwrap().type_.as_deref(),
+        Some("ClusterIP")
+    );
+}
+
+#[test]
+fn a_component_without_stores_gets_no_wiring() {
+    let c = build(&stack("shop", FULL));
+    let d = c
+        .deployments
+        .iter()
+        .find(|d| d.name_any() == "shop-static")
+        .unwrap();
+    let template = &d.spec.as_ref().unwrap().template;
+    let pod = template.spec.as_ref().unwrap();
+    assert!(pod.init_containers.is_none());
+    assert!(pod.containers[0].env.is_none());
+    let annotations = template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.annotations.clone());
+    assert!(annotations.is_none_or(|a| !a.contains_key("appstack.dev/credentials-hash")));
+}
+
+#[test]
+fn wiring_comes_after_user_env_and_replaces_same_names() {
+    let s = stack(
+        "shop",
+        "
+components:
+- name: web
+  image: i
+  port: 8080
+  env: [{name: A, value: '1'}, {name: DATABASE_URL, value: literal}]
+postgres: {}
+",
+    );
+    let c = build(&s);
+    let env = c.deployments[0]
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .env
+        .clone()
+        .unwrap();
+    let names: Vec<&str> = env.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "A",
+            "DATABASE_URL",
+            "PGHOST",
+            "PGPORT",
+            "PGDATABASE",
+            "PGUSER",
+            "PGPASSWORD"
+        ]
+    );
+    let url = env.iter().find(|e| e.name == "DATABASE_URL").unwrap();
+    assert!(url.value.is_none(), "credentials only by secretKeyRef");
+    let key_ref = url
+        .value_from
+        .as_ref()
+        .unwrap()
+        .secret_key_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (key_ref.name.as_str(), key_ref.key.as_str()),
+        ("shop-postgres", "url")
+    );
+}
+
+#[test]
+fn app_pods_meet_the_restricted_profile_and_drain_gracefully() {
+    let c = build(&stack("shop", FULL));
+    for d in &c.deployments {
+        let v = serde_json::to_value(d).unwrap();
+        let spec = &v["spec"];
+        assert_eq!(spec["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
+        assert_eq!(spec["strategy"]["rollingUpdate"]["maxSurge"], 1);
+        let pod = &spec["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
+        assert_eq!(pod["terminationGracePeriodSeconds"], 30);
+        let all = pod["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(pod["initContainers"].as_array().into_iter().flatten());
+        for container in all {
+            let sc = &container["securityContext"];
+            assert_eq!(
+                sc["allowPrivilegeEscalation"], false,
+                "{}",
+                container["name"]
+            );
+            assert_eq!(sc["capabilities"]["drop"][0], "ALL");
+            assert_eq!(sc["runAsNonRoot"], true);
+        }
+        let app = &pod["containers"][0];
+        assert_eq!(app["lifecycle"]["preStop"]["sleep"]["seconds"], 5);
+        assert_eq!(app["ports"][0]["name"], "http");
+        assert!(
+            app["readinessProbe"].is_object(),
+            "a default readiness probe"
+        );
+    }
+}
+
+#[test]
+fn a_store_password_change_rolls_the_store_itself() {
+    let s = stack("shop", FULL);
+    let hash = |c: &Children, sts: &str| {
+        let s = c
+            .stateful_sets
+            .iter()
+            .find(|s| s.name_any() == sts)
+            .unwrap();
+        let meta = s.spec.as_ref().unwrap().template.metadata.as_ref().unwrap();
+        meta.annotations.as_ref().unwrap()["appstack.dev/credentials-hash"].clone()
+    };
+    let before = build(&s);
+    let mut changed = inputs(&s);
+    changed.redis.as_mut().unwrap().password = "rotated".into();
+    let after = build::children(&s, &changed).unwrap();
+    assert_ne!(hash(&before, "shop-redis"), hash(&after, "shop-redis"));
+    assert_eq!(
+        hash(&before, "shop-postgres"),
+        hash(&after, "shop-postgres")
+    );
+}
+
+#[test]
+fn removing_a_store_removes_all_its_children() {
+    let c = build(&stack(
+        "shop",
+        "components: [{name: web, image: i, port: 1}]\nredis: {}",
+    ));
+    let names: Vec<String> = all_json(&c)
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains("postgres")), "{names:?}");
+    assert!(names.iter().any(|n| n == "shop-redis"));
+}
+
+#[test]
+fn stack_names_that_cannot_prefix_services_are_refused() {
+    for bad in ["shop.v2", "9shop"] {
+        let s = stack(bad, "components: [{name: web, image: i, port: 1}]");
+        let err = build::children(&s, &inputs(&s)).unwrap_err();
+        assert!(
+            err.to_string().starts_with("metadata.name:"),
+            "{bad}: {err}"
+        );
+    }
+    let long = "s".repeat(44);
+    let s = stack(
+        &long,
+        "components: [{name: web, image: i, port: 1}]\npostgres: {}",
+    );
+    let err = build::children(&s, &inputs(&s)).unwrap_err();
+    assert!(err.to_string().contains("43"), "{err}");
+}
