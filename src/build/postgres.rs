@@ -2,11 +2,7 @@
 //! fresh volume's root may hold lost+found, which initdb refuses).
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, ExecAction, Lifecycle, LifecycleHandler, Probe,
-    TCPSocketAction, VolumeMount,
-};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::api::core::v1::{Container, EnvVar, ExecAction, Lifecycle, LifecycleHandler};
 
 use super::meta::StackRef;
 use super::store::{self, Store};
@@ -76,38 +72,11 @@ pub fn stateful_set(
             plain("POSTGRES_DB", database),
             plain("PGDATA", PGDATA),
         ]),
-        ports: Some(vec![ContainerPort {
-            name: Some(labels::POSTGRES.into()),
-            container_port: PORT,
-            protocol: Some("TCP".into()),
-            ..ContainerPort::default()
-        }]),
-        readiness_probe: Some(Probe {
-            exec: Some(ExecAction {
-                command: Some(
-                    [
-                        "sh",
-                        "-c",
-                        "pg_isready -q -h 127.0.0.1 -p 5432 -U \"$POSTGRES_USER\" -d \"$POSTGRES_DB\"",
-                    ]
-                    .map(String::from)
-                    .to_vec(),
-                ),
-            }),
-            period_seconds: Some(5),
-            timeout_seconds: Some(3),
-            ..Probe::default()
-        }),
-        liveness_probe: Some(Probe {
-            tcp_socket: Some(TCPSocketAction {
-                port: IntOrString::Int(PORT),
-                ..TCPSocketAction::default()
-            }),
-            initial_delay_seconds: Some(30),
-            period_seconds: Some(10),
-            failure_threshold: Some(6),
-            ..Probe::default()
-        }),
+        ports: store::port(labels::POSTGRES, PORT),
+        readiness_probe: store::ready_when(
+            "pg_isready -q -h 127.0.0.1 -p 5432 -U \"$POSTGRES_USER\" -d \"$POSTGRES_DB\"",
+        ),
+        liveness_probe: store::alive_on(PORT, 30),
         lifecycle: Some(Lifecycle {
             post_start: Some(LifecycleHandler {
                 exec: Some(ExecAction {
@@ -117,11 +86,7 @@ pub fn stateful_set(
             }),
             ..Lifecycle::default()
         }),
-        volume_mounts: Some(vec![VolumeMount {
-            name: store::DATA.into(),
-            mount_path: MOUNT.into(),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: store::data_mount(MOUNT),
         resources: spec.and_then(|p| p.resources.clone()),
         security_context: Some(security::container()),
         ..Container::default()

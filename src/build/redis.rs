@@ -1,10 +1,7 @@
 //! The Redis StatefulSet: append-only file on the volume, password required.
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, ExecAction, Probe, TCPSocketAction, VolumeMount,
-};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::api::core::v1::Container;
 
 use super::meta::StackRef;
 use super::store::{self, Store};
@@ -52,39 +49,10 @@ pub fn stateful_set(ctx: &StackRef, stack: &AppStack, creds: &StoreCredentials) 
             // redis-cli reads it, so probes need no password on the command line.
             wiring::secret_env("REDISCLI_AUTH", &secret, "password"),
         ]),
-        ports: Some(vec![ContainerPort {
-            name: Some(labels::REDIS.into()),
-            container_port: PORT,
-            protocol: Some("TCP".into()),
-            ..ContainerPort::default()
-        }]),
-        readiness_probe: Some(Probe {
-            exec: Some(ExecAction {
-                command: Some(
-                    ["sh", "-c", "redis-cli ping | grep -q PONG"]
-                        .map(String::from)
-                        .to_vec(),
-                ),
-            }),
-            period_seconds: Some(5),
-            timeout_seconds: Some(3),
-            ..Probe::default()
-        }),
-        liveness_probe: Some(Probe {
-            tcp_socket: Some(TCPSocketAction {
-                port: IntOrString::Int(PORT),
-                ..TCPSocketAction::default()
-            }),
-            initial_delay_seconds: Some(15),
-            period_seconds: Some(10),
-            failure_threshold: Some(6),
-            ..Probe::default()
-        }),
-        volume_mounts: Some(vec![VolumeMount {
-            name: store::DATA.into(),
-            mount_path: "/data".into(),
-            ..VolumeMount::default()
-        }]),
+        ports: store::port(labels::REDIS, PORT),
+        readiness_probe: store::ready_when("redis-cli ping | grep -q PONG"),
+        liveness_probe: store::alive_on(PORT, 15),
+        volume_mounts: store::data_mount("/data"),
         resources: spec.and_then(|r| r.resources.clone()),
         security_context: Some(security::container()),
         ..Container::default()

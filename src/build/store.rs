@@ -8,11 +8,12 @@ use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    Container, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec,
-    VolumeResourceRequirements,
+    Container, ContainerPort, ExecAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PodSpec, PodTemplateSpec, Probe, TCPSocketAction, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::StackRef;
 use super::{labels, names, security, wiring};
@@ -95,4 +96,50 @@ pub fn stateful_set(ctx: &StackRef, stack: &AppStack, store: Store<'_>) -> State
         }),
         ..StatefulSet::default()
     }
+}
+
+/// The store's one port, named after the store (the Services target it by name).
+pub fn port(part: &str, number: i32) -> Option<Vec<ContainerPort>> {
+    Some(vec![ContainerPort {
+        name: Some(part.into()),
+        container_port: number,
+        protocol: Some("TCP".into()),
+        ..ContainerPort::default()
+    }])
+}
+
+/// Ready when `script` (run by the image's sh) succeeds: the store answers.
+pub fn ready_when(script: &str) -> Option<Probe> {
+    Some(Probe {
+        exec: Some(ExecAction {
+            command: Some(vec!["sh".into(), "-c".into(), script.into()]),
+        }),
+        period_seconds: Some(5),
+        timeout_seconds: Some(3),
+        ..Probe::default()
+    })
+}
+
+/// Restarted only when the port stays closed for a minute: a store busy
+/// recovering (AOF replay, WAL redo) must not be killed for being slow.
+pub fn alive_on(number: i32, initial_delay: i32) -> Option<Probe> {
+    Some(Probe {
+        tcp_socket: Some(TCPSocketAction {
+            port: IntOrString::Int(number),
+            ..TCPSocketAction::default()
+        }),
+        initial_delay_seconds: Some(initial_delay),
+        period_seconds: Some(10),
+        failure_threshold: Some(6),
+        ..Probe::default()
+    })
+}
+
+/// The data volume, mounted at `path`.
+pub fn data_mount(path: &str) -> Option<Vec<VolumeMount>> {
+    Some(vec![VolumeMount {
+        name: DATA.into(),
+        mount_path: path.into(),
+        ..VolumeMount::default()
+    }])
 }
