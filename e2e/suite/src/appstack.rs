@@ -168,6 +168,22 @@ pub async fn deploy_shop(ctx: &mut Ctx, tweak: impl FnOnce(&mut Value)) -> Resul
         "AppStack {name} Ready after {:.1}s",
         took.as_secs_f64()
     ));
+    // Start every scenario from a settled stack: with autoscaling the
+    // Deployment begins at one replica until the HPA's first sync.
+    let web = &manifest["spec"]["components"][0];
+    let replicas = web["autoscaling"]["minReplicas"]
+        .as_i64()
+        .or(web["replicas"].as_i64())
+        .unwrap_or(1);
+    let pods = crate::pods::wait_deployment_settled(
+        &ctx.client,
+        &ctx.ns,
+        &format!("{name}-web"),
+        Some(i32::try_from(replicas)?),
+        Duration::from_secs(120),
+    )
+    .await?;
+    ctx.step(format!("web settled: {}", crate::pods::describe(&pods)));
     let shop = shop_client(ctx, &format!("{name}-web")).await?;
     Ok(Stack {
         name,

@@ -1,12 +1,13 @@
 //! The operator's children of one AppStack, and what changed between two
 //! looks at them.
 //!
-//! A child's resourceVersion also moves when a built-in controller updates
-//! its status (an HPA's current utilization, a Deployment's ready count), so
-//! "the operator wrote nothing" is judged per child by: the operator's own
-//! managedFields entry (SSA stamps its time on every write that changes
-//! something), metadata.generation (any spec change), and for kinds without a
-//! status writer (Secrets, Services) the resourceVersion itself.
+//! A child's resourceVersion (and a Deployment's generation) also moves when
+//! someone else writes it: a built-in controller updating status, the HPA
+//! setting the replica count. So "the operator wrote nothing" is judged per
+//! child by the operator's own managedFields entry (the API server stamps it
+//! on every write of that manager that changes the object; no-op applies are
+//! not written at all), and for kinds nobody else writes (Secrets, Services)
+//! by the resourceVersion itself. Other writers are reported, not failed.
 
 use std::collections::BTreeMap;
 
@@ -25,11 +26,20 @@ pub const OPERATOR_MANAGER: &str = "appstack-operator";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fingerprint {
     pub resource_version: String,
-    pub generation: Option<i64>,
-    /// The operator's managedFields entries (time and fields), serialized.
-    pub operator_fields: String,
+    /// managedFields: "manager operation subresource" -> time and fields.
+    pub managers: BTreeMap<String, String>,
     /// Whether only the operator (and users) write this kind at all.
     pub rv_is_strict: bool,
+}
+
+impl Fingerprint {
+    fn operator(&self) -> Vec<&String> {
+        self.managers
+            .iter()
+            .filter(|(k, _)| k.split(' ').next() == Some(OPERATOR_MANAGER))
+            .map(|(_, v)| v)
+            .collect()
+    }
 }
 
 /// "Kind/name" -> fingerprint.
@@ -41,18 +51,23 @@ pub fn selector(stack: &str) -> String {
 }
 
 fn fingerprint(meta: &ObjectMeta, rv_is_strict: bool) -> Fingerprint {
-    let operator_fields = meta
+    let managers = meta
         .managed_fields
         .iter()
         .flatten()
-        .filter(|m| m.manager.as_deref() == Some(OPERATOR_MANAGER))
-        .map(|m| serde_json::to_string(m).unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("\n");
+        .map(|m| {
+            let key = format!(
+                "{} {} {}",
+                m.manager.as_deref().unwrap_or("?"),
+                m.operation.as_deref().unwrap_or("?"),
+                m.subresource.as_deref().unwrap_or("")
+            );
+            (key, serde_json::to_string(m).unwrap_or_default())
+        })
+        .collect();
     Fingerprint {
         resource_version: meta.resource_version.clone().unwrap_or_default(),
-        generation: meta.generation,
-        operator_fields,
+        managers,
         rv_is_strict,
     }
 }
@@ -95,7 +110,8 @@ pub async fn snapshot(client: &Client, ns: &str, stack: &str) -> Result<Snapshot
 }
 
 impl Snapshot {
-    /// Writes to children between the two snapshots, empty when none.
+    /// Writes by the operator (or to kinds only it writes) between the two
+    /// snapshots; empty when none.
     pub fn diff(&self, later: &Snapshot) -> Vec<String> {
         let mut out = Vec::new();
         for (key, a) in &self.0 {
@@ -103,20 +119,17 @@ impl Snapshot {
                 out.push(format!("{key} disappeared"));
                 continue;
             };
-            if a.operator_fields != b.operator_fields {
+            if a.operator() != b.operator() {
                 out.push(format!(
                     "{key} was written by {OPERATOR_MANAGER} (its managedFields entry changed; resourceVersion {} -> {})",
                     a.resource_version, b.resource_version
                 ));
-            } else if a.generation != b.generation {
-                out.push(format!(
-                    "{key} spec changed (generation {:?} -> {:?})",
-                    a.generation, b.generation
-                ));
             } else if a.rv_is_strict && a.resource_version != b.resource_version {
                 out.push(format!(
-                    "{key} changed (resourceVersion {} -> {})",
-                    a.resource_version, b.resource_version
+                    "{key} changed (resourceVersion {} -> {}; writers: {})",
+                    a.resource_version,
+                    b.resource_version,
+                    changed_managers(a, b).join(", ")
                 ));
             }
         }
@@ -126,18 +139,17 @@ impl Snapshot {
         out
     }
 
-    /// Children whose resourceVersion moved only through status updates by
-    /// other controllers (reported, not a failure).
-    pub fn status_only_changes(&self, later: &Snapshot) -> Vec<String> {
+    /// Children written by others than the operator in between (status
+    /// updates, the HPA's replica count): reported, not a failure.
+    pub fn other_writes(&self, later: &Snapshot) -> Vec<String> {
         self.0
             .iter()
             .filter_map(|(key, a)| {
                 let b = later.0.get(key)?;
                 (!a.rv_is_strict
                     && a.resource_version != b.resource_version
-                    && a.operator_fields == b.operator_fields
-                    && a.generation == b.generation)
-                    .then(|| key.clone())
+                    && a.operator() == b.operator())
+                .then(|| format!("{key} by {}", changed_managers(a, b).join("+")))
             })
             .collect()
     }
@@ -153,6 +165,17 @@ impl Snapshot {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// Managers whose managedFields entries differ between two fingerprints.
+fn changed_managers(a: &Fingerprint, b: &Fingerprint) -> Vec<String> {
+    let mut keys: Vec<&String> = a.managers.keys().chain(b.managers.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| a.managers.get(*k) != b.managers.get(*k))
+        .map(|k| k.trim().to_string())
+        .collect()
 }
 
 /// Every key of the stack's Secrets, decoded: Secret name -> key -> value.

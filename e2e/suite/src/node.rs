@@ -79,6 +79,23 @@ pub async fn sigkill(env: &TestEnv, container_id: &str) -> Result<String> {
     Ok(format!("kill -9 {pids:?} (found in /proc)"))
 }
 
+/// Freezes (`pause`) or thaws (`resume`) a container's processes through the
+/// cluster's containerd: a hung process, alive but doing nothing.
+pub async fn freeze(env: &TestEnv, container_id: &str, thaw: bool) -> Result<()> {
+    let verb = if thaw { "resume" } else { "pause" };
+    let args = [
+        "-n",
+        "k8s.io",
+        "--address",
+        &env.containerd_address,
+        "task",
+        verb,
+        container_id,
+    ];
+    cmd::run_ok(env, "ctr", &args, None, Duration::from_secs(20)).await?;
+    Ok(())
+}
+
 /// Processes whose cgroup path names the container id (cgroup v1 and v2).
 fn pids_in_cgroup(container_id: &str) -> Result<Vec<u32>> {
     let mut pids = Vec::new();

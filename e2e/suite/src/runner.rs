@@ -53,7 +53,7 @@ impl Ctx {
 
     /// Records a recovery time (e.g. pod kill to serving again).
     pub fn recovered(&mut self, what: &str, took: Duration) {
-        self.step(format!("{what}: recovered in {:.1}s", took.as_secs_f64()));
+        self.step(format!("recovery time, {what}: {:.1}s", took.as_secs_f64()));
         self.recovery.push((what.to_string(), took));
     }
 
@@ -300,6 +300,7 @@ fn print_summary(rows: &[Row]) {
         "\nSummary\n{}",
         table::render(&["scenario", "result", "seconds", "recovery time"], &cells)
     );
+    println!("  (recovery time: from the kill or deletion to serving, or leading, again)");
     for r in rows {
         for note in &r.notes {
             println!("  {}: {note}", r.name);
@@ -322,8 +323,19 @@ fn print_summary(rows: &[Row]) {
     }
 }
 
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or_default()
+/// The gist of a failure for the summary: its first lines, joined and cut.
+fn first_line(text: &str) -> String {
+    let mut gist = text
+        .lines()
+        .take(3)
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    if let Some((i, _)) = gist.char_indices().nth(300) {
+        gist.truncate(i);
+        gist.push_str("...");
+    }
+    gist
 }
 
 fn names(scenarios: &[Scenario]) -> String {

@@ -119,7 +119,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     if now != cart {
         bail!("expected the old cart {cart:?} after re-applying, GET /cart returned {now:?}");
     }
-    ctx.recovered("re-apply -> old session served", start.elapsed());
+    ctx.recovered("re-apply to old session", start.elapsed());
     ctx.step(format!(
         "old token valid (GET /me from {by}) and the cart is back: {now:?}"
     ));

@@ -89,7 +89,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         },
     )
     .await?;
-    ctx.recovered("drift restored", start.elapsed());
+    ctx.recovered("restored", start.elapsed());
 
     // The restored Service routes to the (rolled back) web pods again.
     let shop = appstack::shop_client(ctx, &web).await?;

@@ -37,6 +37,11 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     let t = Duration::from_secs(60);
 
     // Upgrade: a new pod template (as a new version brings) rolls the pods.
+    let old: Vec<String> = operator::operator_pods(&ctx.client)
+        .await?
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
     let stamp = format!("podAnnotations.e2e\\.appstack\\.dev/upgraded={}", ctx.ns);
     let out = operator::helm_upgrade_install(&ctx.env, &["--set-string".into(), stamp]).await?;
     let revision = out
@@ -44,19 +49,21 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         .find(|l| l.starts_with("REVISION:"))
         .unwrap_or("REVISION: ?");
     ctx.step(format!("helm upgrade: {revision}"));
-    let old: Vec<String> = operator::operator_pods(&ctx.client)
-        .await?
-        .iter()
-        .map(|p| p.name_any())
-        .collect();
-    operator::wait_available(&ctx.client, Duration::from_secs(180)).await?;
-    let leader = operator::wait_leader(&ctx.client, &[], Duration::from_secs(60)).await?;
+    let new = operator::wait_available(&ctx.client, Duration::from_secs(180)).await?;
+    if let Some(p) = new.iter().find(|p| old.contains(&p.name_any())) {
+        bail!(
+            "expected helm upgrade to replace the operator pods, {} is still there",
+            p.name_any()
+        );
+    }
+    let leader = operator::wait_leader(&ctx.client, &old, Duration::from_secs(60)).await?;
     settle_and_compare(ctx, &stack.name, &before, &leader, "across helm upgrade").await?;
     stack.shop.expect_me(&token, "margaret").await?;
     ctx.step(format!(
-        "upgraded operator (leader {}), stack untouched and serving; old pods were {}",
-        leader.name_any(),
-        old.join(", ")
+        "upgraded: operator pods {} replaced by {} (leader {}); the stack was not touched and serves",
+        old.join(", "),
+        new.iter().map(|p| p.name_any()).collect::<Vec<_>>().join(", "),
+        leader.name_any()
     ));
 
     // The chart tells users what uninstall keeps.

@@ -71,7 +71,7 @@ async fn graceful(ctx: &mut Ctx, stack: &Stack, token: &str, cart: &Cart) -> Res
         },
     )
     .await?;
-    ctx.recovered("delete all web pods", start.elapsed());
+    ctx.recovered("delete all", start.elapsed());
     ctx.step(format!(
         "meanwhile {failed} of {tries} GET /me failed (the others were served by the terminating pods)"
     ));
@@ -145,7 +145,7 @@ async fn sigkill(ctx: &mut Ctx, stack: &Stack, token: &str, cart: &Cart) -> Resu
         },
     )
     .await?;
-    ctx.recovered("kill -9 all web containers", start.elapsed());
+    ctx.recovered("kill -9 all", start.elapsed());
     ctx.step(format!(
         "first GET /me 200 at try {tries} (requests fail until a container is back)"
     ));
@@ -184,8 +184,18 @@ async fn sigkill(ctx: &mut Ctx, stack: &Stack, token: &str, cart: &Cart) -> Resu
     Ok(())
 }
 
+/// The cart is served again (kube-proxy may still route to a container that
+/// is restarting: those attempts are retried) and is the same one.
 async fn check_state(ctx: &Ctx, stack: &Stack, token: &str, cart: &Cart, by: &str) -> Result<()> {
-    let (now, r) = stack.shop.cart(token).await?;
+    let (now, r) = wait::until(
+        "GET /cart to answer 200 again",
+        Duration::from_secs(30),
+        async || match stack.shop.cart(token).await {
+            Ok(answer) => Ok(Ready(answer)),
+            Err(e) => Ok(Pending(format!("{e:#}"))),
+        },
+    )
+    .await?;
     if &now != cart {
         bail!(
             "expected the cart {cart:?} to survive, GET /cart returned {now:?} ({})",

@@ -25,9 +25,9 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let took = restart_store(ctx, &stack, &stack.redis(), &token, &cart).await?;
-    ctx.recovered("redis pod", took);
+    ctx.recovered("redis", took);
     let took = restart_store(ctx, &stack, &stack.postgres(), &token, &cart).await?;
-    ctx.recovered("postgres pod", took);
+    ctx.recovered("postgres", took);
     Ok(())
 }
 
