@@ -17,6 +17,7 @@ NS=${BENCH_NAMESPACE:-appstack-bench}
 BASE_NS=${NS}-baseline
 PORT=${BENCH_HTTP_PORT:-18181}
 OUT=${BENCH_OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
 BIN=${CARGO_TARGET_DIR:-target}/release/appstack-operator
 T0=$SECONDS
 

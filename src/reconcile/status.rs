@@ -51,8 +51,15 @@ pub fn compute(
             let deployment = observed
                 .deployments
                 .get(&ObjectRef::new(&name).within(&namespace));
-            let done = deployment.as_deref().is_some_and(deployment_complete);
-            (component_status(&c.name, deployment.as_deref()), done)
+            let mut status = component_status(&c.name, deployment.as_deref());
+            // The HPA raises a new Deployment to minReplicas only after its
+            // first sync; until then the stack is not what was asked for.
+            if let Some(a) = &c.autoscaling {
+                status.desired_replicas = status.desired_replicas.max(a.min_replicas);
+            }
+            let done = deployment.as_deref().is_some_and(deployment_complete)
+                && status.ready_replicas >= status.desired_replicas;
+            (status, done)
         })
         .collect();
     let components_total = components.len();
