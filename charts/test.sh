@@ -14,6 +14,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_cluster=0
 [[ "${1:-}" == --cluster ]] && require_cluster=1
 find_helm
+# The cluster checks talk to the local cluster (kubectl and KUBECONFIG from
+# e2e/cluster.sh env) unless CLUSTER=current asks for the current kube context.
+if [[ ${CLUSTER:-local} != current ]]; then
+  eval "$("$REPO_ROOT/e2e/cluster.sh" env)"
+fi
 
 t0=$SECONDS
 work=$(mktemp -d)
