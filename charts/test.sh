@@ -181,10 +181,13 @@ else
     kubectl label --overwrite namespace "$n" pod-security.kubernetes.io/enforce=restricted \
       pod-security.kubernetes.io/warn=restricted >/dev/null
   done
+  # Cluster-scoped objects (CRD, ClusterRole and binding) share their names
+  # with an installed release of the chart; a dry run persists nothing, so it
+  # may take their fields over (--force-conflicts) instead of failing on them.
   dry() { # <what> <helm args...>: server-side dry run of that render
     local what=$1; shift
     if "$HELM" template appstack-operator "$CHART" --namespace "$tns" --kube-version "$KUBE_VERSION" "$@" \
-      | kubectl apply --server-side --dry-run=server --field-manager=chart-test -f - >"$work/dry" 2>&1; then
+      | kubectl apply --server-side --force-conflicts --dry-run=server --field-manager=chart-test -f - >"$work/dry" 2>&1; then
       if grep -qi 'violate PodSecurity' "$work/dry"; then
         fail "dry run: $what: $(grep -i 'violate PodSecurity' "$work/dry" | head -n 3)"
       else

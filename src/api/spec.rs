@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerBehavior;
 use k8s_openapi::api::core::v1::{
     EnvVar, PodSecurityContext, Probe, ResourceRequirements, SecurityContext,
 };
@@ -186,6 +187,12 @@ pub struct Autoscaling {
     )]
     #[schemars(range(min = 1, max = 1000))]
     pub target_cpu_utilization_percentage: Option<i32>,
+    /// How fast the HPA scales up and down (autoscaling/v2 behavior: scaleUp
+    /// and scaleDown policies and stabilizationWindowSeconds), passed through.
+    /// Default: Kubernetes' own, which waits 300 s of lower load before
+    /// scaling down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behavior: Option<HorizontalPodAutoscalerBehavior>,
 }
 
 /// A store a component can use.

@@ -40,7 +40,7 @@ pub fn build(ctx: &StackRef, c: &Component) -> Option<HorizontalPodAutoscaler> {
                 }),
                 ..MetricSpec::default()
             }]),
-            ..HorizontalPodAutoscalerSpec::default()
+            behavior: a.behavior.clone(),
         }),
         ..HorizontalPodAutoscaler::default()
     })

@@ -68,7 +68,8 @@ pub fn deployment(ctx: &StackRef, stack: &AppStack, c: &Component, inputs: &Inpu
         metadata: ctx.object_meta(name, &c.name, labels::ROLE_APP),
         spec: Some(DeploymentSpec {
             // With autoscaling the HPA owns the count: leaving the field out of
-            // the applied object leaves it to the HPA.
+            // the applied object leaves it to the HPA (the controller hands the
+            // current count over first, see reconcile/handoff.rs).
             replicas: match c.autoscaling {
                 Some(_) => None,
                 None => Some(c.replicas.unwrap_or(1)),

@@ -61,22 +61,12 @@ impl Applier {
             + Clone
             + Debug,
     {
-        let kind = K::kind(&()).into_owned();
-        let kind: &'static str = static_kind_of(&kind);
-        let name = object.name_any();
-        let key = Key {
-            kind,
-            namespace: namespace.to_string(),
-            name: name.clone(),
-        };
-        let hash = hash_of(object).map_err(|e| Error::Serialize(kind, e))?;
-        if let (Some(version), Some(last)) = (cached_version, self.get(&key))
-            && last.hash == hash
-            && last.resource_version == version
-        {
+        let (key, hash) = key_and_hash(namespace, object)?;
+        if self.is_unchanged(&key, hash, cached_version) {
             metrics.applies_skipped.inc();
             return Ok(());
         }
+        let (kind, name) = (key.kind, key.name.clone());
 
         metrics.applies.inc();
         let api: Api<K> = Api::namespaced(client.clone(), namespace);
@@ -100,6 +90,27 @@ impl Applier {
             None => self.forget(&key),
         }
         Ok(())
+    }
+
+    /// True when `apply` would skip `object`: nothing to send.
+    pub fn is_current<K>(
+        &self,
+        namespace: &str,
+        object: &K,
+        cached_version: Option<String>,
+    ) -> Result<bool>
+    where
+        K: Resource<DynamicType = ()> + Serialize,
+    {
+        let (key, hash) = key_and_hash(namespace, object)?;
+        Ok(self.is_unchanged(&key, hash, cached_version))
+    }
+
+    fn is_unchanged(&self, key: &Key, hash: u64, cached_version: Option<String>) -> bool {
+        matches!(
+            (cached_version, self.get(key)),
+            (Some(version), Some(last)) if last.hash == hash && last.resource_version == version
+        )
     }
 
     /// Drops what we remember of a child (after deleting it).
@@ -126,6 +137,20 @@ impl Applier {
             m.remove(key);
         }
     }
+}
+
+fn key_and_hash<K>(namespace: &str, object: &K) -> Result<(Key, u64)>
+where
+    K: Resource<DynamicType = ()> + Serialize,
+{
+    let kind = static_kind_of(&K::kind(&()));
+    let hash = hash_of(object).map_err(|e| Error::Serialize(kind, e))?;
+    let key = Key {
+        kind,
+        namespace: namespace.to_string(),
+        name: object.name_any(),
+    };
+    Ok((key, hash))
 }
 
 fn hash_of<K: Serialize>(object: &K) -> Result<u64, serde_json::Error> {

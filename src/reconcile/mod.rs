@@ -5,6 +5,7 @@ mod apply;
 mod caches;
 mod context;
 mod credentials;
+mod handoff;
 mod pipeline;
 mod prune;
 mod status;

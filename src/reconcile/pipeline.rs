@@ -20,6 +20,7 @@ use tracing::{info, warn};
 use super::apply::is_invalid;
 use super::context::Context;
 use super::credentials::{self, POSTGRES_USER, REDIS_USER, Resolved};
+use super::handoff;
 use super::prune;
 use super::status::{self, Observed, Problem};
 use crate::api::AppStack;
@@ -165,6 +166,10 @@ async fn apply_children(
         }
     }
     for o in &children.deployments {
+        let cached = cached_version(&caches.deployments, namespace, o);
+        if !ctx.applier.is_current(namespace, o, cached)? {
+            handoff::replicas_to_autoscaler(&ctx.client, namespace, o).await?;
+        }
         apply(ctx, namespace, o, &caches.deployments).await?;
     }
     for o in &children.autoscalers {
@@ -185,12 +190,21 @@ where
         + Debug,
     C: Resource<DynamicType = ()> + Clone + 'static,
 {
-    let cached = cache
-        .get(&ObjectRef::new(&object.name_any()).within(namespace))
-        .and_then(|o| o.resource_version());
+    let cached = cached_version(cache, namespace, object);
     ctx.applier
         .apply(&ctx.client, &ctx.metrics, namespace, object, cached)
         .await
+}
+
+/// The child's resourceVersion in the watch cache, if it is there.
+fn cached_version<K, C>(cache: &Store<C>, namespace: &str, object: &K) -> Option<String>
+where
+    K: Resource,
+    C: Resource<DynamicType = ()> + Clone + 'static,
+{
+    cache
+        .get(&ObjectRef::new(&object.name_any()).within(namespace))
+        .and_then(|o| o.resource_version())
 }
 
 async fn prune_children(

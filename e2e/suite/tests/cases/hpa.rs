@@ -1,21 +1,26 @@
-//! CPU load through GET /burn scales web above minReplicas through its HPA
-//! (metrics-server), and without load it comes back down.
+//! A component with a fixed count gains autoscaling: its replicas are handed
+//! over to the HPA without dropping below minReplicas (Server-Side Apply
+//! would otherwise reset the count to 1). Then CPU load through GET /burn
+//! scales web above minReplicas through its HPA (metrics-server), and without
+//! load it comes back down.
 //!
 //! The scale-down waits out the HPA's scale-down stabilization window as the
-//! operator configured it (Kubernetes' default is 300 s): the suite does not
-//! patch the HPA behind the operator's back, a user would not either.
+//! AppStack configures it (spec.components[].autoscaling.behavior, 30 s here;
+//! Kubernetes' default is 300 s): the suite does not patch the HPA behind the
+//! operator's back, a user would not either.
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use appstack_e2e::appstack;
+use anyhow::{Context, Result, bail};
 use appstack_e2e::load::{Load, LoadSpec};
 use appstack_e2e::pods;
 use appstack_e2e::runner::{Ctx, ScenarioFuture};
 use appstack_e2e::wait::{self, Pending, Ready};
+use appstack_e2e::{apply, appstack};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::api::Api;
+use serde_json::{Value, json};
 
 pub fn run(ctx: &mut Ctx) -> ScenarioFuture<'_> {
     Box::pin(scenario(ctx))
@@ -36,14 +41,80 @@ fn hpa_state(h: &HorizontalPodAutoscaler) -> (i32, i32, Option<i32>) {
     )
 }
 
+const FIXED: i32 = 3;
+const SCALE_DOWN_WINDOW: i64 = 30;
+
 async fn scenario(ctx: &mut Ctx) -> Result<()> {
-    let stack = appstack::deploy_shop(ctx, |_| {}).await?;
+    // Start with a fixed count; keep the example's autoscaling for later.
+    let mut autoscaling = Value::Null;
+    let stack = appstack::deploy_shop(ctx, |m| {
+        let web = &mut m["spec"]["components"][0];
+        if let Some(obj) = web.as_object_mut() {
+            autoscaling = obj.remove("autoscaling").unwrap_or_default();
+        }
+        web["replicas"] = json!(FIXED);
+    })
+    .await?;
     let web = stack.web();
     let hpas = Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), &ctx.ns);
     let deployments = Api::<Deployment>::namespaced(ctx.client.clone(), &ctx.ns);
+    let stacks = appstack::api(&ctx.client, &ctx.ns);
+
+    // Turn autoscaling on, as a user editing the manifest would.
+    let min = autoscaling["minReplicas"]
+        .as_i64()
+        .and_then(|m| i32::try_from(m).ok())
+        .context("deploy/examples/shop.yaml: web has no autoscaling.minReplicas")?;
+    autoscaling["behavior"] =
+        json!({"scaleDown": {"stabilizationWindowSeconds": SCALE_DOWN_WINDOW}});
+    let mut manifest = stack.manifest.clone();
+    let component = &mut manifest["spec"]["components"][0];
+    if let Some(obj) = component.as_object_mut() {
+        obj.remove("replicas");
+    }
+    component["autoscaling"] = autoscaling;
+    ctx.step(format!(
+        "web runs {FIXED} fixed replicas; applying autoscaling {min}..max (scale-down window {SCALE_DOWN_WINDOW}s)"
+    ));
+    let generation = apply::object(&ctx.client, &ctx.ns, manifest)
+        .await?
+        .metadata
+        .generation;
+    // Watch the count closely until the operator has applied the change and
+    // the HPA exists: it must never fall below minReplicas on the way.
+    let mut lowest = FIXED;
+    wait::until_every(
+        &format!("AppStack {} to apply autoscaling (HPA {web} created)", stack.name),
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        async || {
+            let replicas = deployments.get(&web).await?.spec.and_then(|s| s.replicas).unwrap_or(1);
+            lowest = lowest.min(replicas);
+            let observed = appstack::observed_generation(&stacks.get(&stack.name).await?);
+            let hpa = hpas.get_opt(&web).await?.is_some();
+            Ok(if observed == generation && hpa {
+                Ready(())
+            } else {
+                Pending(format!("observedGeneration {observed:?} of {generation:?}, HPA exists: {hpa}, replicas {replicas}"))
+            })
+        },
+    )
+    .await?;
+    if lowest < min {
+        bail!(
+            "turning autoscaling on dropped Deployment {web} from {FIXED} to {lowest} replicas (below minReplicas {min}): \
+             the replica count was not handed over to the HPA"
+        );
+    }
+    ctx.step(format!(
+        "autoscaling on: replicas stayed at {lowest} or more while the HPA took over"
+    ));
+    ctx.note(format!(
+        "fixed {FIXED} -> autoscaled: lowest count {lowest}"
+    ));
+
     let h = hpas.get(&web).await?;
     let spec = h.spec.clone().context("HPA without spec")?;
-    let min = spec.min_replicas.unwrap_or(1);
     let window = spec
         .behavior
         .as_ref()
