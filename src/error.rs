@@ -42,6 +42,15 @@ pub enum Error {
         source: kube::Error,
     },
 
+    #[error(
+        "{kind} {name} already exists and belongs to {owner}; rename the component or the stack so that their children's names differ"
+    )]
+    NameConflict {
+        kind: &'static str,
+        name: String,
+        owner: String,
+    },
+
     #[error("deleting {kind} {name}: {}", brief(source))]
     Prune {
         kind: &'static str,
@@ -68,6 +77,7 @@ impl Error {
             Error::CreateSecret { .. } => "CreateSecret",
             Error::Random(_) => "Random",
             Error::Apply { .. } => "Apply",
+            Error::NameConflict { .. } => "NameConflict",
             Error::Prune { .. } => "Prune",
             Error::Status(_) => "Status",
             Error::Serialize(..) => "Serialize",

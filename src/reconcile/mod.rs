@@ -32,6 +32,9 @@ pub use status::{DEGRADED, PROGRESSING, READY};
 /// memory it costs no API writes.
 const RESYNC: Duration = Duration::from_secs(15 * 60);
 
+/// How soon a stack waiting on something no watch reports is looked at again.
+const SOON: Duration = Duration::from_secs(30);
+
 /// What the binary hands every controller it runs.
 #[derive(Clone)]
 pub struct Shared {
@@ -117,7 +120,10 @@ async fn reconcile(stack: Arc<AppStack>, ctx: Arc<Context>) -> Result<Action> {
             .await;
         }
     }
-    result.map(|_| Action::requeue(jittered(RESYNC, &stack)))
+    result.map(|next| match next {
+        pipeline::Next::Resync => Action::requeue(jittered(RESYNC, &stack)),
+        pipeline::Next::Soon => Action::requeue(SOON),
+    })
 }
 
 fn error_policy(stack: Arc<AppStack>, _error: &Error, ctx: Arc<Context>) -> Action {

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
-use super::apply::is_invalid;
+use super::apply::{is_invalid, static_kind_of};
 use super::context::Context;
 use super::credentials::{self, POSTGRES_USER, REDIS_USER, Resolved};
 use super::handoff;
@@ -27,11 +27,20 @@ use crate::api::AppStack;
 use crate::build::{self, Children, Inputs, names};
 use crate::error::{Error, Result};
 
-pub(super) async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<()> {
+/// When to look at a reconciled stack again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Next {
+    /// At the periodic resync (watches bring every change before that).
+    Resync,
+    /// Shortly: waiting on something no watch of ours reports.
+    Soon,
+}
+
+pub(super) async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
     // Being deleted: the garbage collector removes the children; applying
     // them again would only race it (and fail in a terminating namespace).
     if stack.meta().deletion_timestamp.is_some() {
-        return Ok(());
+        return Ok(Next::Resync);
     }
     let namespace = stack.namespace().ok_or(Error::MissingNamespace)?;
     let name = stack.name_any();
@@ -69,7 +78,7 @@ pub(super) async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<()> {
                 ctx.publish(stack, warning("InvalidSpec", &message)).await;
             }
             report(ctx, stack, Some(Problem::InvalidSpec(message))).await?;
-            return Ok(());
+            return Ok(Next::Resync);
         }
     };
 
@@ -79,14 +88,21 @@ pub(super) async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<()> {
         }
     }
 
-    let problem = apply_children(ctx, &namespace, &children).await?;
-    if let Some(Problem::ChangeRejected(message)) = &problem
-        && !already_reported(stack, "ChangeRejected", message)
+    let problem = apply_children(ctx, stack, &namespace, &children).await?;
+    if let Some(p) = &problem
+        && !already_reported(stack, p.reason(), p.message())
     {
-        ctx.publish(stack, warning("ChangeRejected", message)).await;
+        ctx.publish(stack, warning(p.reason(), p.message())).await;
     }
     prune_children(ctx, stack, &namespace, &children).await?;
-    report(ctx, stack, problem).await
+    // Nothing of ours changes when the other owner lets go of the name: look
+    // again soon instead of at the next resync.
+    let next = match problem {
+        Some(Problem::NameConflict(_)) => Next::Soon,
+        _ => Next::Resync,
+    };
+    report(ctx, stack, problem).await?;
+    Ok(next)
 }
 
 async fn resolve(
@@ -136,52 +152,96 @@ async fn create_generated_secret(
 }
 
 /// Applies every child, in dependency order. A StatefulSet change the API
-/// server refuses (422) is reported as a problem instead of failing the whole
-/// reconcile: the running StatefulSet keeps serving and the rest converges.
+/// server refuses (422), or a child name another owner holds, is reported as
+/// a problem instead of failing the whole reconcile: what runs keeps serving
+/// and the rest converges.
 async fn apply_children(
     ctx: &Context,
+    stack: &AppStack,
     namespace: &str,
     children: &Children,
 ) -> Result<Option<Problem>> {
     let caches = &ctx.caches;
+    let uid = stack.uid().unwrap_or_default();
+    let mut conflicts = Vec::new();
+    let mut rejected = None;
     for o in &children.secrets {
-        apply(ctx, namespace, o, &caches.secrets).await?;
+        conflict(
+            apply(ctx, &uid, namespace, o, &caches.secrets).await,
+            &mut conflicts,
+        )?;
     }
     for o in &children.services {
-        apply(ctx, namespace, o, &caches.services).await?;
+        conflict(
+            apply(ctx, &uid, namespace, o, &caches.services).await,
+            &mut conflicts,
+        )?;
     }
-    let mut problem = None;
     for o in &children.stateful_sets {
-        match apply(ctx, namespace, o, &caches.stateful_sets).await {
+        match apply(ctx, &uid, namespace, o, &caches.stateful_sets).await {
             Err(error) if is_invalid(&error) => {
-                let message = format!(
+                rejected = Some(format!(
                     "{error}. StatefulSet fields such as volumeClaimTemplates (storage size, class) cannot change in place: \
                      revert the change, or delete the StatefulSet with `kubectl delete statefulset {} --cascade=orphan` \
                      to have it recreated (its PVCs and data are kept, but existing PVCs are not resized)",
                     o.name_any()
-                );
-                problem = Some(Problem::ChangeRejected(message));
+                ));
             }
-            other => other?,
+            other => conflict(other, &mut conflicts)?,
         }
     }
     for o in &children.deployments {
         let cached = cached_version(&caches.deployments, namespace, o);
-        if !ctx.applier.is_current(namespace, o, cached)? {
+        if !ctx.applier.is_current(namespace, o, cached)?
+            && !owned_by_other(&caches.deployments, &uid, namespace, o)
+        {
             handoff::replicas_to_autoscaler(&ctx.client, namespace, o).await?;
         }
-        apply(ctx, namespace, o, &caches.deployments).await?;
+        conflict(
+            apply(ctx, &uid, namespace, o, &caches.deployments).await,
+            &mut conflicts,
+        )?;
     }
     for o in &children.autoscalers {
-        apply(ctx, namespace, o, &caches.autoscalers).await?;
+        conflict(
+            apply(ctx, &uid, namespace, o, &caches.autoscalers).await,
+            &mut conflicts,
+        )?;
     }
     for o in &children.disruption_budgets {
-        apply(ctx, namespace, o, &caches.disruption_budgets).await?;
+        conflict(
+            apply(ctx, &uid, namespace, o, &caches.disruption_budgets).await,
+            &mut conflicts,
+        )?;
     }
-    Ok(problem)
+    Ok(if conflicts.is_empty() {
+        rejected.map(Problem::ChangeRejected)
+    } else {
+        Some(Problem::NameConflict(conflicts.join("; ")))
+    })
 }
 
-async fn apply<K, C>(ctx: &Context, namespace: &str, object: &K, cache: &Store<C>) -> Result<()>
+/// Keeps a name conflict's message and goes on; other errors stop the reconcile.
+fn conflict(result: Result<()>, conflicts: &mut Vec<String>) -> Result<()> {
+    match result {
+        Err(error @ Error::NameConflict { .. }) => {
+            conflicts.push(error.to_string());
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// Applies a child unless the cache shows that its name is taken by an object
+/// another owner controls: Server-Side Apply with force would take it over
+/// (or add a second controller reference, which the API server refuses).
+async fn apply<K, C>(
+    ctx: &Context,
+    uid: &str,
+    namespace: &str,
+    object: &K,
+    cache: &Store<C>,
+) -> Result<()>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + Serialize
@@ -190,10 +250,37 @@ where
         + Debug,
     C: Resource<DynamicType = ()> + Clone + 'static,
 {
-    let cached = cached_version(cache, namespace, object);
+    let cached = cache.get(&ObjectRef::new(&object.name_any()).within(namespace));
+    if let Some(owner) = cached.as_deref().and_then(|c| other_controller(c, uid)) {
+        return Err(Error::NameConflict {
+            kind: static_kind_of(&K::kind(&())),
+            name: object.name_any(),
+            owner,
+        });
+    }
+    let version = cached.and_then(|o| o.resource_version());
     ctx.applier
-        .apply(&ctx.client, &ctx.metrics, namespace, object, cached)
+        .apply(&ctx.client, &ctx.metrics, namespace, object, version)
         .await
+}
+
+/// "<Kind> <name>" of the object's controller, when that is not `uid`.
+fn other_controller<C: Resource>(cached: &C, uid: &str) -> Option<String> {
+    cached
+        .owner_references()
+        .iter()
+        .find(|r| r.controller == Some(true) && r.uid != uid)
+        .map(|r| format!("{} {}", r.kind, r.name))
+}
+
+fn owned_by_other<K, C>(cache: &Store<C>, uid: &str, namespace: &str, object: &K) -> bool
+where
+    K: Resource,
+    C: Resource<DynamicType = ()> + Clone + 'static,
+{
+    cache
+        .get(&ObjectRef::new(&object.name_any()).within(namespace))
+        .is_some_and(|c| other_controller(c.as_ref(), uid).is_some())
 }
 
 /// The child's resourceVersion in the watch cache, if it is there.
@@ -366,5 +453,46 @@ fn warning(reason: &str, message: &str) -> Event {
         note: Some(message.chars().take(1000).collect()),
         action: "Reconcile".into(),
         secondary: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    fn owned(uid: &str, controller: Option<bool>) -> Deployment {
+        let mut d = Deployment::default();
+        d.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "appstack.dev/v1alpha1".into(),
+            kind: "AppStack".into(),
+            name: "shop".into(),
+            uid: uid.into(),
+            controller,
+            ..OwnerReference::default()
+        }]);
+        d
+    }
+
+    #[test]
+    fn another_stacks_child_is_named_by_its_controller() {
+        let d = owned("uid-other", Some(true));
+        assert_eq!(
+            other_controller(&d, "uid-ours").as_deref(),
+            Some("AppStack shop")
+        );
+    }
+
+    #[test]
+    fn our_own_unowned_or_non_controller_children_are_free() {
+        assert_eq!(
+            other_controller(&owned("uid-ours", Some(true)), "uid-ours"),
+            None
+        );
+        assert_eq!(
+            other_controller(&owned("uid-other", None), "uid-ours"),
+            None
+        );
+        assert_eq!(other_controller(&Deployment::default(), "uid-ours"), None);
     }
 }

@@ -24,6 +24,25 @@ pub enum Problem {
     /// The API server refused a change to a child (e.g. a StatefulSet's
     /// volumeClaimTemplates, which cannot change in place).
     ChangeRejected(String),
+    /// A child's name is taken by an object another owner controls (two
+    /// stacks whose names and component names add up to the same name).
+    NameConflict(String),
+}
+
+impl Problem {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Problem::InvalidSpec(_) => "InvalidSpec",
+            Problem::ChangeRejected(_) => "ChangeRejected",
+            Problem::NameConflict(_) => "NameConflict",
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Problem::InvalidSpec(m) | Problem::ChangeRejected(m) | Problem::NameConflict(m) => m,
+        }
+    }
 }
 
 /// The children as the caches show them.
@@ -138,6 +157,13 @@ fn conditions(problem: Option<&Problem>, all_ready: bool, waiting: &[String]) ->
                 "fix the spec to continue".into(),
             ),
             (DEGRADED, true, "InvalidSpec", msg.clone()),
+        ],
+        // Some of "our" children are another stack's: what the caches show
+        // under those names says nothing about this stack.
+        Some(Problem::NameConflict(msg)) => vec![
+            (READY, false, "NameConflict", msg.clone()),
+            (PROGRESSING, false, "NameConflict", msg.clone()),
+            (DEGRADED, true, "NameConflict", msg.clone()),
         ],
         Some(Problem::ChangeRejected(msg)) => vec![
             if all_ready {
@@ -260,4 +286,43 @@ pub async fn write(api: &Api<AppStack>, stack: &AppStack, status: AppStackStatus
     .await
     .map_err(Error::Status)?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn find<'a>(conds: &'a [Cond], type_: &str) -> &'a Cond {
+        conds
+            .iter()
+            .find(|c| c.0 == type_)
+            .expect("condition present")
+    }
+
+    #[test]
+    fn a_name_conflict_is_never_ready_even_if_the_other_stacks_children_are() {
+        let p = Problem::NameConflict("Deployment a-b-web already exists".into());
+        let conds = conditions(Some(&p), true, &[]);
+        assert!(!find(&conds, READY).1);
+        assert!(find(&conds, DEGRADED).1);
+        assert_eq!(find(&conds, DEGRADED).2, "NameConflict");
+        assert_eq!(find(&conds, DEGRADED).3, p.message());
+    }
+
+    #[test]
+    fn a_rejected_change_keeps_a_serving_stack_ready() {
+        let p = Problem::ChangeRejected("volumeClaimTemplates".into());
+        let conds = conditions(Some(&p), true, &[]);
+        assert!(find(&conds, READY).1);
+        assert_eq!(find(&conds, DEGRADED).2, "ChangeRejected");
+        assert!(!find(&conds, PROGRESSING).1);
+    }
+
+    #[test]
+    fn waiting_names_what_is_not_ready() {
+        let conds = conditions(None, false, &["redis".into()]);
+        assert_eq!(find(&conds, READY).3, "waiting for redis");
+        assert!(find(&conds, PROGRESSING).1);
+        assert!(!find(&conds, DEGRADED).1);
+    }
 }

@@ -248,3 +248,54 @@ pub async fn patch_spec(
 pub fn uid(obj: &DynamicObject) -> String {
     obj.uid().unwrap_or_default()
 }
+
+/// (type, reason, message) of the Events recorded about an AppStack, as
+/// `kubectl describe appstack` lists them.
+pub async fn events(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> Result<Vec<(String, String, String)>> {
+    use k8s_openapi::api::core::v1::Event;
+    let selector = format!("involvedObject.kind={KIND},involvedObject.name={name}");
+    let list = Api::<Event>::namespaced(client.clone(), ns)
+        .list(&kube::api::ListParams::default().fields(&selector))
+        .await
+        .with_context(|| format!("listing the Events of AppStack {name}"))?;
+    Ok(list
+        .items
+        .into_iter()
+        .map(|e| {
+            (
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.message.unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
+/// Waits until the AppStack's current generation shows condition `type_` with
+/// `status` and `reason`; returns its message.
+pub async fn wait_condition(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    (type_, status, reason): (&str, &str, &str),
+    timeout: Duration,
+) -> Result<String> {
+    let api = api(client, ns);
+    wait::until(
+        &format!("AppStack {name} to show {type_}={status} ({reason})"),
+        timeout,
+        async || {
+            let obj = api.get(name).await?;
+            let current = observed_generation(&obj) == obj.metadata.generation;
+            Ok(match condition(&obj, type_) {
+                Some((s, r, m)) if current && s == status && r == reason => Ready(m),
+                _ => Pending(conditions(&obj)),
+            })
+        },
+    )
+    .await
+}

@@ -13,8 +13,10 @@ mod helm_upgrade;
 mod hpa;
 mod kill_app;
 mod kill_stores;
+mod name_conflict;
 mod operator_restart;
 mod smoke;
+mod store_change_refused;
 mod zero_downtime;
 
 fn scenario(name: &'static str, run: appstack_e2e::runner::ScenarioFn, minutes: u64) -> Scenario {
@@ -44,7 +46,9 @@ pub fn all() -> Vec<Scenario> {
         scenario("zero-downtime", zero_downtime::run, 7),
         scenario("operator-restart", operator_restart::run, 8),
         scenario("drift", drift::run, 6),
-        scenario("hpa", hpa::run, 20),
+        scenario("store-change-refused", store_change_refused::run, 6),
+        scenario("name-conflict", name_conflict::run, 5),
+        scenario("hpa", hpa::run, 12),
         scenario("delete-and-reapply", delete_reapply::run, 10),
         scenario("bad-manifests", bad_manifests::run, 3),
         scenario("helm-upgrade-uninstall", helm_upgrade::run, 10),
