@@ -191,8 +191,11 @@ async fn apply_children(
         }
     }
     for o in &children.deployments {
+        // A count to hand over exists only on a Deployment that exists (the
+        // cache says so without a request) and is ours.
         let cached = cached_version(&caches.deployments, namespace, o);
-        if !ctx.applier.is_current(namespace, o, cached)?
+        if cached.is_some()
+            && !ctx.applier.is_current(namespace, o, cached)?
             && !owned_by_other(&caches.deployments, &uid, namespace, o)
         {
             handoff::replicas_to_autoscaler(&ctx.client, namespace, o).await?;
