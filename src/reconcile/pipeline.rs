@@ -220,15 +220,18 @@ async fn apply_children(
     Ok(if conflicts.is_empty() {
         rejected.map(Problem::ChangeRejected)
     } else {
-        Some(Problem::NameConflict(conflicts.join("; ")))
+        Some(Problem::NameConflict(format!(
+            "child names already taken: {}; rename the component or the stack so that their children's names differ",
+            conflicts.join(", ")
+        )))
     })
 }
 
 /// Keeps a name conflict's message and goes on; other errors stop the reconcile.
 fn conflict(result: Result<()>, conflicts: &mut Vec<String>) -> Result<()> {
     match result {
-        Err(error @ Error::NameConflict { .. }) => {
-            conflicts.push(error.to_string());
+        Err(Error::NameConflict { kind, name, owner }) => {
+            conflicts.push(format!("{kind} {name} (belongs to {owner})"));
             Ok(())
         }
         other => other,
