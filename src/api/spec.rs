@@ -117,6 +117,7 @@ pub struct Component {
     /// CPU and memory requests and limits of the component's container. Set a
     /// CPU request when autoscaling: the HPA's target is a share of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "resources_schema")]
     pub resources: Option<ResourceRequirements>,
 
     /// The stores this component is wired to: redis, postgres. Default: every
@@ -225,6 +226,7 @@ pub struct RedisSpec {
     pub storage: Option<StorageSpec>,
     /// CPU and memory requests and limits of the Redis container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "resources_schema")]
     pub resources: Option<ResourceRequirements>,
 }
 
@@ -248,6 +250,7 @@ pub struct PostgresSpec {
     pub storage: Option<StorageSpec>,
     /// CPU and memory requests and limits of the PostgreSQL container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "resources_schema")]
     pub resources: Option<ResourceRequirements>,
 }
 
@@ -264,6 +267,38 @@ pub struct StorageSpec {
     /// StorageClass of the claim. Default: the cluster's default StorageClass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
+}
+
+/// Kubernetes' own schema for container resources, plus what lets the API
+/// server refuse a malformed quantity at admission instead of the operator
+/// meeting it when it applies the child: a CEL rule over requests and limits,
+/// and bounds that keep the rule's cost within the CRD's budget.
+fn resources_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = generator.subschema_for::<Option<ResourceRequirements>>();
+    for map in ["requests", "limits"] {
+        let Some(property) = schema
+            .get_mut("properties")
+            .and_then(|p| p.get_mut(map))
+            .and_then(|m| m.as_object_mut())
+        else {
+            continue;
+        };
+        property.insert("maxProperties".into(), 16.into());
+        if let Some(values) = property
+            .get_mut("additionalProperties")
+            .and_then(|v| v.as_object_mut())
+        {
+            values.insert("maxLength".into(), 64.into());
+        }
+        property.insert(
+            "x-kubernetes-validations".into(),
+            serde_json::json!([{
+                "rule": "self.all(k, isQuantity(string(self[k])))",
+                "message": format!("resources.{map}: every value must be a quantity such as 100m, 0.5, 2 or 128Mi"),
+            }]),
+        );
+    }
+    schema
 }
 
 impl AppStackSpec {

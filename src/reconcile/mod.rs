@@ -107,17 +107,22 @@ async fn reconcile(stack: Arc<AppStack>, ctx: Arc<Context>) -> Result<Action> {
         Ok(_) => ctx.reset_backoff(&stack),
         Err(error) => {
             warn!(%error, "reconcile failed");
+            let message = truncate(&error.to_string(), 1000);
             ctx.publish(
                 &stack,
                 Event {
                     type_: EventType::Warning,
                     reason: "ReconcileFailed".into(),
-                    note: Some(truncate(&error.to_string(), 1000)),
+                    note: Some(message.clone()),
                     action: "Reconcile".into(),
                     secondary: None,
                 },
             )
             .await;
+            // A failed status write would only fail again here.
+            if !matches!(error, Error::Status(_)) {
+                pipeline::report_failure(&ctx, &stack, message).await;
+            }
         }
     }
     result.map(|next| match next {

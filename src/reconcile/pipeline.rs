@@ -419,6 +419,17 @@ where
     Ok(())
 }
 
+/// Puts a failed reconcile into status (Degraded=True, ReconcileFailed) so
+/// that `kubectl get aps` and `kubectl describe` show it, not only the logs.
+pub(super) async fn report_failure(ctx: &Context, stack: &AppStack, message: String) {
+    if stack.meta().deletion_timestamp.is_some() {
+        return;
+    }
+    if let Err(error) = report(ctx, stack, Some(Problem::ReconcileFailed(message))).await {
+        warn!(%error, "could not record the failure in status");
+    }
+}
+
 async fn report(ctx: &Context, stack: &AppStack, problem: Option<Problem>) -> Result<()> {
     let observed = Observed {
         deployments: &ctx.caches.deployments,

@@ -27,6 +27,9 @@ pub enum Problem {
     /// A child's name is taken by an object another owner controls (two
     /// stacks whose names and component names add up to the same name).
     NameConflict(String),
+    /// The reconcile failed (API errors, a child the API server refused as
+    /// invalid); it is retried with backoff.
+    ReconcileFailed(String),
 }
 
 impl Problem {
@@ -35,12 +38,16 @@ impl Problem {
             Problem::InvalidSpec(_) => "InvalidSpec",
             Problem::ChangeRejected(_) => "ChangeRejected",
             Problem::NameConflict(_) => "NameConflict",
+            Problem::ReconcileFailed(_) => "ReconcileFailed",
         }
     }
 
     pub fn message(&self) -> &str {
         match self {
-            Problem::InvalidSpec(m) | Problem::ChangeRejected(m) | Problem::NameConflict(m) => m,
+            Problem::InvalidSpec(m)
+            | Problem::ChangeRejected(m)
+            | Problem::NameConflict(m)
+            | Problem::ReconcileFailed(m) => m,
         }
     }
 }
@@ -165,7 +172,8 @@ fn conditions(problem: Option<&Problem>, all_ready: bool, waiting: &[String]) ->
             (PROGRESSING, false, "NameConflict", msg.clone()),
             (DEGRADED, true, "NameConflict", msg.clone()),
         ],
-        Some(Problem::ChangeRejected(msg)) => vec![
+        // What already runs keeps serving: Ready follows the children.
+        Some(p @ (Problem::ChangeRejected(msg) | Problem::ReconcileFailed(msg))) => vec![
             if all_ready {
                 (
                     READY,
@@ -174,10 +182,10 @@ fn conditions(problem: Option<&Problem>, all_ready: bool, waiting: &[String]) ->
                     "the running children serve; see Degraded".into(),
                 )
             } else {
-                (READY, false, "ChangeRejected", msg.clone())
+                (READY, false, p.reason(), msg.clone())
             },
-            (PROGRESSING, false, "ChangeRejected", msg.clone()),
-            (DEGRADED, true, "ChangeRejected", msg.clone()),
+            (PROGRESSING, false, p.reason(), msg.clone()),
+            (DEGRADED, true, p.reason(), msg.clone()),
         ],
         None if all_ready => vec![
             (

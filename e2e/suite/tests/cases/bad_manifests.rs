@@ -73,6 +73,16 @@ fn cases() -> Vec<Case> {
             &["spec.redis.storage.size"],
         ),
         (
+            "bad resource quantity",
+            |m| m["spec"]["components"][0]["resources"] = json!({"requests": {"cpu": "lots"}}),
+            &["spec.components[0].resources.requests"],
+        ),
+        (
+            "bad store resource quantity",
+            |m| m["spec"]["postgres"]["resources"] = json!({"limits": {"memory": "1 GB"}}),
+            &["spec.postgres.resources.limits"],
+        ),
+        (
             "unknown field",
             |m| m["spec"]["components"][0]["replicaz"] = json!(2),
             &["spec.components[0].replicaz"],
