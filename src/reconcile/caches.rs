@@ -22,6 +22,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use super::handoff;
 use crate::api::AppStack;
 use crate::build::labels;
 
@@ -88,11 +89,17 @@ fn count_first_list<K>(
     }
 }
 
+/// What the caches keep of managedFields: nothing.
+fn strip<K: Resource>(o: &mut K) {
+    o.managed_fields_mut().clear();
+}
+
 fn full<K>(
     client: &Client,
     ns: Option<&str>,
     config: watcher::Config,
     listed: &Arc<AtomicUsize>,
+    trim: fn(&mut K),
 ) -> (Store<K>, Trigger<K>)
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
@@ -106,7 +113,7 @@ where
     let (reader, writer) = reflector::store();
     let stream = watcher(api::<K>(client, ns), config)
         .default_backoff()
-        .modify(|o: &mut K| o.managed_fields_mut().clear())
+        .modify(trim)
         .reflect(writer)
         .inspect_ok(count_first_list(listed))
         .touched_objects()
@@ -152,11 +159,16 @@ pub fn watch(client: &Client, namespace: Option<&str>) -> (Caches, Triggers) {
     .inspect_ok(count_first_list(&listed))
     .applied_objects()
     .boxed();
-    let (deployments, deployments_t) =
-        full::<Deployment>(client, namespace, children_config(), &listed);
+    let (deployments, deployments_t) = full::<Deployment>(
+        client,
+        namespace,
+        children_config(),
+        &listed,
+        handoff::mark_and_strip,
+    );
     let (stateful_sets, stateful_sets_t) =
-        full::<StatefulSet>(client, namespace, children_config(), &listed);
-    let (secrets, secrets_t) = full::<Secret>(client, namespace, children_config(), &listed);
+        full::<StatefulSet>(client, namespace, children_config(), &listed, strip);
+    let (secrets, secrets_t) = full::<Secret>(client, namespace, children_config(), &listed, strip);
     let (services, services_t) = metadata::<Service>(client, namespace, &listed);
     let (autoscalers, autoscalers_t) =
         metadata::<HorizontalPodAutoscaler>(client, namespace, &listed);

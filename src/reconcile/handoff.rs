@@ -8,13 +8,17 @@
 //! Server-Side Apply's documented way out is a hand-off: a second manager
 //! applies the current value (sharing ownership, no conflict), and our next
 //! apply then releases the field without resetting it.
+//!
+//! Whether our manager still owns the count is read from managedFields as the
+//! watch delivers them, before the cache drops them (no GET before an apply):
+//! the cached copy carries a marker annotation that never leaves the process.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::build::FIELD_MANAGER;
 use crate::error::{Error, Result};
@@ -22,53 +26,67 @@ use crate::error::{Error, Result};
 /// The manager that keeps the count while the HPA takes over.
 pub const HANDOFF_MANAGER: &str = "appstack-replicas-handoff";
 
-/// Before applying `desired` (which has no replica count): if the live
-/// Deployment's count is still ours, hand it off. Only called when the
-/// applier is about to send the Deployment anyway, so it costs nothing at
-/// steady state.
+/// On cached Deployments only (never written): our manager owns spec.replicas.
+const MARKER: &str = "appstack.dev/cache-replicas-applied";
+
+/// The Deployment cache's trim: marks the copies whose spec.replicas our
+/// field manager owns, then drops managedFields like every other cache.
+pub fn mark_and_strip(d: &mut Deployment) {
+    if owns_replicas(d.metadata.managed_fields.as_deref().unwrap_or_default()) {
+        d.annotations_mut().insert(MARKER.into(), "true".into());
+    }
+    d.managed_fields_mut().clear();
+}
+
+/// Before applying `desired` without a replica count: if the cached
+/// Deployment shows our manager still owns its count, hand it off at its
+/// current value. Nothing to do (and no request) otherwise.
 pub async fn replicas_to_autoscaler(
     client: &Client,
     namespace: &str,
     desired: &Deployment,
+    cached: &Deployment,
 ) -> Result<()> {
-    if desired.spec.as_ref().and_then(|s| s.replicas).is_some() {
+    if desired.spec.as_ref().and_then(|s| s.replicas).is_some()
+        || !cached.annotations().contains_key(MARKER)
+    {
         return Ok(());
     }
+    let Some(replicas) = cached.spec.as_ref().and_then(|s| s.replicas) else {
+        return Ok(());
+    };
     let name = desired.name_any();
-    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let live = api.get_opt(&name).await.map_err(|source| Error::Apply {
-        kind: "Deployment",
-        name: name.clone(),
-        source,
-    })?;
-    let Some(live) = live else {
-        return Ok(());
-    };
-    let Some(replicas) = live.spec.as_ref().and_then(|s| s.replicas) else {
-        return Ok(());
-    };
-    if !owns_replicas(live.metadata.managed_fields.as_deref().unwrap_or_default()) {
-        return Ok(());
-    }
     let patch = json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": name},
         "spec": {"replicas": replicas},
     });
-    api.patch(
-        &name,
-        &PatchParams::apply(HANDOFF_MANAGER),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(|source| Error::Apply {
-        kind: "Deployment",
-        name: name.clone(),
-        source,
-    })?;
-    info!(deployment = %name, replicas, "replica count handed over to the autoscaler");
-    Ok(())
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    // Not forced: if someone else set another count meanwhile, they own it
+    // and releasing ours cannot reset it.
+    match api
+        .patch(
+            &name,
+            &PatchParams::apply(HANDOFF_MANAGER),
+            &Patch::Apply(&patch),
+        )
+        .await
+    {
+        Ok(_) => {
+            info!(deployment = %name, replicas, "replica count handed over to the autoscaler");
+            Ok(())
+        }
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            warn!(deployment = %name, message = %status.message, "replica count already owned by another manager");
+            Ok(())
+        }
+        Err(source) => Err(Error::Apply {
+            kind: "Deployment",
+            name,
+            source,
+        }),
+    }
 }
 
 /// True when our field manager's apply owns `spec.replicas`.
@@ -121,5 +139,27 @@ mod tests {
             with
         )]));
         assert!(!owns_replicas(&[]));
+    }
+
+    #[test]
+    fn the_cache_keeps_a_marker_and_no_managed_fields() {
+        let mut d = Deployment::default();
+        d.metadata.managed_fields = Some(vec![entry(
+            FIELD_MANAGER,
+            "Apply",
+            json!({"f:spec": {"f:replicas": {}}}),
+        )]);
+        mark_and_strip(&mut d);
+        assert!(d.annotations().contains_key(MARKER));
+        assert!(d.managed_fields().is_empty());
+
+        let mut released = Deployment::default();
+        released.metadata.managed_fields = Some(vec![entry(
+            FIELD_MANAGER,
+            "Apply",
+            json!({"f:spec": {"f:template": {}}}),
+        )]);
+        mark_and_strip(&mut released);
+        assert!(!released.annotations().contains_key(MARKER));
     }
 }

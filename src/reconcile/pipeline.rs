@@ -165,18 +165,24 @@ async fn apply_children(
     let uid = stack.uid().unwrap_or_default();
     let mut conflicts = Vec::new();
     let mut rejected = None;
-    for o in &children.secrets {
-        conflict(
-            apply(ctx, &uid, namespace, o, &caches.secrets).await,
-            &mut conflicts,
-        )?;
-    }
-    for o in &children.services {
-        conflict(
-            apply(ctx, &uid, namespace, o, &caches.services).await,
-            &mut conflicts,
-        )?;
-    }
+    apply_all(
+        ctx,
+        &uid,
+        namespace,
+        &children.secrets,
+        &caches.secrets,
+        &mut conflicts,
+    )
+    .await?;
+    apply_all(
+        ctx,
+        &uid,
+        namespace,
+        &children.services,
+        &caches.services,
+        &mut conflicts,
+    )
+    .await?;
     for o in &children.stateful_sets {
         match apply(ctx, &uid, namespace, o, &caches.stateful_sets).await {
             Err(error) if is_invalid(&error) => {
@@ -192,31 +198,41 @@ async fn apply_children(
     }
     for o in &children.deployments {
         // A count to hand over exists only on a Deployment that exists (the
-        // cache says so without a request) and is ours.
-        let cached = cached_version(&caches.deployments, namespace, o);
-        if cached.is_some()
-            && !ctx.applier.is_current(namespace, o, cached)?
-            && !owned_by_other(&caches.deployments, &uid, namespace, o)
+        // cache says so without a request), is ours, and is about to be sent.
+        let cached = caches
+            .deployments
+            .get(&ObjectRef::new(&o.name_any()).within(namespace));
+        if let Some(cached) = cached
+            && other_controller(cached.as_ref(), &uid).is_none()
+            && !ctx
+                .applier
+                .is_current(namespace, o, cached.resource_version())?
         {
-            handoff::replicas_to_autoscaler(&ctx.client, namespace, o).await?;
+            handoff::replicas_to_autoscaler(&ctx.client, namespace, o, &cached).await?;
         }
         conflict(
             apply(ctx, &uid, namespace, o, &caches.deployments).await,
             &mut conflicts,
         )?;
     }
-    for o in &children.autoscalers {
-        conflict(
-            apply(ctx, &uid, namespace, o, &caches.autoscalers).await,
-            &mut conflicts,
-        )?;
-    }
-    for o in &children.disruption_budgets {
-        conflict(
-            apply(ctx, &uid, namespace, o, &caches.disruption_budgets).await,
-            &mut conflicts,
-        )?;
-    }
+    apply_all(
+        ctx,
+        &uid,
+        namespace,
+        &children.autoscalers,
+        &caches.autoscalers,
+        &mut conflicts,
+    )
+    .await?;
+    apply_all(
+        ctx,
+        &uid,
+        namespace,
+        &children.disruption_budgets,
+        &caches.disruption_budgets,
+        &mut conflicts,
+    )
+    .await?;
     Ok(if conflicts.is_empty() {
         rejected.map(Problem::ChangeRejected)
     } else {
@@ -225,6 +241,29 @@ async fn apply_children(
             conflicts.join(", ")
         )))
     })
+}
+
+/// Applies each object in turn; name conflicts are collected, not fatal.
+async fn apply_all<K, C>(
+    ctx: &Context,
+    uid: &str,
+    namespace: &str,
+    objects: &[K],
+    cache: &Store<C>,
+    conflicts: &mut Vec<String>,
+) -> Result<()>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Debug,
+    C: Resource<DynamicType = ()> + Clone + 'static,
+{
+    for o in objects {
+        conflict(apply(ctx, uid, namespace, o, cache).await, conflicts)?;
+    }
+    Ok(())
 }
 
 /// Keeps a name conflict's message and goes on; other errors stop the reconcile.
@@ -277,27 +316,6 @@ fn other_controller<C: Resource>(cached: &C, uid: &str) -> Option<String> {
         .iter()
         .find(|r| r.controller == Some(true) && r.uid != uid)
         .map(|r| format!("{} {}", r.kind, r.name))
-}
-
-fn owned_by_other<K, C>(cache: &Store<C>, uid: &str, namespace: &str, object: &K) -> bool
-where
-    K: Resource,
-    C: Resource<DynamicType = ()> + Clone + 'static,
-{
-    cache
-        .get(&ObjectRef::new(&object.name_any()).within(namespace))
-        .is_some_and(|c| other_controller(c.as_ref(), uid).is_some())
-}
-
-/// The child's resourceVersion in the watch cache, if it is there.
-fn cached_version<K, C>(cache: &Store<C>, namespace: &str, object: &K) -> Option<String>
-where
-    K: Resource,
-    C: Resource<DynamicType = ()> + Clone + 'static,
-{
-    cache
-        .get(&ObjectRef::new(&object.name_any()).within(namespace))
-        .and_then(|o| o.resource_version())
 }
 
 async fn prune_children(
