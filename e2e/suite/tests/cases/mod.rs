@@ -6,6 +6,7 @@ use appstack_e2e::runner::Scenario;
 
 mod apply;
 mod bad_manifests;
+mod child_refused;
 mod delete_reapply;
 mod drift;
 mod helm_install;
@@ -48,6 +49,7 @@ pub fn all() -> Vec<Scenario> {
         scenario("drift", drift::run, 6),
         scenario("store-change-refused", store_change_refused::run, 6),
         scenario("name-conflict", name_conflict::run, 5),
+        scenario("child-refused", child_refused::run, 4),
         scenario("hpa", hpa::run, 12),
         scenario("delete-and-reapply", delete_reapply::run, 10),
         scenario("bad-manifests", bad_manifests::run, 3),
