@@ -98,7 +98,7 @@ _pod_runs() {
 }
 
 _dns_and_service() {
-  _wait_phase client Succeeded 60 || return 1
+  _wait_phase client Succeeded 90 || return 1
   local out
   out=$(_k -n "$STATUS_NS" logs client)
   grep -q "status-probe-$STATUS_TOKEN" <<<"$out" || {
@@ -173,10 +173,13 @@ EOF
   } | _k apply -f - >/dev/null
 
   _check "a pod runs on the node" _pod_runs || true
-  # The client starts only now, so it meets a Service that has its endpoint.
+  # The client starts only now, so it meets a Service that has its endpoint;
+  # kube-proxy programs that endpoint a moment after the API shows it (a
+  # ClusterIP without rules refuses connections), so the client retries for
+  # up to 20 s.
   local fqdn=web.$STATUS_NS.svc.$CLUSTER_DOMAIN
   # timeout(1), not wget -T: Debian's static busybox wget crashes with -T.
-  _probe_pod client "nslookup $fqdn && timeout 10 wget -qO- http://$fqdn/" | _k apply -f - >/dev/null
+  _probe_pod client "nslookup $fqdn && for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do timeout 2 wget -qO- http://$fqdn/ && exit 0; sleep 1; done; exit 1" | _k apply -f - >/dev/null
   _check "Service resolves by DNS and answers" _dns_and_service || true
   _check "PVC data survives deleting the pod" _pvc_survives || true
   _check "kubectl top pod shows CPU" _top_shows_cpu || true
