@@ -38,6 +38,32 @@ struct Applied {
     resource_version: String,
 }
 
+/// A child object as the applier sends it: namespaced, serializable, and read
+/// back from the API server's answer.
+pub trait Child:
+    Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+    + Serialize
+    + DeserializeOwned
+    + Clone
+    + Debug
+{
+}
+
+impl<K> Child for K where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Debug
+{
+}
+
+/// A child `plan` found to need sending: its key and the hash to remember.
+pub struct Pending {
+    key: Key,
+    hash: u64,
+}
+
 #[derive(Default)]
 pub struct Applier {
     last: Mutex<HashMap<Key, Applied>>,
@@ -46,37 +72,59 @@ pub struct Applier {
 impl Applier {
     /// Applies `object` unless the cache proves it is unchanged since our last
     /// apply. `cached_version` is the child's resourceVersion in the watch cache.
-    pub async fn apply<K>(
+    pub async fn apply<K: Child>(
         &self,
         client: &Client,
         metrics: &Metrics,
         namespace: &str,
         object: &K,
         cached_version: Option<String>,
-    ) -> Result<()>
-    where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-            + Serialize
-            + DeserializeOwned
-            + Clone
-            + Debug,
-    {
-        let (key, hash) = key_and_hash(namespace, object)?;
-        if self.is_unchanged(&key, hash, cached_version) {
-            metrics.applies_skipped.inc();
-            return Ok(());
+    ) -> Result<()> {
+        match self.plan(metrics, namespace, object, cached_version)? {
+            Some(pending) => self.send(client, metrics, namespace, object, pending).await,
+            None => Ok(()),
         }
-        let (kind, name) = (key.kind, key.name.clone());
+    }
 
+    /// Whether `object` must be sent: `None` when the cache proves it unchanged
+    /// since our last apply (counted as skipped), otherwise what `send` needs.
+    pub fn plan<K: Child>(
+        &self,
+        metrics: &Metrics,
+        namespace: &str,
+        object: &K,
+        cached_version: Option<String>,
+    ) -> Result<Option<Pending>> {
+        let (key, hash) = key_and_hash(namespace, object)?;
+        let unchanged = matches!(
+            (cached_version, self.get(&key)),
+            (Some(version), Some(last)) if last.hash == hash && last.resource_version == version
+        );
+        if unchanged {
+            metrics.applies_skipped.inc();
+            return Ok(None);
+        }
+        Ok(Some(Pending { key, hash }))
+    }
+
+    /// Sends `object` (Server-Side Apply, forced) and remembers the answer.
+    pub async fn send<K: Child>(
+        &self,
+        client: &Client,
+        metrics: &Metrics,
+        namespace: &str,
+        object: &K,
+        Pending { key, hash }: Pending,
+    ) -> Result<()> {
         metrics.applies.inc();
         let api: Api<K> = Api::namespaced(client.clone(), namespace);
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let applied = api
-            .patch(&name, &params, &Patch::Apply(object))
+            .patch(&key.name, &params, &Patch::Apply(object))
             .await
             .map_err(|source| Error::Apply {
-                kind,
-                name: name.clone(),
+                kind: key.kind,
+                name: key.name.clone(),
                 source,
             })?;
         match applied.resource_version() {
@@ -90,27 +138,6 @@ impl Applier {
             None => self.forget(&key),
         }
         Ok(())
-    }
-
-    /// True when `apply` would skip `object`: nothing to send.
-    pub fn is_current<K>(
-        &self,
-        namespace: &str,
-        object: &K,
-        cached_version: Option<String>,
-    ) -> Result<bool>
-    where
-        K: Resource<DynamicType = ()> + Serialize,
-    {
-        let (key, hash) = key_and_hash(namespace, object)?;
-        Ok(self.is_unchanged(&key, hash, cached_version))
-    }
-
-    fn is_unchanged(&self, key: &Key, hash: u64, cached_version: Option<String>) -> bool {
-        matches!(
-            (cached_version, self.get(key)),
-            (Some(version), Some(last)) if last.hash == hash && last.resource_version == version
-        )
     }
 
     /// Drops what we remember of a child (after deleting it).

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use kube::runtime::Controller;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
-use kube::runtime::events::{Event, EventType};
 use kube::{Client, ResourceExt};
 use tracing::{info, instrument, warn};
 
@@ -108,17 +107,8 @@ async fn reconcile(stack: Arc<AppStack>, ctx: Arc<Context>) -> Result<Action> {
         Err(error) => {
             warn!(%error, "reconcile failed");
             let message = truncate(&error.to_string(), 1000);
-            ctx.publish(
-                &stack,
-                Event {
-                    type_: EventType::Warning,
-                    reason: "ReconcileFailed".into(),
-                    note: Some(message.clone()),
-                    action: "Reconcile".into(),
-                    secondary: None,
-                },
-            )
-            .await;
+            ctx.publish(&stack, pipeline::warning("ReconcileFailed", &message))
+                .await;
             // A failed status write would only fail again here.
             if !matches!(error, Error::Status(_)) {
                 pipeline::report_failure(&ctx, &stack, message).await;

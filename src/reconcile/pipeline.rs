@@ -2,22 +2,20 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
+use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Secret, Service};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::core::NamespaceResourceScope;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
-use super::apply::{is_invalid, static_kind_of};
+use super::apply::{Child, is_invalid, static_kind_of};
 use super::context::Context;
 use super::credentials::{self, POSTGRES_USER, REDIS_USER, Resolved};
 use super::handoff;
@@ -197,21 +195,8 @@ async fn apply_children(
         }
     }
     for o in &children.deployments {
-        // A count to hand over exists only on a Deployment that exists (the
-        // cache says so without a request), is ours, and is about to be sent.
-        let cached = caches
-            .deployments
-            .get(&ObjectRef::new(&o.name_any()).within(namespace));
-        if let Some(cached) = cached
-            && other_controller(cached.as_ref(), &uid).is_none()
-            && !ctx
-                .applier
-                .is_current(namespace, o, cached.resource_version())?
-        {
-            handoff::replicas_to_autoscaler(&ctx.client, namespace, o, &cached).await?;
-        }
         conflict(
-            apply(ctx, &uid, namespace, o, &caches.deployments).await,
+            apply_deployment(ctx, &uid, namespace, o).await,
             &mut conflicts,
         )?;
     }
@@ -253,11 +238,7 @@ async fn apply_all<K, C>(
     conflicts: &mut Vec<String>,
 ) -> Result<()>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Serialize
-        + DeserializeOwned
-        + Clone
-        + Debug,
+    K: Child,
     C: Resource<DynamicType = ()> + Clone + 'static,
 {
     for o in objects {
@@ -277,9 +258,7 @@ fn conflict(result: Result<()>, conflicts: &mut Vec<String>) -> Result<()> {
     }
 }
 
-/// Applies a child unless the cache shows that its name is taken by an object
-/// another owner controls: Server-Side Apply with force would take it over
-/// (or add a second controller reference, which the API server refuses).
+/// Applies a child unless its name is another owner's (see `cached_child`).
 async fn apply<K, C>(
     ctx: &Context,
     uid: &str,
@@ -288,11 +267,49 @@ async fn apply<K, C>(
     cache: &Store<C>,
 ) -> Result<()>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Serialize
-        + DeserializeOwned
-        + Clone
-        + Debug,
+    K: Child,
+    C: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let version = cached_child(uid, namespace, object, cache)?.and_then(|c| c.resource_version());
+    ctx.applier
+        .apply(&ctx.client, &ctx.metrics, namespace, object, version)
+        .await
+}
+
+/// A Deployment is applied like any child, except that when it is about to be
+/// sent without a replica count, the count our manager still owns is first
+/// handed over to the autoscaler (see `handoff`).
+async fn apply_deployment(
+    ctx: &Context,
+    uid: &str,
+    namespace: &str,
+    object: &Deployment,
+) -> Result<()> {
+    let cached = cached_child(uid, namespace, object, &ctx.caches.deployments)?;
+    let version = cached.as_ref().and_then(|c| c.resource_version());
+    let Some(pending) = ctx.applier.plan(&ctx.metrics, namespace, object, version)? else {
+        return Ok(());
+    };
+    if let Some(cached) = &cached {
+        handoff::replicas_to_autoscaler(&ctx.client, namespace, object, cached).await?;
+    }
+    ctx.applier
+        .send(&ctx.client, &ctx.metrics, namespace, object, pending)
+        .await
+}
+
+/// The child's copy in the watch cache, unless the cache shows that its name
+/// is taken by an object another owner controls: Server-Side Apply with force
+/// would take it over (or add a second controller reference, which the API
+/// server refuses).
+fn cached_child<K, C>(
+    uid: &str,
+    namespace: &str,
+    object: &K,
+    cache: &Store<C>,
+) -> Result<Option<Arc<C>>>
+where
+    K: Child,
     C: Resource<DynamicType = ()> + Clone + 'static,
 {
     let cached = cache.get(&ObjectRef::new(&object.name_any()).within(namespace));
@@ -303,10 +320,7 @@ where
             owner,
         });
     }
-    let version = cached.and_then(|o| o.resource_version());
-    ctx.applier
-        .apply(&ctx.client, &ctx.metrics, namespace, object, version)
-        .await
+    Ok(cached)
 }
 
 /// "<Kind> <name>" of the object's controller, when that is not `uid`.
@@ -327,88 +341,73 @@ async fn prune_children(
     let Some(uid) = stack.uid() else {
         return Ok(());
     };
-    let name = stack.name_any();
     let caches = &ctx.caches;
     // Deployments and autoscalers first, stores last, Secrets at the very end:
     // nothing is left running that needs what was removed before it.
-    prune_kind::<HorizontalPodAutoscaler, _>(
+    prune_kind(
         ctx,
         stack,
+        namespace,
+        &uid,
         &caches.autoscalers,
-        namespace,
-        &name,
-        &uid,
-        desired(&children.autoscalers),
+        &children.autoscalers,
     )
     .await?;
-    prune_kind::<PodDisruptionBudget, _>(
+    prune_kind(
         ctx,
         stack,
+        namespace,
+        &uid,
         &caches.disruption_budgets,
-        namespace,
-        &name,
-        &uid,
-        desired(&children.disruption_budgets),
+        &children.disruption_budgets,
     )
     .await?;
-    prune_kind::<Deployment, _>(
+    prune_kind(
         ctx,
         stack,
+        namespace,
+        &uid,
         &caches.deployments,
-        namespace,
-        &name,
-        &uid,
-        desired(&children.deployments),
+        &children.deployments,
     )
     .await?;
-    prune_kind::<StatefulSet, _>(
+    prune_kind(
         ctx,
         stack,
+        namespace,
+        &uid,
         &caches.stateful_sets,
-        namespace,
-        &name,
-        &uid,
-        desired(&children.stateful_sets),
+        &children.stateful_sets,
     )
     .await?;
-    prune_kind::<Service, _>(
+    prune_kind(
         ctx,
         stack,
+        namespace,
+        &uid,
         &caches.services,
-        namespace,
-        &name,
-        &uid,
-        desired(&children.services),
+        &children.services,
     )
     .await?;
-    prune_kind::<Secret, _>(
+    prune_kind(
         ctx,
         stack,
-        &caches.secrets,
         namespace,
-        &name,
         &uid,
-        desired(&children.secrets),
+        &caches.secrets,
+        &children.secrets,
     )
     .await
 }
 
-fn desired<K: Resource>(objects: &[K]) -> BTreeSet<String> {
-    objects
-        .iter()
-        .filter_map(|o| o.meta().name.clone())
-        .collect()
-}
-
-#[allow(clippy::too_many_arguments)]
+/// Deletes this stack's children of one kind that `desired` no longer lists.
 async fn prune_kind<K, C>(
     ctx: &Context,
     stack: &AppStack,
-    cache: &Store<C>,
     namespace: &str,
-    stack_name: &str,
     uid: &str,
-    desired: BTreeSet<String>,
+    cache: &Store<C>,
+    desired: &[K],
 ) -> Result<()>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
@@ -417,8 +416,12 @@ where
         + Debug,
     C: Resource<DynamicType = ()> + Clone + 'static,
 {
+    let desired: BTreeSet<String> = desired
+        .iter()
+        .filter_map(|o| o.meta().name.clone())
+        .collect();
     let kind = K::kind(&()).into_owned();
-    for orphan in prune::orphans(cache, namespace, stack_name, uid, &desired) {
+    for orphan in prune::orphans(cache, namespace, &stack.name_any(), uid, &desired) {
         prune::delete::<K>(&ctx.client, namespace, &orphan).await?;
         ctx.applier
             .forget_child(super::apply::static_kind_of(&kind), namespace, &orphan);
@@ -481,7 +484,7 @@ fn secret_reference(secret: &Secret) -> k8s_openapi::api::core::v1::ObjectRefere
     }
 }
 
-fn warning(reason: &str, message: &str) -> Event {
+pub(super) fn warning(reason: &str, message: &str) -> Event {
     Event {
         type_: EventType::Warning,
         reason: reason.into(),
