@@ -153,6 +153,18 @@ impl Stack {
     pub fn postgres(&self) -> String {
         format!("{}-postgres", self.name)
     }
+
+    /// The web pods once its Deployment has settled (see
+    /// `pods::wait_deployment_settled`).
+    pub async fn web_settled(
+        &self,
+        ctx: &Ctx,
+        replicas: Option<i32>,
+        timeout: Duration,
+    ) -> Result<Vec<k8s_openapi::api::core::v1::Pod>> {
+        crate::pods::wait_deployment_settled(&ctx.client, &ctx.ns, &self.web(), replicas, timeout)
+            .await
+    }
 }
 
 /// Applies the shop example (after `tweak`) in the scenario's namespace,
@@ -216,12 +228,7 @@ pub async fn shop_client(ctx: &mut Ctx, service: &str) -> Result<Shop> {
 /// (no generation bump) that still wakes the controller.
 pub async fn annotate(client: &Client, ns: &str, name: &str, key: &str, value: &str) -> Result<()> {
     let patch = serde_json::json!({"metadata": {"annotations": {key: value}}});
-    api(client, ns)
-        .patch(
-            name,
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&patch),
-        )
+    merge_patch(client, ns, name, &patch)
         .await
         .with_context(|| format!("annotating AppStack {name}"))?;
     Ok(())
@@ -234,15 +241,24 @@ pub async fn patch_spec(
     name: &str,
     spec: Value,
 ) -> Result<DynamicObject> {
-    let patch = serde_json::json!({ "spec": spec });
+    merge_patch(client, ns, name, &serde_json::json!({ "spec": spec }))
+        .await
+        .with_context(|| format!("patching AppStack {name}"))
+}
+
+async fn merge_patch(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    patch: &Value,
+) -> kube::Result<DynamicObject> {
     api(client, ns)
         .patch(
             name,
             &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&patch),
+            &kube::api::Patch::Merge(patch),
         )
         .await
-        .with_context(|| format!("patching AppStack {name}"))
 }
 
 pub fn uid(obj: &DynamicObject) -> String {

@@ -42,17 +42,7 @@ pub fn restart_count(pod: &Pod) -> i32 {
 /// SIGKILLs the container's task through the cluster's containerd; falls
 /// back to finding its process in /proc by cgroup. Returns how it was done.
 pub async fn sigkill(env: &TestEnv, container_id: &str) -> Result<String> {
-    let args = [
-        "-n",
-        "k8s.io",
-        "--address",
-        &env.containerd_address,
-        "task",
-        "kill",
-        "-s",
-        "SIGKILL",
-        container_id,
-    ];
+    let args = ctr_task(env, &["kill", "-s", "SIGKILL", container_id]);
     let ctr = cmd::run(env, "ctr", &args, None, Duration::from_secs(20)).await;
     match ctr {
         Ok(out) if out.success => return Ok("ctr task kill -s SIGKILL".into()),
@@ -83,15 +73,7 @@ pub async fn sigkill(env: &TestEnv, container_id: &str) -> Result<String> {
 /// cluster's containerd: a hung process, alive but doing nothing.
 pub async fn freeze(env: &TestEnv, container_id: &str, thaw: bool) -> Result<()> {
     let verb = if thaw { "resume" } else { "pause" };
-    let args = [
-        "-n",
-        "k8s.io",
-        "--address",
-        &env.containerd_address,
-        "task",
-        verb,
-        container_id,
-    ];
+    let args = ctr_task(env, &[verb, container_id]);
     cmd::run_ok(env, "ctr", &args, None, Duration::from_secs(20)).await?;
     Ok(())
 }
@@ -115,4 +97,11 @@ fn pids_in_cgroup(container_id: &str) -> Result<Vec<u32>> {
         }
     }
     Ok(pids)
+}
+
+/// `ctr` arguments for a task command in the kubelet's containerd namespace.
+fn ctr_task<'a>(env: &'a TestEnv, command: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["-n", "k8s.io", "--address", &env.containerd_address, "task"];
+    args.extend_from_slice(command);
+    args
 }

@@ -190,3 +190,31 @@ pub async fn reconciles(http: &Http, pod: &Pod) -> Result<f64> {
             )
         })
 }
+
+/// Waits for the leader's first reconcile, and 5 s more for whatever it would
+/// write to land, then checks that the stack's children did not change.
+pub async fn leader_changed_nothing(
+    ctx: &mut crate::runner::Ctx,
+    stack: &str,
+    before: &crate::children::Snapshot,
+    leader: &Pod,
+    when: &str,
+) -> Result<()> {
+    let http = ctx.http().await?;
+    wait::until(
+        &format!("the leader {} to reconcile", leader.name_any()),
+        Duration::from_secs(60),
+        async || {
+            let n = reconciles(&http, leader).await?;
+            Ok(if n > 0.0 {
+                Ready(())
+            } else {
+                Pending("appstack_reconciles_total 0".into())
+            })
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = crate::children::snapshot(&ctx.client, &ctx.ns, stack).await?;
+    crate::children::ensure_unchanged(before, &after, when)
+}

@@ -25,14 +25,9 @@ pub fn run(ctx: &mut Ctx) -> ScenarioFuture<'_> {
 async fn scenario(ctx: &mut Ctx) -> Result<()> {
     let stack = appstack::deploy_shop(ctx, |_| {}).await?;
     let (token, cart) = shop::seed(&stack.shop, "margaret").await?;
-    pods::wait_deployment_settled(
-        &ctx.client,
-        &ctx.ns,
-        &stack.web(),
-        None,
-        Duration::from_secs(120),
-    )
-    .await?;
+    stack
+        .web_settled(ctx, None, Duration::from_secs(120))
+        .await?;
     let before = children::snapshot(&ctx.client, &ctx.ns, &stack.name).await?;
     let t = Duration::from_secs(60);
 
@@ -57,7 +52,8 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         );
     }
     let leader = operator::wait_leader(&ctx.client, &old, Duration::from_secs(60)).await?;
-    settle_and_compare(ctx, &stack.name, &before, &leader, "across helm upgrade").await?;
+    operator::leader_changed_nothing(ctx, &stack.name, &before, &leader, "across helm upgrade")
+        .await?;
     stack.shop.expect_me(&token, "margaret").await?;
     ctx.step(format!(
         "upgraded: operator pods {} replaced by {} (leader {}); the stack was not touched and serves",
@@ -146,7 +142,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     operator::helm_upgrade_install(&ctx.env, &[]).await?;
     operator::wait_available(&ctx.client, Duration::from_secs(180)).await?;
     let leader = operator::wait_leader(&ctx.client, &[], Duration::from_secs(60)).await?;
-    settle_and_compare(
+    operator::leader_changed_nothing(
         ctx,
         &stack.name,
         &before,
@@ -157,31 +153,4 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     appstack::wait_ready(&ctx.client, &ctx.ns, &stack.name, Duration::from_secs(60)).await?;
     ctx.step("installed again: the new operator adopted the stack without changing it");
     Ok(())
-}
-
-/// Waits for the leader's first reconcile, then compares the children.
-async fn settle_and_compare(
-    ctx: &mut Ctx,
-    stack: &str,
-    before: &children::Snapshot,
-    leader: &k8s_openapi::api::core::v1::Pod,
-    when: &str,
-) -> Result<()> {
-    let http = ctx.http().await?;
-    wait::until(
-        "the leader to reconcile",
-        Duration::from_secs(60),
-        async || {
-            let n = operator::reconciles(&http, leader).await?;
-            Ok(if n > 0.0 {
-                Ready(())
-            } else {
-                Pending("appstack_reconciles_total 0".into())
-            })
-        },
-    )
-    .await?;
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let after = children::snapshot(&ctx.client, &ctx.ns, stack).await?;
-    children::ensure_unchanged(before, &after, when)
 }

@@ -34,14 +34,9 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
 }
 
 async fn graceful(ctx: &mut Ctx, stack: &Stack, token: &str, cart: &Cart) -> Result<()> {
-    let old = pods::wait_deployment_settled(
-        &ctx.client,
-        &ctx.ns,
-        &stack.web(),
-        None,
-        Duration::from_secs(120),
-    )
-    .await?;
+    let old = stack
+        .web_settled(ctx, None, Duration::from_secs(120))
+        .await?;
     let old_names: Vec<String> = old.iter().map(|p| p.name_any()).collect();
     let start = Instant::now();
     for name in &old_names {
@@ -76,14 +71,9 @@ async fn graceful(ctx: &mut Ctx, stack: &Stack, token: &str, cart: &Cart) -> Res
         "meanwhile {failed} of {tries} GET /me failed (the others were served by the terminating pods)"
     ));
     check_state(ctx, stack, token, cart, &by).await?;
-    let new = pods::wait_deployment_settled(
-        &ctx.client,
-        &ctx.ns,
-        &stack.web(),
-        None,
-        Duration::from_secs(180),
-    )
-    .await?;
+    let new = stack
+        .web_settled(ctx, None, Duration::from_secs(180))
+        .await?;
     if new.iter().any(|p| old_names.contains(&p.name_any())) {
         bail!(
             "expected only new web pods after the deletion, saw {}",
@@ -105,14 +95,9 @@ async fn graceful(ctx: &mut Ctx, stack: &Stack, token: &str, cart: &Cart) -> Res
 }
 
 async fn sigkill(ctx: &mut Ctx, stack: &Stack, token: &str, cart: &Cart) -> Result<()> {
-    let running = pods::wait_deployment_settled(
-        &ctx.client,
-        &ctx.ns,
-        &stack.web(),
-        None,
-        Duration::from_secs(120),
-    )
-    .await?;
+    let running = stack
+        .web_settled(ctx, None, Duration::from_secs(120))
+        .await?;
     let before: Vec<(String, i32)> = running
         .iter()
         .map(|p| (p.name_any(), node::restart_count(p)))

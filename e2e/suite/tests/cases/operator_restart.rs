@@ -11,7 +11,7 @@ use appstack_e2e::appstack::{self, Stack};
 use appstack_e2e::operator::{self, NAMESPACE};
 use appstack_e2e::runner::{Ctx, ScenarioFuture};
 use appstack_e2e::wait::{self, Pending, Ready};
-use appstack_e2e::{apply, children, node, pods};
+use appstack_e2e::{apply, children, node};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
@@ -24,14 +24,9 @@ pub fn run(ctx: &mut Ctx) -> ScenarioFuture<'_> {
 
 async fn scenario(ctx: &mut Ctx) -> Result<()> {
     let stack = appstack::deploy_shop(ctx, |_| {}).await?;
-    pods::wait_deployment_settled(
-        &ctx.client,
-        &ctx.ns,
-        &stack.web(),
-        None,
-        Duration::from_secs(120),
-    )
-    .await?;
+    stack
+        .web_settled(ctx, None, Duration::from_secs(120))
+        .await?;
     restart_all(ctx, &stack).await?;
     takeover(ctx, &stack).await?;
     if ctx.env.is_local() {
@@ -115,23 +110,14 @@ async fn restart_all(ctx: &mut Ctx, stack: &Stack) -> Result<()> {
 
     // The new leader's first pass over every AppStack has to have happened
     // for "it changed nothing" to mean anything.
-    let http = ctx.http().await?;
-    wait::until(
-        &format!("the new leader {} to reconcile", leader.name_any()),
-        Duration::from_secs(60),
-        async || {
-            let n = operator::reconciles(&http, &leader).await?;
-            Ok(if n > 0.0 {
-                Ready(())
-            } else {
-                Pending("appstack_reconciles_total 0".into())
-            })
-        },
+    operator::leader_changed_nothing(
+        ctx,
+        &stack.name,
+        &before,
+        &leader,
+        "when the operator restarts",
     )
     .await?;
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let after = children::snapshot(&ctx.client, &ctx.ns, &stack.name).await?;
-    children::ensure_unchanged(&before, &after, "when the operator restarts")?;
     let secrets_after = children::secret_data(&ctx.client, &ctx.ns, &stack.name).await?;
     if secrets != secrets_after {
         bail!(

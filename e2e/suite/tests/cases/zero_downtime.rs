@@ -32,14 +32,9 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         web["replicas"] = json!(REPLICAS);
     })
     .await?;
-    let running = pods::wait_deployment_settled(
-        &ctx.client,
-        &ctx.ns,
-        &stack.web(),
-        Some(REPLICAS),
-        Duration::from_secs(180),
-    )
-    .await?;
+    let running = stack
+        .web_settled(ctx, Some(REPLICAS), Duration::from_secs(180))
+        .await?;
     ctx.step(format!(
         "{REPLICAS} web pods ready: {}",
         pods::describe(&running)
@@ -92,14 +87,9 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     for f in &report.failures {
         ctx.step(format!("  failed {f}"));
     }
-    let settled = pods::wait_deployment_settled(
-        &ctx.client,
-        &ctx.ns,
-        &stack.web(),
-        Some(REPLICAS),
-        Duration::from_secs(120),
-    )
-    .await?;
+    let settled = stack
+        .web_settled(ctx, Some(REPLICAS), Duration::from_secs(120))
+        .await?;
     ctx.step(format!("replacement ready: {}", pods::describe(&settled)));
 
     ctx.note(format!(
