@@ -123,11 +123,15 @@ proc_pid() { # name -> pid, if that process runs
 
 proc_alive() { proc_pid "$1" >/dev/null; }
 
-# proc_start NAME COMMAND...: starts a host process; the previous log becomes NAME.log.1.
+# proc_start NAME COMMAND...: starts a host process; earlier logs move to
+# NAME.log.1 .. NAME.log.3, so a failed run's logs outlive a restart or two.
 proc_start() {
-  local name=$1
+  local name=$1 n
   shift
   mkdir -p "$LOG_DIR" "$PID_DIR"
+  for n in 2 1; do
+    [[ -f $LOG_DIR/$name.log.$n ]] && mv -f "$LOG_DIR/$name.log.$n" "$LOG_DIR/$name.log.$((n + 1))"
+  done
   [[ -f $LOG_DIR/$name.log ]] && mv -f "$LOG_DIR/$name.log" "$LOG_DIR/$name.log.1"
   # bash -c writes its own pid, then execs the command under that same pid.
   # shellcheck disable=SC2016 # expanded by that inner bash

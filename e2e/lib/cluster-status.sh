@@ -17,7 +17,7 @@ _check() { # name command...: runs one check, prints ok/FAILED and its time
     printf '  ok      %-44s (%ss)\n' "$name" $((SECONDS - t0))
   else
     printf '  FAILED  %-44s (%ss)\n' "$name" $((SECONDS - t0))
-    [[ -n $out ]] && printf '%s\n' "$out" | tail -n 20 | sed 's/^/          /'
+    [[ -n $out ]] && printf '%s\n' "$out" | tail -n 30 | sed 's/^/          /'
     STATUS_FAILED=1
     return 1
   fi
@@ -97,9 +97,50 @@ _pod_runs() {
   _wait_phase web Running 90
 }
 
+_endpoint_ready() {
+  _k -n "$STATUS_NS" get endpointslices -l kubernetes.io/service-name=web \
+    -o jsonpath='{range .items[*].endpoints[*]}{.conditions.ready}{"\n"}{end}' 2>/dev/null | grep -qx true
+}
+
+# What each layer between a client and the web pod says, so a failure names
+# the layer: the pod's conditions, its EndpointSlice, and on our own cluster
+# kube-proxy's rules for the ClusterIP and its last sync.
+_service_diagnosis() {
+  local ip now last
+  echo "web pod conditions: $(_k -n "$STATUS_NS" get pod web -o jsonpath='{range .status.conditions[*]}{.type}={.status} {end}' 2>&1)"
+  echo "EndpointSlice of Service web: $(_k -n "$STATUS_NS" get endpointslices -l kubernetes.io/service-name=web \
+    -o jsonpath='{range .items[*].endpoints[*]}{.addresses[0]} ready={.conditions.ready} {end}' 2>&1)"
+  [[ $CLUSTER == local ]] || return 0
+  ip=$(_k -n "$STATUS_NS" get service web -o jsonpath='{.spec.clusterIP}' 2>/dev/null)
+  echo "kube-proxy rules for $ip:"
+  { iptables-save -t nat; iptables-save -t filter; } 2>&1 | grep -F -- "$ip" | head -n 6 | sed 's/^/  /'
+  now=$(date +%s)
+  last=$(curl -fsS http://127.0.0.1:10249/metrics 2>/dev/null |
+    awk '/^kubeproxy_sync_proxy_rules_last_timestamp_seconds\{ip_family="IPv4"\}/ {printf "%d", $2}')
+  echo "kube-proxy last synced its rules $((now - ${last:-0}))s ago; its log ends:"
+  tail -n 5 "$LOG_DIR/kube-proxy.log" 2>&1 | sed 's/^/  /'
+}
+
 _dns_and_service() {
-  _wait_phase client Succeeded 90 || return 1
-  local out
+  # The client starts only once the EndpointSlice lists the web pod as ready;
+  # kube-proxy programs it a moment later (a ClusterIP without rules refuses
+  # connections), so the client retries for up to 20 s.
+  local deadline=$((SECONDS + 60)) fqdn=web.$STATUS_NS.svc.$CLUSTER_DOMAIN out
+  until _endpoint_ready; do
+    if ((SECONDS >= deadline)); then
+      echo "Service web has no ready endpoint after 60s (the pod's readiness, or kube-controller-manager's EndpointSlice controller)"
+      _service_diagnosis
+      return 1
+    fi
+    sleep 0.5
+  done
+  # timeout(1), not wget -T: Debian's static busybox wget crashes with -T.
+  _probe_pod client "nslookup $fqdn && for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do timeout 2 wget -qO- http://$fqdn/ && exit 0; sleep 1; done; exit 1" |
+    _k apply -f - >/dev/null || return 1
+  if ! _wait_phase client Succeeded 90; then
+    _service_diagnosis
+    return 1
+  fi
   out=$(_k -n "$STATUS_NS" logs client)
   grep -q "status-probe-$STATUS_TOKEN" <<<"$out" || {
     echo "the Service answered, but not with the expected page:"
@@ -173,13 +214,6 @@ EOF
   } | _k apply -f - >/dev/null
 
   _check "a pod runs on the node" _pod_runs || true
-  # The client starts only now, so it meets a Service that has its endpoint;
-  # kube-proxy programs that endpoint a moment after the API shows it (a
-  # ClusterIP without rules refuses connections), so the client retries for
-  # up to 20 s.
-  local fqdn=web.$STATUS_NS.svc.$CLUSTER_DOMAIN
-  # timeout(1), not wget -T: Debian's static busybox wget crashes with -T.
-  _probe_pod client "nslookup $fqdn && for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do timeout 2 wget -qO- http://$fqdn/ && exit 0; sleep 1; done; exit 1" | _k apply -f - >/dev/null
   _check "Service resolves by DNS and answers" _dns_and_service || true
   _check "PVC data survives deleting the pod" _pvc_survives || true
   _check "kubectl top pod shows CPU" _top_shows_cpu || true
