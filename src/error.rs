@@ -12,8 +12,9 @@ pub enum Error {
     #[error("spec is invalid: {0}")]
     InvalidSpec(#[from] BuildError),
 
-    #[error("reading Secret {name}: {}", brief(source))]
-    ReadSecret {
+    #[error("reading {kind} {name}: {}", brief(source))]
+    Read {
+        kind: &'static str,
         name: String,
         #[source]
         source: kube::Error,
@@ -42,13 +43,12 @@ pub enum Error {
         source: kube::Error,
     },
 
-    #[error(
-        "{kind} {name} already exists and belongs to {owner}; rename the component or the stack so that their children's names differ"
-    )]
+    /// `holder` says who has the name ("belongs to AppStack shop").
+    #[error("{kind} {name} already exists and {holder}")]
     NameConflict {
         kind: &'static str,
         name: String,
-        owner: String,
+        holder: String,
     },
 
     #[error("deleting {kind} {name}: {}", brief(source))]
@@ -72,7 +72,7 @@ impl Error {
         match self {
             Error::MissingNamespace => "MissingNamespace",
             Error::InvalidSpec(_) => "InvalidSpec",
-            Error::ReadSecret { .. } => "ReadSecret",
+            Error::Read { .. } => "Read",
             Error::MalformedSecret { .. } => "MalformedSecret",
             Error::CreateSecret { .. } => "CreateSecret",
             Error::Random(_) => "Random",

@@ -1,5 +1,6 @@
 //! State shared by every reconcile: the client, caches, metrics, the event
-//! recorder, the applier's memory and per-stack error backoff.
+//! recorder, the applier's memory, the names stacks wait for and per-stack
+//! error backoff.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,6 +12,7 @@ use tracing::debug;
 
 use super::apply::Applier;
 use super::caches::Caches;
+use super::ownership::Waiting;
 use crate::api::AppStack;
 use crate::telemetry::Metrics;
 
@@ -22,6 +24,7 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub(super) applier: Applier,
     pub(super) caches: Caches,
+    pub(super) waiting: Waiting,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -43,6 +46,7 @@ impl Context {
             metrics,
             applier: Applier::default(),
             caches,
+            waiting: Waiting::default(),
             failures: Mutex::new(HashMap::new()),
         }
     }

@@ -5,12 +5,14 @@
 //! then created with a plain create, which fails rather than overwrite one a
 //! racing writer made. After that it is only ever read, so operator restarts
 //! never change it; a user who edits the Secret rotates the credentials and
-//! the pods that use them roll.
+//! the pods that use them roll. A Secret of that name that this stack does
+//! not control is never read into a store: the name is reported as taken.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 
+use super::ownership;
 use crate::build::{FIELD_MANAGER, StoreCredentials};
 use crate::error::{Error, Result};
 
@@ -31,6 +33,7 @@ pub struct Resolved {
 pub async fn resolve(
     api: &Api<Secret>,
     cache: &Store<Secret>,
+    uid: &str,
     namespace: &str,
     name: &str,
     default_user: &str,
@@ -40,14 +43,22 @@ pub async fn resolve(
         Some(secret) => Some((*secret).clone()),
         // The cache may lag behind a Secret created moments ago: ask the API
         // server before concluding that it does not exist.
-        None => api
-            .get_opt(name)
-            .await
-            .map_err(|source| Error::ReadSecret {
-                name: name.to_string(),
-                source,
-            })?,
+        None => api.get_opt(name).await.map_err(|source| Error::Read {
+            kind: "Secret",
+            name: name.to_string(),
+            source,
+        })?,
     };
+    if let Some(holder) = secret
+        .as_ref()
+        .and_then(|s| ownership::foreign_holder(&s.metadata, uid))
+    {
+        return Err(Error::NameConflict {
+            kind: "Secret",
+            name: name.to_string(),
+            holder,
+        });
+    }
     match secret {
         Some(secret) => Ok(Resolved {
             credentials: from_secret(&secret, name, default_user)?,

@@ -6,6 +6,7 @@ mod caches;
 mod context;
 mod credentials;
 mod handoff;
+mod ownership;
 mod pipeline;
 mod prune;
 mod status;
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use kube::runtime::Controller;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
 use tracing::{info, instrument, warn};
 
@@ -31,8 +33,9 @@ pub use status::{DEGRADED, PROGRESSING, READY};
 /// memory it costs no API writes.
 const RESYNC: Duration = Duration::from_secs(15 * 60);
 
-/// How soon a stack waiting on something no watch reports is looked at again.
-const SOON: Duration = Duration::from_secs(30);
+/// How soon a stack waiting on something no watch reports (a name held by an
+/// object made outside AppStack) is looked at again.
+const SOON: Duration = Duration::from_secs(10);
 
 /// What the binary hands every controller it runs.
 #[derive(Clone)]
@@ -69,13 +72,14 @@ pub async fn run(
             "caches synced"
         );
     });
+    // A child's event wakes its stack, and any stack waiting for its name.
     Controller::for_stream(triggers.stacks, caches.stacks.clone())
-        .owns_stream(triggers.deployments)
-        .owns_stream(triggers.stateful_sets)
-        .owns_stream(triggers.secrets)
-        .owns_stream(triggers.services)
-        .owns_stream(triggers.autoscalers)
-        .owns_stream(triggers.disruption_budgets)
+        .watches_stream(triggers.deployments, wake(&ctx))
+        .watches_stream(triggers.stateful_sets, wake(&ctx))
+        .watches_stream(triggers.secrets, wake(&ctx))
+        .watches_stream(triggers.services, wake(&ctx))
+        .watches_stream(triggers.autoscalers, wake(&ctx))
+        .watches_stream(triggers.disruption_budgets, wake(&ctx))
         .with_config(ControllerConfig::default().concurrency(shared.concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -92,6 +96,13 @@ pub async fn run(
             }
         })
         .await;
+}
+
+fn wake<K: kube::Resource>(
+    ctx: &Arc<Context>,
+) -> impl Fn(K) -> Vec<ObjectRef<AppStack>> + Send + Sync + 'static {
+    let ctx = ctx.clone();
+    move |child| ctx.waiting.stacks_to_wake(&child)
 }
 
 #[instrument(skip_all, fields(stack = %stack.name_any(), namespace = stack.namespace().unwrap_or_default()))]

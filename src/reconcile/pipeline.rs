@@ -2,7 +2,6 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
-use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
@@ -15,10 +14,11 @@ use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
-use super::apply::{Child, is_invalid, static_kind_of};
+use super::apply::{Child, is_invalid};
 use super::context::Context;
-use super::credentials::{self, POSTGRES_USER, REDIS_USER, Resolved};
+use super::credentials::{self, POSTGRES_USER, REDIS_USER};
 use super::handoff;
+use super::ownership;
 use super::prune;
 use super::status::{self, Observed, Problem};
 use crate::api::AppStack;
@@ -38,30 +38,45 @@ pub(super) async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
     // Being deleted: the garbage collector removes the children; applying
     // them again would only race it (and fail in a terminating namespace).
     if stack.meta().deletion_timestamp.is_some() {
+        ctx.waiting.set(
+            &stack.namespace().unwrap_or_default(),
+            &stack.name_any(),
+            &[],
+        );
         return Ok(Next::Resync);
     }
     let namespace = stack.namespace().ok_or(Error::MissingNamespace)?;
     let name = stack.name_any();
+    let uid = stack.uid().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
 
-    // Credentials first: builders receive them, they never make them.
+    // Credentials first: builders receive them, they never make them. A
+    // Secret name held by someone else stops everything: no store may start
+    // on credentials that are not the stack's.
+    let mut conflicts = Vec::new();
+    let mut resolve = async |secret_name: String, user: &str| {
+        let resolved = credentials::resolve(
+            &secrets,
+            &ctx.caches.secrets,
+            &uid,
+            &namespace,
+            &secret_name,
+            user,
+        )
+        .await;
+        conflict(resolved, &mut conflicts).map(|r| r.map(|r| (secret_name, r)))
+    };
     let redis = match stack.spec.redis {
-        Some(_) => Some(resolve(ctx, &secrets, &namespace, names::redis(&name), REDIS_USER).await?),
+        Some(_) => resolve(names::redis(&name), REDIS_USER).await?,
         None => None,
     };
     let postgres = match stack.spec.postgres {
-        Some(_) => Some(
-            resolve(
-                ctx,
-                &secrets,
-                &namespace,
-                names::postgres(&name),
-                POSTGRES_USER,
-            )
-            .await?,
-        ),
+        Some(_) => resolve(names::postgres(&name), POSTGRES_USER).await?,
         None => None,
     };
+    if !conflicts.is_empty() {
+        return conclude(ctx, stack, &namespace, Outcome::Conflicts(conflicts)).await;
+    }
     let inputs = Inputs {
         redis: redis.as_ref().map(|(_, r)| r.credentials.clone()),
         postgres: postgres.as_ref().map(|(_, r)| r.credentials.clone()),
@@ -72,11 +87,7 @@ pub(super) async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
         Err(error) => {
             let message = error.to_string();
             warn!(%message, "spec cannot be realised");
-            if !already_reported(stack, "InvalidSpec", &message) {
-                ctx.publish(stack, warning("InvalidSpec", &message)).await;
-            }
-            report(ctx, stack, Some(Problem::InvalidSpec(message))).await?;
-            return Ok(Next::Resync);
+            return conclude(ctx, stack, &namespace, Outcome::InvalidSpec(message)).await;
         }
     };
 
@@ -86,33 +97,89 @@ pub(super) async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
         }
     }
 
-    let problem = apply_children(ctx, stack, &namespace, &children).await?;
+    let outcome = apply_children(ctx, stack, &namespace, &children).await?;
+    prune_children(ctx, stack, &namespace, &children).await?;
+    conclude(ctx, stack, &namespace, outcome).await
+}
+
+/// A child's name that someone else holds.
+struct Conflict {
+    kind: &'static str,
+    name: String,
+    holder: String,
+}
+
+/// Where a reconcile that did not fail left the stack.
+enum Outcome {
+    /// Every child applied; status tells how far they have come.
+    Applied,
+    /// The spec cannot be built (status says why; nothing was applied).
+    InvalidSpec(String),
+    /// The API server refused a StatefulSet change: why, and what to do.
+    Rejected(String),
+    /// Names held by someone else; everything else was applied.
+    Conflicts(Vec<Conflict>),
+}
+
+impl Outcome {
+    fn problem(&self) -> Option<Problem> {
+        match self {
+            Outcome::Applied => None,
+            Outcome::InvalidSpec(m) => Some(Problem::InvalidSpec(m.clone())),
+            Outcome::Rejected(m) => Some(Problem::ChangeRejected(m.clone())),
+            Outcome::Conflicts(c) => Some(name_conflict(c)),
+        }
+    }
+
+    fn waiting_for(&self) -> Vec<String> {
+        match self {
+            Outcome::Conflicts(c) => c.iter().map(|c| c.name.clone()).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Reports the outcome (a Warning Event when a problem first appears) and
+/// remembers which names the stack waits for: the watch event that frees one
+/// wakes it, and for objects no watch of ours sees it looks again soon.
+async fn conclude(
+    ctx: &Context,
+    stack: &AppStack,
+    namespace: &str,
+    outcome: Outcome,
+) -> Result<Next> {
+    let waiting_for = outcome.waiting_for();
+    ctx.waiting.set(namespace, &stack.name_any(), &waiting_for);
+    let problem = outcome.problem();
     if let Some(p) = &problem
         && !already_reported(stack, p.reason(), p.message())
     {
         ctx.publish(stack, warning(p.reason(), p.message())).await;
     }
-    prune_children(ctx, stack, &namespace, &children).await?;
-    // Nothing of ours changes when the other owner lets go of the name: look
-    // again soon instead of at the next resync.
-    let next = match problem {
-        Some(Problem::NameConflict(_)) => Next::Soon,
-        _ => Next::Resync,
-    };
     report(ctx, stack, problem).await?;
-    Ok(next)
+    Ok(if waiting_for.is_empty() {
+        Next::Resync
+    } else {
+        Next::Soon
+    })
 }
 
-async fn resolve(
-    ctx: &Context,
-    secrets: &Api<Secret>,
-    namespace: &str,
-    secret_name: String,
-    user: &str,
-) -> Result<(String, Resolved)> {
-    let resolved =
-        credentials::resolve(secrets, &ctx.caches.secrets, namespace, &secret_name, user).await?;
-    Ok((secret_name, resolved))
+fn name_conflict(conflicts: &[Conflict]) -> Problem {
+    let list: Vec<String> = conflicts
+        .iter()
+        .map(|c| format!("{} {} ({})", c.kind, c.name, c.holder))
+        .collect();
+    let mut message = format!(
+        "child names already taken: {}; rename the component or the stack so that their children's names differ",
+        list.join(", ")
+    );
+    if conflicts
+        .iter()
+        .any(|c| !c.holder.starts_with("belongs to"))
+    {
+        message.push_str(", or delete the objects AppStack did not create if nothing needs them");
+    }
+    Problem::NameConflict(message)
 }
 
 async fn create_generated_secret(
@@ -150,7 +217,7 @@ async fn create_generated_secret(
 }
 
 /// Applies every child, in dependency order. A StatefulSet change the API
-/// server refuses (422), or a child name another owner holds, is reported as
+/// server refuses (422), or a child name someone else holds, is reported as
 /// a problem instead of failing the whole reconcile: what runs keeps serving
 /// and the rest converges.
 async fn apply_children(
@@ -158,7 +225,7 @@ async fn apply_children(
     stack: &AppStack,
     namespace: &str,
     children: &Children,
-) -> Result<Option<Problem>> {
+) -> Result<Outcome> {
     let caches = &ctx.caches;
     let uid = stack.uid().unwrap_or_default();
     let mut conflicts = Vec::new();
@@ -191,7 +258,9 @@ async fn apply_children(
                     o.name_any()
                 ));
             }
-            other => conflict(other, &mut conflicts)?,
+            other => {
+                conflict(other, &mut conflicts)?;
+            }
         }
     }
     for o in &children.deployments {
@@ -218,13 +287,10 @@ async fn apply_children(
         &mut conflicts,
     )
     .await?;
-    Ok(if conflicts.is_empty() {
-        rejected.map(Problem::ChangeRejected)
-    } else {
-        Some(Problem::NameConflict(format!(
-            "child names already taken: {}; rename the component or the stack so that their children's names differ",
-            conflicts.join(", ")
-        )))
+    Ok(match rejected {
+        _ if !conflicts.is_empty() => Outcome::Conflicts(conflicts),
+        Some(message) => Outcome::Rejected(message),
+        None => Outcome::Applied,
     })
 }
 
@@ -235,7 +301,7 @@ async fn apply_all<K, C>(
     namespace: &str,
     objects: &[K],
     cache: &Store<C>,
-    conflicts: &mut Vec<String>,
+    conflicts: &mut Vec<Conflict>,
 ) -> Result<()>
 where
     K: Child,
@@ -247,18 +313,18 @@ where
     Ok(())
 }
 
-/// Keeps a name conflict's message and goes on; other errors stop the reconcile.
-fn conflict(result: Result<()>, conflicts: &mut Vec<String>) -> Result<()> {
+/// Keeps a name conflict and goes on (`None`); other errors stop the reconcile.
+fn conflict<T>(result: Result<T>, conflicts: &mut Vec<Conflict>) -> Result<Option<T>> {
     match result {
-        Err(Error::NameConflict { kind, name, owner }) => {
-            conflicts.push(format!("{kind} {name} (belongs to {owner})"));
-            Ok(())
+        Err(Error::NameConflict { kind, name, holder }) => {
+            conflicts.push(Conflict { kind, name, holder });
+            Ok(None)
         }
-        other => other,
+        other => other.map(Some),
     }
 }
 
-/// Applies a child unless its name is another owner's (see `cached_child`).
+/// Applies a child unless its name is someone else's (see `ownership`).
 async fn apply<K, C>(
     ctx: &Context,
     uid: &str,
@@ -270,7 +336,9 @@ where
     K: Child,
     C: Resource<DynamicType = ()> + Clone + 'static,
 {
-    let version = cached_child(uid, namespace, object, cache)?.and_then(|c| c.resource_version());
+    let cached = cache.get(&ObjectRef::new(&object.name_any()).within(namespace));
+    ownership::check(&ctx.client, uid, namespace, object, cached.as_deref()).await?;
+    let version = cached.and_then(|c| c.resource_version());
     ctx.applier
         .apply(&ctx.client, &ctx.metrics, namespace, object, version)
         .await
@@ -285,7 +353,11 @@ async fn apply_deployment(
     namespace: &str,
     object: &Deployment,
 ) -> Result<()> {
-    let cached = cached_child(uid, namespace, object, &ctx.caches.deployments)?;
+    let cached = ctx
+        .caches
+        .deployments
+        .get(&ObjectRef::new(&object.name_any()).within(namespace));
+    ownership::check(&ctx.client, uid, namespace, object, cached.as_deref()).await?;
     let version = cached.as_ref().and_then(|c| c.resource_version());
     let Some(pending) = ctx.applier.plan(&ctx.metrics, namespace, object, version)? else {
         return Ok(());
@@ -296,40 +368,6 @@ async fn apply_deployment(
     ctx.applier
         .send(&ctx.client, &ctx.metrics, namespace, object, pending)
         .await
-}
-
-/// The child's copy in the watch cache, unless the cache shows that its name
-/// is taken by an object another owner controls: Server-Side Apply with force
-/// would take it over (or add a second controller reference, which the API
-/// server refuses).
-fn cached_child<K, C>(
-    uid: &str,
-    namespace: &str,
-    object: &K,
-    cache: &Store<C>,
-) -> Result<Option<Arc<C>>>
-where
-    K: Child,
-    C: Resource<DynamicType = ()> + Clone + 'static,
-{
-    let cached = cache.get(&ObjectRef::new(&object.name_any()).within(namespace));
-    if let Some(owner) = cached.as_deref().and_then(|c| other_controller(c, uid)) {
-        return Err(Error::NameConflict {
-            kind: static_kind_of(&K::kind(&())),
-            name: object.name_any(),
-            owner,
-        });
-    }
-    Ok(cached)
-}
-
-/// "<Kind> <name>" of the object's controller, when that is not `uid`.
-fn other_controller<C: Resource>(cached: &C, uid: &str) -> Option<String> {
-    cached
-        .owner_references()
-        .iter()
-        .find(|r| r.controller == Some(true) && r.uid != uid)
-        .map(|r| format!("{} {}", r.kind, r.name))
 }
 
 async fn prune_children(
@@ -491,46 +529,5 @@ pub(super) fn warning(reason: &str, message: &str) -> Event {
         note: Some(message.chars().take(1000).collect()),
         action: "Reconcile".into(),
         secondary: None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-
-    fn owned(uid: &str, controller: Option<bool>) -> Deployment {
-        let mut d = Deployment::default();
-        d.metadata.owner_references = Some(vec![OwnerReference {
-            api_version: "appstack.dev/v1alpha1".into(),
-            kind: "AppStack".into(),
-            name: "shop".into(),
-            uid: uid.into(),
-            controller,
-            ..OwnerReference::default()
-        }]);
-        d
-    }
-
-    #[test]
-    fn another_stacks_child_is_named_by_its_controller() {
-        let d = owned("uid-other", Some(true));
-        assert_eq!(
-            other_controller(&d, "uid-ours").as_deref(),
-            Some("AppStack shop")
-        );
-    }
-
-    #[test]
-    fn our_own_unowned_or_non_controller_children_are_free() {
-        assert_eq!(
-            other_controller(&owned("uid-ours", Some(true)), "uid-ours"),
-            None
-        );
-        assert_eq!(
-            other_controller(&owned("uid-other", None), "uid-ours"),
-            None
-        );
-        assert_eq!(other_controller(&Deployment::default(), "uid-ours"), None);
     }
 }

@@ -15,6 +15,7 @@ mod hpa;
 mod kill_app;
 mod kill_stores;
 mod name_conflict;
+mod not_adopted;
 mod operator_restart;
 mod smoke;
 mod store_change_refused;
@@ -49,6 +50,7 @@ pub fn all() -> Vec<Scenario> {
         scenario("drift", drift::run, 6),
         scenario("store-change-refused", store_change_refused::run, 6),
         scenario("name-conflict", name_conflict::run, 5),
+        scenario("not-adopted", not_adopted::run, 4),
         scenario("child-refused", child_refused::run, 4),
         scenario("hpa", hpa::run, 12),
         scenario("delete-and-reapply", delete_reapply::run, 10),

@@ -2,7 +2,8 @@
 //! component "api-web", "shop-api" with component "web": both want
 //! Deployment shop-api-web). The second is told so in its status and an
 //! Event, the first keeps its children; once the first is deleted, the
-//! second converges on its own.
+//! second converges on its own (the freed Deployment's deletion event wakes
+//! it, so it does not wait for a requeue).
 
 use std::time::{Duration, Instant};
 

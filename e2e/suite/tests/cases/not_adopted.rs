@@ -1,0 +1,202 @@
+//! Objects a user made by hand are never taken over. A Secret `legacy-redis`
+//! and a Deployment `legacy-web` exist, with no owner, when AppStack `legacy`
+//! (component web, Redis) is applied. Server-Side Apply would happily adopt
+//! them (and the stack's deletion would then delete them); instead the stack
+//! reports each name as taken, no Redis starts on the hand-made password, and
+//! both objects stay exactly as they were. Deleting them lets it converge.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use appstack_e2e::runner::{Ctx, ScenarioFuture};
+use appstack_e2e::wait::{self, Pending, Ready};
+use appstack_e2e::{apply, appstack};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+
+const STACK: &str = "legacy";
+const SECRET: &str = "legacy-redis";
+const DEPLOYMENT: &str = "legacy-web";
+const HANDMADE_PASSWORD: &str = "made-by-hand";
+
+pub fn run(ctx: &mut Ctx) -> ScenarioFuture<'_> {
+    Box::pin(scenario(ctx))
+}
+
+fn stack(image: &str) -> Value {
+    json!({
+        "apiVersion": "appstack.dev/v1alpha1",
+        "kind": "AppStack",
+        "metadata": {"name": STACK},
+        "spec": {
+            "components": [{"name": "web", "image": image, "port": 8080, "replicas": 0}],
+            "redis": {}
+        }
+    })
+}
+
+async fn create_by_hand(client: &Client, ns: &str, image: &str) -> Result<(String, String)> {
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": SECRET},
+        "stringData": {"password": HANDMADE_PASSWORD}
+    }))?;
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": DEPLOYMENT},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "legacy"}},
+            "template": {
+                "metadata": {"labels": {"app": "legacy"}},
+                "spec": {"containers": [{"name": "main", "image": image}]}
+            }
+        }
+    }))?;
+    let pp = PostParams::default();
+    let s = Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&pp, &secret)
+        .await
+        .context("creating the hand-made Secret")?;
+    let d = Api::<Deployment>::namespaced(client.clone(), ns)
+        .create(&pp, &deployment)
+        .await
+        .context("creating the hand-made Deployment")?;
+    Ok((
+        s.resource_version().unwrap_or_default(),
+        d.resource_version().unwrap_or_default(),
+    ))
+}
+
+/// Fails unless the object is as the user left it: same resourceVersion (no
+/// write at all, so no owner reference, label or field of ours either).
+fn untouched<K: kube::Resource>(what: &str, obj: &K, version: &str) -> Result<()> {
+    let now = obj.resource_version().unwrap_or_default();
+    if now != version || !obj.owner_references().is_empty() {
+        bail!(
+            "{what} was written by someone: resourceVersion {version} -> {now}, owners {:?}, labels {:?}",
+            obj.owner_references()
+                .iter()
+                .map(|r| format!("{} {}", r.kind, r.name))
+                .collect::<Vec<_>>(),
+            obj.labels()
+        );
+    }
+    Ok(())
+}
+
+/// Waits for the stack's NameConflict message to name `object`.
+async fn wait_conflict_on(ctx: &Ctx, object: &str) -> Result<String> {
+    let api = appstack::api(&ctx.client, &ctx.ns);
+    wait::until(
+        &format!("AppStack {STACK} to report {object} as taken"),
+        Duration::from_secs(60),
+        async || {
+            let obj = api.get(STACK).await?;
+            Ok(match appstack::condition(&obj, "Degraded") {
+                Some((s, r, m)) if s == "True" && r == "NameConflict" && m.contains(object) => {
+                    Ready(m)
+                }
+                _ => Pending(appstack::conditions(&obj)),
+            })
+        },
+    )
+    .await
+}
+
+async fn scenario(ctx: &mut Ctx) -> Result<()> {
+    let image = ctx.env.tools_image.clone();
+    let secrets = Api::<Secret>::namespaced(ctx.client.clone(), &ctx.ns);
+    let deployments = Api::<Deployment>::namespaced(ctx.client.clone(), &ctx.ns);
+    let (secret_rv, deployment_rv) = create_by_hand(&ctx.client, &ctx.ns, &image).await?;
+    ctx.step(format!(
+        "created by hand, no owner: Secret {SECRET}, Deployment {DEPLOYMENT}"
+    ));
+
+    apply::object(&ctx.client, &ctx.ns, stack(&image)).await?;
+    let message = wait_conflict_on(ctx, &format!("Secret {SECRET}")).await?;
+    ctx.step(format!(
+        "AppStack {STACK}: Degraded=True (NameConflict): {message}"
+    ));
+    for needle in ["not created by AppStack", "delete"] {
+        if !message.contains(needle) {
+            bail!("the NameConflict message does not mention {needle:?}: {message}");
+        }
+    }
+    untouched(
+        &format!("Secret {SECRET}"),
+        &secrets.get(SECRET).await?,
+        &secret_rv,
+    )?;
+    let sts = Api::<StatefulSet>::namespaced(ctx.client.clone(), &ctx.ns);
+    if sts.get_opt(SECRET).await?.is_some() {
+        bail!("StatefulSet {SECRET} exists: Redis was started on the hand-made Secret's password");
+    }
+    ctx.step(format!(
+        "Secret {SECRET} untouched (resourceVersion {secret_rv}, no owner); no Redis started on its password"
+    ));
+
+    secrets
+        .delete(SECRET, &DeleteParams::default())
+        .await
+        .context("deleting the hand-made Secret")?;
+    let message = wait_conflict_on(ctx, &format!("Deployment {DEPLOYMENT}")).await?;
+    ctx.step(format!("Secret deleted; now: {message}"));
+    untouched(
+        &format!("Deployment {DEPLOYMENT}"),
+        &deployments.get(DEPLOYMENT).await?,
+        &deployment_rv,
+    )?;
+    ctx.step(format!(
+        "Deployment {DEPLOYMENT} untouched (resourceVersion {deployment_rv}, no owner)"
+    ));
+
+    deployments
+        .delete(DEPLOYMENT, &DeleteParams::default())
+        .await
+        .context("deleting the hand-made Deployment")?;
+    let start = Instant::now();
+    // The hand-made Deployment is not watched: the stack finds the name free
+    // on its short requeue.
+    appstack::wait_ready(&ctx.client, &ctx.ns, STACK, Duration::from_secs(120)).await?;
+    let took = start.elapsed();
+    let d = wait::until(
+        &format!("Deployment {DEPLOYMENT} to be AppStack {STACK}'s"),
+        Duration::from_secs(30),
+        async || {
+            let d = deployments.get(DEPLOYMENT).await?;
+            let owned = d
+                .owner_references()
+                .iter()
+                .any(|r| r.controller == Some(true) && r.name == STACK);
+            Ok(if owned {
+                Ready(d)
+            } else {
+                Pending("no owner yet".into())
+            })
+        },
+    )
+    .await?;
+    let password = secrets
+        .get(SECRET)
+        .await?
+        .data
+        .and_then(|d| {
+            d.get("password")
+                .map(|p| String::from_utf8_lossy(&p.0).into_owned())
+        })
+        .unwrap_or_default();
+    if password == HANDMADE_PASSWORD || password.len() < 32 {
+        bail!(
+            "Secret {SECRET} after the hand-made one was deleted holds {password:?}, not a generated password"
+        );
+    }
+    ctx.step(format!(
+        "Deployment deleted; AppStack {STACK} Ready {:.1}s later, Deployment {} now its own, Secret {SECRET} generated",
+        took.as_secs_f64(),
+        d.name_any()
+    ));
+    ctx.recovered("hand-made object removed", took);
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! Who holds a child's name. The operator writes an object only when it does
+//! not exist yet or when this stack is its controller: Server-Side Apply with
+//! force would otherwise take over another stack's child, or an object a user
+//! made by hand (which would then be deleted along with the stack).
+//!
+//! A stack that finds its name taken waits. [`Waiting`] remembers which names
+//! it waits for, so the watch event of that name's object (deleted by its
+//! owner, or handed over) wakes it at once; objects made outside AppStack are
+//! not watched, and the stack looks again on its short requeue.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::Api;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Client, Resource, ResourceExt};
+
+use super::apply::{Child, static_kind_of};
+use crate::api::AppStack;
+use crate::error::{Error, Result};
+
+/// How an existing object's holder reads in a message, when it is not the
+/// stack with `uid`; `None` when that stack controls it.
+pub fn foreign_holder(meta: &ObjectMeta, uid: &str) -> Option<String> {
+    let controller = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true));
+    match controller {
+        Some(r) if r.uid == uid => None,
+        Some(r) => Some(format!("belongs to {} {}", r.kind, r.name)),
+        None => Some(
+            "was not created by AppStack (AppStack never takes over an object it did not create)"
+                .to_string(),
+        ),
+    }
+}
+
+/// Fails with `NameConflict` when `object`'s name is held by anyone but the
+/// stack with `uid`. `cached` is the watch cache's copy; without one (a new
+/// child, or one made outside AppStack, which the label-filtered watches do
+/// not see) the API server is asked, so this costs a read only on creation.
+pub async fn check<K, C>(
+    client: &Client,
+    uid: &str,
+    namespace: &str,
+    object: &K,
+    cached: Option<&C>,
+) -> Result<()>
+where
+    K: Child,
+    C: Resource,
+{
+    let kind = static_kind_of(&K::kind(&()));
+    let name = object.name_any();
+    let holder = match cached {
+        Some(c) => foreign_holder(c.meta(), uid),
+        None => Api::<K>::namespaced(client.clone(), namespace)
+            .get_metadata_opt(&name)
+            .await
+            .map_err(|source| Error::Read {
+                kind,
+                name: name.clone(),
+                source,
+            })?
+            .and_then(|m| foreign_holder(&m.metadata, uid)),
+    };
+    match holder {
+        Some(holder) => Err(Error::NameConflict { kind, name, holder }),
+        None => Ok(()),
+    }
+}
+
+type NameKey = (String, String);
+
+/// Names that stacks are waiting for, per namespace.
+#[derive(Default)]
+pub struct Waiting {
+    names: Mutex<HashMap<NameKey, BTreeSet<String>>>,
+}
+
+impl Waiting {
+    /// Records that `stack` waits for exactly `names` (none: it waits for nothing).
+    pub fn set(&self, namespace: &str, stack: &str, names: &[String]) {
+        let Ok(mut map) = self.names.lock() else {
+            return;
+        };
+        map.retain(|(ns, name), stacks| {
+            if ns == namespace && !names.contains(name) {
+                stacks.remove(stack);
+            }
+            !stacks.is_empty()
+        });
+        for name in names {
+            map.entry((namespace.to_string(), name.clone()))
+                .or_default()
+                .insert(stack.to_string());
+        }
+    }
+
+    /// The stacks a child's watch event concerns: the AppStack that controls
+    /// it, and every stack waiting for its name.
+    pub fn stacks_to_wake<K: Resource>(&self, child: &K) -> Vec<ObjectRef<AppStack>> {
+        let namespace = child.namespace().unwrap_or_default();
+        let controller = child
+            .owner_references()
+            .iter()
+            .filter(|r| r.controller == Some(true) && r.kind == AppStack::kind(&()))
+            .map(|r| r.name.clone());
+        let key = (namespace.clone(), child.name_any());
+        let waiting = self
+            .names
+            .lock()
+            .ok()
+            .and_then(|map| map.get(&key).cloned())
+            .into_iter()
+            .flatten();
+        controller
+            .chain(waiting)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|stack| ObjectRef::new(&stack).within(&namespace))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    fn owned_by(uid: &str, controller: bool) -> ObjectMeta {
+        ObjectMeta {
+            name: Some("shop-web".into()),
+            namespace: Some("ns".into()),
+            owner_references: Some(vec![OwnerReference {
+                kind: "AppStack".into(),
+                name: "other".into(),
+                uid: uid.into(),
+                controller: Some(controller),
+                ..OwnerReference::default()
+            }]),
+            ..ObjectMeta::default()
+        }
+    }
+
+    #[test]
+    fn only_our_controller_reference_makes_a_child_ours() {
+        assert_eq!(foreign_holder(&owned_by("ours", true), "ours"), None);
+        assert_eq!(
+            foreign_holder(&owned_by("theirs", true), "ours").as_deref(),
+            Some("belongs to AppStack other")
+        );
+        // A plain owner reference (not controller) and no owner at all both
+        // mean somebody else made it.
+        for meta in [owned_by("ours", false), ObjectMeta::default()] {
+            let holder = foreign_holder(&meta, "ours").unwrap();
+            assert!(holder.contains("not created by AppStack"), "{holder}");
+        }
+    }
+
+    #[test]
+    fn a_child_event_wakes_its_owner_and_the_stacks_waiting_for_its_name() {
+        let waiting = Waiting::default();
+        waiting.set("ns", "b", &["shop-web".into()]);
+        waiting.set("ns", "c", &["shop-web".into(), "shop-redis".into()]);
+        let web = Deployment {
+            metadata: ObjectMeta {
+                name: Some("shop-web".into()),
+                namespace: Some("ns".into()),
+                ..ObjectMeta::default()
+            },
+            ..Deployment::default()
+        };
+        let names = |w: &Waiting, d: &Deployment| -> Vec<String> {
+            w.stacks_to_wake(d).into_iter().map(|r| r.name).collect()
+        };
+        assert_eq!(names(&waiting, &web), ["b", "c"]);
+        waiting.set("ns", "b", &[]);
+        assert_eq!(names(&waiting, &web), ["c"]);
+        let mut elsewhere = web.clone();
+        elsewhere.metadata.namespace = Some("other".into());
+        assert!(names(&waiting, &elsewhere).is_empty());
+        waiting.set("ns", "c", &["shop-redis".into()]);
+        assert!(names(&waiting, &web).is_empty());
+        // Its controlling stack is woken too, whether or not anyone waits.
+        let mut owned = web.clone();
+        owned.metadata = owned_by("uid", true);
+        owned.metadata.owner_references.as_mut().unwrap()[0].name = "a".into();
+        assert_eq!(names(&waiting, &owned), ["a"]);
+    }
+}
