@@ -43,7 +43,8 @@ pub enum Error {
         source: kube::Error,
     },
 
-    /// `holder` says who has the name ("belongs to AppStack shop").
+    /// `holder` says who has the name ("belongs to AppStack shop", "was not
+    /// created by AppStack, ...").
     #[error("{kind} {name} already exists and {holder}")]
     NameConflict {
         kind: &'static str,

@@ -20,7 +20,7 @@ use kube::runtime::Controller;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
-use tracing::{info, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 
 use crate::api::AppStack;
 use crate::error::{Error, Result};
@@ -85,14 +85,14 @@ pub async fn run(
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             // Watch failures (RBAC, a CRD missing) surface here; reconcile
-            // failures are logged where they happen.
-            if let Err(error) = result
-                && !matches!(
-                    error,
-                    kube::runtime::controller::Error::ReconcilerFailed(..)
-                )
-            {
-                warn!(%error, "controller");
+            // failures are logged where they happen. A wake-up for a stack
+            // deleted meanwhile (its children's deletions) is expected.
+            match result {
+                Err(kube::runtime::controller::Error::ReconcilerFailed(..)) | Ok(_) => {}
+                Err(kube::runtime::controller::Error::ObjectNotFound(stack)) => {
+                    debug!(%stack, "woken for a stack that no longer exists");
+                }
+                Err(error) => warn!(%error, "controller"),
             }
         })
         .await;

@@ -167,11 +167,11 @@ async fn conclude(
 fn name_conflict(conflicts: &[Conflict]) -> Problem {
     let list: Vec<String> = conflicts
         .iter()
-        .map(|c| format!("{} {} ({})", c.kind, c.name, c.holder))
+        .map(|c| format!("{} {} {}", c.kind, c.name, c.holder))
         .collect();
     let mut message = format!(
         "child names already taken: {}; rename the component or the stack so that their children's names differ",
-        list.join(", ")
+        list.join("; ")
     );
     if conflicts
         .iter()
