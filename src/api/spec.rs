@@ -180,7 +180,7 @@ pub struct Autoscaling {
     #[schemars(range(min = 1, max = 1000))]
     pub max_replicas: i32,
     /// Average CPU use, as a percentage of the CPU request, that the HPA aims
-    /// for. Default 80.
+    /// for. Default 80, unless only a memory target is set.
     #[serde(
         default,
         rename = "targetCPUUtilizationPercentage",
@@ -188,6 +188,16 @@ pub struct Autoscaling {
     )]
     #[schemars(range(min = 1, max = 1000))]
     pub target_cpu_utilization_percentage: Option<i32>,
+    /// Average memory use, as a percentage of the memory request, that the
+    /// HPA aims for (set a memory request). With a CPU target too, the HPA
+    /// scales to whichever asks for more replicas. Default: no memory target.
+    #[serde(
+        default,
+        rename = "targetMemoryUtilizationPercentage",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(range(min = 1, max = 1000))]
+    pub target_memory_utilization_percentage: Option<i32>,
     /// How fast the HPA scales up and down (autoscaling/v2 behavior: scaleUp
     /// and scaleDown policies and stabilizationWindowSeconds), passed through.
     /// Default: Kubernetes' own, which waits 300 s of lower load before
