@@ -107,6 +107,9 @@ fn wake<K: kube::Resource>(
 
 #[instrument(skip_all, fields(stack = %stack.name_any(), namespace = stack.namespace().unwrap_or_default()))]
 async fn reconcile(stack: Arc<AppStack>, ctx: Arc<Context>) -> Result<Action> {
+    // Until every child watch has listed, a missing child may only be missing
+    // from the cache: reconciling then would read each one from the API server.
+    caches::wait_ready(&ctx.caches).await;
     let started = Instant::now();
     let result = pipeline::reconcile(&stack, &ctx).await;
     ctx.metrics.observe(
