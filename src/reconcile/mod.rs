@@ -72,6 +72,7 @@ pub async fn run(
             "caches synced"
         );
     });
+    let after = ctx.clone();
     // A child's event wakes its stack, and any stack waiting for its name.
     Controller::for_stream(triggers.stacks, caches.stacks.clone())
         .watches_stream(triggers.deployments, wake(&ctx))
@@ -83,17 +84,21 @@ pub async fn run(
         .with_config(ControllerConfig::default().concurrency(shared.concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
+        .for_each(|result| {
             // Watch failures (RBAC, a CRD missing) surface here; reconcile
             // failures are logged where they happen. A wake-up for a stack
-            // deleted meanwhile (its children's deletions) is expected.
+            // deleted meanwhile (its children's deletions) is expected; it
+            // also ends whatever that stack was waiting for.
             match result {
                 Err(kube::runtime::controller::Error::ReconcilerFailed(..)) | Ok(_) => {}
                 Err(kube::runtime::controller::Error::ObjectNotFound(stack)) => {
                     debug!(%stack, "woken for a stack that no longer exists");
+                    let namespace = stack.namespace.as_deref().unwrap_or_default();
+                    after.waiting.set(namespace, &stack.name, &[]);
                 }
                 Err(error) => warn!(%error, "controller"),
             }
+            std::future::ready(())
         })
         .await;
 }
