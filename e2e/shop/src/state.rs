@@ -52,10 +52,14 @@ impl AppState {
                 recycling_method: RecyclingMethod::Verified,
             },
         );
+        // Checking an idle connection to a PostgreSQL pod that is gone can
+        // hang (no FIN from a vanished address): give up on it after a second
+        // and open a new one instead of stalling the request.
         let pool = Pool::builder(manager)
             .max_size(8)
             .wait_timeout(Some(Duration::from_secs(5)))
             .create_timeout(Some(Duration::from_secs(3)))
+            .recycle_timeout(Some(Duration::from_secs(1)))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()?;
         Ok(Self {
