@@ -32,7 +32,8 @@ pub fn foreign_holder(meta: &ObjectMeta, uid: &str) -> Option<String> {
         Some(r) if r.uid == uid => None,
         Some(r) => Some(format!("belongs to {} {}", r.kind, r.name)),
         None => Some(
-            "was not created by AppStack, which never takes over an object it did not create"
+            "was not created by AppStack, which never takes over an object it did not create \
+             (delete it if nothing needs it)"
                 .to_string(),
         ),
     }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
@@ -169,17 +170,10 @@ fn name_conflict(conflicts: &[Conflict]) -> Problem {
         .iter()
         .map(|c| format!("{} {} {}", c.kind, c.name, c.holder))
         .collect();
-    let mut message = format!(
+    Problem::NameConflict(format!(
         "child names already taken: {}; rename the component or the stack so that their children's names differ",
         list.join("; ")
-    );
-    if conflicts
-        .iter()
-        .any(|c| !c.holder.starts_with("belongs to"))
-    {
-        message.push_str(", or delete the objects AppStack did not create if nothing needs them");
-    }
-    Problem::NameConflict(message)
+    ))
 }
 
 async fn create_generated_secret(
@@ -336,9 +330,9 @@ where
     K: Child,
     C: Resource<DynamicType = ()> + Clone + 'static,
 {
-    let cached = cache.get(&ObjectRef::new(&object.name_any()).within(namespace));
-    ownership::check(&ctx.client, uid, namespace, object, cached.as_deref()).await?;
-    let version = cached.and_then(|c| c.resource_version());
+    let version = cached_if_ours(ctx, uid, namespace, object, cache)
+        .await?
+        .and_then(|c| c.resource_version());
     ctx.applier
         .apply(&ctx.client, &ctx.metrics, namespace, object, version)
         .await
@@ -353,11 +347,7 @@ async fn apply_deployment(
     namespace: &str,
     object: &Deployment,
 ) -> Result<()> {
-    let cached = ctx
-        .caches
-        .deployments
-        .get(&ObjectRef::new(&object.name_any()).within(namespace));
-    ownership::check(&ctx.client, uid, namespace, object, cached.as_deref()).await?;
+    let cached = cached_if_ours(ctx, uid, namespace, object, &ctx.caches.deployments).await?;
     let version = cached.as_ref().and_then(|c| c.resource_version());
     let Some(pending) = ctx.applier.plan(&ctx.metrics, namespace, object, version)? else {
         return Ok(());
@@ -368,6 +358,24 @@ async fn apply_deployment(
     ctx.applier
         .send(&ctx.client, &ctx.metrics, namespace, object, pending)
         .await
+}
+
+/// The child's copy in the watch cache, once its name has been found free or
+/// this stack's (`NameConflict` otherwise, see `ownership`).
+async fn cached_if_ours<K, C>(
+    ctx: &Context,
+    uid: &str,
+    namespace: &str,
+    object: &K,
+    cache: &Store<C>,
+) -> Result<Option<Arc<C>>>
+where
+    K: Child,
+    C: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let cached = cache.get(&ObjectRef::new(&object.name_any()).within(namespace));
+    ownership::check(&ctx.client, uid, namespace, object, cached.as_deref()).await?;
+    Ok(cached)
 }
 
 async fn prune_children(

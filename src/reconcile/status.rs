@@ -24,8 +24,9 @@ pub enum Problem {
     /// The API server refused a change to a child (e.g. a StatefulSet's
     /// volumeClaimTemplates, which cannot change in place).
     ChangeRejected(String),
-    /// A child's name is taken by an object another owner controls (two
-    /// stacks whose names and component names add up to the same name).
+    /// A child's name is held by an object this stack does not control:
+    /// another stack's child (their names add up to the same name), or an
+    /// object made outside AppStack.
     NameConflict(String),
     /// The reconcile failed (API errors, a child the API server refused as
     /// invalid); it is retried with backoff.
@@ -165,7 +166,7 @@ fn conditions(problem: Option<&Problem>, all_ready: bool, waiting: &[String]) ->
             ),
             (DEGRADED, true, "InvalidSpec", msg.clone()),
         ],
-        // Some of "our" children are another stack's: what the caches show
+        // Some of "our" children are someone else's: what the caches show
         // under those names says nothing about this stack.
         Some(Problem::NameConflict(msg)) => vec![
             (READY, false, "NameConflict", msg.clone()),
