@@ -297,18 +297,37 @@ pub async fn wait_condition(
     client: &Client,
     ns: &str,
     name: &str,
+    condition: (&str, &str, &str),
+    timeout: Duration,
+) -> Result<String> {
+    wait_condition_mentioning(client, ns, name, condition, "", timeout).await
+}
+
+/// Like `wait_condition`, until the condition's message also contains `needle`.
+pub async fn wait_condition_mentioning(
+    client: &Client,
+    ns: &str,
+    name: &str,
     (type_, status, reason): (&str, &str, &str),
+    needle: &str,
     timeout: Duration,
 ) -> Result<String> {
     let api = api(client, ns);
+    let mentioning = if needle.is_empty() {
+        String::new()
+    } else {
+        format!(" mentioning {needle:?}")
+    };
     wait::until(
-        &format!("AppStack {name} to show {type_}={status} ({reason})"),
+        &format!("AppStack {name} to show {type_}={status} ({reason}){mentioning}"),
         timeout,
         async || {
             let obj = api.get(name).await?;
             let current = observed_generation(&obj) == obj.metadata.generation;
             Ok(match condition(&obj, type_) {
-                Some((s, r, m)) if current && s == status && r == reason => Ready(m),
+                Some((s, r, m)) if current && s == status && r == reason && m.contains(needle) => {
+                    Ready(m)
+                }
                 _ => Pending(conditions(&obj)),
             })
         },

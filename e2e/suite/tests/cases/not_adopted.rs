@@ -92,23 +92,25 @@ fn untouched<K: kube::Resource>(what: &str, obj: &K) -> Result<()> {
     Ok(())
 }
 
-/// Waits for the stack's NameConflict message to name `object`.
+/// Waits for the stack's NameConflict condition to name `object`.
 async fn wait_conflict_on(ctx: &Ctx, object: &str) -> Result<String> {
-    let api = appstack::api(&ctx.client, &ctx.ns);
-    wait::until(
-        &format!("AppStack {STACK} to report {object} as taken"),
+    appstack::wait_condition_mentioning(
+        &ctx.client,
+        &ctx.ns,
+        STACK,
+        ("Degraded", "True", "NameConflict"),
+        object,
         Duration::from_secs(60),
-        async || {
-            let obj = api.get(STACK).await?;
-            Ok(match appstack::condition(&obj, "Degraded") {
-                Some((s, r, m)) if s == "True" && r == "NameConflict" && m.contains(object) => {
-                    Ready(m)
-                }
-                _ => Pending(appstack::conditions(&obj)),
-            })
-        },
     )
     .await
+}
+
+/// The Secret's `password` key, as text.
+fn password(secret: Secret) -> Option<String> {
+    secret
+        .data?
+        .get("password")
+        .map(|p| String::from_utf8_lossy(&p.0).into_owned())
 }
 
 async fn scenario(ctx: &mut Ctx) -> Result<()> {
@@ -133,11 +135,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     }
     let secret = secrets.get(SECRET).await?;
     untouched(&format!("Secret {SECRET}"), &secret)?;
-    let kept = secret.data.and_then(|d| {
-        d.get("password")
-            .map(|p| p.0 == HANDMADE_PASSWORD.as_bytes())
-    });
-    if kept != Some(true) {
+    if password(secret).as_deref() != Some(HANDMADE_PASSWORD) {
         bail!("Secret {SECRET} no longer holds the hand-made password");
     }
     let sts = Api::<StatefulSet>::namespaced(ctx.client.clone(), &ctx.ns);
@@ -186,15 +184,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         },
     )
     .await?;
-    let password = secrets
-        .get(SECRET)
-        .await?
-        .data
-        .and_then(|d| {
-            d.get("password")
-                .map(|p| String::from_utf8_lossy(&p.0).into_owned())
-        })
-        .unwrap_or_default();
+    let password = password(secrets.get(SECRET).await?).unwrap_or_default();
     if password == HANDMADE_PASSWORD || password.len() < 32 {
         bail!(
             "Secret {SECRET} after the hand-made one was deleted holds {password:?}, not a generated password"
