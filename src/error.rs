@@ -1,16 +1,13 @@
-//! The operator's errors. Each variant names the step that failed and the
-//! object it failed on; the variant's name is the `error` label of the
-//! `appstack_reconcile_errors_total` metric.
-
-use crate::build::BuildError;
+//! The operator's errors: what stops a whole reconcile. Each variant names
+//! the step that failed and the object it failed on; the variant's name is
+//! the `error` label of the `appstack_reconcile_errors_total` metric. What
+//! goes wrong with one child is not an error but a finding (see
+//! `reconcile::child_set`), reported in status while the others converge.
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("AppStack has no namespace (is the CRD namespaced?)")]
     MissingNamespace,
-
-    #[error("spec is invalid: {0}")]
-    InvalidSpec(#[from] BuildError),
 
     #[error("reading {kind} {name}: {}", brief(source))]
     Read {
@@ -35,36 +32,8 @@ pub enum Error {
     #[error("generating a password: {0}")]
     Random(#[from] getrandom::Error),
 
-    #[error("applying {kind} {name}: {}", brief(source))]
-    Apply {
-        kind: &'static str,
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
-
-    /// `holder` says who has the name ("belongs to AppStack shop", "was not
-    /// created by AppStack, ...").
-    #[error("{kind} {name} already exists and {holder}")]
-    NameConflict {
-        kind: &'static str,
-        name: String,
-        holder: String,
-    },
-
-    #[error("deleting {kind} {name}: {}", brief(source))]
-    Prune {
-        kind: &'static str,
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
-
     #[error("updating status: {}", brief(.0))]
     Status(#[source] kube::Error),
-
-    #[error("serializing {0}: {1}")]
-    Serialize(&'static str, #[source] serde_json::Error),
 }
 
 impl Error {
@@ -72,16 +41,11 @@ impl Error {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Error::MissingNamespace => "MissingNamespace",
-            Error::InvalidSpec(_) => "InvalidSpec",
             Error::Read { .. } => "Read",
             Error::MalformedSecret { .. } => "MalformedSecret",
             Error::CreateSecret { .. } => "CreateSecret",
             Error::Random(_) => "Random",
-            Error::Apply { .. } => "Apply",
-            Error::NameConflict { .. } => "NameConflict",
-            Error::Prune { .. } => "Prune",
             Error::Status(_) => "Status",
-            Error::Serialize(..) => "Serialize",
         }
     }
 }
@@ -96,3 +60,34 @@ pub fn brief(error: &kube::Error) -> String {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Longest Event note the API server takes.
+pub const EVENT_NOTE_MAX: usize = 1024;
+/// Longest condition message we write (metav1 allows 32768).
+pub const CONDITION_MESSAGE_MAX: usize = 4096;
+
+/// `s` cut to at most `max` bytes on a character boundary, marked with '…'.
+pub fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cut_keeps_short_text_and_never_splits_a_character() {
+        assert_eq!(cut("short", 10), "short");
+        let long = "é".repeat(100);
+        let c = cut(&long, 11);
+        assert!(c.len() <= 11, "{c}");
+        assert!(c.ends_with('…'));
+    }
+}

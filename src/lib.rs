@@ -11,4 +11,5 @@ pub mod http;
 pub mod leader;
 pub mod operator;
 pub mod reconcile;
+pub mod status;
 pub mod telemetry;

@@ -2,8 +2,10 @@
 //! public builder API: ownership, labels, fitness for Server-Side Apply,
 //! defaults, and which children exist for which spec.
 
-use appstack::api::AppStack;
-use appstack::build::{self, BuildError, Children, Inputs, StoreCredentials, labels, names};
+use appstack::api::{AppStack, StoreKind};
+use appstack::build::{
+    self, BuildError, Children, Inputs, StoreCredentials, labels, names, stores,
+};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use serde_json::Value;
@@ -19,14 +21,19 @@ fn stack(name: &str, spec_yaml: &str) -> AppStack {
 }
 
 fn inputs(s: &AppStack) -> Inputs {
-    let creds = |user: &str, pw: &str| StoreCredentials {
-        username: user.into(),
-        password: pw.into(),
-    };
-    Inputs {
-        redis: s.spec.redis.as_ref().map(|_| creds("default", "r3d1s")),
-        postgres: s.spec.postgres.as_ref().map(|_| creds("app", "p0stgr3s")),
+    let mut inputs = Inputs::default();
+    for e in stores::of(&s.spec) {
+        let password = match e.kind() {
+            StoreKind::Redis => "r3d1s",
+            StoreKind::Postgres => "p0stgr3s",
+        };
+        let creds = StoreCredentials {
+            username: e.user().into(),
+            password: password.into(),
+        };
+        inputs.set(e.kind(), creds);
     }
+    inputs
 }
 
 fn build(s: &AppStack) -> Children {
@@ -35,27 +42,7 @@ fn build(s: &AppStack) -> Children {
 
 /// Every child as JSON, the way the applier sends it.
 fn all_json(c: &Children) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut add = |v: Value| out.push(v);
-    c.secrets
-        .iter()
-        .for_each(|o| add(serde_json::to_value(o).unwrap()));
-    c.services
-        .iter()
-        .for_each(|o| add(serde_json::to_value(o).unwrap()));
-    c.stateful_sets
-        .iter()
-        .for_each(|o| add(serde_json::to_value(o).unwrap()));
-    c.deployments
-        .iter()
-        .for_each(|o| add(serde_json::to_value(o).unwrap()));
-    c.autoscalers
-        .iter()
-        .for_each(|o| add(serde_json::to_value(o).unwrap()));
-    c.disruption_budgets
-        .iter()
-        .for_each(|o| add(serde_json::to_value(o).unwrap()));
-    out
+    c.to_json().unwrap()
 }
 
 const FULL: &str = "
@@ -399,7 +386,9 @@ fn a_store_password_change_rolls_the_store_itself() {
     };
     let before = build(&s);
     let mut changed = inputs(&s);
-    changed.redis.as_mut().unwrap().password = "rotated".into();
+    let mut redis = changed.get(StoreKind::Redis).unwrap().clone();
+    redis.password = "rotated".into();
+    changed.set(StoreKind::Redis, redis);
     let after = build::children(&s, &changed).unwrap();
     assert_ne!(hash(&before, "shop-redis"), hash(&after, "shop-redis"));
     assert_eq!(

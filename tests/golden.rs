@@ -6,10 +6,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use appstack::api::AppStack;
-use appstack::build::{self, Children, Inputs, StoreCredentials};
+use appstack::api::{AppStack, StoreKind};
+use appstack::build::{self, Children, Inputs, StoreCredentials, stores};
 use kube::ResourceExt;
-use serde::Serialize;
 
 const REDIS_PASSWORD: &str = "redis-password-for-golden-tests";
 const POSTGRES_PASSWORD: &str = "postgres-password-for-golden-tests";
@@ -23,39 +22,31 @@ fn fixture(name: &str) -> AppStack {
 }
 
 fn inputs(stack: &AppStack) -> Inputs {
-    Inputs {
-        redis: stack.spec.redis.as_ref().map(|_| StoreCredentials {
-            username: "default".into(),
-            password: REDIS_PASSWORD.into(),
-        }),
-        postgres: stack.spec.postgres.as_ref().map(|_| StoreCredentials {
-            username: "app".into(),
-            password: POSTGRES_PASSWORD.into(),
-        }),
+    let mut inputs = Inputs::default();
+    for e in stores::of(&stack.spec) {
+        let password = match e.kind() {
+            StoreKind::Redis => REDIS_PASSWORD,
+            StoreKind::Postgres => POSTGRES_PASSWORD,
+        };
+        let creds = StoreCredentials {
+            username: e.user().into(),
+            password: password.into(),
+        };
+        inputs.set(e.kind(), creds);
     }
+    inputs
 }
 
 fn objects(children: &Children) -> BTreeMap<String, String> {
-    fn add<K: Serialize + kube::Resource<DynamicType = ()>>(
-        out: &mut BTreeMap<String, String>,
-        objects: &[K],
-    ) {
-        for o in objects {
-            let file = format!(
-                "{}-{}.yaml",
-                K::kind(&()).to_lowercase(),
-                o.meta().name.clone().unwrap()
-            );
-            out.insert(file, serde_yaml::to_string(o).unwrap());
-        }
-    }
     let mut out = BTreeMap::new();
-    add(&mut out, &children.secrets);
-    add(&mut out, &children.services);
-    add(&mut out, &children.stateful_sets);
-    add(&mut out, &children.deployments);
-    add(&mut out, &children.autoscalers);
-    add(&mut out, &children.disruption_budgets);
+    for o in children.to_json().unwrap() {
+        let file = format!(
+            "{}-{}.yaml",
+            o["kind"].as_str().unwrap().to_lowercase(),
+            o["metadata"]["name"].as_str().unwrap()
+        );
+        out.insert(file, serde_yaml::to_string(&o).unwrap());
+    }
     // The wiring on its own: which variables each component gets, from where.
     let wiring: BTreeMap<String, serde_json::Value> = children
         .deployments

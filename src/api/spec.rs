@@ -207,7 +207,9 @@ pub struct Autoscaling {
 }
 
 /// A store a component can use.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(
+    JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreKind {
     Redis,
@@ -318,18 +320,20 @@ impl AppStackSpec {
     }
 }
 
+impl AppStackSpec {
+    /// Whether the stack runs this store.
+    pub fn has_store(&self, kind: StoreKind) -> bool {
+        match kind {
+            StoreKind::Redis => self.redis.is_some(),
+            StoreKind::Postgres => self.postgres.is_some(),
+        }
+    }
+}
+
 impl Component {
-    /// Whether this component is wired to Redis (default: if the stack has it).
-    pub fn uses_redis(&self, spec: &AppStackSpec) -> bool {
-        self.uses_store(spec, StoreKind::Redis, spec.redis.is_some())
-    }
-
-    /// Whether this component is wired to PostgreSQL (default: if the stack has it).
-    pub fn uses_postgres(&self, spec: &AppStackSpec) -> bool {
-        self.uses_store(spec, StoreKind::Postgres, spec.postgres.is_some())
-    }
-
-    fn uses_store(&self, _spec: &AppStackSpec, kind: StoreKind, present: bool) -> bool {
-        present && self.uses.as_ref().is_none_or(|uses| uses.contains(&kind))
+    /// Whether this component is wired to the store (default: every store
+    /// the stack has).
+    pub fn uses(&self, spec: &AppStackSpec, kind: StoreKind) -> bool {
+        spec.has_store(kind) && self.uses.as_ref().is_none_or(|uses| uses.contains(&kind))
     }
 }

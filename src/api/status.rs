@@ -29,6 +29,16 @@ pub struct AppStackStatus {
     pub postgres: Option<StoreStatus>,
 }
 
+impl AppStackStatus {
+    /// The status field of one store.
+    pub fn store_mut(&mut self, kind: super::StoreKind) -> &mut Option<StoreStatus> {
+        match kind {
+            super::StoreKind::Redis => &mut self.redis,
+            super::StoreKind::Postgres => &mut self.postgres,
+        }
+    }
+}
+
 /// Replicas of one component's Deployment.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -17,6 +17,11 @@ pub const POSTGRES: &str = "postgres";
 pub const ROLE_APP: &str = "app";
 pub const ROLE_STORE: &str = "store";
 
+/// Label selector of everything the operator made (what its watches see).
+pub fn managed_selector() -> String {
+    format!("{MANAGED_BY_KEY}={MANAGED_BY}")
+}
+
 /// Label selector of everything the operator made for one stack.
 pub fn stack_selector(stack: &str) -> String {
     format!("{MANAGED_BY_KEY}={MANAGED_BY},{INSTANCE}={stack}")

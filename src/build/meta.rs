@@ -9,7 +9,7 @@ use super::{BuildError, labels};
 use crate::api::AppStack;
 
 /// The owning stack, as every builder needs it.
-pub(super) struct StackRef {
+pub struct StackRef {
     pub name: String,
     pub namespace: String,
     owner: OwnerReference,

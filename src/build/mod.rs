@@ -6,7 +6,7 @@ mod autoscaler;
 mod component;
 mod disruption_budget;
 pub mod labels;
-mod meta;
+pub mod meta;
 pub mod names;
 mod postgres;
 mod redis;
@@ -14,6 +14,7 @@ mod secret;
 mod security;
 mod service;
 mod store;
+pub mod stores;
 mod wiring;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -21,8 +22,10 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
+use serde_json::Value;
+use std::collections::BTreeMap;
 
-use crate::api::AppStack;
+use crate::api::{AppStack, StoreKind};
 
 /// The one field manager for every Server-Side Apply the operator sends.
 pub const FIELD_MANAGER: &str = "appstack-operator";
@@ -34,12 +37,20 @@ pub struct StoreCredentials {
     pub password: String,
 }
 
-/// What the builders need besides the spec. A store's credentials are Some
-/// exactly when the stack has that store.
+/// What the builders need besides the spec: each store's credentials.
 #[derive(Clone, Debug, Default)]
 pub struct Inputs {
-    pub redis: Option<StoreCredentials>,
-    pub postgres: Option<StoreCredentials>,
+    credentials: BTreeMap<StoreKind, StoreCredentials>,
+}
+
+impl Inputs {
+    pub fn set(&mut self, store: StoreKind, credentials: StoreCredentials) {
+        self.credentials.insert(store, credentials);
+    }
+
+    pub fn get(&self, store: StoreKind) -> Option<&StoreCredentials> {
+        self.credentials.get(&store)
+    }
 }
 
 /// Every object an AppStack owns, by kind.
@@ -51,6 +62,26 @@ pub struct Children {
     pub deployments: Vec<Deployment>,
     pub autoscalers: Vec<HorizontalPodAutoscaler>,
     pub disruption_budgets: Vec<PodDisruptionBudget>,
+}
+
+impl Children {
+    /// Every child as JSON, the way it is sent, in apply order.
+    pub fn to_json(&self) -> Result<Vec<Value>, serde_json::Error> {
+        fn all<K: serde::Serialize>(out: &mut Vec<Value>, objects: &[K]) -> serde_json::Result<()> {
+            for o in objects {
+                out.push(serde_json::to_value(o)?);
+            }
+            Ok(())
+        }
+        let mut out = Vec::new();
+        all(&mut out, &self.secrets)?;
+        all(&mut out, &self.services)?;
+        all(&mut out, &self.stateful_sets)?;
+        all(&mut out, &self.deployments)?;
+        all(&mut out, &self.autoscalers)?;
+        all(&mut out, &self.disruption_budgets)?;
+        Ok(out)
+    }
 }
 
 /// A spec the builders cannot realise. Messages name the field.
@@ -90,30 +121,22 @@ pub enum BuildError {
 pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildError> {
     let ctx = meta::StackRef::new(stack)?;
     validate(stack)?;
+    for engine in stores::of(&stack.spec) {
+        engine.validate(&ctx, &stack.spec)?;
+    }
     let mut out = Children::default();
 
-    if stack.spec.redis.is_some() {
+    for engine in stores::of(&stack.spec) {
         let creds = inputs
-            .redis
-            .as_ref()
-            .ok_or(BuildError::MissingCredentials { store: "redis" })?;
-        out.secrets.push(secret::redis(&ctx, creds));
-        out.services
-            .extend(service::store(&ctx, labels::REDIS, redis::PORT));
+            .get(engine.kind())
+            .ok_or(BuildError::MissingCredentials {
+                store: engine.part(),
+            })?;
+        out.secrets
+            .push(secret::store(&ctx, &stack.spec, engine, creds));
+        out.services.extend(service::store(&ctx, engine));
         out.stateful_sets
-            .push(redis::stateful_set(&ctx, stack, creds));
-    }
-    if let Some(pg) = &stack.spec.postgres {
-        let creds = inputs
-            .postgres
-            .as_ref()
-            .ok_or(BuildError::MissingCredentials { store: "postgres" })?;
-        let database = postgres::database(&ctx, pg)?;
-        out.secrets.push(secret::postgres(&ctx, creds, &database));
-        out.services
-            .extend(service::store(&ctx, labels::POSTGRES, postgres::PORT));
-        out.stateful_sets
-            .push(postgres::stateful_set(&ctx, stack, creds, &database));
+            .push(store::stateful_set(&ctx, stack, engine, creds));
     }
     for c in &stack.spec.components {
         out.deployments
@@ -172,20 +195,17 @@ fn validate(stack: &AppStack) -> Result<(), BuildError> {
                 max: a.max_replicas,
             });
         }
-        for (kind, present, store) in [
-            (crate::api::StoreKind::Redis, spec.redis.is_some(), "redis"),
-            (
-                crate::api::StoreKind::Postgres,
-                spec.postgres.is_some(),
-                "postgres",
-            ),
-        ] {
-            if !present && c.uses.as_ref().is_some_and(|u| u.contains(&kind)) {
-                return Err(BuildError::MissingStore { index, store });
+        for engine in stores::ENGINES {
+            let kind = engine.kind();
+            if !spec.has_store(kind) && c.uses.as_ref().is_some_and(|u| u.contains(&kind)) {
+                return Err(BuildError::MissingStore {
+                    index,
+                    store: engine.part(),
+                });
             }
         }
     }
-    if spec.redis.is_some() || spec.postgres.is_some() {
+    if stores::of(spec).next().is_some() {
         names::check_stack_with_stores(&stack_name)?;
     }
     Ok(())
@@ -220,10 +240,10 @@ postgres: {}
 ";
 
     fn inputs(redis: &str, pg: &str) -> Inputs {
-        Inputs {
-            redis: Some(creds(redis)),
-            postgres: Some(creds(pg)),
-        }
+        let mut inputs = Inputs::default();
+        inputs.set(StoreKind::Redis, creds(redis));
+        inputs.set(StoreKind::Postgres, creds(pg));
+        inputs
     }
 
     fn hash(children: &Children, name: &str) -> String {
@@ -273,8 +293,8 @@ postgres: {}
         let s = stack(BOTH);
         let web = &s.spec.components[0];
         let job = &s.spec.components[1];
-        assert!(web.uses_redis(&s.spec) && web.uses_postgres(&s.spec));
-        assert!(job.uses_redis(&s.spec) && !job.uses_postgres(&s.spec));
+        assert!(web.uses(&s.spec, StoreKind::Redis) && web.uses(&s.spec, StoreKind::Postgres));
+        assert!(job.uses(&s.spec, StoreKind::Redis) && !job.uses(&s.spec, StoreKind::Postgres));
     }
 
     #[test]
@@ -312,10 +332,10 @@ postgres: {}
         ];
         for (yaml, field) in cases {
             let s = stack(yaml);
-            let inputs = Inputs {
-                redis: s.spec.redis.as_ref().map(|_| creds("a")),
-                postgres: s.spec.postgres.as_ref().map(|_| creds("b")),
-            };
+            let mut inputs = Inputs::default();
+            for e in stores::of(&s.spec) {
+                inputs.set(e.kind(), creds("a"));
+            }
             let err = children(&s, &inputs).unwrap_err().to_string();
             assert!(err.starts_with(field), "{yaml}: {err}");
         }

@@ -16,12 +16,9 @@ pub fn component(stack: &str, component: &str) -> String {
     format!("{stack}-{component}")
 }
 
-pub fn redis(stack: &str) -> String {
-    format!("{stack}-redis")
-}
-
-pub fn postgres(stack: &str) -> String {
-    format!("{stack}-postgres")
+/// A store's Secret, client Service and StatefulSet: `<stack>-<part>`.
+pub fn store(stack: &str, part: &str) -> String {
+    format!("{stack}-{part}")
 }
 
 pub fn headless(base: &str) -> String {
@@ -91,17 +88,20 @@ mod tests {
     #[test]
     fn names_are_stable() {
         assert_eq!(component("shop", "web"), "shop-web");
-        assert_eq!(redis("shop"), "shop-redis");
-        assert_eq!(postgres("shop"), "shop-postgres");
-        assert_eq!(headless(&postgres("shop")), "shop-postgres-headless");
+        assert_eq!(store("shop", "redis"), "shop-redis");
+        assert_eq!(
+            headless(&store("shop", "postgres")),
+            "shop-postgres-headless"
+        );
     }
 
     #[test]
     fn the_longest_stack_name_gives_valid_children() {
         let stack = "a".repeat(MAX_STACK_WITH_STORES);
-        assert!(headless(&postgres(&stack)).len() <= 63);
+        let longest = store(&stack, "postgres");
+        assert!(headless(&longest).len() <= 63);
         // pod `<sts>-0` and label `<sts>-<10-char hash>` must fit in 63.
-        assert!(postgres(&stack).len() + 11 <= 63);
+        assert!(longest.len() + 11 <= 63);
         assert!(check_stack_with_stores(&stack).is_ok());
         let err = check_stack_with_stores(&format!("{stack}a")).unwrap_err();
         assert!(err.to_string().starts_with("metadata.name:"), "{err}");

@@ -1,71 +1,115 @@
-//! The Redis StatefulSet: append-only file on the volume, password required.
+//! Redis: append-only file on the volume, password required.
 
-use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Container;
 
 use super::meta::StackRef;
-use super::store::{self, Store};
-use super::{StoreCredentials, labels, names, security, wiring};
-use crate::api::AppStack;
+use super::stores::Engine;
+use super::{BuildError, StoreCredentials, security, store, wiring};
+use crate::api::{AppStack, AppStackSpec, StorageSpec, StoreKind};
 
 pub const PORT: i32 = 6379;
 pub const DEFAULT_IMAGE: &str = "redis:7.4";
 
-pub fn image(stack: &AppStack) -> String {
-    stack
-        .spec
-        .redis
-        .as_ref()
-        .and_then(|r| r.image.clone())
-        .unwrap_or_else(|| DEFAULT_IMAGE.to_string())
-}
+pub struct Redis;
 
-pub fn stateful_set(ctx: &StackRef, stack: &AppStack, creds: &StoreCredentials) -> StatefulSet {
-    let secret = names::redis(&ctx.name);
-    let spec = stack.spec.redis.as_ref();
-    let container = Container {
-        name: "redis".into(),
-        image: Some(image(stack)),
-        // The kubelet expands $(REDIS_PASSWORD) from the env below, so the
-        // password lives only in the Secret.
-        args: Some(
-            [
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--requirepass",
-                "$(REDIS_PASSWORD)",
-                "--dir",
-                "/data",
-                "--port",
-                "6379",
-            ]
-            .map(String::from)
-            .to_vec(),
-        ),
-        env: Some(vec![
-            wiring::secret_env("REDIS_PASSWORD", &secret, "password"),
-            // redis-cli reads it, so probes need no password on the command line.
-            wiring::secret_env("REDISCLI_AUTH", &secret, "password"),
-        ]),
-        ports: store::port(labels::REDIS, PORT),
-        readiness_probe: store::ready_when("redis-cli ping | grep -q PONG"),
-        liveness_probe: store::alive_on(PORT, 15),
-        volume_mounts: store::data_mount("/data"),
-        resources: spec.and_then(|r| r.resources.clone()),
-        security_context: Some(security::container()),
-        ..Container::default()
-    };
-    store::stateful_set(
-        ctx,
-        stack,
-        Store {
-            part: labels::REDIS,
-            container,
-            storage: spec.and_then(|r| r.storage.as_ref()),
-            default_size: "1Gi",
-            credentials_hash: wiring::store_hash(labels::REDIS, &creds.username, &creds.password),
-        },
-    )
+impl Engine for Redis {
+    fn kind(&self) -> StoreKind {
+        StoreKind::Redis
+    }
+    fn part(&self) -> &'static str {
+        "redis"
+    }
+    fn port(&self) -> i32 {
+        PORT
+    }
+    fn user(&self) -> &'static str {
+        "default"
+    }
+    fn default_size(&self) -> &'static str {
+        "1Gi"
+    }
+    fn image(&self, spec: &AppStackSpec) -> String {
+        spec.redis
+            .as_ref()
+            .and_then(|r| r.image.clone())
+            .unwrap_or_else(|| DEFAULT_IMAGE.to_string())
+    }
+    fn storage<'a>(&self, spec: &'a AppStackSpec) -> Option<&'a StorageSpec> {
+        spec.redis.as_ref().and_then(|r| r.storage.as_ref())
+    }
+
+    fn validate(&self, _ctx: &StackRef, _spec: &AppStackSpec) -> Result<(), BuildError> {
+        Ok(())
+    }
+
+    fn connection(
+        &self,
+        _ctx: &StackRef,
+        _spec: &AppStackSpec,
+        creds: &StoreCredentials,
+        host: &str,
+    ) -> Vec<(&'static str, String)> {
+        vec![(
+            "url",
+            format!("redis://:{}@{host}:{PORT}/0", creds.password),
+        )]
+    }
+
+    fn container(&self, ctx: &StackRef, stack: &AppStack) -> Container {
+        let secret = self.secret_name(&ctx.name);
+        Container {
+            name: self.part().into(),
+            image: Some(self.image(&stack.spec)),
+            // The kubelet expands $(REDIS_PASSWORD) from the env below, so the
+            // password lives only in the Secret.
+            args: Some(
+                [
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "everysec",
+                    "--requirepass",
+                    "$(REDIS_PASSWORD)",
+                    "--dir",
+                    "/data",
+                    "--port",
+                    "6379",
+                ]
+                .map(String::from)
+                .to_vec(),
+            ),
+            env: Some(vec![
+                wiring::secret_env("REDIS_PASSWORD", &secret, "password"),
+                // redis-cli reads it, so probes need no password on the command line.
+                wiring::secret_env("REDISCLI_AUTH", &secret, "password"),
+            ]),
+            ports: store::port(self.part(), PORT),
+            readiness_probe: store::ready_when("redis-cli ping | grep -q PONG"),
+            liveness_probe: store::alive_on(PORT, 15),
+            volume_mounts: store::data_mount("/data"),
+            resources: stack.spec.redis.as_ref().and_then(|r| r.resources.clone()),
+            security_context: Some(security::container()),
+            ..Container::default()
+        }
+    }
+
+    fn client_env(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            ("REDIS_URL", "url"),
+            ("REDIS_HOST", "host"),
+            ("REDIS_PORT", "port"),
+            ("REDIS_PASSWORD", "password"),
+        ]
+    }
+
+    fn wait_script(&self) -> (&'static str, &'static [(&'static str, &'static str)]) {
+        (
+            "until redis-cli -h \"$REDIS_HOST\" -p \"$REDIS_PORT\" ping 2>/dev/null | grep -q PONG; do echo waiting for redis at $REDIS_HOST; sleep 1; done",
+            &[
+                ("REDIS_HOST", "host"),
+                ("REDIS_PORT", "port"),
+                ("REDISCLI_AUTH", "password"),
+            ],
+        )
+    }
 }

@@ -1,72 +1,38 @@
-//! The stores' Secrets: credentials plus everything a client needs to connect.
+//! A store's Secret: credentials plus everything a client needs to connect.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 
+use super::StoreCredentials;
+use super::labels;
 use super::meta::StackRef;
-use super::{StoreCredentials, labels, names, postgres, redis};
+use super::stores::Engine;
+use crate::api::AppStackSpec;
 
-pub fn redis(ctx: &StackRef, creds: &StoreCredentials) -> Secret {
-    let name = names::redis(&ctx.name);
-    let host = host(ctx, &name);
-    let url = format!("redis://:{}@{host}:{}/0", creds.password, redis::PORT);
-    build(
-        ctx,
-        name,
-        labels::REDIS,
-        [
-            ("username", creds.username.clone()),
-            ("password", creds.password.clone()),
-            ("host", host),
-            ("port", redis::PORT.to_string()),
-            ("url", url),
-        ],
-    )
-}
-
-pub fn postgres(ctx: &StackRef, creds: &StoreCredentials, database: &str) -> Secret {
-    let name = names::postgres(&ctx.name);
-    let host = host(ctx, &name);
-    let url = format!(
-        "postgresql://{}:{}@{host}:{}/{database}",
-        creds.username,
-        creds.password,
-        postgres::PORT
-    );
-    build(
-        ctx,
-        name,
-        labels::POSTGRES,
-        [
-            ("username", creds.username.clone()),
-            ("password", creds.password.clone()),
-            ("database", database.to_string()),
-            ("host", host),
-            ("port", postgres::PORT.to_string()),
-            ("url", url),
-        ],
-    )
-}
-
-/// `<service>.<namespace>.svc`: resolves whatever the cluster domain is.
-fn host(ctx: &StackRef, service: &str) -> String {
-    format!("{service}.{}.svc", ctx.namespace)
-}
-
-fn build<const N: usize>(
+pub fn store(
     ctx: &StackRef,
-    name: String,
-    part: &str,
-    entries: [(&str, String); N],
+    spec: &AppStackSpec,
+    engine: &dyn Engine,
+    creds: &StoreCredentials,
 ) -> Secret {
+    let name = engine.secret_name(&ctx.name);
+    // `<service>.<namespace>.svc`: resolves whatever the cluster domain is.
+    let host = format!("{name}.{}.svc", ctx.namespace);
+    let mut entries = vec![
+        ("username", creds.username.clone()),
+        ("password", creds.password.clone()),
+        ("host", host.clone()),
+        ("port", engine.port().to_string()),
+    ];
+    entries.extend(engine.connection(ctx, spec, creds, &host));
     let data: BTreeMap<String, ByteString> = entries
         .into_iter()
         .map(|(k, v)| (k.to_string(), ByteString(v.into_bytes())))
         .collect();
     Secret {
-        metadata: ctx.object_meta(name, part, labels::ROLE_STORE),
+        metadata: ctx.object_meta(name, engine.part(), labels::ROLE_STORE),
         type_: Some("Opaque".into()),
         data: Some(data),
         ..Secret::default()

@@ -4,6 +4,7 @@ use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::StackRef;
+use super::stores::Engine;
 use super::{labels, names};
 use crate::api::{Component, ServiceType};
 
@@ -32,8 +33,9 @@ pub fn component(ctx: &StackRef, c: &Component) -> Service {
 /// `<stack>-<store>` for clients and `<stack>-<store>-headless` that gives the
 /// StatefulSet's pod its stable DNS name (published before it is ready, so the
 /// store can be reached while it starts).
-pub fn store(ctx: &StackRef, part: &str, store_port: i32) -> [Service; 2] {
-    let name = format!("{}-{part}", ctx.name);
+pub fn store(ctx: &StackRef, engine: &dyn Engine) -> [Service; 2] {
+    let (part, store_port) = (engine.part(), engine.port());
+    let name = engine.secret_name(&ctx.name);
     let client = Service {
         metadata: ctx.object_meta(name.clone(), part, labels::ROLE_STORE),
         spec: Some(ServiceSpec {

@@ -1,6 +1,7 @@
-//! What the Redis and PostgreSQL StatefulSets share: one replica, a stable
-//! name through the headless Service, one PersistentVolumeClaim whose fate
-//! follows retainDataOnDelete, the stores' uid, and a credentials hash.
+//! A store's StatefulSet, whatever its engine: one replica, a stable name
+//! through the headless Service, one PersistentVolumeClaim whose fate follows
+//! retainDataOnDelete, the stores' uid, and a credentials hash that restarts
+//! the store when its password changes.
 
 use std::collections::BTreeMap;
 
@@ -8,48 +9,47 @@ use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, ExecAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodSpec, PodTemplateSpec, Probe, TCPSocketAction, VolumeMount, VolumeResourceRequirements,
+    ContainerPort, ExecAction, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec,
+    PodTemplateSpec, Probe, TCPSocketAction, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::StackRef;
-use super::{labels, names, security, wiring};
-use crate::api::{AppStack, StorageSpec};
+use super::stores::Engine;
+use super::{StoreCredentials, labels, names, security, wiring};
+use crate::api::AppStack;
 
 /// Name of the data volume (and the PVC prefix: `data-<stack>-<store>-0`).
 pub const DATA: &str = "data";
 
-pub struct Store<'a> {
-    pub part: &'static str,
-    pub container: Container,
-    pub storage: Option<&'a StorageSpec>,
-    pub default_size: &'static str,
-    pub credentials_hash: String,
-}
-
-pub fn stateful_set(ctx: &StackRef, stack: &AppStack, store: Store<'_>) -> StatefulSet {
-    let name = format!("{}-{}", ctx.name, store.part);
+pub fn stateful_set(
+    ctx: &StackRef,
+    stack: &AppStack,
+    engine: &dyn Engine,
+    creds: &StoreCredentials,
+) -> StatefulSet {
+    let part = engine.part();
+    let name = engine.secret_name(&ctx.name);
     let policy = if stack.spec.retain_data() {
         "Retain"
     } else {
         "Delete"
     };
-    let size = store
-        .storage
+    let storage = engine.storage(&stack.spec);
+    let size = storage
         .and_then(|s| s.size.clone())
-        .unwrap_or_else(|| store.default_size.to_string());
+        .unwrap_or_else(|| engine.default_size().to_string());
     let claim = PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some(DATA.into()),
-            labels: Some(ctx.selector(store.part)),
+            labels: Some(ctx.selector(part)),
             ..ObjectMeta::default()
         },
         spec: Some(PersistentVolumeClaimSpec {
             access_modes: Some(vec!["ReadWriteOnce".into()]),
-            storage_class_name: store.storage.and_then(|s| s.storage_class_name.clone()),
+            storage_class_name: storage.and_then(|s| s.storage_class_name.clone()),
             resources: Some(VolumeResourceRequirements {
                 requests: Some(BTreeMap::from([("storage".to_string(), Quantity(size))])),
                 ..VolumeResourceRequirements::default()
@@ -59,12 +59,12 @@ pub fn stateful_set(ctx: &StackRef, stack: &AppStack, store: Store<'_>) -> State
         ..PersistentVolumeClaim::default()
     };
     StatefulSet {
-        metadata: ctx.object_meta(name.clone(), store.part, labels::ROLE_STORE),
+        metadata: ctx.object_meta(name.clone(), part, labels::ROLE_STORE),
         spec: Some(StatefulSetSpec {
             replicas: Some(1),
             service_name: Some(names::headless(&name)),
             selector: LabelSelector {
-                match_labels: Some(ctx.selector(store.part)),
+                match_labels: Some(ctx.selector(part)),
                 ..LabelSelector::default()
             },
             persistent_volume_claim_retention_policy: Some(
@@ -75,15 +75,15 @@ pub fn stateful_set(ctx: &StackRef, stack: &AppStack, store: Store<'_>) -> State
             ),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(labels::common(&ctx.name, store.part, labels::ROLE_STORE)),
+                    labels: Some(labels::common(&ctx.name, part, labels::ROLE_STORE)),
                     annotations: Some(BTreeMap::from([(
                         wiring::CREDENTIALS_HASH.to_string(),
-                        store.credentials_hash,
+                        wiring::store_hash(part, &creds.username, &creds.password),
                     )])),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
-                    containers: vec![store.container],
+                    containers: vec![engine.container(ctx, stack)],
                     security_context: Some(security::store_pod()),
                     termination_grace_period_seconds: Some(60),
                     enable_service_links: Some(false),

@@ -9,29 +9,11 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use sha2::{Digest, Sha256};
 
 use super::meta::StackRef;
-use super::{Inputs, names, postgres, redis, security};
+use super::{Inputs, security, stores};
 use crate::api::{AppStack, Component};
 
 /// Pod template annotation whose change rolls the pods.
 pub const CREDENTIALS_HASH: &str = "appstack.dev/credentials-hash";
-
-/// The variables every component that uses Redis gets, and their Secret keys.
-const REDIS_ENV: [(&str, &str); 4] = [
-    ("REDIS_URL", "url"),
-    ("REDIS_HOST", "host"),
-    ("REDIS_PORT", "port"),
-    ("REDIS_PASSWORD", "password"),
-];
-
-/// DATABASE_URL plus libpq's own variables, so psql and drivers just work.
-const POSTGRES_ENV: [(&str, &str); 6] = [
-    ("DATABASE_URL", "url"),
-    ("PGHOST", "host"),
-    ("PGPORT", "port"),
-    ("PGDATABASE", "database"),
-    ("PGUSER", "username"),
-    ("PGPASSWORD", "password"),
-];
 
 pub fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
     EnvVar {
@@ -50,16 +32,14 @@ pub fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
 
 /// The connection variables of the stores `c` uses.
 pub fn connection_env(ctx: &StackRef, stack: &AppStack, c: &Component) -> Vec<EnvVar> {
-    let mut env = Vec::new();
-    if c.uses_redis(&stack.spec) {
-        let secret = names::redis(&ctx.name);
-        env.extend(REDIS_ENV.iter().map(|(n, k)| secret_env(n, &secret, k)));
-    }
-    if c.uses_postgres(&stack.spec) {
-        let secret = names::postgres(&ctx.name);
-        env.extend(POSTGRES_ENV.iter().map(|(n, k)| secret_env(n, &secret, k)));
-    }
-    env
+    stores::used_by(&stack.spec, c)
+        .flat_map(|e| {
+            let secret = e.secret_name(&ctx.name);
+            e.client_env()
+                .iter()
+                .map(move |(n, k)| secret_env(n, &secret, k))
+        })
+        .collect()
 }
 
 /// The user's variables, then ours; ours win over a user's of the same name.
@@ -76,70 +56,38 @@ pub fn merged_env(user: &[EnvVar], wired: Vec<EnvVar>) -> Vec<EnvVar> {
 /// Init containers that hold the app back until each store it uses accepts
 /// connections, using the store's own image (its client is in there).
 pub fn wait_for_stores(ctx: &StackRef, stack: &AppStack, c: &Component) -> Vec<Container> {
-    let mut out = Vec::new();
-    if c.uses_redis(&stack.spec) {
-        let secret = names::redis(&ctx.name);
-        out.push(Container {
-            name: "wait-for-redis".into(),
-            image: Some(redis::image(stack)),
-            command: Some(vec![
-                "sh".into(),
-                "-c".into(),
-                "until redis-cli -h \"$REDIS_HOST\" -p \"$REDIS_PORT\" ping 2>/dev/null | grep -q PONG; do echo waiting for redis at $REDIS_HOST; sleep 1; done".into(),
-            ]),
-            env: Some(vec![
-                secret_env("REDIS_HOST", &secret, "host"),
-                secret_env("REDIS_PORT", &secret, "port"),
-                secret_env("REDISCLI_AUTH", &secret, "password"),
-            ]),
-            resources: Some(small()),
-            security_context: Some(store_client()),
-            ..Container::default()
-        });
-    }
-    if c.uses_postgres(&stack.spec) {
-        let secret = names::postgres(&ctx.name);
-        out.push(Container {
-            name: "wait-for-postgres".into(),
-            image: Some(postgres::image(stack)),
-            command: Some(vec![
-                "sh".into(),
-                "-c".into(),
-                "until pg_isready -q -h \"$PGHOST\" -p \"$PGPORT\"; do echo waiting for postgres at $PGHOST; sleep 1; done".into(),
-            ]),
-            env: Some(vec![
-                secret_env("PGHOST", &secret, "host"),
-                secret_env("PGPORT", &secret, "port"),
-            ]),
-            resources: Some(small()),
-            security_context: Some(store_client()),
-            ..Container::default()
-        });
-    }
-    out
+    stores::used_by(&stack.spec, c)
+        .map(|e| {
+            let secret = e.secret_name(&ctx.name);
+            let (script, vars) = e.wait_script();
+            Container {
+                name: format!("wait-for-{}", e.part()),
+                image: Some(e.image(&stack.spec)),
+                command: Some(vec!["sh".into(), "-c".into(), script.into()]),
+                env: Some(
+                    vars.iter()
+                        .map(|(n, k)| secret_env(n, &secret, k))
+                        .collect(),
+                ),
+                resources: Some(small()),
+                security_context: Some(store_client()),
+                ..Container::default()
+            }
+        })
+        .collect()
 }
 
 /// sha256 over the credentials `c` uses: a new password changes it, which
 /// changes the pod template and rolls the Deployment.
 pub fn credentials_hash(stack: &AppStack, c: &Component, inputs: &Inputs) -> String {
     let mut h = Sha256::new();
-    if c.uses_redis(&stack.spec)
-        && let Some(r) = &inputs.redis
-    {
-        h.update(b"redis\0");
-        h.update(r.username.as_bytes());
-        h.update(b"\0");
-        h.update(r.password.as_bytes());
-        h.update(b"\0");
-    }
-    if c.uses_postgres(&stack.spec)
-        && let Some(p) = &inputs.postgres
-    {
-        h.update(b"postgres\0");
-        h.update(p.username.as_bytes());
-        h.update(b"\0");
-        h.update(p.password.as_bytes());
-        h.update(b"\0");
+    for e in stores::used_by(&stack.spec, c) {
+        if let Some(creds) = inputs.get(e.kind()) {
+            for part in [e.part(), &creds.username, &creds.password] {
+                h.update(part.as_bytes());
+                h.update(b"\0");
+            }
+        }
     }
     hex::encode(h.finalize())
 }

@@ -1,207 +1,142 @@
-//! Server-Side Apply of child objects, with one field manager.
+//! The applier's memory: what was last applied to each child.
 //!
-//! Every reconcile computes every child, but it only sends those that could
-//! differ from what is in the cluster: the applier remembers, per child, a hash
-//! of what it last applied and the resourceVersion the API server answered
-//! with. When the watch cache still shows that resourceVersion and the desired
-//! object hashes the same, nobody has touched the child since, so the request
-//! is skipped. Any other writer (a user's edit, a deletion, a status update)
-//! moves the resourceVersion and the child is applied again. After a restart
-//! the memory is empty and each child is applied once; an apply that changes
-//! nothing does not move its resourceVersion.
+//! Every reconcile computes every child, but only those that could differ
+//! from what is in the cluster are sent: the memo keeps, per child, a hash of
+//! what was last applied and the resourceVersion the API server answered
+//! with. When the watch cache still shows that resourceVersion and the
+//! desired object hashes the same, nobody has touched the child since, so the
+//! request is skipped. Any other writer (a user's edit, a deletion, a status
+//! update) moves the resourceVersion and the child is applied again. After a
+//! restart the memo is empty and each child is applied once; an apply that
+//! changes nothing does not move its resourceVersion.
 
 use std::collections::HashMap;
-use std::fmt::Debug;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use kube::api::{Api, Patch, PatchParams};
-use kube::core::NamespaceResourceScope;
-use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
-use crate::build::FIELD_MANAGER;
-use crate::error::{Error, Result};
-use crate::telemetry::Metrics;
-
+/// One child: kind, namespace, name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Key {
-    kind: &'static str,
-    namespace: String,
-    name: String,
+pub struct Key {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
 }
 
 #[derive(Clone, Debug)]
 struct Applied {
+    /// The stack that applied it.
+    stack: String,
     hash: u64,
     resource_version: String,
 }
 
-/// A child object as the applier sends it: namespaced, serializable, and read
-/// back from the API server's answer.
-pub trait Child:
-    Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-    + Serialize
-    + DeserializeOwned
-    + Clone
-    + Debug
-{
-}
-
-impl<K> Child for K where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Serialize
-        + DeserializeOwned
-        + Clone
-        + Debug
-{
-}
-
-/// A child `plan` found to need sending: its key and the hash to remember.
-pub struct Pending {
-    key: Key,
-    hash: u64,
-}
-
 #[derive(Default)]
-pub struct Applier {
+pub struct Memo {
     last: Mutex<HashMap<Key, Applied>>,
 }
 
-impl Applier {
-    /// Applies `object` unless the cache proves it is unchanged since our last
-    /// apply. `cached_version` is the child's resourceVersion in the watch cache.
-    pub async fn apply<K: Child>(
-        &self,
-        client: &Client,
-        metrics: &Metrics,
-        namespace: &str,
-        object: &K,
-        cached_version: Option<String>,
-    ) -> Result<()> {
-        match self.plan(metrics, namespace, object, cached_version)? {
-            Some(pending) => self.send(client, metrics, namespace, object, pending).await,
-            None => Ok(()),
+impl Memo {
+    /// True when the child with `key`, desired as `hash`, was last applied
+    /// as `hash` and the cache still shows the answer's resourceVersion.
+    pub fn unchanged(&self, key: &Key, hash: u64, cached_version: Option<&str>) -> bool {
+        let last = self.lock();
+        matches!(
+            (cached_version, last.get(key)),
+            (Some(version), Some(a)) if a.hash == hash && a.resource_version == version
+        )
+    }
+
+    /// Remembers an apply's answer (forgets the child if it had no version).
+    pub fn remember(&self, key: Key, stack: &str, hash: u64, resource_version: Option<String>) {
+        let mut last = self.lock();
+        match resource_version {
+            Some(resource_version) => {
+                last.insert(
+                    key,
+                    Applied {
+                        stack: stack.to_string(),
+                        hash,
+                        resource_version,
+                    },
+                );
+            }
+            None => {
+                last.remove(&key);
+            }
         }
     }
 
-    /// Whether `object` must be sent: `None` when the cache proves it unchanged
-    /// since our last apply (counted as skipped), otherwise what `send` needs.
-    pub fn plan<K: Child>(
-        &self,
-        metrics: &Metrics,
-        namespace: &str,
-        object: &K,
-        cached_version: Option<String>,
-    ) -> Result<Option<Pending>> {
-        let (key, hash) = key_and_hash(namespace, object)?;
-        let unchanged = matches!(
-            (cached_version, self.get(&key)),
-            (Some(version), Some(last)) if last.hash == hash && last.resource_version == version
-        );
-        if unchanged {
-            metrics.applies_skipped.inc();
-            return Ok(None);
-        }
-        Ok(Some(Pending { key, hash }))
+    /// Drops what is remembered of a child (after deleting it).
+    pub fn forget(&self, key: &Key) {
+        self.lock().remove(key);
     }
 
-    /// Sends `object` (Server-Side Apply, forced) and remembers the answer.
-    pub async fn send<K: Child>(
-        &self,
-        client: &Client,
-        metrics: &Metrics,
-        namespace: &str,
-        object: &K,
-        Pending { key, hash }: Pending,
-    ) -> Result<()> {
-        metrics.applies.inc();
-        let api: Api<K> = Api::namespaced(client.clone(), namespace);
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        let applied = api
-            .patch(&key.name, &params, &Patch::Apply(object))
-            .await
-            .map_err(|source| Error::Apply {
-                kind: key.kind,
-                name: key.name.clone(),
-                source,
-            })?;
-        match applied.resource_version() {
-            Some(resource_version) => self.put(
-                key,
-                Applied {
-                    hash,
-                    resource_version,
-                },
-            ),
-            None => self.forget(&key),
-        }
-        Ok(())
+    /// Drops everything remembered of a stack's children (it was deleted).
+    pub fn forget_stack(&self, namespace: &str, stack: &str) {
+        self.lock()
+            .retain(|k, a| k.namespace != namespace || a.stack != stack);
     }
 
-    /// Drops what we remember of a child (after deleting it).
-    pub fn forget_child(&self, kind: &'static str, namespace: &str, name: &str) {
-        self.forget(&Key {
-            kind,
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-        });
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.lock().len()
     }
 
-    fn get(&self, key: &Key) -> Option<Applied> {
-        self.last.lock().ok().and_then(|m| m.get(key).cloned())
-    }
-
-    fn put(&self, key: Key, applied: Applied) {
-        if let Ok(mut m) = self.last.lock() {
-            m.insert(key, applied);
-        }
-    }
-
-    fn forget(&self, key: &Key) {
-        if let Ok(mut m) = self.last.lock() {
-            m.remove(key);
-        }
+    /// The map is only ever left mid-update by a panic in `HashMap` itself;
+    /// its entries are still whole, and a stale entry costs one extra apply.
+    fn lock(&self) -> MutexGuard<'_, HashMap<Key, Applied>> {
+        self.last.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-fn key_and_hash<K>(namespace: &str, object: &K) -> Result<(Key, u64)>
-where
-    K: Resource<DynamicType = ()> + Serialize,
-{
-    let kind = static_kind_of(&K::kind(&()));
-    let hash = hash_of(object).map_err(|e| Error::Serialize(kind, e))?;
-    let key = Key {
-        kind,
-        namespace: namespace.to_string(),
-        name: object.name_any(),
-    };
-    Ok((key, hash))
-}
-
-fn hash_of<K: Serialize>(object: &K) -> Result<u64, serde_json::Error> {
+/// A stable hash of what would be sent.
+pub fn hash_of<K: Serialize>(object: &K) -> Result<u64, serde_json::Error> {
     let bytes = serde_json::to_vec(object)?;
     let mut hasher = DefaultHasher::new();
     bytes.hash(&mut hasher);
     Ok(hasher.finish())
 }
 
-/// Child kinds are a fixed set; map them to static names for keys and errors.
-pub fn static_kind_of(kind: &str) -> &'static str {
-    match kind {
-        "Deployment" => "Deployment",
-        "StatefulSet" => "StatefulSet",
-        "Service" => "Service",
-        "Secret" => "Secret",
-        "HorizontalPodAutoscaler" => "HorizontalPodAutoscaler",
-        "PodDisruptionBudget" => "PodDisruptionBudget",
-        _ => "Object",
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// True when the API server refused the object as invalid (HTTP 422), e.g. a
-/// change to a field it forbids changing in place.
-pub fn is_invalid(error: &Error) -> bool {
-    matches!(error, Error::Apply { source: kube::Error::Api(status), .. } if status.code == 422)
+    fn key(name: &str) -> Key {
+        Key {
+            kind: "Service",
+            namespace: "ns".into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn unchanged_only_when_hash_and_version_both_match() {
+        let memo = Memo::default();
+        assert!(!memo.unchanged(&key("a"), 1, Some("10")));
+        memo.remember(key("a"), "shop", 1, Some("10".into()));
+        assert!(memo.unchanged(&key("a"), 1, Some("10")));
+        assert!(!memo.unchanged(&key("a"), 2, Some("10")), "spec changed");
+        assert!(!memo.unchanged(&key("a"), 1, Some("11")), "someone wrote");
+        assert!(!memo.unchanged(&key("a"), 1, None), "deleted");
+        memo.forget(&key("a"));
+        assert!(!memo.unchanged(&key("a"), 1, Some("10")));
+    }
+
+    #[test]
+    fn a_deleted_stack_is_forgotten() {
+        let memo = Memo::default();
+        memo.remember(key("shop-web"), "shop", 1, Some("1".into()));
+        memo.remember(key("shop-b-web"), "shop-b", 1, Some("1".into()));
+        memo.forget_stack("ns", "shop");
+        assert_eq!(memo.len(), 1);
+        assert!(memo.unchanged(&key("shop-b-web"), 1, Some("1")));
+    }
+
+    #[test]
+    fn hashes_follow_content() {
+        assert_eq!(hash_of(&"a").unwrap(), hash_of(&"a").unwrap());
+        assert_ne!(hash_of(&"a").unwrap(), hash_of(&"b").unwrap());
+    }
 }

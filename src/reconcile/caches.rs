@@ -1,60 +1,95 @@
 //! Watches of the AppStacks and of every child kind, each feeding a reflector
 //! store that the reconciler reads instead of the API server. Children are
-//! watched through the managed-by label only; Services, autoscalers and
-//! disruption budgets as metadata only. managedFields are stripped everywhere,
-//! which is most of an object's size after an apply.
+//! watched through the managed-by label only, and each kind's declaration
+//! says whether its cache keeps whole objects or metadata (see `kinds`).
 
-use std::fmt::Debug;
-
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Secret, Service};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, PartialObjectMeta};
+use kube::api::Api;
 use kube::core::NamespaceResourceScope;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 
-use super::handoff;
+use super::kinds::{Cacheable, ChildKind, KINDS};
 use crate::api::AppStack;
 use crate::build::labels;
 
-pub type Meta<K> = PartialObjectMeta<K>;
+/// A child's watch event, as much of it as wakes stacks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Touched {
+    pub namespace: String,
+    pub name: String,
+    /// The AppStack that controls the child, if one does.
+    pub controller: Option<String>,
+}
+
+impl Touched {
+    fn of<C: Resource>(child: &C) -> Self {
+        let controller = child
+            .owner_references()
+            .iter()
+            .find(|r| r.controller == Some(true) && r.kind == AppStack::kind(&()))
+            .map(|r| r.name.clone());
+        Self {
+            namespace: child.namespace().unwrap_or_default(),
+            name: child.name_any(),
+            controller,
+        }
+    }
+}
+
+pub type ChildEvents = futures::stream::BoxStream<'static, Result<Touched, watcher::Error>>;
+pub type StackEvents = futures::stream::BoxStream<'static, Result<AppStack, watcher::Error>>;
+
+/// The child caches, one per cached type, filled by their watches.
+#[derive(Default)]
+pub struct CacheMap {
+    stores: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+    listed: Arc<AtomicUsize>,
+}
+
+impl CacheMap {
+    fn insert<C: Cacheable>(&mut self, store: Store<C>) {
+        self.stores.insert(TypeId::of::<C>(), Box::new(store));
+    }
+}
 
 /// What the reconciler knows of the cluster, kept current by watches.
 #[derive(Clone)]
 pub struct Caches {
     pub stacks: Store<AppStack>,
-    pub deployments: Store<Deployment>,
-    pub stateful_sets: Store<StatefulSet>,
-    pub secrets: Store<Secret>,
-    pub services: Store<Meta<Service>>,
-    pub autoscalers: Store<Meta<HorizontalPodAutoscaler>>,
-    pub disruption_budgets: Store<Meta<PodDisruptionBudget>>,
-    /// How many of the watches above have completed their first list.
-    listed: Arc<AtomicUsize>,
+    children: Arc<CacheMap>,
+    /// How many watches there are (every child kind and the stacks).
+    watches: usize,
 }
 
-const WATCHES: usize = 7;
+impl Caches {
+    /// The cache of one cached type; `None` only for a type no kind declares.
+    pub fn store<C: Cacheable>(&self) -> Option<&Store<C>> {
+        self.children
+            .stores
+            .get(&TypeId::of::<C>())
+            .and_then(|s| s.downcast_ref::<Store<C>>())
+    }
 
-pub type Trigger<K> = futures::stream::BoxStream<'static, Result<K, watcher::Error>>;
+    /// One object from the cache of its type.
+    pub fn get<C: Cacheable>(&self, namespace: &str, name: &str) -> Option<Arc<C>> {
+        self.store::<C>()?
+            .get(&ObjectRef::new(name).within(namespace))
+    }
 
-/// The streams that drive the controller; polling them fills [`Caches`].
-pub struct Triggers {
-    pub stacks: Trigger<AppStack>,
-    pub deployments: Trigger<Deployment>,
-    pub stateful_sets: Trigger<StatefulSet>,
-    pub secrets: Trigger<Secret>,
-    pub services: Trigger<Meta<Service>>,
-    pub autoscalers: Trigger<Meta<HorizontalPodAutoscaler>>,
-    pub disruption_budgets: Trigger<Meta<PodDisruptionBudget>>,
+    /// Resolves once every watch has listed its objects into its store.
+    pub async fn wait_ready(&self) {
+        while self.children.listed.load(Ordering::Relaxed) < self.watches {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -65,13 +100,6 @@ where
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     }
-}
-
-fn children_config() -> watcher::Config {
-    watcher::Config::default().labels(&format!(
-        "app.kubernetes.io/managed-by={}",
-        labels::MANAGED_BY
-    ))
 }
 
 /// Counts a watch once, when its first list is in the store. (Waiting on
@@ -89,117 +117,138 @@ fn count_first_list<K>(
     }
 }
 
-/// What the caches keep of managedFields: nothing.
-fn strip<K: Resource>(o: &mut K) {
-    o.managed_fields_mut().clear();
-}
-
-fn full<K>(
+/// Starts the watch of one child kind: its store goes into `caches`, and
+/// the returned stream tells which children changed.
+pub fn watch_kind<K: ChildKind>(
     client: &Client,
-    ns: Option<&str>,
-    config: watcher::Config,
-    listed: &Arc<AtomicUsize>,
-    trim: fn(&mut K),
-) -> (Store<K>, Trigger<K>)
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api::<K>(client, ns), config)
+    namespace: Option<&str>,
+    caches: &mut CacheMap,
+) -> ChildEvents {
+    let config = watcher::Config::default().labels(&labels::managed_selector());
+    let (reader, writer) = reflector::store::<K::Cached>();
+    caches.insert(reader);
+    watcher(api::<K::Cached>(client, namespace), config)
         .default_backoff()
-        .modify(trim)
+        .modify(K::trim)
         .reflect(writer)
-        .inspect_ok(count_first_list(listed))
+        .inspect_ok(count_first_list(&caches.listed))
         .touched_objects()
-        .boxed();
-    (reader, stream)
+        .map_ok(|child| Touched::of(&child))
+        .boxed()
 }
 
-fn metadata<K>(
+/// Starts every watch: the AppStacks' and each declared kind's.
+pub fn watch(client: &Client, namespace: Option<&str>) -> (Caches, StackEvents, Vec<ChildEvents>) {
+    let mut map = CacheMap::default();
+    let (stacks, stack_events) = watch_stacks(client, namespace, &map.listed);
+    let children = KINDS
+        .iter()
+        .map(|kind| kind.watch(client, namespace, &mut map))
+        .collect();
+    let caches = Caches {
+        stacks,
+        children: Arc::new(map),
+        watches: KINDS.len() + 1,
+    };
+    (caches, stack_events, children)
+}
+
+fn watch_stacks(
     client: &Client,
-    ns: Option<&str>,
+    namespace: Option<&str>,
     listed: &Arc<AtomicUsize>,
-) -> (Store<Meta<K>>, Trigger<Meta<K>>)
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + Debug
-        + Send
-        + Sync
-        + 'static,
-{
+) -> (Store<AppStack>, StackEvents) {
     let (reader, writer) = reflector::store();
-    let stream = watcher(api::<Meta<K>>(client, ns), children_config())
-        .default_backoff()
-        .modify(|o: &mut Meta<K>| o.managed_fields_mut().clear())
-        .reflect(writer)
-        .inspect_ok(count_first_list(listed))
-        .touched_objects()
-        .boxed();
-    (reader, stream)
-}
-
-pub fn watch(client: &Client, namespace: Option<&str>) -> (Caches, Triggers) {
-    let listed = Arc::new(AtomicUsize::new(0));
-    let (stacks, writer) = reflector::store();
-    let stacks_t = watcher(
+    let events = watcher(
         api::<AppStack>(client, namespace),
         watcher::Config::default(),
     )
     .default_backoff()
     .modify(|o: &mut AppStack| o.managed_fields_mut().clear())
     .reflect(writer)
-    .inspect_ok(count_first_list(&listed))
+    .inspect_ok(count_first_list(listed))
     .applied_objects()
     .boxed();
-    let (deployments, deployments_t) = full::<Deployment>(
-        client,
-        namespace,
-        children_config(),
-        &listed,
-        handoff::mark_and_strip,
-    );
-    let (stateful_sets, stateful_sets_t) =
-        full::<StatefulSet>(client, namespace, children_config(), &listed, strip);
-    let (secrets, secrets_t) = full::<Secret>(client, namespace, children_config(), &listed, strip);
-    let (services, services_t) = metadata::<Service>(client, namespace, &listed);
-    let (autoscalers, autoscalers_t) =
-        metadata::<HorizontalPodAutoscaler>(client, namespace, &listed);
-    let (disruption_budgets, disruption_budgets_t) =
-        metadata::<PodDisruptionBudget>(client, namespace, &listed);
-    (
-        Caches {
-            stacks,
-            deployments,
-            stateful_sets,
-            secrets,
-            services,
-            autoscalers,
-            disruption_budgets,
-            listed,
-        },
-        Triggers {
-            stacks: stacks_t,
-            deployments: deployments_t,
-            stateful_sets: stateful_sets_t,
-            secrets: secrets_t,
-            services: services_t,
-            autoscalers: autoscalers_t,
-            disruption_budgets: disruption_budgets_t,
-        },
-    )
+    (reader, events)
 }
 
-/// Resolves once every watch has listed its objects into its store.
-pub async fn wait_ready(caches: &Caches) {
-    while caches.listed.load(Ordering::Relaxed) < WATCHES {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+/// Caches filled by hand instead of by watches: the controller's unit tests
+/// put in them what the watches would have delivered.
+#[cfg(test)]
+pub mod fixture {
+    use super::*;
+
+    /// Puts (or, with `true`, deletes) an object given as JSON into its
+    /// cache; false when the object is not of that cache's kind.
+    pub type Fill = Box<dyn FnMut(&serde_json::Value, bool) -> bool + Send>;
+
+    /// A hand-filled cache for the kind `K`, trimmed as its watch would.
+    pub fn by_hand<K: ChildKind>(map: &mut CacheMap) -> Fill {
+        let (reader, mut writer) = reflector::store::<K::Cached>();
+        map.insert(reader);
+        Box::new(move |value, delete| {
+            if value["kind"].as_str() != Some(K::KIND) {
+                return false;
+            }
+            let mut object: K::Cached =
+                serde_json::from_value(value.clone()).expect("a valid object");
+            K::trim(&mut object);
+            let event = if delete {
+                watcher::Event::Delete(object)
+            } else {
+                watcher::Event::Apply(object)
+            };
+            writer.apply_watcher_event(&event);
+            true
+        })
+    }
+
+    /// Caches plus a way to put objects into them.
+    pub struct Filled {
+        pub caches: Caches,
+        stacks: reflector::store::Writer<AppStack>,
+        fills: Vec<Fill>,
+    }
+
+    impl Filled {
+        pub fn new() -> Self {
+            let mut map = CacheMap::default();
+            let fills = KINDS.iter().map(|k| k.cache_by_hand(&mut map)).collect();
+            map.listed.store(KINDS.len() + 1, Ordering::Relaxed);
+            let (stacks, writer) = reflector::store();
+            Self {
+                caches: Caches {
+                    stacks,
+                    children: Arc::new(map),
+                    watches: KINDS.len() + 1,
+                },
+                stacks: writer,
+                fills,
+            }
+        }
+
+        /// Puts an object (as JSON, with apiVersion and kind) into its cache.
+        pub fn put(&mut self, value: &serde_json::Value) {
+            self.event(value, false);
+        }
+
+        /// Removes an object from its cache, as a deletion event would.
+        pub fn remove(&mut self, value: &serde_json::Value) {
+            self.event(value, true);
+        }
+
+        fn event(&mut self, value: &serde_json::Value, delete: bool) {
+            if value["kind"] == "AppStack" {
+                let stack: AppStack = serde_json::from_value(value.clone()).expect("an AppStack");
+                self.stacks.apply_watcher_event(&if delete {
+                    watcher::Event::Delete(stack)
+                } else {
+                    watcher::Event::Apply(stack)
+                });
+                return;
+            }
+            let put = self.fills.iter_mut().any(|fill| fill(value, delete));
+            assert!(put, "no cache for kind {}", value["kind"]);
+        }
     }
 }

@@ -1,16 +1,16 @@
 //! State shared by every reconcile: the client, caches, metrics, the event
-//! recorder, the applier's memory, the names stacks wait for and per-stack
+//! recorder, the applier's memo, the names stacks wait for and per-stack
 //! error backoff.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use kube::runtime::events::{Event, Recorder, Reporter};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, Resource};
 use tracing::debug;
 
-use super::apply::Applier;
+use super::apply::Memo;
 use super::caches::Caches;
 use super::ownership::Waiting;
 use crate::api::AppStack;
@@ -22,11 +22,12 @@ const BACKOFF_MAX: Duration = Duration::from_secs(300);
 pub struct Context {
     pub client: Client,
     pub metrics: Arc<Metrics>,
-    pub(super) applier: Applier,
+    pub(super) memo: Memo,
     pub(super) caches: Caches,
     pub(super) waiting: Waiting,
     recorder: Recorder,
-    failures: Mutex<HashMap<String, u32>>,
+    /// Consecutive failed reconciles per stack (namespace, name).
+    failures: Mutex<HashMap<(String, String), u32>>,
 }
 
 impl Context {
@@ -44,7 +45,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
-            applier: Applier::default(),
+            memo: Memo::default(),
             caches,
             waiting: Waiting::default(),
             failures: Mutex::new(HashMap::new()),
@@ -59,27 +60,31 @@ impl Context {
     }
 
     /// Exponential backoff per stack for failed reconciles: 2s, 4s, ... 5m.
-    pub(super) fn next_backoff(&self, stack: &AppStack) -> Duration {
-        let Ok(mut failures) = self.failures.lock() else {
-            return BACKOFF_MAX;
-        };
-        let n = failures.entry(key(stack)).or_insert(0);
+    pub(super) fn next_backoff(&self, namespace: &str, name: &str) -> Duration {
+        let mut failures = self.failures();
+        let n = failures
+            .entry((namespace.to_string(), name.to_string()))
+            .or_insert(0);
         *n = n.saturating_add(1);
         let factor = 2u32.saturating_pow(n.saturating_sub(1).min(16));
         BACKOFF_BASE.saturating_mul(factor).min(BACKOFF_MAX)
     }
 
-    pub(super) fn reset_backoff(&self, stack: &AppStack) {
-        if let Ok(mut failures) = self.failures.lock() {
-            failures.remove(&key(stack));
-        }
+    pub(super) fn reset_backoff(&self, namespace: &str, name: &str) {
+        self.failures()
+            .remove(&(namespace.to_string(), name.to_string()));
     }
-}
 
-fn key(stack: &AppStack) -> String {
-    format!(
-        "{}/{}",
-        stack.namespace().unwrap_or_default(),
-        stack.name_any()
-    )
+    /// Forgets everything kept about a stack that no longer exists: the names
+    /// it waited for, its backoff and the memo of its children.
+    pub(super) fn forget_stack(&self, namespace: &str, name: &str) {
+        self.waiting.set(namespace, name, &[]);
+        self.reset_backoff(namespace, name);
+        self.memo.forget_stack(namespace, name);
+    }
+
+    /// A counter map is sound whatever panicked while it was held.
+    fn failures(&self) -> MutexGuard<'_, HashMap<(String, String), u32>> {
+        self.failures.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }

@@ -10,8 +10,8 @@
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
-use kube::runtime::reflector::{ObjectRef, Store};
 
+use super::caches::Caches;
 use super::ownership;
 use crate::build::{FIELD_MANAGER, StoreCredentials};
 use crate::error::{Error, Result};
@@ -19,30 +19,31 @@ use crate::error::{Error, Result};
 /// Random bytes in a generated password (hex-encoded, so safe in URLs and SQL).
 const PASSWORD_BYTES: usize = 32;
 
-pub const REDIS_USER: &str = "default";
-pub const POSTGRES_USER: &str = "app";
-
-/// Credentials for one store, and whether they were generated just now (their
-/// Secret must be created before anything is applied).
-#[derive(Debug)]
-pub struct Resolved {
-    pub credentials: StoreCredentials,
-    pub generated: bool,
+/// One store's credentials, as found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resolved {
+    /// Read from the stack's Secret.
+    Existing(StoreCredentials),
+    /// Made just now: the Secret must be created before anything is applied.
+    Generated(StoreCredentials),
+    /// The Secret's name is held by an object this stack does not control
+    /// (said how): no store may start on credentials that are not its own.
+    Held(String),
 }
 
 pub async fn resolve(
     api: &Api<Secret>,
-    cache: &Store<Secret>,
+    caches: &Caches,
     uid: &str,
-    namespace: &str,
     name: &str,
     default_user: &str,
 ) -> Result<Resolved> {
-    let cached = cache.get(&ObjectRef::new(name).within(namespace));
-    let secret = match cached {
+    let namespace = api.namespace().unwrap_or_default();
+    let secret = match caches.get::<Secret>(namespace, name) {
         Some(secret) => Some((*secret).clone()),
-        // The cache may lag behind a Secret created moments ago: ask the API
-        // server before concluding that it does not exist.
+        // The cache may lag behind a Secret created moments ago (and never
+        // shows one made outside AppStack): ask the API server before
+        // concluding that it does not exist.
         None => api.get_opt(name).await.map_err(|source| Error::Read {
             kind: "Secret",
             name: name.to_string(),
@@ -53,25 +54,15 @@ pub async fn resolve(
         .as_ref()
         .and_then(|s| ownership::foreign_holder(&s.metadata, uid))
     {
-        return Err(Error::NameConflict {
-            kind: "Secret",
-            name: name.to_string(),
-            holder,
-        });
+        return Ok(Resolved::Held(holder));
     }
-    match secret {
-        Some(secret) => Ok(Resolved {
-            credentials: from_secret(&secret, name, default_user)?,
-            generated: false,
+    Ok(match secret {
+        Some(secret) => Resolved::Existing(from_secret(&secret, name, default_user)?),
+        None => Resolved::Generated(StoreCredentials {
+            username: default_user.to_string(),
+            password: generate_password()?,
         }),
-        None => Ok(Resolved {
-            credentials: StoreCredentials {
-                username: default_user.to_string(),
-                password: generate_password()?,
-            },
-            generated: true,
-        }),
-    }
+    })
 }
 
 fn from_secret(secret: &Secret, name: &str, default_user: &str) -> Result<StoreCredentials> {
@@ -95,6 +86,17 @@ pub fn generate_password() -> Result<String> {
     let mut bytes = [0u8; PASSWORD_BYTES];
     getrandom::fill(&mut bytes)?;
     Ok(hex::encode(bytes))
+}
+
+/// A reference to a Secret, for Events that name it.
+pub fn reference(secret: &Secret) -> k8s_openapi::api::core::v1::ObjectReference {
+    k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Secret".into()),
+        name: secret.metadata.name.clone(),
+        namespace: secret.metadata.namespace.clone(),
+        ..Default::default()
+    }
 }
 
 /// Creates a freshly generated Secret; never overwrites an existing one.
@@ -136,12 +138,12 @@ mod tests {
             data: Some(data),
             ..Secret::default()
         };
-        let creds = from_secret(&secret, "x", POSTGRES_USER).unwrap();
+        let creds = from_secret(&secret, "x", "app").unwrap();
         assert_eq!(creds.username, "shop");
         assert_eq!(creds.password, "s3cret");
 
         let empty = Secret::default();
-        let err = from_secret(&empty, "x-redis", REDIS_USER).unwrap_err();
+        let err = from_secret(&empty, "x-redis", "default").unwrap_err();
         assert!(err.to_string().contains("`password`"), "{err}");
     }
 }

@@ -10,32 +10,34 @@
 //! apply then releases the field without resetting it.
 //!
 //! Whether our manager still owns the count is read from managedFields as the
-//! watch delivers them, before the cache drops them (no GET before an apply):
-//! the cached copy carries a marker annotation that never leaves the process.
+//! watch delivers them: the Deployment cache keeps of them only our own
+//! manager's claim on spec.replicas (see `trim`), so no GET precedes an apply.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
 use crate::build::FIELD_MANAGER;
-use crate::error::{Error, Result};
 
 /// The manager that keeps the count while the HPA takes over.
 pub const HANDOFF_MANAGER: &str = "appstack-replicas-handoff";
 
-/// On cached Deployments only (never written): our manager owns spec.replicas.
-const MARKER: &str = "appstack.dev/cache-replicas-applied";
-
-/// The Deployment cache's trim: marks the copies whose spec.replicas our
-/// field manager owns, then drops managedFields like every other cache.
-pub fn mark_and_strip(d: &mut Deployment) {
-    if owns_replicas(d.metadata.managed_fields.as_deref().unwrap_or_default()) {
-        d.annotations_mut().insert(MARKER.into(), "true".into());
-    }
-    d.managed_fields_mut().clear();
+/// The Deployment cache's trim: of managedFields, only our manager's claim
+/// on spec.replicas is kept (when it has one); the rest is dropped like on
+/// every other cache.
+pub fn trim(d: &mut Deployment) {
+    let ours = owns_replicas(d.managed_fields());
+    let kept = ours.then(|| ManagedFieldsEntry {
+        manager: Some(FIELD_MANAGER.into()),
+        operation: Some("Apply".into()),
+        fields_type: Some("FieldsV1".into()),
+        fields_v1: Some(FieldsV1(json!({"f:spec": {"f:replicas": {}}}))),
+        ..ManagedFieldsEntry::default()
+    });
+    d.metadata.managed_fields = kept.map(|e| vec![e]);
 }
 
 /// Before applying `desired` without a replica count: if the cached
@@ -43,12 +45,14 @@ pub fn mark_and_strip(d: &mut Deployment) {
 /// current value. Nothing to do (and no request) otherwise.
 pub async fn replicas_to_autoscaler(
     client: &Client,
-    namespace: &str,
     desired: &Deployment,
-    cached: &Deployment,
-) -> Result<()> {
+    cached: Option<&Deployment>,
+) -> Result<(), kube::Error> {
+    let Some(cached) = cached else {
+        return Ok(());
+    };
     if desired.spec.as_ref().and_then(|s| s.replicas).is_some()
-        || !cached.annotations().contains_key(MARKER)
+        || !owns_replicas(cached.managed_fields())
     {
         return Ok(());
     }
@@ -62,7 +66,8 @@ pub async fn replicas_to_autoscaler(
         "metadata": {"name": name},
         "spec": {"replicas": replicas},
     });
-    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let namespace = desired.namespace().unwrap_or_default();
+    let api: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
     // Not forced: if someone else set another count meanwhile, they own it
     // and releasing ours cannot reset it.
     match api
@@ -81,11 +86,7 @@ pub async fn replicas_to_autoscaler(
             warn!(deployment = %name, message = %status.message, "replica count already owned by another manager");
             Ok(())
         }
-        Err(source) => Err(Error::Apply {
-            kind: "Deployment",
-            name,
-            source,
-        }),
+        Err(e) => Err(e),
     }
 }
 
@@ -106,7 +107,6 @@ fn owns_replicas(entries: &[ManagedFieldsEntry]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1;
 
     fn entry(manager: &str, operation: &str, fields: serde_json::Value) -> ManagedFieldsEntry {
         ManagedFieldsEntry {
@@ -142,16 +142,19 @@ mod tests {
     }
 
     #[test]
-    fn the_cache_keeps_a_marker_and_no_managed_fields() {
+    fn the_cache_keeps_only_our_claim_on_the_count() {
         let mut d = Deployment::default();
-        d.metadata.managed_fields = Some(vec![entry(
-            FIELD_MANAGER,
-            "Apply",
-            json!({"f:spec": {"f:replicas": {}}}),
-        )]);
-        mark_and_strip(&mut d);
-        assert!(d.annotations().contains_key(MARKER));
-        assert!(d.managed_fields().is_empty());
+        d.metadata.managed_fields = Some(vec![
+            entry(
+                FIELD_MANAGER,
+                "Apply",
+                json!({"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {}}}}),
+            ),
+            entry("kube-controller-manager", "Update", json!({"f:status": {}})),
+        ]);
+        trim(&mut d);
+        assert_eq!(d.managed_fields().len(), 1);
+        assert!(owns_replicas(d.managed_fields()));
 
         let mut released = Deployment::default();
         released.metadata.managed_fields = Some(vec![entry(
@@ -159,7 +162,7 @@ mod tests {
             "Apply",
             json!({"f:spec": {"f:template": {}}}),
         )]);
-        mark_and_strip(&mut released);
-        assert!(!released.annotations().contains_key(MARKER));
+        trim(&mut released);
+        assert!(released.managed_fields().is_empty());
     }
 }

@@ -3,13 +3,15 @@
 
 mod apply;
 mod caches;
+mod child_set;
 mod context;
 mod credentials;
 mod handoff;
+mod kinds;
 mod ownership;
 mod pipeline;
-mod prune;
-mod status;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,15 +20,14 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use kube::runtime::Controller;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
-use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
 use tracing::{debug, info, instrument, warn};
 
 use crate::api::AppStack;
-use crate::error::{Error, Result};
+use crate::error::{CONDITION_MESSAGE_MAX, Error, Result, cut};
+pub use crate::status::{DEGRADED, PROGRESSING, READY};
 use crate::telemetry::Metrics;
 use context::Context;
-pub use status::{DEGRADED, PROGRESSING, READY};
 
 /// How often a converged stack is looked at again without any event. Watches
 /// already catch every change; this is a safety net, and with the applier's
@@ -55,7 +56,7 @@ pub async fn run(
     namespace: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (caches, triggers) = caches::watch(&shared.client, namespace.as_deref());
+    let (caches, stack_events, child_events) = caches::watch(&shared.client, namespace.as_deref());
     let ctx = Arc::new(Context::new(
         shared.client.clone(),
         caches.clone(),
@@ -65,22 +66,30 @@ pub async fn run(
     let synced = shared.synced.clone();
     let watched = caches.clone();
     tokio::spawn(async move {
-        caches::wait_ready(&watched).await;
+        watched.wait_ready().await;
         synced.store(true, Ordering::Relaxed);
         info!(
             namespace = namespace.as_deref().unwrap_or("*"),
             "caches synced"
         );
     });
-    let after = ctx.clone();
     // A child's event wakes its stack, and any stack waiting for its name.
-    Controller::for_stream(triggers.stacks, caches.stacks.clone())
-        .watches_stream(triggers.deployments, wake(&ctx))
-        .watches_stream(triggers.stateful_sets, wake(&ctx))
-        .watches_stream(triggers.secrets, wake(&ctx))
-        .watches_stream(triggers.services, wake(&ctx))
-        .watches_stream(triggers.autoscalers, wake(&ctx))
-        .watches_stream(triggers.disruption_budgets, wake(&ctx))
+    // A failing child watch is retried with backoff by its watcher; its error
+    // is logged briefly (a decode error would otherwise carry whole objects).
+    let waker = ctx.clone();
+    let wake = futures::stream::select_all(child_events).flat_map(move |event| {
+        let stacks = match event {
+            Ok(child) => waker.waiting.stacks_to_wake(&child),
+            Err(error) => {
+                warn!(error = %cut(&error.to_string(), 300), "child watch");
+                Vec::new()
+            }
+        };
+        futures::stream::iter(stacks)
+    });
+    let after = ctx.clone();
+    Controller::for_stream(stack_events, caches.stacks.clone())
+        .reconcile_on(wake)
         .with_config(ControllerConfig::default().concurrency(shared.concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -94,54 +103,57 @@ pub async fn run(
                 Err(kube::runtime::controller::Error::ObjectNotFound(stack)) => {
                     debug!(%stack, "woken for a stack that no longer exists");
                     let namespace = stack.namespace.as_deref().unwrap_or_default();
-                    after.waiting.set(namespace, &stack.name, &[]);
+                    after.forget_stack(namespace, &stack.name);
                 }
-                Err(error) => warn!(%error, "controller"),
+                Err(error) => warn!(error = %cut(&error.to_string(), 300), "controller"),
             }
             std::future::ready(())
         })
         .await;
 }
 
-fn wake<K: kube::Resource>(
-    ctx: &Arc<Context>,
-) -> impl Fn(K) -> Vec<ObjectRef<AppStack>> + Send + Sync + 'static {
-    let ctx = ctx.clone();
-    move |child| ctx.waiting.stacks_to_wake(&child)
-}
-
 #[instrument(skip_all, fields(stack = %stack.name_any(), namespace = stack.namespace().unwrap_or_default()))]
 async fn reconcile(stack: Arc<AppStack>, ctx: Arc<Context>) -> Result<Action> {
     // Until every child watch has listed, a missing child may only be missing
     // from the cache: reconciling then would read each one from the API server.
-    caches::wait_ready(&ctx.caches).await;
+    ctx.caches.wait_ready().await;
     let started = Instant::now();
+    let namespace = stack.namespace().unwrap_or_default();
+    let name = stack.name_any();
     let result = pipeline::reconcile(&stack, &ctx).await;
-    ctx.metrics.observe(
-        started.elapsed(),
-        result.as_ref().err().map(Error::metric_label),
-    );
-    match &result {
-        Ok(_) => ctx.reset_backoff(&stack),
+    let label = match &result {
+        Ok(pipeline::Next::Backoff) => Some("ChildRefused"),
+        Ok(_) => None,
+        Err(error) => Some(error.metric_label()),
+    };
+    ctx.metrics.observe(started.elapsed(), label);
+    match result {
+        Ok(pipeline::Next::Resync) => {
+            ctx.reset_backoff(&namespace, &name);
+            Ok(Action::requeue(jittered(RESYNC, &stack)))
+        }
+        Ok(pipeline::Next::Soon) => {
+            ctx.reset_backoff(&namespace, &name);
+            Ok(Action::requeue(SOON))
+        }
+        Ok(pipeline::Next::Backoff) => Ok(Action::requeue(ctx.next_backoff(&namespace, &name))),
         Err(error) => {
             warn!(%error, "reconcile failed");
-            let message = truncate(&error.to_string(), 1000);
+            let message = cut(&error.to_string(), CONDITION_MESSAGE_MAX);
             ctx.publish(&stack, pipeline::warning("ReconcileFailed", &message))
                 .await;
             // A failed status write would only fail again here.
             if !matches!(error, Error::Status(_)) {
                 pipeline::report_failure(&ctx, &stack, message).await;
             }
+            Err(error)
         }
     }
-    result.map(|next| match next {
-        pipeline::Next::Resync => Action::requeue(jittered(RESYNC, &stack)),
-        pipeline::Next::Soon => Action::requeue(SOON),
-    })
 }
 
 fn error_policy(stack: Arc<AppStack>, _error: &Error, ctx: Arc<Context>) -> Action {
-    Action::requeue(ctx.next_backoff(&stack))
+    let namespace = stack.namespace().unwrap_or_default();
+    Action::requeue(ctx.next_backoff(&namespace, &stack.name_any()))
 }
 
 /// Spreads periodic resyncs of many stacks over time instead of in a burst.
@@ -154,15 +166,4 @@ fn jittered(base: Duration, stack: &AppStack) -> Duration {
             acc.wrapping_mul(31).wrapping_add(u64::from(b))
         });
     base + Duration::from_secs(seed % (base.as_secs() / 5).max(1))
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }

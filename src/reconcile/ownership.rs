@@ -9,16 +9,13 @@
 //! not watched, and the stack looks again on its short requeue.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
-use kube::{Client, Resource, ResourceExt};
 
-use super::apply::{Child, static_kind_of};
+use super::caches::Touched;
 use crate::api::AppStack;
-use crate::error::{Error, Result};
 
 /// How an existing object's holder reads in a message, when it is not the
 /// stack with `uid`; `None` when that stack controls it.
@@ -39,41 +36,6 @@ pub fn foreign_holder(meta: &ObjectMeta, uid: &str) -> Option<String> {
     }
 }
 
-/// Fails with `NameConflict` when `object`'s name is held by anyone but the
-/// stack with `uid`. `cached` is the watch cache's copy; without one (a new
-/// child, or one made outside AppStack, which the label-filtered watches do
-/// not see) the API server is asked, so this costs a read only on creation.
-pub async fn check<K, C>(
-    client: &Client,
-    uid: &str,
-    namespace: &str,
-    object: &K,
-    cached: Option<&C>,
-) -> Result<()>
-where
-    K: Child,
-    C: Resource,
-{
-    let kind = static_kind_of(&K::kind(&()));
-    let name = object.name_any();
-    let holder = match cached {
-        Some(c) => foreign_holder(c.meta(), uid),
-        None => Api::<K>::namespaced(client.clone(), namespace)
-            .get_metadata_opt(&name)
-            .await
-            .map_err(|source| Error::Read {
-                kind,
-                name: name.clone(),
-                source,
-            })?
-            .and_then(|m| foreign_holder(&m.metadata, uid)),
-    };
-    match holder {
-        Some(holder) => Err(Error::NameConflict { kind, name, holder }),
-        None => Ok(()),
-    }
-}
-
 type NameKey = (String, String);
 
 /// Names that stacks are waiting for, per namespace.
@@ -85,9 +47,7 @@ pub struct Waiting {
 impl Waiting {
     /// Records that `stack` waits for exactly `names` (none: it waits for nothing).
     pub fn set(&self, namespace: &str, stack: &str, names: &[String]) {
-        let Ok(mut map) = self.names.lock() else {
-            return;
-        };
+        let mut map = self.lock();
         map.retain(|(ns, name), stacks| {
             if ns == namespace && !names.contains(name) {
                 stacks.remove(stack);
@@ -103,34 +63,30 @@ impl Waiting {
 
     /// The stacks a child's watch event concerns: the AppStack that controls
     /// it, and every stack waiting for its name.
-    pub fn stacks_to_wake<K: Resource>(&self, child: &K) -> Vec<ObjectRef<AppStack>> {
-        let namespace = child.namespace().unwrap_or_default();
-        let controller = child
-            .owner_references()
-            .iter()
-            .filter(|r| r.controller == Some(true) && r.kind == AppStack::kind(&()))
-            .map(|r| r.name.clone());
-        let key = (namespace.clone(), child.name_any());
-        let waiting = self
-            .names
-            .lock()
-            .ok()
-            .and_then(|map| map.get(&key).cloned())
+    pub fn stacks_to_wake(&self, child: &Touched) -> Vec<ObjectRef<AppStack>> {
+        let key = (child.namespace.clone(), child.name.clone());
+        let waiting = self.lock().get(&key).cloned().into_iter().flatten();
+        child
+            .controller
+            .clone()
             .into_iter()
-            .flatten();
-        controller
             .chain(waiting)
             .collect::<BTreeSet<_>>()
             .into_iter()
-            .map(|stack| ObjectRef::new(&stack).within(&namespace))
+            .map(|stack| ObjectRef::new(&stack).within(&child.namespace))
             .collect()
+    }
+
+    /// Entries are replaced whole, so a panic elsewhere cannot leave one
+    /// half-written: the map is still sound after a poisoning.
+    fn lock(&self) -> MutexGuard<'_, HashMap<NameKey, BTreeSet<String>>> {
+        self.names.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::apps::v1::Deployment;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
     fn owned_by(uid: &str, controller: bool) -> ObjectMeta {
@@ -168,29 +124,29 @@ mod tests {
         let waiting = Waiting::default();
         waiting.set("ns", "b", &["shop-web".into()]);
         waiting.set("ns", "c", &["shop-web".into(), "shop-redis".into()]);
-        let web = Deployment {
-            metadata: ObjectMeta {
-                name: Some("shop-web".into()),
-                namespace: Some("ns".into()),
-                ..ObjectMeta::default()
-            },
-            ..Deployment::default()
+        let web = Touched {
+            namespace: "ns".into(),
+            name: "shop-web".into(),
+            controller: None,
         };
-        let names = |w: &Waiting, d: &Deployment| -> Vec<String> {
-            w.stacks_to_wake(d).into_iter().map(|r| r.name).collect()
+        let names = |w: &Waiting, t: &Touched| -> Vec<String> {
+            w.stacks_to_wake(t).into_iter().map(|r| r.name).collect()
         };
         assert_eq!(names(&waiting, &web), ["b", "c"]);
         waiting.set("ns", "b", &[]);
         assert_eq!(names(&waiting, &web), ["c"]);
-        let mut elsewhere = web.clone();
-        elsewhere.metadata.namespace = Some("other".into());
+        let elsewhere = Touched {
+            namespace: "other".into(),
+            ..web.clone()
+        };
         assert!(names(&waiting, &elsewhere).is_empty());
         waiting.set("ns", "c", &["shop-redis".into()]);
         assert!(names(&waiting, &web).is_empty());
         // Its controlling stack is woken too, whether or not anyone waits.
-        let mut owned = web.clone();
-        owned.metadata = owned_by("uid", true);
-        owned.metadata.owner_references.as_mut().unwrap()[0].name = "a".into();
+        let owned = Touched {
+            controller: Some("a".into()),
+            ..web
+        };
         assert_eq!(names(&waiting, &owned), ["a"]);
     }
 }

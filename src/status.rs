@@ -1,16 +1,15 @@
-//! The AppStack's status, computed from what the watch caches show of its
-//! children, and written only when it differs from what is stored.
+//! The AppStack's status, computed (purely) from the spec, what the watch
+//! caches show of its children and the problem the reconcile found. The
+//! controller writes it only when it differs from what is stored.
+
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 
-use crate::api::{AppStack, AppStackStatus, ComponentStatus, StoreStatus};
-use crate::build::{FIELD_MANAGER, names};
-use crate::error::{Error, Result};
+use crate::api::{AppStack, AppStackStatus, ComponentStatus, StoreKind, StoreStatus};
+use crate::build::{names, stores};
 
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
@@ -43,6 +42,17 @@ impl Problem {
         }
     }
 
+    /// The same problem with its message cut to what a condition holds.
+    pub fn bounded(self) -> Self {
+        let cut = |m: String| crate::error::cut(&m, crate::error::CONDITION_MESSAGE_MAX);
+        match self {
+            Problem::InvalidSpec(m) => Problem::InvalidSpec(cut(m)),
+            Problem::ChangeRejected(m) => Problem::ChangeRejected(cut(m)),
+            Problem::NameConflict(m) => Problem::NameConflict(cut(m)),
+            Problem::ReconcileFailed(m) => Problem::ReconcileFailed(cut(m)),
+        }
+    }
+
     pub fn message(&self) -> &str {
         match self {
             Problem::InvalidSpec(m)
@@ -53,18 +63,23 @@ impl Problem {
     }
 }
 
-/// The children as the caches show them.
-pub struct Observed<'a> {
-    pub deployments: &'a Store<Deployment>,
-    pub stateful_sets: &'a Store<StatefulSet>,
+/// The children as the caches show them: lookups by name in the stack's
+/// namespace.
+pub struct Observed<D, S> {
+    pub deployment: D,
+    pub stateful_set: S,
 }
 
-pub fn compute(
+pub fn compute<D, S>(
     stack: &AppStack,
-    observed: &Observed<'_>,
+    observed: &Observed<D, S>,
     problem: Option<&Problem>,
     now: &Time,
-) -> AppStackStatus {
+) -> AppStackStatus
+where
+    D: Fn(&str) -> Option<Arc<Deployment>>,
+    S: Fn(&str) -> Option<Arc<StatefulSet>>,
+{
     let stack_name = stack.name_any();
     let namespace = stack.namespace().unwrap_or_default();
     let spec = &stack.spec;
@@ -75,9 +90,7 @@ pub fn compute(
         .iter()
         .map(|c| {
             let name = names::component(&stack_name, &c.name);
-            let deployment = observed
-                .deployments
-                .get(&ObjectRef::new(&name).within(&namespace));
+            let deployment = (observed.deployment)(&name);
             let mut status = component_status(&c.name, deployment.as_deref());
             // The HPA raises a new Deployment to minReplicas only after its
             // first sync; until then the stack is not what was asked for.
@@ -92,24 +105,18 @@ pub fn compute(
     let components_total = components.len();
     let components_ready = components.iter().filter(|(_, done)| *done).count();
 
-    let store = |name: String, port: u16| {
-        let sts = observed
-            .stateful_sets
-            .get(&ObjectRef::new(&name).within(&namespace));
-        StoreStatus {
-            ready: sts.as_deref().is_some_and(stateful_set_ready),
-            endpoint: format!("{name}.{namespace}.svc:{port}"),
-            secret_name: name,
-        }
-    };
-    let redis = spec
-        .redis
-        .as_ref()
-        .map(|_| store(names::redis(&stack_name), 6379));
-    let postgres = spec
-        .postgres
-        .as_ref()
-        .map(|_| store(names::postgres(&stack_name), 5432));
+    let stores: Vec<(&'static str, StoreKind, StoreStatus)> = stores::of(spec)
+        .map(|e| {
+            let name = e.secret_name(&stack_name);
+            let sts = (observed.stateful_set)(&name);
+            let status = StoreStatus {
+                ready: sts.as_deref().is_some_and(stateful_set_ready),
+                endpoint: format!("{name}.{namespace}.svc:{}", e.port()),
+                secret_name: name,
+            };
+            (e.part(), e.kind(), status)
+        })
+        .collect();
 
     let mut waiting: Vec<String> = components
         .iter()
@@ -121,9 +128,9 @@ pub fn compute(
             )
         })
         .collect();
-    for (label, s) in [("redis", &redis), ("postgres", &postgres)] {
-        if s.as_ref().is_some_and(|s| !s.ready) {
-            waiting.push(label.to_string());
+    for (part, _, s) in &stores {
+        if !s.ready {
+            waiting.push(part.to_string());
         }
     }
     let all_ready = waiting.is_empty();
@@ -141,14 +148,17 @@ pub fn compute(
         })
         .collect();
 
-    AppStackStatus {
+    let mut status = AppStackStatus {
         observed_generation: generation,
         conditions,
         components: components.into_iter().map(|(c, _)| c).collect(),
         components_ready: Some(format!("{components_ready}/{components_total}")),
-        redis,
-        postgres,
+        ..AppStackStatus::default()
+    };
+    for (_, kind, s) in stores {
+        *status.store_mut(kind) = Some(s);
     }
+    status
 }
 
 type Cond = (&'static str, bool, &'static str, String);
@@ -274,27 +284,6 @@ fn stateful_set_ready(s: &StatefulSet) -> bool {
     status.observed_generation >= s.metadata.generation
         && status.ready_replicas.unwrap_or(0) >= desired
         && status.update_revision == status.current_revision
-}
-
-/// Writes the status (Server-Side Apply on the status subresource) when it
-/// differs from the stored one; a steady stack costs no write.
-pub async fn write(api: &Api<AppStack>, stack: &AppStack, status: AppStackStatus) -> Result<bool> {
-    if stack.status.as_ref() == Some(&status) {
-        return Ok(false);
-    }
-    let patch = json!({
-        "apiVersion": AppStack::api_version(&()),
-        "kind": AppStack::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        &stack.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::Status)?;
-    Ok(true)
 }
 
 #[cfg(test)]

@@ -1,0 +1,65 @@
+//! The stores behind one abstraction: what an engine (Redis, PostgreSQL)
+//! must say for the builders to give it a Secret, Services, a StatefulSet,
+//! status and the wiring of the components that use it. A third engine (or
+//! a store brought by the user) is one more implementation of [`Engine`].
+
+use k8s_openapi::api::core::v1::Container;
+
+use super::meta::StackRef;
+use super::{BuildError, StoreCredentials, names, postgres, redis};
+use crate::api::{AppStack, AppStackSpec, StorageSpec, StoreKind};
+
+pub trait Engine: Sync {
+    fn kind(&self) -> StoreKind;
+    /// The store's part of child names and its `app.kubernetes.io/name`.
+    fn part(&self) -> &'static str;
+    fn port(&self) -> i32;
+    /// The user a generated Secret names.
+    fn user(&self) -> &'static str;
+    /// PVC size when the spec gives none.
+    fn default_size(&self) -> &'static str;
+    fn image(&self, spec: &AppStackSpec) -> String;
+    fn storage<'a>(&self, spec: &'a AppStackSpec) -> Option<&'a StorageSpec>;
+
+    /// The spec's own checks for this store (fields name themselves).
+    fn validate(&self, ctx: &StackRef, spec: &AppStackSpec) -> Result<(), BuildError>;
+    /// Secret entries beyond username, password, host and port, such as
+    /// `url`; `host` is the client Service's DNS name.
+    fn connection(
+        &self,
+        ctx: &StackRef,
+        spec: &AppStackSpec,
+        creds: &StoreCredentials,
+        host: &str,
+    ) -> Vec<(&'static str, String)>;
+    /// The store's own container (its data volume is mounted by the caller).
+    fn container(&self, ctx: &StackRef, stack: &AppStack) -> Container;
+    /// Environment variables a component that uses the store gets, and the
+    /// Secret key each comes from.
+    fn client_env(&self) -> &'static [(&'static str, &'static str)];
+    /// The init container's script that waits until the store answers, and
+    /// the variables (from the Secret) it needs.
+    fn wait_script(&self) -> (&'static str, &'static [(&'static str, &'static str)]);
+
+    /// Name of the store's Secret, Services (client and headless) and
+    /// StatefulSet: `<stack>-<part>`.
+    fn secret_name(&self, stack: &str) -> String {
+        names::store(stack, self.part())
+    }
+}
+
+/// Every engine, in the order their children are built.
+pub static ENGINES: [&dyn Engine; 2] = [&redis::Redis, &postgres::Postgres];
+
+/// The stores this stack runs.
+pub fn of(spec: &AppStackSpec) -> impl Iterator<Item = &'static dyn Engine> + '_ {
+    ENGINES.iter().copied().filter(|e| spec.has_store(e.kind()))
+}
+
+/// The stores `component` is wired to.
+pub fn used_by<'a>(
+    spec: &'a AppStackSpec,
+    component: &'a crate::api::Component,
+) -> impl Iterator<Item = &'static dyn Engine> + 'a {
+    of(spec).filter(|e| component.uses(spec, e.kind()))
+}

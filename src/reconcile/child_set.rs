@@ -1,0 +1,263 @@
+//! One reconcile's children: everything handed to [`ChildSet::add`] is
+//! applied, everything of the stack's that was not is pruned, and what went
+//! wrong on the way is collected as [`Finding`]s instead of stopping the
+//! rest. Like Stackable's `ClusterResources`, with two rules of ours on top:
+//! an object this stack does not control is never written (no adoption), and
+//! a child the memo proves unchanged is not sent at all.
+
+use std::collections::{BTreeSet, HashMap};
+
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use tracing::info;
+
+use super::apply::{Key, hash_of};
+use super::context::Context;
+use super::kinds::ChildKind;
+use super::ownership::foreign_holder;
+use crate::api::AppStack;
+use crate::build::{FIELD_MANAGER, labels};
+use crate::error::brief;
+
+/// What kept one child from being what the spec says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finding {
+    /// Its name is held by an object this stack does not control.
+    Conflict {
+        kind: &'static str,
+        name: String,
+        holder: String,
+    },
+    /// The API server forbids this change to an existing object in place.
+    Rejected {
+        kind: &'static str,
+        name: String,
+        message: String,
+    },
+    /// The API server refused the request, or could not be reached.
+    Refused {
+        kind: &'static str,
+        name: String,
+        message: String,
+    },
+}
+
+impl Finding {
+    pub fn name(&self) -> &str {
+        match self {
+            Finding::Conflict { name, .. }
+            | Finding::Rejected { name, .. }
+            | Finding::Refused { name, .. } => name,
+        }
+    }
+}
+
+/// The stack a set belongs to.
+pub struct Owner {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}
+
+pub struct ChildSet<'a> {
+    ctx: &'a Context,
+    stack: &'a AppStack,
+    owner: Owner,
+    /// Names handed to `add`, per kind: what prune keeps.
+    handed: HashMap<&'static str, BTreeSet<String>>,
+    findings: Vec<Finding>,
+}
+
+impl<'a> ChildSet<'a> {
+    pub fn new(ctx: &'a Context, stack: &'a AppStack, owner: Owner) -> Self {
+        Self {
+            ctx,
+            stack,
+            owner,
+            handed: HashMap::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    /// Applies `object` unless its name is someone else's or the memo proves
+    /// it unchanged. Whatever goes wrong is kept as a finding.
+    pub async fn add<K: ChildKind>(&mut self, object: &K) {
+        let name = object.name_any();
+        self.handed.entry(K::KIND).or_default().insert(name.clone());
+        if let Err(finding) = self.apply(object, name).await {
+            self.findings.push(finding);
+        }
+    }
+
+    async fn apply<K: ChildKind>(&self, object: &K, name: String) -> Result<(), Finding> {
+        let ctx = self.ctx;
+        let namespace = &self.owner.namespace;
+        let cached = ctx.caches.get::<K::Cached>(namespace, &name);
+        let holder = match &cached {
+            Some(c) => foreign_holder(c.meta(), &self.owner.uid),
+            None => self.holder_of_uncached::<K>(&name).await?,
+        };
+        if let Some(holder) = holder {
+            return Err(Finding::Conflict {
+                kind: K::KIND,
+                name,
+                holder,
+            });
+        }
+        let hash = hash_of(object).map_err(|e| refused::<K>(&name, e.to_string()))?;
+        let version = cached.as_ref().and_then(|c| c.resource_version());
+        let key = Key {
+            kind: K::KIND,
+            namespace: namespace.clone(),
+            name,
+        };
+        if ctx.memo.unchanged(&key, hash, version.as_deref()) {
+            ctx.metrics.applies_skipped.inc();
+            return Ok(());
+        }
+        K::before_apply(&ctx.client, object, cached.as_deref())
+            .await
+            .map_err(|e| refused::<K>(&key.name, brief(&e)))?;
+        ctx.metrics.applies.inc();
+        let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        match api.patch(&key.name, &params, &Patch::Apply(object)).await {
+            Ok(applied) => {
+                ctx.memo
+                    .remember(key, &self.owner.name, hash, applied.resource_version());
+                Ok(())
+            }
+            Err(error) => {
+                ctx.memo.forget(&key);
+                Err(classify::<K>(&key.name, &error, cached.is_some()))
+            }
+        }
+    }
+
+    /// Who holds a name the cache does not show: nobody, or an object the
+    /// label-filtered watches do not see (made outside AppStack). Costs one
+    /// metadata read, only when a child is about to be created.
+    async fn holder_of_uncached<K: ChildKind>(
+        &self,
+        name: &str,
+    ) -> Result<Option<String>, Finding> {
+        let api: Api<K> = Api::namespaced(self.ctx.client.clone(), &self.owner.namespace);
+        let meta = api
+            .get_metadata_opt(name)
+            .await
+            .map_err(|e| refused::<K>(name, format!("reading it: {}", brief(&e))))?;
+        Ok(meta.and_then(|m| foreign_holder(&m.metadata, &self.owner.uid)))
+    }
+
+    /// Deletes this stack's children of kind `K` that were not handed to
+    /// `add`. Candidates carry the stack's instance label and its controller
+    /// reference, so nothing the operator did not create is touched. PVCs
+    /// are never deleted here: the StatefulSet's retention policy decides.
+    pub async fn prune<K: ChildKind>(&mut self) {
+        let Some(store) = self.ctx.caches.store::<K::Cached>() else {
+            return;
+        };
+        let handed = self.handed.get(K::KIND);
+        let owner = &self.owner;
+        let mut orphans: Vec<String> = store
+            .state()
+            .iter()
+            .filter(|o| o.namespace().as_deref() == Some(owner.namespace.as_str()))
+            .filter(|o| o.labels().get(labels::INSTANCE) == Some(&owner.name))
+            .filter(|o| {
+                o.owner_references()
+                    .iter()
+                    .any(|r| r.controller == Some(true) && r.uid == owner.uid)
+            })
+            .map(|o| o.name_any())
+            .filter(|name| handed.is_none_or(|h| !h.contains(name)))
+            .collect();
+        orphans.sort();
+        for orphan in orphans {
+            if let Err(finding) = self.delete::<K>(orphan).await {
+                self.findings.push(finding);
+            }
+        }
+    }
+
+    async fn delete<K: ChildKind>(&self, name: String) -> Result<(), Finding> {
+        let api: Api<K> = Api::namespaced(self.ctx.client.clone(), &self.owner.namespace);
+        // Background propagation: pods, ReplicaSets and so on follow through
+        // the garbage collector.
+        match api.delete(&name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(refused::<K>(&name, format!("deleting it: {}", brief(&e)))),
+        }
+        info!(kind = K::KIND, %name, "deleted child that is no longer desired");
+        self.ctx.memo.forget(&Key {
+            kind: K::KIND,
+            namespace: self.owner.namespace.clone(),
+            name: name.clone(),
+        });
+        let event = Event {
+            type_: EventType::Normal,
+            reason: "Deleted".into(),
+            note: Some(format!("{} {name} is no longer in the spec", K::KIND)),
+            action: "Prune".into(),
+            secondary: None,
+        };
+        self.ctx.publish(self.stack, event).await;
+        Ok(())
+    }
+
+    /// What went wrong, in the order it happened.
+    pub fn finish(self) -> Vec<Finding> {
+        self.findings
+    }
+}
+
+fn refused<K: ChildKind>(name: &str, message: String) -> Finding {
+    Finding::Refused {
+        kind: K::KIND,
+        name: name.to_string(),
+        message,
+    }
+}
+
+/// A refused apply: a change Kubernetes forbids on an existing object (with
+/// the kind's advice), or any other refusal in the API server's own words.
+fn classify<K: ChildKind>(name: &str, error: &kube::Error, existed: bool) -> Finding {
+    match error {
+        kube::Error::Api(s) if s.code == 422 && existed && forbids_in_place(&s.message) => {
+            let advice = K::in_place_advice(name)
+                .map(|a| format!(". {a}"))
+                .unwrap_or_default();
+            Finding::Rejected {
+                kind: K::KIND,
+                name: name.to_string(),
+                message: format!("{}{advice}", brief(error)),
+            }
+        }
+        _ => refused::<K>(name, brief(error)),
+    }
+}
+
+/// The API server's words for a field that cannot change once set.
+fn forbids_in_place(message: &str) -> bool {
+    message.contains("field is immutable") || message.contains("Forbidden: updates to")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_immutable_fields_read_as_a_forbidden_change() {
+        assert!(forbids_in_place(
+            "StatefulSet.apps \"s-postgres\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas' are forbidden"
+        ));
+        assert!(forbids_in_place(
+            "Deployment.apps \"s-web\" is invalid: spec.selector: Invalid value: ...: field is immutable"
+        ));
+        assert!(!forbids_in_place(
+            "StatefulSet.apps \"s-postgres\" is invalid: spec.volumeClaimTemplates[0].spec.storageClassName: Invalid value: \"Bad\""
+        ));
+    }
+}

@@ -1,0 +1,250 @@
+//! The child kinds, one declaration each: what the watch cache keeps of it,
+//! where the builders put it, and its hooks. [`KINDS`] is the apply order
+//! (pruning runs it backwards); watching, applying, pruning and waking stacks
+//! all loop over it, so adding a kind is its builder plus one declaration here.
+
+use std::fmt::Debug;
+use std::marker::PhantomData;
+
+use futures::future::BoxFuture;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::PartialObjectMeta;
+use kube::core::NamespaceResourceScope;
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use super::caches::{self, CacheMap, ChildEvents};
+use super::child_set::ChildSet;
+use super::handoff;
+use crate::build::Children;
+
+/// A child as the applier sends it: namespaced, serializable, and read back
+/// from the API server's answer.
+pub trait Child:
+    Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+    + k8s_openapi::Resource
+    + serde::Serialize
+    + DeserializeOwned
+    + Clone
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Child for K where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + k8s_openapi::Resource
+        + serde::Serialize
+        + DeserializeOwned
+        + Clone
+        + Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// What a watch cache can hold: a whole child or its metadata only.
+pub trait Cacheable:
+    Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+    + DeserializeOwned
+    + Clone
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<C> Cacheable for C where
+    C: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + DeserializeOwned
+        + Clone
+        + Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// One kind of child object.
+pub trait ChildKind: Child {
+    /// What the watch cache keeps: `Self` when the reconcile reads the
+    /// object's spec or status, [`Meta<Self>`] when names and owners suffice.
+    type Cached: Cacheable;
+
+    /// The built objects of this kind.
+    fn desired(children: &Children) -> &[Self];
+
+    /// Trims a watched copy before it is cached. managedFields are most of an
+    /// applied object's size and are dropped unless a hook needs them.
+    fn trim(cached: &mut Self::Cached) {
+        cached.managed_fields_mut().clear();
+    }
+
+    /// Runs before `desired` is sent (never when it is skipped as unchanged),
+    /// with the cached copy when there is one.
+    fn before_apply<'a>(
+        _client: &'a Client,
+        _desired: &'a Self,
+        _cached: Option<&'a Self::Cached>,
+    ) -> BoxFuture<'a, Result<(), kube::Error>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// What to do when the API server forbids changing an existing object of
+    /// this kind in place; `None` when nothing more than its message helps.
+    fn in_place_advice(_name: &str) -> Option<String> {
+        None
+    }
+}
+
+pub type Meta<K> = PartialObjectMeta<K>;
+
+impl ChildKind for Secret {
+    type Cached = Secret;
+    fn desired(children: &Children) -> &[Self] {
+        &children.secrets
+    }
+}
+
+impl ChildKind for Service {
+    type Cached = Meta<Service>;
+    fn desired(children: &Children) -> &[Self] {
+        &children.services
+    }
+}
+
+impl ChildKind for StatefulSet {
+    type Cached = StatefulSet;
+    fn desired(children: &Children) -> &[Self] {
+        &children.stateful_sets
+    }
+    fn in_place_advice(name: &str) -> Option<String> {
+        Some(format!(
+            "StatefulSet fields such as volumeClaimTemplates (storage size, class) cannot change in place: \
+             revert the change, or delete the StatefulSet with `kubectl delete statefulset {name} --cascade=orphan` \
+             to have it recreated (its PVCs and data are kept, but existing PVCs are not resized)"
+        ))
+    }
+}
+
+impl ChildKind for Deployment {
+    type Cached = Deployment;
+    fn desired(children: &Children) -> &[Self] {
+        &children.deployments
+    }
+    fn trim(cached: &mut Deployment) {
+        handoff::trim(cached);
+    }
+    fn before_apply<'a>(
+        client: &'a Client,
+        desired: &'a Self,
+        cached: Option<&'a Deployment>,
+    ) -> BoxFuture<'a, Result<(), kube::Error>> {
+        Box::pin(handoff::replicas_to_autoscaler(client, desired, cached))
+    }
+}
+
+impl ChildKind for HorizontalPodAutoscaler {
+    type Cached = Meta<HorizontalPodAutoscaler>;
+    fn desired(children: &Children) -> &[Self] {
+        &children.autoscalers
+    }
+}
+
+impl ChildKind for PodDisruptionBudget {
+    type Cached = Meta<PodDisruptionBudget>;
+    fn desired(children: &Children) -> &[Self] {
+        &children.disruption_budgets
+    }
+}
+
+/// Every kind, in apply order: credentials, then the Services and stores
+/// the components wait for, then the components and what scales and guards
+/// them. Pruning runs backwards, so nothing left running loses what it needs.
+pub static KINDS: [&(dyn Kind + Sync); 6] = [
+    &Declared::<Secret>(PhantomData),
+    &Declared::<Service>(PhantomData),
+    &Declared::<StatefulSet>(PhantomData),
+    &Declared::<Deployment>(PhantomData),
+    &Declared::<HorizontalPodAutoscaler>(PhantomData),
+    &Declared::<PodDisruptionBudget>(PhantomData),
+];
+
+/// A declared kind with its type erased, so that [`KINDS`] can list them.
+pub trait Kind {
+    #[cfg(test)]
+    fn name(&self) -> &'static str;
+    /// Starts its watch: fills `caches` and yields its objects' events.
+    fn watch(&self, client: &Client, namespace: Option<&str>, caches: &mut CacheMap)
+    -> ChildEvents;
+    /// Applies this kind's desired children.
+    fn apply<'a>(&self, set: &'a mut ChildSet<'_>, children: &'a Children) -> BoxFuture<'a, ()>;
+    /// Deletes this kind's children that were not applied.
+    fn prune<'a>(&self, set: &'a mut ChildSet<'_>) -> BoxFuture<'a, ()>;
+    /// A cache the controller's unit tests fill by hand.
+    #[cfg(test)]
+    fn cache_by_hand(&self, caches: &mut CacheMap) -> caches::fixture::Fill;
+}
+
+pub struct Declared<K>(PhantomData<fn() -> K>);
+
+impl<K: ChildKind> Kind for Declared<K> {
+    #[cfg(test)]
+    fn name(&self) -> &'static str {
+        K::KIND
+    }
+
+    fn watch(
+        &self,
+        client: &Client,
+        namespace: Option<&str>,
+        caches: &mut CacheMap,
+    ) -> ChildEvents {
+        caches::watch_kind::<K>(client, namespace, caches)
+    }
+
+    fn apply<'a>(&self, set: &'a mut ChildSet<'_>, children: &'a Children) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            for object in K::desired(children) {
+                set.add(object).await;
+            }
+        })
+    }
+
+    fn prune<'a>(&self, set: &'a mut ChildSet<'_>) -> BoxFuture<'a, ()> {
+        Box::pin(set.prune::<K>())
+    }
+
+    #[cfg(test)]
+    fn cache_by_hand(&self, caches: &mut CacheMap) -> caches::fixture::Fill {
+        caches::fixture::by_hand::<K>(caches)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn every_kind_is_declared_once() {
+        let names: BTreeSet<&str> = KINDS.iter().map(|k| k.name()).collect();
+        assert_eq!(names.len(), KINDS.len());
+    }
+
+    #[test]
+    fn stores_come_before_the_components_that_wait_for_them() {
+        let position = |kind: &str| KINDS.iter().position(|k| k.name() == kind);
+        assert!(position("Secret") < position("StatefulSet"));
+        assert!(position("Service") < position("Deployment"));
+        assert!(position("StatefulSet") < position("Deployment"));
+        assert!(position("Deployment") < position("HorizontalPodAutoscaler"));
+    }
+}
