@@ -1,1 +1,875 @@
+//! The controller against a mocked API: kube's Client over tower-test, as
+//! kube-rs/controller-rs does. Each test fills the watch caches with what the
+//! watches would have shown, scripts the API server's answers that matter to
+//! it, runs one reconcile and asserts on the requests it sent and on the
+//! status it wrote. No cluster is needed.
 
+use std::sync::{Arc, Mutex};
+
+use http::{Request, Response};
+use kube::client::Body;
+use kube::{Client, Resource};
+use serde_json::{Value, json};
+
+use super::caches::fixture::Filled;
+use super::context::Context;
+use super::pipeline::{self, Next};
+use crate::api::AppStack;
+use crate::error::Error;
+use crate::telemetry::Metrics;
+
+const NS: &str = "team-a";
+const UID: &str = "uid-shop";
+
+/// One request the controller sent.
+#[derive(Clone, Debug)]
+struct Call {
+    method: String,
+    path: String,
+    query: String,
+    body: Value,
+    /// What the mocked API server answered.
+    answer: Value,
+}
+
+impl Call {
+    fn is_write(&self) -> bool {
+        self.method != "GET"
+    }
+    fn is_event(&self) -> bool {
+        self.path.contains("/events")
+    }
+    /// `PATCH deployments/shop-web`, `POST secrets`, ...
+    fn short(&self) -> String {
+        let parts: Vec<&str> = self.path.split('/').collect();
+        let tail = match parts.iter().position(|p| *p == "namespaces") {
+            Some(i) => parts[i + 2..].join("/"),
+            None => self.path.clone(),
+        };
+        format!("{} {tail}", self.method)
+    }
+}
+
+/// An answer the test scripts: for requests whose method is `method` and
+/// whose path ends with `path`.
+struct Rule {
+    method: &'static str,
+    path: String,
+    code: u16,
+    body: Value,
+}
+
+#[derive(Default)]
+struct Server {
+    calls: Vec<Call>,
+    rules: Vec<Rule>,
+    version: u64,
+}
+
+struct Harness {
+    filled: Filled,
+    ctx: Arc<Context>,
+    server: Arc<Mutex<Server>>,
+    stack: AppStack,
+}
+
+fn status_body(code: u16, reason: &str, message: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+           "message": message, "reason": reason, "code": code})
+}
+
+impl Server {
+    fn answer(&mut self, call: &Call, stack: &Value) -> (u16, Value) {
+        if let Some(rule) = self
+            .rules
+            .iter()
+            .find(|r| r.method == call.method && call.path.ends_with(&r.path))
+        {
+            return (rule.code, rule.body.clone());
+        }
+        self.version += 1;
+        let version = self.version.to_string();
+        match call.method.as_str() {
+            "GET" => (404, status_body(404, "NotFound", "not found")),
+            "DELETE" => (
+                200,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+            ),
+            _ if call.path.ends_with("/status") => {
+                let mut answer = stack.clone();
+                answer["status"] = call.body["status"].clone();
+                (200, answer)
+            }
+            _ => {
+                let mut answer = call.body.clone();
+                answer["metadata"]["resourceVersion"] = version.into();
+                (if call.method == "POST" { 201 } else { 200 }, answer)
+            }
+        }
+    }
+}
+
+impl Harness {
+    fn new(spec: Value) -> Self {
+        let stack: AppStack = serde_json::from_value(json!({
+            "apiVersion": "appstack.dev/v1alpha1",
+            "kind": "AppStack",
+            "metadata": {"name": "shop", "namespace": NS, "uid": UID, "generation": 1},
+            "spec": spec,
+        }))
+        .expect("a valid AppStack");
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let server = Arc::new(Mutex::new(Server::default()));
+        let answering = server.clone();
+        let stack_json = serde_json::to_value(&stack).expect("serializable");
+        tokio::spawn(async move {
+            while let Some((request, send)) = handle.next_request().await {
+                let (parts, body) = request.into_parts();
+                let bytes = body.collect_bytes().await.unwrap_or_default();
+                let call = Call {
+                    method: parts.method.to_string(),
+                    path: parts.uri.path().to_string(),
+                    query: parts.uri.query().unwrap_or_default().to_string(),
+                    body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                    answer: Value::Null,
+                };
+                let (code, answer) = {
+                    let mut server = answering.lock().expect("server lock");
+                    let (code, answer) = server.answer(&call, &stack_json);
+                    server.calls.push(Call {
+                        answer: answer.clone(),
+                        ..call
+                    });
+                    (code, answer)
+                };
+                let response = Response::builder()
+                    .status(code)
+                    .header("content-type", "application/json")
+                    .body(Body::from(serde_json::to_vec(&answer).expect("json")))
+                    .expect("response");
+                send.send_response(response);
+            }
+        });
+        let client = Client::new(service, NS);
+        let filled = Filled::new();
+        let ctx = Arc::new(Context::new(
+            client,
+            filled.caches.clone(),
+            Arc::new(Metrics::default()),
+            Some("test".into()),
+        ));
+        Self {
+            filled,
+            ctx,
+            server,
+            stack,
+        }
+    }
+
+    /// The API server answers `method` requests on paths ending in `path`.
+    fn answer(&self, method: &'static str, path: &str, code: u16, body: Value) {
+        self.server.lock().expect("lock").rules.push(Rule {
+            method,
+            path: path.to_string(),
+            code,
+            body,
+        });
+    }
+
+    fn refuse(&self, method: &'static str, path: &str, code: u16, message: &str) {
+        self.answer(method, path, code, status_body(code, "Invalid", message));
+    }
+
+    async fn reconcile(&mut self) -> Result<Next, Error> {
+        let result = pipeline::reconcile(&self.stack, &self.ctx).await;
+        // The status the controller wrote is what the next reconcile sees.
+        if let Some(status) = self
+            .calls()
+            .iter()
+            .rev()
+            .find(|c| c.path.ends_with("/status"))
+        {
+            self.stack.status = serde_json::from_value(status.body["status"].clone()).ok();
+        }
+        result
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.server.lock().expect("lock").calls.clone()
+    }
+
+    fn clear(&self) {
+        self.server.lock().expect("lock").calls.clear();
+    }
+
+    /// Writes to children (events and status left out), as `METHOD kind/name`.
+    fn child_writes(&self) -> Vec<String> {
+        self.calls()
+            .iter()
+            .filter(|c| c.is_write() && !c.is_event() && !c.path.ends_with("/status"))
+            .map(Call::short)
+            .collect()
+    }
+
+    fn events(&self) -> Vec<Value> {
+        self.calls()
+            .iter()
+            .filter(|c| c.is_event() && c.method == "POST")
+            .map(|c| c.body.clone())
+            .collect()
+    }
+
+    /// Puts every object the controller applied or created into the caches,
+    /// as the API server answered it, the way the watches deliver them.
+    fn sync_caches(&mut self) {
+        let answers: Vec<Value> = self
+            .calls()
+            .into_iter()
+            .filter(|c| {
+                (c.method == "PATCH" || c.method == "POST")
+                    && !c.is_event()
+                    && !c.path.ends_with("/status")
+                    && c.answer["kind"].is_string()
+                    && c.answer["kind"] != "Status"
+            })
+            .map(|c| c.answer)
+            .collect();
+        for o in answers {
+            self.filled.put(&o);
+        }
+    }
+
+    fn condition(&self, type_: &str) -> (String, String, String) {
+        let c = self
+            .stack
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+            .unwrap_or_else(|| panic!("no {type_} condition"));
+        (c.status.clone(), c.reason.clone(), c.message.clone())
+    }
+}
+
+const SHOP: &str = r#"{
+  "components": [
+    {"name": "web", "image": "shop:1", "port": 8080, "autoscaling": {"minReplicas": 2, "maxReplicas": 4}},
+    {"name": "worker", "image": "shop:1", "port": 9000, "uses": ["postgres"]}
+  ],
+  "redis": {},
+  "postgres": {}
+}"#;
+
+const WEB_ONLY: &str = r#"{"components": [{"name": "web", "image": "shop:1", "port": 8080}]}"#;
+
+fn spec(text: &str) -> Value {
+    serde_json::from_str(text).expect("json")
+}
+
+/// A child of ours as the caches would show it.
+fn ours(kind: &str, api_version: &str, name: &str, version: &str) -> Value {
+    json!({
+        "apiVersion": api_version, "kind": kind,
+        "metadata": {
+            "name": name, "namespace": NS, "resourceVersion": version,
+            "labels": {"app.kubernetes.io/instance": "shop", "app.kubernetes.io/managed-by": "appstack-operator"},
+            "ownerReferences": [{"apiVersion": "appstack.dev/v1alpha1", "kind": "AppStack",
+                                 "name": "shop", "uid": UID, "controller": true}]
+        }
+    })
+}
+
+fn held_by_other(kind: &str, api_version: &str, name: &str) -> Value {
+    let mut o = ours(kind, api_version, name, "7");
+    o["metadata"]["ownerReferences"][0]["name"] = "other".into();
+    o["metadata"]["ownerReferences"][0]["uid"] = "uid-other".into();
+    o
+}
+
+#[tokio::test]
+async fn the_first_reconcile_creates_every_child_in_dependency_order() {
+    let mut h = Harness::new(spec(SHOP));
+    assert_eq!(h.reconcile().await.unwrap(), Next::Resync);
+    assert_eq!(
+        h.child_writes(),
+        [
+            "POST secrets",
+            "POST secrets",
+            "PATCH secrets/shop-redis",
+            "PATCH secrets/shop-postgres",
+            "PATCH services/shop-redis",
+            "PATCH services/shop-redis-headless",
+            "PATCH services/shop-postgres",
+            "PATCH services/shop-postgres-headless",
+            "PATCH services/shop-web",
+            "PATCH services/shop-worker",
+            "PATCH statefulsets/shop-redis",
+            "PATCH statefulsets/shop-postgres",
+            "PATCH deployments/shop-web",
+            "PATCH deployments/shop-worker",
+            "PATCH horizontalpodautoscalers/shop-web",
+            "PATCH poddisruptionbudgets/shop-web",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn every_apply_is_server_side_with_one_field_manager_and_force() {
+    let mut h = Harness::new(spec(WEB_ONLY));
+    h.reconcile().await.unwrap();
+    let patches: Vec<Call> = h
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "PATCH")
+        .collect();
+    assert!(!patches.is_empty());
+    for p in patches {
+        assert!(
+            p.query.contains("fieldManager=appstack-operator") && p.query.contains("force=true"),
+            "{} {}",
+            p.short(),
+            p.query
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_new_child_costs_one_metadata_read_and_a_cached_one_none() {
+    let mut h = Harness::new(spec(WEB_ONLY));
+    h.reconcile().await.unwrap();
+    let reads = |h: &Harness| {
+        h.calls()
+            .iter()
+            .filter(|c| c.method == "GET")
+            .map(Call::short)
+            .collect::<Vec<_>>()
+    };
+    let applied: Vec<String> = h
+        .child_writes()
+        .iter()
+        .map(|w| w.replacen("PATCH", "GET", 1))
+        .collect();
+    let mut sorted_reads = reads(&h);
+    sorted_reads.sort();
+    let mut sorted_applied = applied.clone();
+    sorted_applied.sort();
+    assert_eq!(
+        sorted_reads, sorted_applied,
+        "one metadata read per new child"
+    );
+    h.sync_caches();
+    h.clear();
+    h.reconcile().await.unwrap();
+    assert!(reads(&h).is_empty(), "{:?}", reads(&h));
+}
+
+#[tokio::test]
+async fn a_second_reconcile_writes_nothing() {
+    let mut h = Harness::new(spec(SHOP));
+    h.reconcile().await.unwrap();
+    // The watches deliver what was applied: the caches show every child at
+    // the resourceVersion the apply answered with.
+    h.sync_caches();
+    h.clear();
+    h.reconcile().await.unwrap();
+    assert!(h.child_writes().is_empty(), "children rewritten: {:?}", h.child_writes());
+    // The status may have moved once the caches showed the children; after
+    // that, nothing is written at all.
+    h.clear();
+    h.reconcile().await.unwrap();
+    let writes: Vec<String> = h
+        .calls()
+        .iter()
+        .filter(|c| c.is_write())
+        .map(Call::short)
+        .collect();
+    assert!(writes.is_empty(), "steady state wrote: {writes:?}");
+    assert!(h.ctx.metrics.applies_skipped.get() > 0);
+}
+
+#[tokio::test]
+async fn credentials_are_generated_once_and_then_only_read() {
+    let mut h = Harness::new(spec(SHOP));
+    h.reconcile().await.unwrap();
+    let created: Vec<Call> = h
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "POST" && c.path.ends_with("/secrets"))
+        .collect();
+    assert_eq!(created.len(), 2);
+    for c in &created {
+        let password = c.body["data"]["password"].as_str().unwrap_or_default();
+        assert!(password.len() > 40, "a long generated password: {password}");
+    }
+    assert!(
+        h.events()
+            .iter()
+            .any(|e| e["reason"] == "CredentialsGenerated"),
+        "an Event says the credentials were generated"
+    );
+    h.sync_caches();
+    h.clear();
+    h.reconcile().await.unwrap();
+    assert!(
+        !h.calls()
+            .iter()
+            .any(|c| c.method == "POST" && c.path.ends_with("/secrets")),
+        "no second Secret"
+    );
+}
+
+#[tokio::test]
+async fn a_child_another_stack_holds_is_reported_while_the_rest_is_applied() {
+    let mut h = Harness::new(spec(SHOP));
+    h.filled
+        .put(&held_by_other("Deployment", "apps/v1", "shop-worker"));
+    assert_eq!(h.reconcile().await.unwrap(), Next::Soon);
+    let writes = h.child_writes();
+    assert!(!writes.contains(&"PATCH deployments/shop-worker".to_string()));
+    assert!(writes.contains(&"PATCH deployments/shop-web".to_string()));
+    assert!(writes.contains(&"PATCH poddisruptionbudgets/shop-web".to_string()));
+    let (status, reason, message) = h.condition("Degraded");
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "NameConflict"));
+    assert!(
+        message.contains("Deployment shop-worker belongs to AppStack other"),
+        "{message}"
+    );
+    assert_eq!(h.condition("Ready").0, "False");
+    assert!(
+        h.events()
+            .iter()
+            .any(|e| e["reason"] == "NameConflict" && e["type"] == "Warning")
+    );
+}
+
+#[tokio::test]
+async fn a_stack_waiting_for_a_name_is_woken_when_it_is_freed() {
+    let mut h = Harness::new(spec(WEB_ONLY));
+    h.filled.put(&held_by_other("Service", "v1", "shop-web"));
+    h.reconcile().await.unwrap();
+    let freed = super::caches::Touched {
+        namespace: NS.into(),
+        name: "shop-web".into(),
+        controller: Some("other".into()),
+    };
+    let woken: Vec<String> = h
+        .ctx
+        .waiting
+        .stacks_to_wake(&freed)
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(woken, ["other", "shop"]);
+}
+
+#[tokio::test]
+async fn an_object_made_by_hand_is_never_adopted() {
+    let mut h = Harness::new(spec(WEB_ONLY));
+    h.answer(
+        "GET",
+        "/services/shop-web",
+        200,
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "shop-web", "namespace": NS}}),
+    );
+    h.reconcile().await.unwrap();
+    assert!(
+        !h.child_writes()
+            .contains(&"PATCH services/shop-web".to_string())
+    );
+    assert!(
+        h.child_writes()
+            .contains(&"PATCH deployments/shop-web".to_string())
+    );
+    let (_, reason, message) = h.condition("Degraded");
+    assert_eq!(reason, "NameConflict");
+    assert!(message.contains("was not created by AppStack"), "{message}");
+}
+
+#[tokio::test]
+async fn a_secret_name_held_by_someone_else_stops_everything() {
+    let mut h = Harness::new(spec(SHOP));
+    h.answer(
+        "GET",
+        "/secrets/shop-redis",
+        200,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "shop-redis", "namespace": NS},
+               "data": {"password": "c2VjcmV0"}}),
+    );
+    assert_eq!(h.reconcile().await.unwrap(), Next::Soon);
+    assert!(h.child_writes().is_empty(), "{:?}", h.child_writes());
+    let (_, reason, message) = h.condition("Degraded");
+    assert_eq!(reason, "NameConflict");
+    assert!(message.contains("Secret shop-redis"), "{message}");
+}
+
+#[tokio::test]
+async fn a_refused_deployment_does_not_stop_the_others_or_the_prune() {
+    let mut h = Harness::new(spec(SHOP));
+    h.refuse(
+        "PATCH",
+        "/deployments/shop-web",
+        422,
+        "Deployment.apps \"shop-web\" is invalid: spec.template.spec.containers[0].env[0].valueFrom.fieldRef.fieldPath: Unsupported value: \"spec.nope\"",
+    );
+    h.filled
+        .put(&ours("Deployment", "apps/v1", "shop-old", "3"));
+    assert_eq!(h.reconcile().await.unwrap(), Next::Backoff);
+    let writes = h.child_writes();
+    for expected in [
+        "PATCH deployments/shop-worker",
+        "PATCH horizontalpodautoscalers/shop-web",
+        "PATCH poddisruptionbudgets/shop-web",
+        "DELETE deployments/shop-old",
+    ] {
+        assert!(
+            writes.contains(&expected.to_string()),
+            "{expected} missing from {writes:?}"
+        );
+    }
+    let (status, reason, message) = h.condition("Degraded");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "ReconcileFailed")
+    );
+    assert!(
+        message.contains("Deployment shop-web") && message.contains("fieldPath"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn each_refusal_is_reported_with_its_own_cause() {
+    let mut h = Harness::new(spec(SHOP));
+    h.refuse("PATCH", "/deployments/shop-web", 422, "web is bad");
+    h.refuse(
+        "PATCH",
+        "/deployments/shop-worker",
+        403,
+        "exceeded quota: pods",
+    );
+    h.reconcile().await.unwrap();
+    let (_, reason, message) = h.condition("Degraded");
+    assert_eq!(reason, "ReconcileFailed");
+    assert!(
+        message.contains("Deployment shop-web: web is bad (422)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Deployment shop-worker: exceeded quota: pods (403)"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_forbidden_change_to_an_existing_store_is_change_rejected_with_advice() {
+    let mut h = Harness::new(spec(SHOP));
+    h.filled
+        .put(&ours("StatefulSet", "apps/v1", "shop-postgres", "5"));
+    h.refuse(
+        "PATCH",
+        "/statefulsets/shop-postgres",
+        422,
+        "StatefulSet.apps \"shop-postgres\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas' are forbidden",
+    );
+    assert_eq!(h.reconcile().await.unwrap(), Next::Resync);
+    let (_, reason, message) = h.condition("Degraded");
+    assert_eq!(reason, "ChangeRejected");
+    assert!(message.contains("--cascade=orphan"), "{message}");
+    assert!(
+        h.child_writes()
+            .contains(&"PATCH deployments/shop-web".to_string())
+    );
+}
+
+#[tokio::test]
+async fn a_new_store_the_api_server_refuses_is_not_a_forbidden_change() {
+    let mut h = Harness::new(spec(SHOP));
+    h.refuse(
+        "PATCH",
+        "/statefulsets/shop-redis",
+        422,
+        "StatefulSet.apps \"shop-redis\" is invalid: spec.volumeClaimTemplates[0].spec.storageClassName: Invalid value: \"Fast_SSD\"",
+    );
+    h.reconcile().await.unwrap();
+    let (_, reason, message) = h.condition("Degraded");
+    assert_eq!(reason, "ReconcileFailed");
+    assert!(message.contains("storageClassName"), "{message}");
+    assert!(!message.contains("--cascade=orphan"), "{message}");
+}
+
+#[tokio::test]
+async fn prune_deletes_only_this_stacks_orphans() {
+    let mut h = Harness::new(spec(WEB_ONLY));
+    h.filled
+        .put(&ours("Deployment", "apps/v1", "shop-old", "3"));
+    h.filled.put(&ours("Service", "v1", "shop-old", "4"));
+    // Another stack's child, and one that only carries our labels.
+    h.filled
+        .put(&held_by_other("Deployment", "apps/v1", "shop-b-old"));
+    let mut labelled = ours("Deployment", "apps/v1", "shop-lookalike", "5");
+    labelled["metadata"]["ownerReferences"] = json!([]);
+    h.filled.put(&labelled);
+    h.reconcile().await.unwrap();
+    let deletes: Vec<String> = h
+        .child_writes()
+        .into_iter()
+        .filter(|w| w.starts_with("DELETE"))
+        .collect();
+    assert_eq!(
+        deletes,
+        ["DELETE deployments/shop-old", "DELETE services/shop-old"]
+    );
+    assert!(h.events().iter().any(|e| e["reason"] == "Deleted"));
+}
+
+#[tokio::test]
+async fn a_removed_store_goes_after_the_components_and_its_secret_last() {
+    let mut h = Harness::new(spec(WEB_ONLY));
+    h.filled.put(&ours("Secret", "v1", "shop-redis", "1"));
+    h.filled.put(&ours("Service", "v1", "shop-redis", "2"));
+    h.filled
+        .put(&ours("StatefulSet", "apps/v1", "shop-redis", "3"));
+    h.filled
+        .put(&ours("Deployment", "apps/v1", "shop-worker", "4"));
+    h.reconcile().await.unwrap();
+    let deletes: Vec<String> = h
+        .child_writes()
+        .into_iter()
+        .filter(|w| w.starts_with("DELETE"))
+        .collect();
+    assert_eq!(
+        deletes,
+        [
+            "DELETE deployments/shop-worker",
+            "DELETE statefulsets/shop-redis",
+            "DELETE services/shop-redis",
+            "DELETE secrets/shop-redis",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_delete_is_reported_and_the_rest_still_pruned() {
+    let mut h = Harness::new(spec(WEB_ONLY));
+    h.filled
+        .put(&ours("Deployment", "apps/v1", "shop-old", "3"));
+    h.filled.put(&ours("Service", "v1", "shop-old", "4"));
+    h.refuse(
+        "DELETE",
+        "/deployments/shop-old",
+        403,
+        "forbidden by policy",
+    );
+    assert_eq!(h.reconcile().await.unwrap(), Next::Backoff);
+    assert!(
+        h.child_writes()
+            .contains(&"DELETE services/shop-old".to_string())
+    );
+    let (_, reason, message) = h.condition("Degraded");
+    assert_eq!(reason, "ReconcileFailed");
+    assert!(
+        message.contains("deleting it: forbidden by policy"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_spec_applies_and_prunes_nothing() {
+    let mut h = Harness::new(spec(
+        r#"{"components": [{"name": "web", "image": "i", "port": 1}, {"name": "web", "image": "i", "port": 2}]}"#,
+    ));
+    h.filled
+        .put(&ours("Deployment", "apps/v1", "shop-web", "3"));
+    h.reconcile().await.unwrap();
+    assert!(h.child_writes().is_empty(), "{:?}", h.child_writes());
+    let (status, reason, message) = h.condition("Degraded");
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "InvalidSpec"));
+    assert!(message.starts_with("spec.components[1].name"), "{message}");
+}
+
+#[tokio::test]
+async fn status_reports_the_observed_generation_on_every_condition() {
+    let mut h = Harness::new(spec(WEB_ONLY));
+    h.stack.metadata.generation = Some(3);
+    h.reconcile().await.unwrap();
+    let status = h.stack.status.clone().expect("status written");
+    assert_eq!(status.observed_generation, Some(3));
+    assert!(
+        status
+            .conditions
+            .iter()
+            .all(|c| c.observed_generation == Some(3))
+    );
+    assert_eq!(h.condition("Ready").1, "NotReady");
+    assert_eq!(h.condition("Progressing").0, "True");
+}
+
+#[tokio::test]
+async fn status_turns_ready_when_the_children_are() {
+    let mut h = Harness::new(spec(
+        r#"{"components": [{"name": "web", "image": "i", "port": 1, "replicas": 2}], "redis": {}}"#,
+    ));
+    h.reconcile().await.unwrap();
+    let mut web = ours("Deployment", "apps/v1", "shop-web", "9");
+    web["metadata"]["generation"] = 1.into();
+    web["spec"] = json!({"replicas": 2, "selector": {}, "template": {}});
+    web["status"] = json!({"observedGeneration": 1, "replicas": 2, "readyReplicas": 2, "updatedReplicas": 2, "availableReplicas": 2});
+    let mut redis = ours("StatefulSet", "apps/v1", "shop-redis", "9");
+    redis["metadata"]["generation"] = 1.into();
+    redis["spec"] = json!({"replicas": 1, "selector": {}, "template": {}, "serviceName": "x"});
+    redis["status"] = json!({"observedGeneration": 1, "replicas": 1, "readyReplicas": 1, "currentRevision": "a", "updateRevision": "a"});
+    h.filled.put(&web);
+    h.filled.put(&redis);
+    h.reconcile().await.unwrap();
+    let (status, reason, _) = h.condition("Ready");
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "AllReady"));
+    let s = h.stack.status.clone().unwrap();
+    assert_eq!(s.components_ready.as_deref(), Some("1/1"));
+    assert!(s.redis.is_some_and(|r| r.ready));
+}
+
+#[tokio::test]
+async fn a_condition_keeps_its_transition_time_while_its_status_holds() {
+    let mut h = Harness::new(spec(WEB_ONLY));
+    h.reconcile().await.unwrap();
+    let first = h.stack.status.clone().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    h.clear();
+    h.reconcile().await.unwrap();
+    let second = h.stack.status.clone().unwrap();
+    assert_eq!(first.conditions, second.conditions);
+    assert!(
+        !h.calls().iter().any(|c| c.path.ends_with("/status")),
+        "an unchanged status is not written again"
+    );
+}
+
+#[tokio::test]
+async fn a_warning_event_is_published_once_per_problem() {
+    let mut h = Harness::new(spec(WEB_ONLY));
+    h.filled
+        .put(&held_by_other("Deployment", "apps/v1", "shop-web"));
+    h.reconcile().await.unwrap();
+    assert_eq!(
+        h.events().iter().filter(|e| e["type"] == "Warning").count(),
+        1
+    );
+    h.clear();
+    h.reconcile().await.unwrap();
+    assert_eq!(
+        h.events().iter().filter(|e| e["type"] == "Warning").count(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_child_someone_edited_is_applied_again() {
+    let mut h = Harness::new(spec(WEB_ONLY));
+    h.reconcile().await.unwrap();
+    h.sync_caches();
+    h.clear();
+    // A user's edit moves the resourceVersion the watch shows.
+    h.filled
+        .put(&ours("Deployment", "apps/v1", "shop-web", "99999"));
+    h.reconcile().await.unwrap();
+    assert_eq!(h.child_writes(), ["PATCH deployments/shop-web"]);
+}
+
+#[tokio::test]
+async fn a_child_deleted_by_someone_is_recreated() {
+    let mut h = Harness::new(spec(WEB_ONLY));
+    h.reconcile().await.unwrap();
+    h.sync_caches();
+    h.clear();
+    h.filled.remove(&ours("Service", "v1", "shop-web", "0"));
+    h.reconcile().await.unwrap();
+    assert_eq!(h.child_writes(), ["PATCH services/shop-web"]);
+}
+
+#[tokio::test]
+async fn a_stack_being_deleted_is_left_to_the_garbage_collector() {
+    let mut h = Harness::new(spec(WEB_ONLY));
+    h.stack.metadata.deletion_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
+    );
+    h.filled
+        .put(&ours("Deployment", "apps/v1", "shop-old", "3"));
+    assert_eq!(h.reconcile().await.unwrap(), Next::Resync);
+    assert!(h.calls().is_empty(), "{:?}", h.calls());
+}
+
+#[tokio::test]
+async fn an_unreachable_api_server_fails_the_reconcile() {
+    let mut h = Harness::new(spec(SHOP));
+    h.answer(
+        "GET",
+        "/secrets/shop-redis",
+        500,
+        status_body(500, "InternalError", "etcd is down"),
+    );
+    let error = h.reconcile().await.unwrap_err();
+    assert_eq!(error.metric_label(), "Read");
+    assert!(error.to_string().contains("etcd is down"), "{error}");
+}
+
+#[tokio::test]
+async fn autoscaling_hands_the_replica_count_over_before_releasing_it() {
+    let mut h = Harness::new(spec(SHOP));
+    let mut web = ours("Deployment", "apps/v1", "shop-web", "4");
+    web["spec"] = json!({"replicas": 4, "selector": {}, "template": {}});
+    web["metadata"]["managedFields"] = json!([{
+        "manager": "appstack-operator", "operation": "Apply", "apiVersion": "apps/v1",
+        "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {}}}
+    }]);
+    h.filled.put(&web);
+    h.reconcile().await.unwrap();
+    let patches: Vec<Call> = h
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "PATCH" && c.path.ends_with("/deployments/shop-web"))
+        .collect();
+    assert_eq!(patches.len(), 2, "hand-off, then our apply");
+    assert!(
+        patches[0]
+            .query
+            .contains("fieldManager=appstack-replicas-handoff")
+    );
+    assert_eq!(patches[0].body["spec"]["replicas"], 4);
+    assert!(patches[1].body["spec"].get("replicas").is_none());
+}
+
+#[tokio::test]
+async fn no_hand_off_once_our_manager_released_the_count() {
+    let mut h = Harness::new(spec(SHOP));
+    let mut web = ours("Deployment", "apps/v1", "shop-web", "4");
+    web["spec"] = json!({"replicas": 4, "selector": {}, "template": {}});
+    h.filled.put(&web);
+    h.reconcile().await.unwrap();
+    assert!(
+        !h.calls()
+            .iter()
+            .any(|c| c.query.contains("appstack-replicas-handoff"))
+    );
+}
+
+#[tokio::test]
+async fn the_memo_forgets_a_deleted_stack() {
+    let mut h = Harness::new(spec(WEB_ONLY));
+    h.reconcile().await.unwrap();
+    assert!(h.ctx.memo.len() > 0);
+    h.ctx.forget_stack(NS, "shop");
+    assert_eq!(h.ctx.memo.len(), 0);
+}
+
+#[tokio::test]
+async fn status_uses_the_stacks_kind_and_the_status_subresource() {
+    let mut h = Harness::new(spec(WEB_ONLY));
+    h.reconcile().await.unwrap();
+    let status = h
+        .calls()
+        .into_iter()
+        .find(|c| c.path.ends_with("/status"))
+        .expect("a status write");
+    assert_eq!(status.method, "PATCH");
+    assert_eq!(status.body["kind"], AppStack::kind(&()).as_ref());
+    assert!(status.query.contains("fieldManager=appstack-operator"));
+}
