@@ -8,7 +8,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt};
-use tokio::time::{Instant, sleep};
+use tokio::time::{Instant, sleep, timeout};
 use tracing::{info, warn};
 
 #[derive(Clone, Debug)]
@@ -20,6 +20,9 @@ pub struct LeaseConfig {
     pub duration: Duration,
     /// How often the holder renews and candidates retry.
     pub retry: Duration,
+    /// How long one renewal may take: a request that hangs must not keep
+    /// this replica reconciling after another one may have taken over.
+    pub renew_deadline: Duration,
 }
 
 impl LeaseConfig {
@@ -30,6 +33,7 @@ impl LeaseConfig {
             identity,
             duration: Duration::from_secs(15),
             retry: Duration::from_secs(2),
+            renew_deadline: Duration::from_secs(4),
         }
     }
 }
@@ -76,21 +80,28 @@ impl Elector {
     }
 
     /// Renews the lease until renewal fails for longer than the lease lasts;
-    /// returns the error then, and the caller must stop reconciling.
+    /// returns the error then, and the caller must stop reconciling at once.
+    /// Each renewal has a deadline, so a hanging request cannot keep this
+    /// replica going past the moment another may take over.
     pub async fn hold(&mut self) -> LeaseError {
         let mut last_renewed = Instant::now();
         loop {
             sleep(self.config.retry).await;
-            match self.try_acquire_or_renew().await {
-                Ok(true) => last_renewed = Instant::now(),
-                Ok(false) => return LeaseError::Lost(self.config.name.clone()),
-                Err(error) => {
-                    warn!(%error, "could not renew the lease");
-                    // Stop before another replica may take over.
-                    if last_renewed.elapsed() + self.config.retry >= self.config.duration {
-                        return LeaseError::Lost(self.config.name.clone());
-                    }
-                }
+            let renewal = timeout(self.config.renew_deadline, self.try_acquire_or_renew()).await;
+            match renewal {
+                Ok(Ok(true)) => last_renewed = Instant::now(),
+                Ok(Ok(false)) => return LeaseError::Lost(self.config.name.clone()),
+                Ok(Err(error)) => warn!(%error, "could not renew the lease"),
+                Err(_) => warn!(
+                    deadline = ?self.config.renew_deadline,
+                    "renewing the lease took too long"
+                ),
+            }
+            // Stop before another replica may take over: the next attempt
+            // (a retry plus its deadline away) could come too late.
+            let next_attempt = self.config.retry + self.config.renew_deadline;
+            if last_renewed.elapsed() + next_attempt >= self.config.duration {
+                return LeaseError::Lost(self.config.name.clone());
             }
         }
     }
@@ -186,5 +197,181 @@ impl Elector {
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{Request, Response};
+    use kube::client::Body;
+    use serde_json::{Value, json};
+    use std::sync::{Arc, Mutex};
+
+    /// The lease as the mocked API server keeps it; `hang` makes every
+    /// request after the first `answered` ones go unanswered.
+    #[derive(Default)]
+    struct Server {
+        lease: Option<Value>,
+        version: u64,
+        requests: usize,
+        hang_after: Option<usize>,
+        conflict_on_replace: bool,
+    }
+
+    fn elector(server: Arc<Mutex<Server>>, identity: &str) -> Elector {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        tokio::spawn(async move {
+            while let Some((request, send)) = handle.next_request().await {
+                let method = request.method().clone();
+                let bytes = request
+                    .into_body()
+                    .collect_bytes()
+                    .await
+                    .unwrap_or_default();
+                let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                let (code, answer) = {
+                    let mut s = server.lock().expect("lock");
+                    s.requests += 1;
+                    if s.hang_after.is_some_and(|n| s.requests > n) {
+                        // Keep the responder alive and never answer.
+                        std::mem::forget(send);
+                        continue;
+                    }
+                    s.version += 1;
+                    let version = s.version.to_string();
+                    let not_found = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404, "reason": "NotFound", "message": "not found"});
+                    let conflict = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 409, "reason": "Conflict", "message": "the object has been modified"});
+                    match method.as_str() {
+                        "GET" => match &s.lease {
+                            Some(l) => (200, l.clone()),
+                            None => (404, not_found),
+                        },
+                        "PUT" if s.conflict_on_replace => (409, conflict),
+                        _ => {
+                            let mut l = body;
+                            l["metadata"]["resourceVersion"] = version.into();
+                            s.lease = Some(l.clone());
+                            (if method == "POST" { 201 } else { 200 }, l)
+                        }
+                    }
+                };
+                let response = Response::builder()
+                    .status(code)
+                    .body(Body::from(serde_json::to_vec(&answer).expect("json")))
+                    .expect("response");
+                send.send_response(response);
+            }
+        });
+        let client = Client::new(service, "ops");
+        Elector::new(
+            client,
+            LeaseConfig::new("appstack".into(), "ops".into(), identity.into()),
+        )
+    }
+
+    fn held_by(holder: &str) -> Value {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+               "metadata": {"name": "appstack", "namespace": "ops", "resourceVersion": "1"},
+               "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15}})
+    }
+
+    fn holder(server: &Arc<Mutex<Server>>) -> Option<String> {
+        let s = server.lock().expect("lock");
+        s.lease
+            .as_ref()
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(String::from))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_missing_lease_is_created_and_held() {
+        let server = Arc::new(Mutex::new(Server::default()));
+        let mut e = elector(server.clone(), "a");
+        assert!(e.try_acquire_or_renew().await.unwrap());
+        assert_eq!(holder(&server).as_deref(), Some("a"));
+        assert!(
+            e.try_acquire_or_renew().await.unwrap(),
+            "renewing its own lease"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_another_replica_renews_is_not_taken() {
+        let server = Arc::new(Mutex::new(Server {
+            lease: Some(held_by("b")),
+            ..Server::default()
+        }));
+        let mut e = elector(server.clone(), "a");
+        assert!(!e.try_acquire_or_renew().await.unwrap());
+        for _ in 0..10 {
+            sleep(Duration::from_secs(5)).await;
+            // The holder renews: the resourceVersion moves.
+            {
+                let mut s = server.lock().expect("lock");
+                s.version += 1;
+                let v = s.version.to_string();
+                if let Some(l) = s.lease.as_mut() {
+                    l["metadata"]["resourceVersion"] = v.into();
+                }
+            }
+            assert!(!e.try_acquire_or_renew().await.unwrap());
+        }
+        assert_eq!(holder(&server).as_deref(), Some("b"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_nobody_renews_is_taken_over_after_its_duration() {
+        let server = Arc::new(Mutex::new(Server {
+            lease: Some(held_by("b")),
+            ..Server::default()
+        }));
+        let mut e = elector(server.clone(), "a");
+        assert!(!e.try_acquire_or_renew().await.unwrap());
+        sleep(Duration::from_secs(10)).await;
+        assert!(!e.try_acquire_or_renew().await.unwrap(), "not yet expired");
+        sleep(Duration::from_secs(6)).await;
+        assert!(e.try_acquire_or_renew().await.unwrap());
+        assert_eq!(holder(&server).as_deref(), Some("a"));
+        let s = server.lock().expect("lock");
+        assert_eq!(s.lease.as_ref().unwrap()["spec"]["leaseTransitions"], 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_race_lost_on_the_resource_version_is_not_leadership() {
+        let server = Arc::new(Mutex::new(Server {
+            lease: Some(held_by("")),
+            conflict_on_replace: true,
+            ..Server::default()
+        }));
+        let mut e = elector(server, "a");
+        assert!(!e.try_acquire_or_renew().await.unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_that_hangs_gives_the_lease_up_before_it_expires() {
+        let server = Arc::new(Mutex::new(Server::default()));
+        let mut e = elector(server.clone(), "a");
+        assert!(e.try_acquire_or_renew().await.unwrap());
+        let acquired = Instant::now();
+        server.lock().expect("lock").hang_after = Some(2);
+        let LeaseError::Lost(_) = e.hold().await;
+        // Another replica may take over once the lease's duration has passed
+        // since the last renewal: this one must have stopped before.
+        assert!(
+            acquired.elapsed() < e.config.duration,
+            "stopped after {:?}",
+            acquired.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn losing_the_lease_to_another_holder_ends_hold_at_once() {
+        let server = Arc::new(Mutex::new(Server::default()));
+        let mut e = elector(server.clone(), "a");
+        assert!(e.try_acquire_or_renew().await.unwrap());
+        server.lock().expect("lock").lease = Some(held_by("b"));
+        let started = Instant::now();
+        let LeaseError::Lost(_) = e.hold().await;
+        assert!(started.elapsed() <= e.config.retry + Duration::from_millis(10));
     }
 }

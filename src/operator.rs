@@ -84,16 +84,17 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     metrics.leader.set(1);
     info!(namespaces = ?config.namespaces, concurrency = config.concurrency, "starting controllers");
 
-    let lost = Arc::new(AtomicBool::new(false));
+    // Set when the lease is lost: reconciles in flight are then cancelled,
+    // not finished, since another replica may already be writing.
+    let (lost_tx, lost_rx) = watch::channel(false);
     let holder = elector.map(|mut e| {
         let stop_tx = stop_tx.clone();
-        let lost = lost.clone();
         let mut stop_rx = stop_rx.clone();
         tokio::spawn(async move {
             tokio::select! {
                 error = e.hold() => {
-                    warn!(%error, "stopping: leadership lost");
-                    lost.store(true, Ordering::Relaxed);
+                    warn!(%error, "stopping at once: leadership lost");
+                    let _ = lost_tx.send(true);
                     let _ = stop_tx.send(true);
                 }
                 _ = stop_rx.changed() => {}
@@ -114,6 +115,11 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     });
     tokio::select! {
         _ = join_all(controllers) => {}
+        // Dropping the controllers' futures cancels their reconciles.
+        _ = wait_lost(lost_rx.clone()) => {
+            metrics.leader.set(0);
+            return Err(crate::leader::LeaseError::Lost(config.lease_name).into());
+        }
         result = server => {
             let error = match result {
                 Ok(Err(e)) => e,
@@ -126,7 +132,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     if let Some(holder) = holder
         && let Ok(mut e) = holder.await
     {
-        if lost.load(Ordering::Relaxed) {
+        if *lost_rx.borrow() {
             return Err(crate::leader::LeaseError::Lost(config.lease_name).into());
         }
         e.release().await;
@@ -158,6 +164,15 @@ async fn signal_stop(stop: watch::Sender<bool>) {
     let _ = ctrl_c.await;
     info!("shutting down");
     let _ = stop.send(true);
+}
+
+/// Resolves when the lease is lost; never without leader election.
+async fn wait_lost(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 async fn wait_stop(mut rx: watch::Receiver<bool>) {

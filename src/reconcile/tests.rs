@@ -371,7 +371,11 @@ async fn a_second_reconcile_writes_nothing() {
     h.sync_caches();
     h.clear();
     h.reconcile().await.unwrap();
-    assert!(h.child_writes().is_empty(), "children rewritten: {:?}", h.child_writes());
+    assert!(
+        h.child_writes().is_empty(),
+        "children rewritten: {:?}",
+        h.child_writes()
+    );
     // The status may have moved once the caches showed the children; after
     // that, nothing is written at all.
     h.clear();
