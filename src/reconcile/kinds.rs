@@ -21,34 +21,6 @@ use super::child_set::ChildSet;
 use super::handoff;
 use crate::build::Children;
 
-/// A child as the applier sends it: namespaced, serializable, and read back
-/// from the API server's answer.
-pub trait Child:
-    Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-    + k8s_openapi::Resource
-    + serde::Serialize
-    + DeserializeOwned
-    + Clone
-    + Debug
-    + Send
-    + Sync
-    + 'static
-{
-}
-
-impl<K> Child for K where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + k8s_openapi::Resource
-        + serde::Serialize
-        + DeserializeOwned
-        + Clone
-        + Debug
-        + Send
-        + Sync
-        + 'static
-{
-}
-
 /// What a watch cache can hold: a whole child or its metadata only.
 pub trait Cacheable:
     Resource<Scope = NamespaceResourceScope, DynamicType = ()>
@@ -71,6 +43,12 @@ impl<C> Cacheable for C where
         + 'static
 {
 }
+
+/// A child as the applier sends it: cacheable, with a static kind name,
+/// and serializable.
+pub trait Child: Cacheable + k8s_openapi::Resource + serde::Serialize {}
+
+impl<K: Cacheable + k8s_openapi::Resource + serde::Serialize> Child for K {}
 
 /// One kind of child object.
 pub trait ChildKind: Child {

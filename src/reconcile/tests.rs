@@ -219,6 +219,11 @@ impl Harness {
             .collect()
     }
 
+    /// Whether the controller sent this write, e.g. `PATCH services/shop-web`.
+    fn wrote(&self, write: &str) -> bool {
+        self.child_writes().iter().any(|w| w == write)
+    }
+
     /// Puts every object the controller applied or created into the caches,
     /// as the API server answered it, the way the watches deliver them.
     fn sync_caches(&mut self) {
@@ -237,6 +242,17 @@ impl Harness {
         for o in answers {
             self.filled.put(&o);
         }
+    }
+
+    /// The Degraded condition's message, once it says True for `reason`.
+    fn degraded(&self, reason: &str) -> String {
+        let (status, actual, message) = self.condition("Degraded");
+        assert_eq!(
+            (status.as_str(), actual.as_str()),
+            ("True", reason),
+            "{message}"
+        );
+        message
     }
 
     fn condition(&self, type_: &str) -> (String, String, String) {
@@ -475,16 +491,9 @@ async fn an_object_made_by_hand_is_never_adopted() {
         json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "shop-web", "namespace": NS}}),
     );
     h.reconcile().await.unwrap();
-    assert!(
-        !h.child_writes()
-            .contains(&"PATCH services/shop-web".to_string())
-    );
-    assert!(
-        h.child_writes()
-            .contains(&"PATCH deployments/shop-web".to_string())
-    );
-    let (_, reason, message) = h.condition("Degraded");
-    assert_eq!(reason, "NameConflict");
+    assert!(!h.wrote("PATCH services/shop-web"));
+    assert!(h.wrote("PATCH deployments/shop-web"));
+    let message = h.degraded("NameConflict");
     assert!(message.contains("was not created by AppStack"), "{message}");
 }
 
@@ -500,8 +509,7 @@ async fn a_secret_name_held_by_someone_else_stops_everything() {
     );
     assert_eq!(h.reconcile().await.unwrap(), Next::Soon);
     assert!(h.child_writes().is_empty(), "{:?}", h.child_writes());
-    let (_, reason, message) = h.condition("Degraded");
-    assert_eq!(reason, "NameConflict");
+    let message = h.degraded("NameConflict");
     assert!(message.contains("Secret shop-redis"), "{message}");
 }
 
@@ -551,8 +559,7 @@ async fn each_refusal_is_reported_with_its_own_cause() {
         "exceeded quota: pods",
     );
     h.reconcile().await.unwrap();
-    let (_, reason, message) = h.condition("Degraded");
-    assert_eq!(reason, "ReconcileFailed");
+    let message = h.degraded("ReconcileFailed");
     assert!(
         message.contains("Deployment shop-web: web is bad (422)"),
         "{message}"
@@ -575,13 +582,9 @@ async fn a_forbidden_change_to_an_existing_store_is_change_rejected_with_advice(
         "StatefulSet.apps \"shop-postgres\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas' are forbidden",
     );
     assert_eq!(h.reconcile().await.unwrap(), Next::Resync);
-    let (_, reason, message) = h.condition("Degraded");
-    assert_eq!(reason, "ChangeRejected");
+    let message = h.degraded("ChangeRejected");
     assert!(message.contains("--cascade=orphan"), "{message}");
-    assert!(
-        h.child_writes()
-            .contains(&"PATCH deployments/shop-web".to_string())
-    );
+    assert!(h.wrote("PATCH deployments/shop-web"));
 }
 
 #[tokio::test]
@@ -594,8 +597,7 @@ async fn a_new_store_the_api_server_refuses_is_not_a_forbidden_change() {
         "StatefulSet.apps \"shop-redis\" is invalid: spec.volumeClaimTemplates[0].spec.storageClassName: Invalid value: \"Fast_SSD\"",
     );
     h.reconcile().await.unwrap();
-    let (_, reason, message) = h.condition("Degraded");
-    assert_eq!(reason, "ReconcileFailed");
+    let message = h.degraded("ReconcileFailed");
     assert!(message.contains("storageClassName"), "{message}");
     assert!(!message.contains("--cascade=orphan"), "{message}");
 }
@@ -664,12 +666,8 @@ async fn a_failed_delete_is_reported_and_the_rest_still_pruned() {
         "forbidden by policy",
     );
     assert_eq!(h.reconcile().await.unwrap(), Next::Backoff);
-    assert!(
-        h.child_writes()
-            .contains(&"DELETE services/shop-old".to_string())
-    );
-    let (_, reason, message) = h.condition("Degraded");
-    assert_eq!(reason, "ReconcileFailed");
+    assert!(h.wrote("DELETE services/shop-old"));
+    let message = h.degraded("ReconcileFailed");
     assert!(
         message.contains("deleting it: forbidden by policy"),
         "{message}"
