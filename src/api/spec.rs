@@ -72,8 +72,10 @@ pub struct Component {
     /// Name of the component, unique in the stack: a DNS-1123 label (lower-case
     /// letters, digits and '-', starting with a letter). Children are named
     /// <stack>-<name>. redis, postgres, redis-headless and postgres-headless
-    /// are taken by the stores' Services.
+    /// are taken by the stores' Services, and a name ending in one of them
+    /// (e.g. b-redis) could give another stack's store name (stack a-b).
     #[x_kube(validation = Rule::new("!(self in ['redis', 'postgres', 'redis-headless', 'postgres-headless'])").message("spec.components[].name: redis, postgres, redis-headless and postgres-headless are reserved for the stores' Services"))]
+    #[x_kube(validation = Rule::new("!['-redis', '-postgres', '-redis-headless', '-postgres-headless'].exists(s, self.endsWith(s))").message("spec.components[].name: must not end in -redis, -postgres, -redis-headless or -postgres-headless: <stack>-<name> would be the name of another stack's store"))]
     #[schemars(
         length(min = 1, max = 40),
         regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$")

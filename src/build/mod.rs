@@ -62,6 +62,10 @@ pub struct Children {
     pub deployments: Vec<Deployment>,
     pub autoscalers: Vec<HorizontalPodAutoscaler>,
     pub disruption_budgets: Vec<PodDisruptionBudget>,
+    /// For a child that is wired to others (a component's Deployment to its
+    /// stores' Secret, Services and StatefulSet): their names. It must not
+    /// be applied while one of them is not the stack's own.
+    pub needs: BTreeMap<String, Vec<String>>,
 }
 
 impl Children {
@@ -139,6 +143,16 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
             .push(store::stateful_set(&ctx, stack, engine, creds));
     }
     for c in &stack.spec.components {
+        let wired: Vec<String> = stores::used_by(&stack.spec, c)
+            .flat_map(|e| {
+                let name = e.secret_name(&ctx.name);
+                [names::headless(&name), name]
+            })
+            .collect();
+        if !wired.is_empty() {
+            out.needs
+                .insert(names::component(&ctx.name, &c.name), wired);
+        }
         out.deployments
             .push(component::deployment(&ctx, stack, c, inputs));
         out.services.push(service::component(&ctx, c));

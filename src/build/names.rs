@@ -40,6 +40,11 @@ pub(super) fn check_component(stack: &str, index: usize, name: &str) -> Result<(
             "{name:?} must be a DNS-1123 label: lower-case letters, digits and '-', starting with a letter"
         )));
     }
+    if let Some(suffix) = RESERVED.iter().find(|r| name.ends_with(&format!("-{r}"))) {
+        return Err(err(format!(
+            "{name:?} must not end in -{suffix}: <stack>-{name} would be the name of another stack's store"
+        )));
+    }
     if RESERVED.contains(&name) {
         return Err(err(format!(
             "{name:?} is reserved: the stores' Services are named <stack>-redis, <stack>-postgres and <stack>-<store>-headless"
@@ -122,7 +127,10 @@ mod tests {
         for reserved in RESERVED {
             let err = check_component("shop", 1, reserved).unwrap_err();
             assert!(err.to_string().contains("reserved"), "{err}");
+            let err = check_component("a", 1, &format!("b-{reserved}")).unwrap_err();
+            assert!(err.to_string().contains("another stack's store"), "{err}");
         }
+        assert!(check_component("shop", 0, "redisproxy").is_ok());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use k8s_openapi::api::core::v1::{Container, EnvVar, ExecAction, Lifecycle, LifecycleHandler};
 
 use super::meta::StackRef;
-use super::stores::Engine;
+use super::stores::{self, Engine};
 use super::{BuildError, StoreCredentials, security, store, wiring};
 use crate::api::{AppStack, AppStackSpec, StorageSpec, StoreKind};
 
@@ -82,7 +82,8 @@ impl Engine for Postgres {
         let database = database(ctx, spec);
         let url = format!(
             "postgresql://{}:{}@{host}:{PORT}/{database}",
-            creds.username, creds.password
+            stores::userinfo(&creds.username),
+            stores::userinfo(&creds.password)
         );
         vec![("database", database), ("url", url)]
     }

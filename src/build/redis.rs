@@ -3,7 +3,7 @@
 use k8s_openapi::api::core::v1::Container;
 
 use super::meta::StackRef;
-use super::stores::Engine;
+use super::stores::{self, Engine};
 use super::{BuildError, StoreCredentials, security, store, wiring};
 use crate::api::{AppStack, AppStackSpec, StorageSpec, StoreKind};
 
@@ -49,10 +49,8 @@ impl Engine for Redis {
         creds: &StoreCredentials,
         host: &str,
     ) -> Vec<(&'static str, String)> {
-        vec![(
-            "url",
-            format!("redis://:{}@{host}:{PORT}/0", creds.password),
-        )]
+        let password = stores::userinfo(&creds.password);
+        vec![("url", format!("redis://:{password}@{host}:{PORT}/0"))]
     }
 
     fn container(&self, ctx: &StackRef, stack: &AppStack) -> Container {

@@ -17,7 +17,7 @@ use super::context::Context;
 use super::kinds::ChildKind;
 use super::ownership::foreign_holder;
 use crate::api::AppStack;
-use crate::build::{FIELD_MANAGER, labels};
+use crate::build::{Children, FIELD_MANAGER, labels};
 use crate::error::brief;
 
 /// What kept one child from being what the spec says.
@@ -41,6 +41,13 @@ pub enum Finding {
         name: String,
         message: String,
     },
+    /// Not applied: it is wired to children whose names are someone else's,
+    /// and would send its credentials or traffic there.
+    Blocked {
+        kind: &'static str,
+        name: String,
+        on: Vec<String>,
+    },
 }
 
 impl Finding {
@@ -48,7 +55,8 @@ impl Finding {
         match self {
             Finding::Conflict { name, .. }
             | Finding::Rejected { name, .. }
-            | Finding::Refused { name, .. } => name,
+            | Finding::Refused { name, .. }
+            | Finding::Blocked { name, .. } => name,
         }
     }
 }
@@ -63,6 +71,7 @@ pub struct Owner {
 pub struct ChildSet<'a> {
     ctx: &'a Context,
     stack: &'a AppStack,
+    children: &'a Children,
     owner: Owner,
     /// Names handed to `add`, per kind: what prune keeps.
     handed: HashMap<&'static str, BTreeSet<String>>,
@@ -70,22 +79,58 @@ pub struct ChildSet<'a> {
 }
 
 impl<'a> ChildSet<'a> {
-    pub fn new(ctx: &'a Context, stack: &'a AppStack, owner: Owner) -> Self {
+    pub fn new(
+        ctx: &'a Context,
+        stack: &'a AppStack,
+        owner: Owner,
+        children: &'a Children,
+    ) -> Self {
         Self {
             ctx,
             stack,
+            children,
             owner,
             handed: HashMap::new(),
             findings: Vec::new(),
         }
     }
 
-    /// Applies `object` unless its name is someone else's or the memo proves
-    /// it unchanged. Whatever goes wrong is kept as a finding.
+    /// What this set applies.
+    pub fn children(&self) -> &'a Children {
+        self.children
+    }
+
+    /// Applies `object` unless its name is someone else's, it is wired to a
+    /// child whose name is, or the memo proves it unchanged. Whatever goes
+    /// wrong is kept as a finding.
     pub async fn add<K: ChildKind>(&mut self, object: &K) {
         let name = object.name_any();
         self.handed.entry(K::KIND).or_default().insert(name.clone());
-        if let Err(finding) = self.apply(object, name).await {
+        // Fail closed: never wire a component to a store's Service, Secret
+        // or StatefulSet that another stack (or a user) holds.
+        let held: Vec<String> = self
+            .children
+            .needs
+            .get(&name)
+            .into_iter()
+            .flatten()
+            .filter(|needed| {
+                self.findings
+                    .iter()
+                    .any(|f| matches!(f, Finding::Conflict { .. }) && f.name() == needed.as_str())
+            })
+            .cloned()
+            .collect();
+        let result = if held.is_empty() {
+            self.apply(object, name).await
+        } else {
+            Err(Finding::Blocked {
+                kind: K::KIND,
+                name,
+                on: held,
+            })
+        };
+        if let Err(finding) = result {
             self.findings.push(finding);
         }
     }

@@ -163,7 +163,7 @@ pub trait Kind {
     fn watch(&self, client: &Client, namespace: Option<&str>, caches: &mut CacheMap)
     -> ChildEvents;
     /// Applies this kind's desired children.
-    fn apply<'a>(&self, set: &'a mut ChildSet<'_>, children: &'a Children) -> BoxFuture<'a, ()>;
+    fn apply<'a>(&self, set: &'a mut ChildSet<'_>) -> BoxFuture<'a, ()>;
     /// Deletes this kind's children that were not applied.
     fn prune<'a>(&self, set: &'a mut ChildSet<'_>) -> BoxFuture<'a, ()>;
     /// A cache the controller's unit tests fill by hand.
@@ -188,9 +188,9 @@ impl<K: ChildKind> Kind for Declared<K> {
         caches::watch_kind::<K>(client, namespace, caches)
     }
 
-    fn apply<'a>(&self, set: &'a mut ChildSet<'_>, children: &'a Children) -> BoxFuture<'a, ()> {
+    fn apply<'a>(&self, set: &'a mut ChildSet<'_>) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            for object in K::desired(children) {
+            for object in K::desired(set.children()) {
                 set.add(object).await;
             }
         })

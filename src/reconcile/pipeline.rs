@@ -98,9 +98,9 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
         ctx.publish(stack, event).await;
     }
 
-    let mut set = ChildSet::new(ctx, stack, owner);
+    let mut set = ChildSet::new(ctx, stack, owner, &children);
     for kind in KINDS {
-        kind.apply(&mut set, &children).await;
+        kind.apply(&mut set).await;
     }
     // Backwards: components go before the stores and Secrets they use.
     for kind in KINDS.iter().rev() {
@@ -166,6 +166,10 @@ fn problem(findings: &[Finding]) -> Option<Problem> {
                 name,
                 message,
             } => others.push(format!("{kind} {name}: {message}")),
+            Finding::Blocked { kind, name, on } => others.push(format!(
+                "{kind} {name} not applied: it would be wired to {}, which this stack does not own",
+                on.join(", ")
+            )),
         }
     }
     let also = |m: String| {

@@ -875,3 +875,24 @@ async fn status_uses_the_stacks_kind_and_the_status_subresource() {
     assert_eq!(status.body["kind"], AppStack::kind(&()).as_ref());
     assert!(status.query.contains("fieldManager=appstack-operator"));
 }
+
+#[tokio::test]
+async fn a_component_is_never_wired_to_a_store_another_stack_holds() {
+    let mut h = Harness::new(spec(SHOP));
+    // Another stack holds the name of this stack's Redis Service.
+    h.filled.put(&held_by_other("Service", "v1", "shop-redis"));
+    assert_eq!(h.reconcile().await.unwrap(), Next::Soon);
+    // web uses Redis: not applied, its password must not reach their pods.
+    assert!(!h.wrote("PATCH deployments/shop-web"));
+    // worker uses only PostgreSQL: applied.
+    assert!(h.wrote("PATCH deployments/shop-worker"));
+    let message = h.degraded("NameConflict");
+    assert!(
+        message.contains("Service shop-redis belongs to AppStack other"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Deployment shop-web not applied: it would be wired to shop-redis"),
+        "{message}"
+    );
+}
