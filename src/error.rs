@@ -18,7 +18,7 @@ pub enum Error {
     },
 
     #[error(
-        "Secret {name} exists but has no usable `{key}` key; delete it to have a new one generated, or add the key"
+        "Secret {name} exists but has no usable `{key}` key (missing, empty, not UTF-8 or longer than 4096 bytes); delete it to have a new one generated, or set the key"
     )]
     MalformedSecret { name: String, key: &'static str },
 

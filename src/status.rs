@@ -221,6 +221,22 @@ fn conditions(problem: Option<&Problem>, all_ready: bool, waiting: &[String]) ->
     }
 }
 
+/// The conditions of a stored stack that does not decode (nothing of it is
+/// known but its metadata).
+pub fn undecodable(
+    current: &[Condition],
+    problem: &Problem,
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    conditions(Some(problem), false, &[])
+        .into_iter()
+        .map(|(type_, status, reason, message)| {
+            carry_transition(current, type_, status, reason, message, generation, now)
+        })
+        .collect()
+}
+
 /// Builds a condition, keeping the old lastTransitionTime unless its status flips.
 fn carry_transition(
     current: &[Condition],

@@ -3,6 +3,7 @@
 mod crd;
 mod spec;
 mod status;
+mod stored;
 
 pub use crd::crd_yaml;
 pub use spec::{
@@ -10,3 +11,4 @@ pub use spec::{
     StorageSpec, StoreKind,
 };
 pub use status::{AppStackStatus, ComponentStatus, StoreStatus};
+pub use stored::StoredAppStack;

@@ -246,6 +246,7 @@ pub struct RedisSpec {
 
 /// The PostgreSQL store.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("has(self.database) == has(oldSelf.database) && (!has(self.database) || self.database == oldSelf.database)").message("spec.postgres.database: cannot change once the store exists (the data directory keeps the database it was created with); to move, create the new database yourself (CREATE DATABASE ... TEMPLATE old, or a dump and restore), or delete the postgres section with retainDataOnDelete: false and add it again"))]
 #[serde(rename_all = "camelCase")]
 pub struct PostgresSpec {
     /// PostgreSQL image. Default: the official postgres:17. Any image that
@@ -255,7 +256,7 @@ pub struct PostgresSpec {
     #[x_kube(validation = Rule::new("self.trim() != ''").message("spec.postgres.image: must not be empty"))]
     pub image: Option<String>,
     /// Name of the database to create. Default: the stack's name with '-'
-    /// turned into '_'.
+    /// turned into '_'. Fixed once the store exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z_][a-z0-9_]*$"))]
     pub database: Option<String>,

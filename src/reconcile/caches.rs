@@ -17,7 +17,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 
 use super::kinds::{Cacheable, ChildKind, KINDS};
-use crate::api::AppStack;
+use crate::api::{AppStack, StoredAppStack};
 use crate::build::labels;
 
 /// A child's watch event, as much of it as wakes stacks.
@@ -45,7 +45,7 @@ impl Touched {
 }
 
 pub type ChildEvents = futures::stream::BoxStream<'static, Result<Touched, watcher::Error>>;
-pub type StackEvents = futures::stream::BoxStream<'static, Result<AppStack, watcher::Error>>;
+pub type StackEvents = futures::stream::BoxStream<'static, Result<StoredAppStack, watcher::Error>>;
 
 /// The child caches, one per cached type, filled by their watches.
 #[derive(Default)]
@@ -63,7 +63,7 @@ impl CacheMap {
 /// What the reconciler knows of the cluster, kept current by watches.
 #[derive(Clone)]
 pub struct Caches {
-    pub stacks: Store<AppStack>,
+    pub stacks: Store<StoredAppStack>,
     children: Arc<CacheMap>,
     /// How many watches there are (every child kind and the stacks).
     watches: usize,
@@ -153,18 +153,20 @@ pub fn watch(client: &Client, namespace: Option<&str>) -> (Caches, StackEvents, 
     (caches, stack_events, children)
 }
 
+/// The stacks are watched as stored: one that does not decode is reported
+/// on itself instead of failing the list of all of them.
 fn watch_stacks(
     client: &Client,
     namespace: Option<&str>,
     listed: &Arc<AtomicUsize>,
-) -> (Store<AppStack>, StackEvents) {
+) -> (Store<StoredAppStack>, StackEvents) {
     let (reader, writer) = reflector::store();
     let events = watcher(
-        api::<AppStack>(client, namespace),
+        api::<StoredAppStack>(client, namespace),
         watcher::Config::default(),
     )
     .default_backoff()
-    .modify(|o: &mut AppStack| o.managed_fields_mut().clear())
+    .modify(StoredAppStack::strip)
     .reflect(writer)
     .inspect_ok(count_first_list(listed))
     .applied_objects()
@@ -206,7 +208,7 @@ pub mod fixture {
     /// Caches plus a way to put objects into them.
     pub struct Filled {
         pub caches: Caches,
-        stacks: reflector::store::Writer<AppStack>,
+        stacks: reflector::store::Writer<StoredAppStack>,
         fills: Vec<Fill>,
     }
 
@@ -239,7 +241,8 @@ pub mod fixture {
 
         fn event(&mut self, value: &serde_json::Value, delete: bool) {
             if value["kind"] == "AppStack" {
-                let stack: AppStack = serde_json::from_value(value.clone()).expect("an AppStack");
+                let stack: StoredAppStack =
+                    serde_json::from_value(value.clone()).expect("an AppStack");
                 self.stacks.apply_watcher_event(&if delete {
                     watcher::Event::Delete(stack)
                 } else {

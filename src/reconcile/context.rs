@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, Recorder, Reporter};
 use kube::{Client, Resource};
 use tracing::debug;
@@ -53,8 +54,11 @@ impl Context {
     }
 
     pub(super) async fn publish(&self, stack: &AppStack, event: Event) {
-        let reference = stack.object_ref(&());
-        if let Err(error) = self.recorder.publish(&event, &reference).await {
+        self.publish_on(&stack.object_ref(&()), event).await;
+    }
+
+    pub(super) async fn publish_on(&self, reference: &ObjectReference, event: Event) {
+        if let Err(error) = self.recorder.publish(&event, reference).await {
             debug!(%error, reason = %event.reason, "could not publish event");
         }
     }

@@ -16,6 +16,11 @@ use super::ownership;
 use crate::build::{FIELD_MANAGER, StoreCredentials};
 use crate::error::{Error, Result};
 
+/// The keys of a store's Secret that are read back; the caches keep no other.
+pub const KEYS: [&str; 2] = ["username", "password"];
+/// Longest credential value read back (the caches drop longer ones).
+pub const MAX_VALUE: usize = 4096;
+
 /// Random bytes in a generated password (hex-encoded, so safe in URLs and SQL).
 const PASSWORD_BYTES: usize = 32;
 
@@ -74,10 +79,12 @@ fn from_secret(secret: &Secret, name: &str, default_user: &str) -> Result<StoreC
             .and_then(|v| String::from_utf8(v.0.clone()).ok())
             .filter(|v| !v.is_empty())
     };
-    let password = read("password").ok_or_else(|| Error::MalformedSecret {
-        name: name.to_string(),
-        key: "password",
-    })?;
+    let password = read("password")
+        .filter(|p| p.len() <= MAX_VALUE)
+        .ok_or_else(|| Error::MalformedSecret {
+            name: name.to_string(),
+            key: "password",
+        })?;
     let username = read("username").unwrap_or_else(|| default_user.to_string());
     Ok(StoreCredentials { username, password })
 }

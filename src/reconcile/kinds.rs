@@ -7,18 +7,19 @@ use std::fmt::Debug;
 use std::marker::PhantomData;
 
 use futures::future::BoxFuture;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::PartialObjectMeta;
 use kube::core::NamespaceResourceScope;
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 
 use super::caches::{self, CacheMap, ChildEvents};
 use super::child_set::ChildSet;
-use super::handoff;
+use super::{credentials, handoff};
 use crate::build::Children;
 
 /// What a watch cache can hold: a whole child or its metadata only.
@@ -59,10 +60,12 @@ pub trait ChildKind: Child {
     /// The built objects of this kind.
     fn desired(children: &Children) -> &[Self];
 
-    /// Trims a watched copy before it is cached. managedFields are most of an
-    /// applied object's size and are dropped unless a hook needs them.
+    /// Trims a watched copy before it is cached, to what the reconcile
+    /// reads: names, labels and owners, plus what a kind's hooks and status
+    /// need. Anyone may label an object `managed-by: appstack-operator`, so
+    /// what the caches keep of it must not depend on how large it is.
     fn trim(cached: &mut Self::Cached) {
-        cached.managed_fields_mut().clear();
+        slim(cached.meta_mut());
     }
 
     /// Runs before `desired` is sent (never when it is skipped as unchanged),
@@ -89,6 +92,16 @@ impl ChildKind for Secret {
     fn desired(children: &Children) -> &[Self] {
         &children.secrets
     }
+    /// Only the credentials are read, and only a value of sane length.
+    fn trim(secret: &mut Secret) {
+        slim(&mut secret.metadata);
+        secret.string_data = None;
+        if let Some(data) = &mut secret.data {
+            data.retain(|key, value| {
+                credentials::KEYS.contains(&key.as_str()) && value.0.len() <= credentials::MAX_VALUE
+            });
+        }
+    }
 }
 
 impl ChildKind for Service {
@@ -102,6 +115,14 @@ impl ChildKind for StatefulSet {
     type Cached = StatefulSet;
     fn desired(children: &Children) -> &[Self] {
         &children.stateful_sets
+    }
+    /// Status reads the replica count and the status.
+    fn trim(s: &mut StatefulSet) {
+        slim(&mut s.metadata);
+        s.spec = s.spec.as_ref().map(|spec| StatefulSetSpec {
+            replicas: spec.replicas,
+            ..StatefulSetSpec::default()
+        });
     }
     fn in_place_advice(name: &str) -> Option<String> {
         Some(format!(
@@ -117,8 +138,15 @@ impl ChildKind for Deployment {
     fn desired(children: &Children) -> &[Self] {
         &children.deployments
     }
-    fn trim(cached: &mut Deployment) {
-        handoff::trim(cached);
+    /// Status reads the replica count and the status; the hand-off our
+    /// manager's claim on the count.
+    fn trim(d: &mut Deployment) {
+        handoff::trim(d);
+        d.metadata.annotations = None;
+        d.spec = d.spec.as_ref().map(|spec| DeploymentSpec {
+            replicas: spec.replicas,
+            ..DeploymentSpec::default()
+        });
     }
     fn before_apply<'a>(
         client: &'a Client,
@@ -141,6 +169,13 @@ impl ChildKind for PodDisruptionBudget {
     fn desired(children: &Children) -> &[Self] {
         &children.disruption_budgets
     }
+}
+
+/// What every cache keeps of an object's metadata: no managedFields, no
+/// annotations.
+fn slim(meta: &mut ObjectMeta) {
+    meta.managed_fields = None;
+    meta.annotations = None;
 }
 
 /// Every kind, in apply order: credentials, then the Services and stores

@@ -23,7 +23,7 @@ use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::{Client, ResourceExt};
 use tracing::{debug, info, instrument, warn};
 
-use crate::api::AppStack;
+use crate::api::StoredAppStack;
 use crate::error::{CONDITION_MESSAGE_MAX, Error, Result, cut};
 pub use crate::status::{DEGRADED, PROGRESSING, READY};
 use crate::telemetry::Metrics;
@@ -112,15 +112,23 @@ pub async fn run(
         .await;
 }
 
-#[instrument(skip_all, fields(stack = %stack.name_any(), namespace = stack.namespace().unwrap_or_default()))]
-async fn reconcile(stack: Arc<AppStack>, ctx: Arc<Context>) -> Result<Action> {
+#[instrument(skip_all, fields(stack = %stored.name_any(), namespace = stored.namespace().unwrap_or_default()))]
+async fn reconcile(stored: Arc<StoredAppStack>, ctx: Arc<Context>) -> Result<Action> {
     // Until every child watch has listed, a missing child may only be missing
     // from the cache: reconciling then would read each one from the API server.
     ctx.caches.wait_ready().await;
     let started = Instant::now();
-    let namespace = stack.namespace().unwrap_or_default();
-    let name = stack.name_any();
-    let result = pipeline::reconcile(&stack, &ctx).await;
+    let namespace = stored.namespace().unwrap_or_default();
+    let name = stored.name_any();
+    let stack = match &stored.decoded {
+        Ok(stack) => stack,
+        Err(reason) => {
+            let result = pipeline::report_undecodable(&ctx, &stored, reason).await;
+            ctx.metrics.observe(started.elapsed(), Some("Undecodable"));
+            return result.map(|()| Action::requeue(RESYNC));
+        }
+    };
+    let result = pipeline::reconcile(stack, &ctx).await;
     let label = match &result {
         Ok(pipeline::Next::Backoff) => Some("ChildRefused"),
         Ok(_) => None,
@@ -130,7 +138,7 @@ async fn reconcile(stack: Arc<AppStack>, ctx: Arc<Context>) -> Result<Action> {
     match result {
         Ok(pipeline::Next::Resync) => {
             ctx.reset_backoff(&namespace, &name);
-            Ok(Action::requeue(jittered(RESYNC, &stack)))
+            Ok(Action::requeue(jittered(RESYNC, &stored)))
         }
         Ok(pipeline::Next::Soon) => {
             ctx.reset_backoff(&namespace, &name);
@@ -140,24 +148,24 @@ async fn reconcile(stack: Arc<AppStack>, ctx: Arc<Context>) -> Result<Action> {
         Err(error) => {
             warn!(%error, "reconcile failed");
             let message = cut(&error.to_string(), CONDITION_MESSAGE_MAX);
-            ctx.publish(&stack, pipeline::warning("ReconcileFailed", &message))
+            ctx.publish(stack, pipeline::warning("ReconcileFailed", &message))
                 .await;
             // A failed status write would only fail again here.
             if !matches!(error, Error::Status(_)) {
-                pipeline::report_failure(&ctx, &stack, message).await;
+                pipeline::report_failure(&ctx, stack, message).await;
             }
             Err(error)
         }
     }
 }
 
-fn error_policy(stack: Arc<AppStack>, _error: &Error, ctx: Arc<Context>) -> Action {
-    let namespace = stack.namespace().unwrap_or_default();
-    Action::requeue(ctx.next_backoff(&namespace, &stack.name_any()))
+fn error_policy(stored: Arc<StoredAppStack>, _error: &Error, ctx: Arc<Context>) -> Action {
+    let namespace = stored.namespace().unwrap_or_default();
+    Action::requeue(ctx.next_backoff(&namespace, &stored.name_any()))
 }
 
 /// Spreads periodic resyncs of many stacks over time instead of in a burst.
-fn jittered(base: Duration, stack: &AppStack) -> Duration {
+fn jittered(base: Duration, stack: &StoredAppStack) -> Duration {
     let seed = stack
         .uid()
         .unwrap_or_default()

@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 
 use super::caches::Touched;
-use crate::api::AppStack;
+use crate::api::StoredAppStack;
 
 /// How an existing object's holder reads in a message, when it is not the
 /// stack with `uid`; `None` when that stack controls it.
@@ -63,7 +63,7 @@ impl Waiting {
 
     /// The stacks a child's watch event concerns: the AppStack that controls
     /// it, and every stack waiting for its name.
-    pub fn stacks_to_wake(&self, child: &Touched) -> Vec<ObjectRef<AppStack>> {
+    pub fn stacks_to_wake(&self, child: &Touched) -> Vec<ObjectRef<StoredAppStack>> {
         let key = (child.namespace.clone(), child.name.clone());
         let waiting = self.lock().get(&key).cloned().into_iter().flatten();
         child

@@ -2,7 +2,7 @@
 //! prune, status.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, PartialObjectMeta, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -12,7 +12,7 @@ use super::child_set::{ChildSet, Finding, Owner};
 use super::context::Context;
 use super::credentials::{self, Resolved};
 use super::kinds::KINDS;
-use crate::api::{AppStack, AppStackStatus};
+use crate::api::{AppStack, AppStackStatus, StoredAppStack};
 use crate::build::{self, FIELD_MANAGER, Inputs, stores};
 use crate::error::{Error, Result, cut};
 use crate::status::{self, DEGRADED, Observed, Problem};
@@ -205,6 +205,57 @@ pub async fn report_failure(ctx: &Context, stack: &AppStack, message: String) {
     if let Err(error) = write_status(ctx, stack, Some(&problem)).await {
         warn!(%error, "could not record the failure in status");
     }
+}
+
+/// A stored AppStack that does not decode: Degraded (InvalidSpec) with the
+/// field and the reason, and a Warning Event once; nothing is applied or
+/// pruned for it. Written through a metadata-only view, since the object
+/// itself cannot be read back.
+pub async fn report_undecodable(
+    ctx: &Context,
+    stored: &StoredAppStack,
+    reason: &str,
+) -> Result<()> {
+    let message = format!(
+        "the stored AppStack does not decode ({reason}); fix that field with kubectl edit or apply (the CRD now refuses such values)"
+    );
+    let problem = Problem::InvalidSpec(message).bounded();
+    let namespace = stored.namespace().unwrap_or_default();
+    warn!(stack = %stored.name_any(), %reason, "stored AppStack does not decode");
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let current = stored
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let generation = stored.meta().generation;
+    let conditions = status::undecodable(current, &problem, generation, &now);
+    let reported = stored
+        .status
+        .as_ref()
+        .is_some_and(|s| s.observed_generation == generation && s.conditions == conditions);
+    if reported {
+        return Ok(());
+    }
+    let patch = json!({
+        "apiVersion": AppStack::api_version(&()),
+        "kind": AppStack::kind(&()),
+        "status": {"observedGeneration": stored.meta().generation, "conditions": conditions},
+    });
+    let api: Api<PartialObjectMeta<AppStack>> = Api::namespaced(ctx.client.clone(), &namespace);
+    api.patch_status(
+        &stored.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Status)?;
+    ctx.publish_on(
+        &stored.object_ref(&()),
+        warning(problem.reason(), problem.message()),
+    )
+    .await;
+    Ok(())
 }
 
 /// Computes the status from the caches and writes it (Server-Side Apply on

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::caches::fixture::Filled;
 use super::context::Context;
 use super::pipeline::{self, Next};
-use crate::api::AppStack;
+use crate::api::{AppStack, StoredAppStack};
 use crate::error::Error;
 use crate::telemetry::Metrics;
 
@@ -895,4 +895,72 @@ async fn a_component_is_never_wired_to_a_store_another_stack_holds() {
         message.contains("Deployment shop-web not applied: it would be wired to shop-redis"),
         "{message}"
     );
+}
+
+#[tokio::test]
+async fn a_stored_stack_that_does_not_decode_is_reported_on_itself_once() {
+    let h = Harness::new(spec(WEB_ONLY));
+    let mut stored: StoredAppStack = serde_json::from_value(json!({
+        "apiVersion": "appstack.dev/v1alpha1", "kind": "AppStack",
+        "metadata": {"name": "shop", "namespace": NS, "uid": UID, "generation": 2},
+        "spec": {"components": [{"name": "web", "image": "i", "port": 80,
+                 "livenessProbe": {"periodSeconds": 4_294_967_296_u64}}]}
+    }))
+    .expect("decodes as stored");
+    let reason = stored.decoded.clone().unwrap_err();
+    pipeline::report_undecodable(&h.ctx, &stored, &reason)
+        .await
+        .unwrap();
+    let status = h
+        .calls()
+        .into_iter()
+        .find(|c| c.path.ends_with("/status"))
+        .expect("status written");
+    let degraded = status.body["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Degraded")
+        .cloned()
+        .unwrap();
+    assert_eq!(degraded["status"], "True");
+    assert_eq!(degraded["reason"], "InvalidSpec");
+    let message = degraded["message"].as_str().unwrap();
+    assert!(
+        message.contains("spec.components[0].livenessProbe.periodSeconds"),
+        "{message}"
+    );
+    assert_eq!(status.body["status"]["observedGeneration"], 2);
+    assert_eq!(h.events().len(), 1);
+    assert!(h.child_writes().is_empty());
+    // Once status says so, the next look writes nothing and sends no Event.
+    stored.status = serde_json::from_value(status.body["status"].clone()).ok();
+    h.clear();
+    pipeline::report_undecodable(&h.ctx, &stored, &reason)
+        .await
+        .unwrap();
+    assert!(h.calls().is_empty(), "{:?}", h.calls());
+}
+
+#[tokio::test]
+async fn the_caches_keep_no_more_of_a_labelled_secret_than_the_credentials() {
+    let mut h = Harness::new(spec(WEB_ONLY));
+    let mut big = ours("Secret", "v1", "junk", "1");
+    let blob = "x".repeat(600 * 1024);
+    let bytes = |s: &str| k8s_openapi::ByteString(s.as_bytes().to_vec());
+    let data: std::collections::BTreeMap<String, k8s_openapi::ByteString> = [
+        ("blob".to_string(), bytes(&blob)),
+        ("password".to_string(), bytes(&blob)),
+        ("username".to_string(), bytes("u")),
+    ]
+    .into();
+    big["data"] = serde_json::to_value(data).unwrap();
+    big["metadata"]["annotations"] = json!({"note": blob});
+    h.filled.put(&big);
+    let cached: Arc<k8s_openapi::api::core::v1::Secret> =
+        h.ctx.caches.get(NS, "junk").expect("cached");
+    let size = serde_json::to_vec(&*cached).unwrap().len();
+    assert!(size < 2048, "cached copy is {size} bytes");
+    let data = cached.data.as_ref().unwrap();
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["username"]);
 }

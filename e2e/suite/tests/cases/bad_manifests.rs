@@ -95,6 +95,27 @@ fn cases() -> Vec<Case> {
             &["spec.components[0].name"],
         ),
         (
+            "probe period beyond int32 (once stopped the operator for every stack)",
+            |m| {
+                m["spec"]["components"][0]["livenessProbe"] =
+                    json!({"tcpSocket": {"port": 8080}, "periodSeconds": 4_294_967_296_u64});
+            },
+            &["spec.components[0].livenessProbe.periodSeconds"],
+        ),
+        (
+            "component name ending in a store suffix (another stack's store name)",
+            |m| m["spec"]["components"][0]["name"] = json!("b-redis"),
+            &["spec.components[0].name"],
+        ),
+        (
+            "env value beyond the size limit",
+            |m| {
+                m["spec"]["components"][0]["env"] =
+                    json!([{"name": "BIG", "value": "x".repeat(5000)}]);
+            },
+            &["spec.components[0].env[0].value"],
+        ),
+        (
             "too-long AppStack name",
             |m| {
                 m["metadata"]["name"] = json!(format!("s{}", "x".repeat(61)));
@@ -163,6 +184,29 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
             wrong.join("\n      ")
         );
     }
+
+    // A transition rule: the database of an existing store cannot change.
+    let mut stored = valid();
+    stored["spec"]["components"][0] = json!({"name": "web", "image": "appstack.local/appstack-shop:dev", "port": 8080, "replicas": 0});
+    stored["spec"]["postgres"]["database"] = json!("shop");
+    stored["spec"]["retainDataOnDelete"] = json!(false);
+    let created = kubectl_apply(ctx, &stored, &[]).await?;
+    if !created.success {
+        bail!("could not create the stack to change: {}", created.text());
+    }
+    stored["spec"]["postgres"]["database"] = json!("orders");
+    let changed = kubectl_apply(ctx, &stored, &[]).await?;
+    let message = changed.text().replace('\n', " ");
+    if changed.success || !message.contains("spec.postgres.database") {
+        bail!("changing spec.postgres.database was not refused with its field named: {message}");
+    }
+    ctx.step(format!(
+        "refused, database change on an existing store: {}",
+        short(&message)
+    ));
+    appstack::api(&ctx.client, &ctx.ns)
+        .delete("bad", &Default::default())
+        .await?;
     Ok(())
 }
 
