@@ -13,6 +13,8 @@
 #   idle writes     = child applies sent during an idle minute (goal 0)
 #   restart changes = child resourceVersions moved by an operator restart (goal 0)
 #   memory ratio    = operator RSS with N stacks / RSS with none
+#   hostile ratio   = RSS with 100 Secrets of 650 KB that anyone labelled
+#                     managed-by=appstack-operator / RSS without (goal ~1)
 # The stacks have two components with replicas 0 and no stores, so the one
 # real node runs no pods for them: this measures the controller, not kubelet.
 # BENCH_BIN=path/to/appstack-operator runs another build (e.g. an older commit's).
@@ -163,6 +165,9 @@ resync=$((SECONDS - r0))
 snap > "$OUT/after"
 moved=$(comm -3 "$OUT/before" "$OUT/after" | grep -c . || true)
 
+log "hostile Secrets: RSS of a fresh operator without and with 100 Secrets of 650 KB labelled as its own"
+read -r hostile0 hostile1 < <(BENCH_BIN="$BIN" e2e/hostile-secrets.sh)
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b == 0) b = 1; printf "%.2f", a / b }'; }
 cat <<EOT | tee "$OUT/summary.md"
 
@@ -177,5 +182,6 @@ cat <<EOT | tee "$OUT/summary.md"
 | child applies during an idle minute | $idle |
 | child resourceVersions moved by a restart | $((moved / 2)) |
 | operator RSS with $N stacks / with none | $(ratio "$rss1" "$rss0") ($((rss1 / 1024)) MiB / $((rss0 / 1024)) MiB) |
+| operator RSS with 100 hostile 650 KB Secrets / without | $(ratio "$hostile1" "$hostile0") ($((hostile1 / 1024)) MiB / $((hostile0 / 1024)) MiB) |
 EOT
 log "bench done in $((SECONDS - T0))s; details in $OUT"

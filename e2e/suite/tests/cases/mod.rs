@@ -19,6 +19,7 @@ mod not_adopted;
 mod operator_restart;
 mod smoke;
 mod store_change_refused;
+mod store_not_hijacked;
 mod zero_downtime;
 
 fn scenario(name: &'static str, run: appstack_e2e::runner::ScenarioFn, minutes: u64) -> Scenario {
@@ -51,6 +52,7 @@ pub fn all() -> Vec<Scenario> {
         scenario("store-change-refused", store_change_refused::run, 6),
         scenario("name-conflict", name_conflict::run, 5),
         scenario("not-adopted", not_adopted::run, 4),
+        scenario("store-not-hijacked", store_not_hijacked::run, 4),
         scenario("child-refused", child_refused::run, 4),
         scenario("hpa", hpa::run, 12),
         scenario("delete-and-reapply", delete_reapply::run, 10),
