@@ -65,7 +65,9 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     .await?;
     ctx.step(format!("Degraded=True (NameConflict): {message}"));
     if deployments.get_opt(DEPLOYMENT).await?.is_some() {
-        bail!("Deployment {DEPLOYMENT} exists: it is wired to a Redis Service the stack does not own");
+        bail!(
+            "Deployment {DEPLOYMENT} exists: it is wired to a Redis Service the stack does not own"
+        );
     }
     let service = services.get(SERVICE).await?;
     if !service.owner_references().is_empty() || !service.labels().is_empty() {
