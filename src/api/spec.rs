@@ -246,6 +246,7 @@ pub struct RedisSpec {
 
 /// The PostgreSQL store.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("(has(self.image) ? self.image : 'postgres:17').contains('@') || (has(oldSelf.image) ? oldSelf.image : 'postgres:17').contains('@') || (has(self.image) ? self.image : 'postgres:17').substring((has(self.image) ? self.image : 'postgres:17').lastIndexOf(':') + 1).split('.')[0].split('-')[0] == (has(oldSelf.image) ? oldSelf.image : 'postgres:17').substring((has(oldSelf.image) ? oldSelf.image : 'postgres:17').lastIndexOf(':') + 1).split('.')[0].split('-')[0]").message("spec.postgres.image: a new PostgreSQL major version cannot start on the existing data directory (the image's tag gives the major version); keep it (e.g. 17 -> 17.6), or dump the data (pg_dumpall), create a new stack on the new image and restore into it"))]
 #[x_kube(validation = Rule::new("has(self.database) == has(oldSelf.database) && (!has(self.database) || self.database == oldSelf.database)").message("spec.postgres.database: cannot change once the store exists (the data directory keeps the database it was created with); to move, create the new database yourself (CREATE DATABASE ... TEMPLATE old, or a dump and restore), or delete the postgres section with retainDataOnDelete: false and add it again"))]
 #[serde(rename_all = "camelCase")]
 pub struct PostgresSpec {

@@ -105,8 +105,11 @@ impl Engine for Postgres {
                 plain("PGDATA", PGDATA),
             ]),
             ports: store::port(self.part(), PORT),
+            // Ready only when the apps' credentials work: a query over TCP
+            // authenticates with the Secret's password against the stack's
+            // database (pg_isready would pass with neither).
             readiness_probe: store::ready_when(
-                "pg_isready -q -h 127.0.0.1 -p 5432 -U \"$POSTGRES_USER\" -d \"$POSTGRES_DB\"",
+                "PGPASSWORD=\"$POSTGRES_PASSWORD\" PGCONNECT_TIMEOUT=2 psql -h 127.0.0.1 -p 5432 -U \"$POSTGRES_USER\" -d \"$POSTGRES_DB\" -Atqc 'select 1' >/dev/null",
             ),
             liveness_probe: store::alive_on(PORT, 30),
             lifecycle: Some(Lifecycle {
@@ -143,8 +146,14 @@ impl Engine for Postgres {
 
     fn wait_script(&self) -> (&'static str, &'static [(&'static str, &'static str)]) {
         (
-            "until pg_isready -q -h \"$PGHOST\" -p \"$PGPORT\"; do echo waiting for postgres at $PGHOST; sleep 1; done",
-            &[("PGHOST", "host"), ("PGPORT", "port")],
+            "until PGCONNECT_TIMEOUT=2 psql -Atqc 'select 1' >/dev/null 2>&1; do echo waiting for postgres at $PGHOST to accept $PGUSER on $PGDATABASE; sleep 1; done",
+            &[
+                ("PGHOST", "host"),
+                ("PGPORT", "port"),
+                ("PGDATABASE", "database"),
+                ("PGUSER", "username"),
+                ("PGPASSWORD", "password"),
+            ],
         )
     }
 }

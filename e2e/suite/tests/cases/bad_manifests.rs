@@ -204,6 +204,29 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         "refused, database change on an existing store: {}",
         short(&message)
     ));
+
+    // Another: the store's image may not cross a PostgreSQL major version
+    // (the data directory would not start); a minor version may change.
+    stored["spec"]["postgres"]["database"] = json!("shop");
+    stored["spec"]["postgres"]["image"] = json!("postgres:18");
+    let major = kubectl_apply(ctx, &stored, &[]).await?;
+    let message = major.text().replace('\n', " ");
+    if major.success || !message.contains("spec.postgres.image") {
+        bail!("a PostgreSQL major version change was not refused with its field named: {message}");
+    }
+    ctx.step(format!(
+        "refused, image 17 -> 18 on an existing store: {}",
+        short(&message)
+    ));
+    stored["spec"]["postgres"]["image"] = json!("postgres:17.6");
+    let minor = kubectl_apply(ctx, &stored, &["--dry-run=server"]).await?;
+    if !minor.success {
+        bail!(
+            "a minor version change (17 -> 17.6) was refused: {}",
+            minor.text()
+        );
+    }
+    ctx.step("accepted (server dry run), image 17 -> 17.6");
     appstack::api(&ctx.client, &ctx.ns)
         .delete("bad", &Default::default())
         .await?;
