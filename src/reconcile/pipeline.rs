@@ -221,7 +221,6 @@ pub async fn report_undecodable(
     );
     let problem = Problem::InvalidSpec(message).bounded();
     let namespace = stored.namespace().unwrap_or_default();
-    warn!(stack = %stored.name_any(), %reason, "stored AppStack does not decode");
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let current = stored
         .status
@@ -237,6 +236,7 @@ pub async fn report_undecodable(
     if reported {
         return Ok(());
     }
+    warn!(stack = %stored.name_any(), %reason, "stored AppStack does not decode");
     let patch = json!({
         "apiVersion": AppStack::api_version(&()),
         "kind": AppStack::kind(&()),
