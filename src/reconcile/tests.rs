@@ -443,12 +443,10 @@ async fn a_child_another_stack_holds_is_reported_while_the_rest_is_applied() {
     h.filled
         .put(&held_by_other("Deployment", "apps/v1", "shop-worker"));
     assert_eq!(h.reconcile().await.unwrap(), Next::Soon);
-    let writes = h.child_writes();
-    assert!(!writes.contains(&"PATCH deployments/shop-worker".to_string()));
-    assert!(writes.contains(&"PATCH deployments/shop-web".to_string()));
-    assert!(writes.contains(&"PATCH poddisruptionbudgets/shop-web".to_string()));
-    let (status, reason, message) = h.condition("Degraded");
-    assert_eq!((status.as_str(), reason.as_str()), ("True", "NameConflict"));
+    assert!(!h.wrote("PATCH deployments/shop-worker"));
+    assert!(h.wrote("PATCH deployments/shop-web"));
+    assert!(h.wrote("PATCH poddisruptionbudgets/shop-web"));
+    let message = h.degraded("NameConflict");
     assert!(
         message.contains("Deployment shop-worker belongs to AppStack other"),
         "{message}"
@@ -525,7 +523,6 @@ async fn a_refused_deployment_does_not_stop_the_others_or_the_prune() {
     h.filled
         .put(&ours("Deployment", "apps/v1", "shop-old", "3"));
     assert_eq!(h.reconcile().await.unwrap(), Next::Backoff);
-    let writes = h.child_writes();
     for expected in [
         "PATCH deployments/shop-worker",
         "PATCH horizontalpodautoscalers/shop-web",
@@ -533,15 +530,12 @@ async fn a_refused_deployment_does_not_stop_the_others_or_the_prune() {
         "DELETE deployments/shop-old",
     ] {
         assert!(
-            writes.contains(&expected.to_string()),
-            "{expected} missing from {writes:?}"
+            h.wrote(expected),
+            "{expected} missing from {:?}",
+            h.child_writes()
         );
     }
-    let (status, reason, message) = h.condition("Degraded");
-    assert_eq!(
-        (status.as_str(), reason.as_str()),
-        ("True", "ReconcileFailed")
-    );
+    let message = h.degraded("ReconcileFailed");
     assert!(
         message.contains("Deployment shop-web") && message.contains("fieldPath"),
         "{message}"
@@ -683,8 +677,7 @@ async fn an_invalid_spec_applies_and_prunes_nothing() {
         .put(&ours("Deployment", "apps/v1", "shop-web", "3"));
     h.reconcile().await.unwrap();
     assert!(h.child_writes().is_empty(), "{:?}", h.child_writes());
-    let (status, reason, message) = h.condition("Degraded");
-    assert_eq!((status.as_str(), reason.as_str()), ("True", "InvalidSpec"));
+    let message = h.degraded("InvalidSpec");
     assert!(message.starts_with("spec.components[1].name"), "{message}");
 }
 
