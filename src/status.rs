@@ -135,18 +135,13 @@ where
     }
     let all_ready = waiting.is_empty();
 
-    let current = stack
-        .status
-        .as_ref()
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
     let generation = stack.meta().generation;
-    let conditions = conditions(problem, all_ready, &waiting)
-        .into_iter()
-        .map(|(type_, status, reason, message)| {
-            carry_transition(current, type_, status, reason, message, generation, now)
-        })
-        .collect();
+    let conditions = timed(
+        stack.status.as_ref(),
+        conditions(problem, all_ready, &waiting),
+        generation,
+        now,
+    );
 
     let mut status = AppStackStatus {
         observed_generation: generation,
@@ -222,14 +217,31 @@ fn conditions(problem: Option<&Problem>, all_ready: bool, waiting: &[String]) ->
 }
 
 /// The conditions of a stored stack that does not decode (nothing of it is
-/// known but its metadata).
+/// known but its metadata and the status it had).
 pub fn undecodable(
-    current: &[Condition],
+    current: Option<&AppStackStatus>,
     problem: &Problem,
     generation: Option<i64>,
     now: &Time,
 ) -> Vec<Condition> {
-    conditions(Some(problem), false, &[])
+    timed(
+        current,
+        conditions(Some(problem), false, &[]),
+        generation,
+        now,
+    )
+}
+
+/// Conditions with their observedGeneration and the lastTransitionTime the
+/// current status gives them.
+fn timed(
+    current: Option<&AppStackStatus>,
+    conds: Vec<Cond>,
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    let current = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    conds
         .into_iter()
         .map(|(type_, status, reason, message)| {
             carry_transition(current, type_, status, reason, message, generation, now)

@@ -220,15 +220,9 @@ pub async fn report_undecodable(
         "the stored AppStack does not decode ({reason}); fix that field with kubectl edit or apply (the CRD now refuses such values)"
     );
     let problem = Problem::InvalidSpec(message).bounded();
-    let namespace = stored.namespace().unwrap_or_default();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let current = stored
-        .status
-        .as_ref()
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
     let generation = stored.meta().generation;
-    let conditions = status::undecodable(current, &problem, generation, &now);
+    let conditions = status::undecodable(stored.status.as_ref(), &problem, generation, &now);
     let reported = stored
         .status
         .as_ref()
@@ -237,19 +231,8 @@ pub async fn report_undecodable(
         return Ok(());
     }
     warn!(stack = %stored.name_any(), %reason, "stored AppStack does not decode");
-    let patch = json!({
-        "apiVersion": AppStack::api_version(&()),
-        "kind": AppStack::kind(&()),
-        "status": {"observedGeneration": stored.meta().generation, "conditions": conditions},
-    });
-    let api: Api<PartialObjectMeta<AppStack>> = Api::namespaced(ctx.client.clone(), &namespace);
-    api.patch_status(
-        &stored.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::Status)?;
+    let status = json!({"observedGeneration": generation, "conditions": conditions});
+    patch_status(ctx, stored, status).await?;
     ctx.publish_on(
         &stored.object_ref(&()),
         warning(problem.reason(), problem.message()),
@@ -273,14 +256,27 @@ async fn write_status(ctx: &Context, stack: &AppStack, problem: Option<&Problem>
     if stack.status.as_ref() == Some(&computed) {
         return Ok(());
     }
+    patch_status(ctx, stack, json!(computed)).await
+}
+
+/// Server-Side Apply of `status` on the stack's status subresource. The
+/// answer is read as metadata only: a stack that does not decode is written
+/// the same way, and nothing of the answer is used.
+async fn patch_status(
+    ctx: &Context,
+    stack: &impl Resource,
+    status: serde_json::Value,
+) -> Result<()> {
     let patch = json!({
         "apiVersion": AppStack::api_version(&()),
         "kind": AppStack::kind(&()),
-        "status": computed,
+        "status": status,
     });
-    Api::<AppStack>::namespaced(ctx.client.clone(), &namespace)
+    let namespace = stack.meta().namespace.clone().unwrap_or_default();
+    let name = stack.meta().name.clone().unwrap_or_default();
+    Api::<PartialObjectMeta<AppStack>>::namespaced(ctx.client.clone(), &namespace)
         .patch_status(
-            &stack.name_any(),
+            &name,
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&patch),
         )
