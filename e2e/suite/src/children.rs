@@ -214,3 +214,33 @@ pub fn ensure_unchanged(before: &Snapshot, later: &Snapshot, when: &str) -> Resu
     }
     Ok(())
 }
+
+/// True when the AppStack `stack` is `obj`'s controller.
+pub fn controlled_by<K: Resource>(obj: &K, stack: &str) -> bool {
+    obj.owner_references()
+        .iter()
+        .any(|r| r.controller == Some(true) && r.name == stack)
+}
+
+/// Fails unless the operator left an object it did not create alone: no
+/// owner reference, no label, and no field managed by any of its field
+/// managers. (The resourceVersion is no proof: controllers write status.)
+pub fn untouched<K: Resource>(what: &str, obj: &K) -> Result<()> {
+    let managers: Vec<String> = obj
+        .managed_fields()
+        .iter()
+        .filter_map(|f| f.manager.clone())
+        .collect();
+    let ours = managers.iter().any(|m| m.starts_with("appstack"));
+    if ours || !obj.owner_references().is_empty() || !obj.labels().is_empty() {
+        anyhow::bail!(
+            "{what} was taken over: field managers {managers:?}, owners {:?}, labels {:?}",
+            obj.owner_references()
+                .iter()
+                .map(|r| format!("{} {}", r.kind, r.name))
+                .collect::<Vec<_>>(),
+            obj.labels()
+        );
+    }
+    Ok(())
+}

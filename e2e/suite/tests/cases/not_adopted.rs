@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use appstack_e2e::runner::{Ctx, ScenarioFuture};
 use appstack_e2e::wait::{self, Pending, Ready};
-use appstack_e2e::{apply, appstack};
+use appstack_e2e::{apply, appstack, children};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, PostParams};
@@ -68,30 +68,6 @@ async fn create_by_hand(client: &Client, ns: &str, image: &str) -> Result<()> {
     Ok(())
 }
 
-/// Fails unless the operator left the object alone: no owner reference, no
-/// label, and no field managed by any of its field managers. (The
-/// resourceVersion is no proof: the deployment controller writes the
-/// hand-made Deployment's status.)
-fn untouched<K: kube::Resource>(what: &str, obj: &K) -> Result<()> {
-    let managers: Vec<String> = obj
-        .managed_fields()
-        .iter()
-        .filter_map(|f| f.manager.clone())
-        .collect();
-    let ours = managers.iter().any(|m| m.starts_with("appstack"));
-    if ours || !obj.owner_references().is_empty() || !obj.labels().is_empty() {
-        bail!(
-            "{what} was taken over: field managers {managers:?}, owners {:?}, labels {:?}",
-            obj.owner_references()
-                .iter()
-                .map(|r| format!("{} {}", r.kind, r.name))
-                .collect::<Vec<_>>(),
-            obj.labels()
-        );
-    }
-    Ok(())
-}
-
 /// Waits for the stack's NameConflict condition to name `object`.
 async fn wait_conflict_on(ctx: &Ctx, object: &str) -> Result<String> {
     appstack::wait_condition_mentioning(
@@ -134,7 +110,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         }
     }
     let secret = secrets.get(SECRET).await?;
-    untouched(&format!("Secret {SECRET}"), &secret)?;
+    children::untouched(&format!("Secret {SECRET}"), &secret)?;
     if password(secret).as_deref() != Some(HANDMADE_PASSWORD) {
         bail!("Secret {SECRET} no longer holds the hand-made password");
     }
@@ -152,7 +128,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         .context("deleting the hand-made Secret")?;
     let message = wait_conflict_on(ctx, &format!("Deployment {DEPLOYMENT}")).await?;
     ctx.step(format!("Secret deleted; now: {message}"));
-    untouched(
+    children::untouched(
         &format!("Deployment {DEPLOYMENT}"),
         &deployments.get(DEPLOYMENT).await?,
     )?;
@@ -172,11 +148,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         Duration::from_secs(30),
         async || {
             let d = deployments.get(DEPLOYMENT).await?;
-            let owned = d
-                .owner_references()
-                .iter()
-                .any(|r| r.controller == Some(true) && r.name == STACK);
-            Ok(if owned {
+            Ok(if children::controlled_by(&d, STACK) {
                 Ready(d)
             } else {
                 Pending("no owner yet".into())

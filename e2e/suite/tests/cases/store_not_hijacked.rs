@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use appstack_e2e::runner::{Ctx, ScenarioFuture};
-use appstack_e2e::{apply, appstack};
+use appstack_e2e::{apply, appstack, children};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
-use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 
@@ -69,10 +68,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
             "Deployment {DEPLOYMENT} exists: it is wired to a Redis Service the stack does not own"
         );
     }
-    let service = services.get(SERVICE).await?;
-    if !service.owner_references().is_empty() || !service.labels().is_empty() {
-        bail!("Service {SERVICE} was taken over: {:?}", service.metadata);
-    }
+    children::untouched(&format!("Service {SERVICE}"), &services.get(SERVICE).await?)?;
     ctx.step(format!(
         "no Deployment {DEPLOYMENT} (its credentials never reach the foreign Service); Service untouched"
     ));
@@ -85,11 +81,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     appstack::wait_ready(&ctx.client, &ctx.ns, STACK, Duration::from_secs(120)).await?;
     let took = start.elapsed();
     let d = deployments.get(DEPLOYMENT).await?;
-    if !d
-        .owner_references()
-        .iter()
-        .any(|r| r.controller == Some(true) && r.name == STACK)
-    {
+    if !children::controlled_by(&d, STACK) {
         bail!("Deployment {DEPLOYMENT} is not AppStack {STACK}'s");
     }
     ctx.step(format!(
