@@ -117,6 +117,27 @@ fn count_first_list<K>(
     }
 }
 
+/// One watch into a store: trimmed as it arrives, counted once listed.
+/// Returns the store and the watch's events, for the caller to select from.
+fn reflected<K: Cacheable>(
+    client: &Client,
+    namespace: Option<&str>,
+    config: watcher::Config,
+    trim: fn(&mut K),
+    listed: &Arc<AtomicUsize>,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+) {
+    let (reader, writer) = reflector::store::<K>();
+    let events = watcher(api::<K>(client, namespace), config)
+        .default_backoff()
+        .modify(trim)
+        .reflect(writer)
+        .inspect_ok(count_first_list(listed));
+    (reader, events)
+}
+
 /// Starts the watch of one child kind: its store goes into `caches`, and
 /// the returned stream tells which children changed.
 pub fn watch_kind<K: ChildKind>(
@@ -125,13 +146,10 @@ pub fn watch_kind<K: ChildKind>(
     caches: &mut CacheMap,
 ) -> ChildEvents {
     let config = watcher::Config::default().labels(&labels::managed_selector());
-    let (reader, writer) = reflector::store::<K::Cached>();
+    let (reader, events) =
+        reflected::<K::Cached>(client, namespace, config, K::trim, &caches.listed);
     caches.insert(reader);
-    watcher(api::<K::Cached>(client, namespace), config)
-        .default_backoff()
-        .modify(K::trim)
-        .reflect(writer)
-        .inspect_ok(count_first_list(&caches.listed))
+    events
         .touched_objects()
         .map_ok(|child| Touched::of(&child))
         .boxed()
@@ -160,18 +178,9 @@ fn watch_stacks(
     namespace: Option<&str>,
     listed: &Arc<AtomicUsize>,
 ) -> (Store<StoredAppStack>, StackEvents) {
-    let (reader, writer) = reflector::store();
-    let events = watcher(
-        api::<StoredAppStack>(client, namespace),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .modify(StoredAppStack::strip)
-    .reflect(writer)
-    .inspect_ok(count_first_list(listed))
-    .applied_objects()
-    .boxed();
-    (reader, events)
+    let config = watcher::Config::default();
+    let (reader, events) = reflected(client, namespace, config, StoredAppStack::strip, listed);
+    (reader, events.applied_objects().boxed())
 }
 
 /// Caches filled by hand instead of by watches: the controller's unit tests
