@@ -11,7 +11,7 @@
 //!
 //! Whether our manager still owns the count is read from managedFields as the
 //! watch delivers them: the Deployment cache keeps of them only our own
-//! manager's claim on spec.replicas (see `trim`), so no GET precedes an apply.
+//! manager's claim on spec.replicas (see `our_claim`), so no GET precedes an apply.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
@@ -25,19 +25,18 @@ use crate::build::FIELD_MANAGER;
 /// The manager that keeps the count while the HPA takes over.
 pub const HANDOFF_MANAGER: &str = "appstack-replicas-handoff";
 
-/// The Deployment cache's trim: of managedFields, only our manager's claim
-/// on spec.replicas is kept (when it has one); the rest is dropped like on
-/// every other cache.
-pub fn trim(d: &mut Deployment) {
-    let ours = owns_replicas(d.managed_fields());
-    let kept = ours.then(|| ManagedFieldsEntry {
-        manager: Some(FIELD_MANAGER.into()),
-        operation: Some("Apply".into()),
-        fields_type: Some("FieldsV1".into()),
-        fields_v1: Some(FieldsV1(json!({"f:spec": {"f:replicas": {}}}))),
-        ..ManagedFieldsEntry::default()
-    });
-    d.metadata.managed_fields = kept.map(|e| vec![e]);
+/// What the Deployment cache keeps of managedFields: only our manager's
+/// claim on spec.replicas, when it has one.
+pub fn our_claim(entries: &[ManagedFieldsEntry]) -> Option<Vec<ManagedFieldsEntry>> {
+    owns_replicas(entries).then(|| {
+        vec![ManagedFieldsEntry {
+            manager: Some(FIELD_MANAGER.into()),
+            operation: Some("Apply".into()),
+            fields_type: Some("FieldsV1".into()),
+            fields_v1: Some(FieldsV1(json!({"f:spec": {"f:replicas": {}}}))),
+            ..ManagedFieldsEntry::default()
+        }]
+    })
 }
 
 /// Before applying `desired` without a replica count: if the cached
@@ -152,9 +151,9 @@ mod tests {
             ),
             entry("kube-controller-manager", "Update", json!({"f:status": {}})),
         ]);
-        trim(&mut d);
-        assert_eq!(d.managed_fields().len(), 1);
-        assert!(owns_replicas(d.managed_fields()));
+        let kept = our_claim(d.managed_fields()).unwrap_or_default();
+        assert_eq!(kept.len(), 1);
+        assert!(owns_replicas(&kept));
 
         let mut released = Deployment::default();
         released.metadata.managed_fields = Some(vec![entry(
@@ -162,7 +161,6 @@ mod tests {
             "Apply",
             json!({"f:spec": {"f:template": {}}}),
         )]);
-        trim(&mut released);
-        assert!(released.managed_fields().is_empty());
+        assert!(our_claim(released.managed_fields()).is_none());
     }
 }

@@ -14,7 +14,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::PartialObjectMeta;
 use kube::core::NamespaceResourceScope;
-use kube::{Client, Resource};
+use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use super::caches::{self, CacheMap, ChildEvents};
@@ -141,8 +141,9 @@ impl ChildKind for Deployment {
     /// Status reads the replica count and the status; the hand-off our
     /// manager's claim on the count.
     fn trim(d: &mut Deployment) {
-        handoff::trim(d);
-        d.metadata.annotations = None;
+        let claim = handoff::our_claim(d.managed_fields());
+        slim(&mut d.metadata);
+        d.metadata.managed_fields = claim;
         d.spec = d.spec.as_ref().map(|spec| DeploymentSpec {
             replicas: spec.replicas,
             ..DeploymentSpec::default()
