@@ -14,6 +14,14 @@ use serde::{Deserialize, Serialize};
 
 use super::status::AppStackStatus;
 
+/// Pod Security baseline on seLinuxOptions: no custom user or role, and only
+/// the container types.
+const SELINUX_BASELINE: &str = "!has(self.seLinuxOptions) || ((!has(self.seLinuxOptions.user) || self.seLinuxOptions.user == '') && (!has(self.seLinuxOptions.role) || self.seLinuxOptions.role == '') && (!has(self.seLinuxOptions.type) || self.seLinuxOptions.type in ['', 'container_t', 'container_init_t', 'container_kvm_t', 'container_engine_t']))";
+
+/// Pod Security baseline on probes: a probe may not name another host, which
+/// would also let a component make the kubelet call any address.
+const PROBE_NO_HOST: &str = "(!has(self.httpGet) || !has(self.httpGet.host) || self.httpGet.host == '') && (!has(self.tcpSocket) || !has(self.tcpSocket.host) || self.tcpSocket.host == '')";
+
 /// An application whose servers are cattle: stateless components that any
 /// replica can serve, and the state they need in Redis and PostgreSQL, wired
 /// together by the operator.
@@ -140,10 +148,12 @@ pub struct Component {
     /// When a replica may receive traffic. Default: a TCP check of the port.
     /// An HTTP check of an endpoint that also checks the stores is better.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(PROBE_NO_HOST).message("spec.components[].readinessProbe: httpGet.host and tcpSocket.host must be unset: a probe checks its own pod (Pod Security baseline)"))]
     pub readiness_probe: Option<Probe>,
 
     /// When the kubelet restarts a replica's container. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(PROBE_NO_HOST).message("spec.components[].livenessProbe: httpGet.host and tcpSocket.host must be unset: a probe checks its own pod (Pod Security baseline)"))]
     pub liveness_probe: Option<Probe>,
 
     /// Annotations added to the component's pods.
@@ -159,14 +169,33 @@ pub struct Component {
     /// allowPrivilegeEscalation: false, capabilities drop ALL, seccompProfile
     /// RuntimeDefault): each field set here replaces the default of the same
     /// name, e.g. readOnlyRootFilesystem: true or runAsUser: 1000.
+    ///
+    /// Nothing beyond the baseline Pod Security Standard is admitted: no
+    /// privileged, no added capability but NET_BIND_SERVICE, no unmasked
+    /// /proc, no Unconfined seccomp or AppArmor, no custom SELinux user or
+    /// role, no Windows host process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("!has(self.privileged) || !self.privileged").field_path(".privileged").message("spec.components[].securityContext.privileged: must be false or unset (Pod Security baseline); a component cannot run privileged"))]
+    #[x_kube(validation = Rule::new("!has(self.capabilities) || !has(self.capabilities.add) || self.capabilities.add.all(c, c == 'NET_BIND_SERVICE')").field_path(".capabilities.add").message("spec.components[].securityContext.capabilities.add: only NET_BIND_SERVICE may be added"))]
+    #[x_kube(validation = Rule::new("!has(self.procMount) || self.procMount == 'Default'").field_path(".procMount").message("spec.components[].securityContext.procMount: must be Default or unset (Pod Security baseline)"))]
+    #[x_kube(validation = Rule::new(SELINUX_BASELINE).field_path(".seLinuxOptions").message("spec.components[].securityContext.seLinuxOptions: user and role must be unset and type one of container_t, container_init_t, container_kvm_t, container_engine_t (Pod Security baseline)"))]
+    #[x_kube(validation = Rule::new("!has(self.seccompProfile) || self.seccompProfile.type != 'Unconfined'").field_path(".seccompProfile.type").message("spec.components[].securityContext.seccompProfile.type: Unconfined is not allowed (Pod Security baseline); use RuntimeDefault or Localhost"))]
+    #[x_kube(validation = Rule::new("!has(self.appArmorProfile) || self.appArmorProfile.type != 'Unconfined'").field_path(".appArmorProfile.type").message("spec.components[].securityContext.appArmorProfile.type: Unconfined is not allowed (Pod Security baseline)"))]
+    #[x_kube(validation = Rule::new("!has(self.windowsOptions) || !has(self.windowsOptions.hostProcess) || !self.windowsOptions.hostProcess").field_path(".windowsOptions.hostProcess").message("spec.components[].securityContext.windowsOptions.hostProcess: must be false or unset (Pod Security baseline)"))]
     pub security_context: Option<SecurityContext>,
 
     /// Security settings of the component's pods, laid over the defaults
     /// (runAsNonRoot: true, seccompProfile RuntimeDefault): each field set here
     /// replaces the default of the same name, e.g. runAsUser for an image whose
     /// USER is a name rather than a numeric uid, or fsGroup.
+    /// The same baseline limits hold here, and only the sysctls Kubernetes
+    /// calls safe may be set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(SELINUX_BASELINE).field_path(".seLinuxOptions").message("spec.components[].podSecurityContext.seLinuxOptions: user and role must be unset and type one of container_t, container_init_t, container_kvm_t, container_engine_t (Pod Security baseline)"))]
+    #[x_kube(validation = Rule::new("!has(self.seccompProfile) || self.seccompProfile.type != 'Unconfined'").field_path(".seccompProfile.type").message("spec.components[].podSecurityContext.seccompProfile.type: Unconfined is not allowed (Pod Security baseline); use RuntimeDefault or Localhost"))]
+    #[x_kube(validation = Rule::new("!has(self.appArmorProfile) || self.appArmorProfile.type != 'Unconfined'").field_path(".appArmorProfile.type").message("spec.components[].podSecurityContext.appArmorProfile.type: Unconfined is not allowed (Pod Security baseline)"))]
+    #[x_kube(validation = Rule::new("!has(self.windowsOptions) || !has(self.windowsOptions.hostProcess) || !self.windowsOptions.hostProcess").field_path(".windowsOptions.hostProcess").message("spec.components[].podSecurityContext.windowsOptions.hostProcess: must be false or unset (Pod Security baseline)"))]
+    #[x_kube(validation = Rule::new("!has(self.sysctls) || self.sysctls.all(s, s.name in ['kernel.shm_rmid_forced', 'net.ipv4.ip_local_port_range', 'net.ipv4.ip_unprivileged_port_start', 'net.ipv4.tcp_syncookies', 'net.ipv4.ping_group_range', 'net.ipv4.ip_local_reserved_ports', 'net.ipv4.tcp_keepalive_time', 'net.ipv4.tcp_fin_timeout', 'net.ipv4.tcp_keepalive_intvl', 'net.ipv4.tcp_keepalive_probes'])").field_path(".sysctls").message("spec.components[].podSecurityContext.sysctls: only the sysctls Kubernetes calls safe are allowed (Pod Security baseline)"))]
     pub pod_security_context: Option<PodSecurityContext>,
 }
 

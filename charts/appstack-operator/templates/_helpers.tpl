@@ -72,10 +72,15 @@ No wildcards: every kind and verb is spelled out.
 {{- define "appstack-operator.rules" -}}
 - apiGroups: ["appstack.dev"]
   resources: ["appstacks"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "list", "watch"]
 - apiGroups: ["appstack.dev"]
   resources: ["appstacks/status"]
   verbs: ["patch"]
+{{- /* blockOwnerDeletion on the children's owner references needs this where
+the OwnerReferencesPermissionEnforcement admission plugin runs (OpenShift). */}}
+- apiGroups: ["appstack.dev"]
+  resources: ["appstacks/finalizers"]
+  verbs: ["update"]
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]

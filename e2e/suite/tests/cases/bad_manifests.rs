@@ -116,6 +116,43 @@ fn cases() -> Vec<Case> {
             &["spec.components[0].env[0].value"],
         ),
         (
+            "privileged container (beyond Pod Security baseline)",
+            |m| m["spec"]["components"][0]["securityContext"] = json!({"privileged": true}),
+            &["spec.components[0].securityContext.privileged"],
+        ),
+        (
+            "added capability SYS_ADMIN",
+            |m| {
+                m["spec"]["components"][0]["securityContext"] =
+                    json!({"capabilities": {"add": ["NET_BIND_SERVICE", "SYS_ADMIN"]}});
+            },
+            &["spec.components[0].securityContext.capabilities.add"],
+        ),
+        (
+            "Unconfined seccomp on the pod",
+            |m| {
+                m["spec"]["components"][0]["podSecurityContext"] =
+                    json!({"seccompProfile": {"type": "Unconfined"}});
+            },
+            &["spec.components[0].podSecurityContext.seccompProfile.type"],
+        ),
+        (
+            "unsafe sysctl",
+            |m| {
+                m["spec"]["components"][0]["podSecurityContext"] =
+                    json!({"sysctls": [{"name": "kernel.msgmax", "value": "65536"}]});
+            },
+            &["spec.components[0].podSecurityContext.sysctls"],
+        ),
+        (
+            "probe aimed at another host (the API server)",
+            |m| {
+                m["spec"]["components"][0]["readinessProbe"] =
+                    json!({"httpGet": {"host": "10.96.0.1", "port": 443, "scheme": "HTTPS"}});
+            },
+            &["spec.components[0].readinessProbe"],
+        ),
+        (
             "too-long AppStack name",
             |m| {
                 m["metadata"]["name"] = json!(format!("s{}", "x".repeat(61)));
