@@ -5,10 +5,12 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{Resource, ResourceExt};
 
 use crate::api::{AppStack, AppStackStatus, ComponentStatus, StoreKind, StoreStatus};
+use crate::build::CREDENTIALS_CONTAINER;
 use crate::build::{names, stores};
 
 pub const READY: &str = "Ready";
@@ -30,6 +32,12 @@ pub enum Problem {
     /// The reconcile failed (API errors, a child the API server refused as
     /// invalid); it is retried with backoff.
     ReconcileFailed(String),
+    /// A store's server keeps failing (crash loop, image, scheduling); the
+    /// message carries what its pod says.
+    StoreFailing(String),
+    /// A store refuses the credentials its Secret holds, so the apps cannot
+    /// connect; the message says why and what to do.
+    CredentialsOutOfSync(String),
 }
 
 impl Problem {
@@ -39,6 +47,8 @@ impl Problem {
             Problem::ChangeRejected(_) => "ChangeRejected",
             Problem::NameConflict(_) => "NameConflict",
             Problem::ReconcileFailed(_) => "ReconcileFailed",
+            Problem::StoreFailing(_) => "StoreFailing",
+            Problem::CredentialsOutOfSync(_) => "CredentialsOutOfSync",
         }
     }
 
@@ -50,6 +60,8 @@ impl Problem {
             Problem::ChangeRejected(m) => Problem::ChangeRejected(cut(m)),
             Problem::NameConflict(m) => Problem::NameConflict(cut(m)),
             Problem::ReconcileFailed(m) => Problem::ReconcileFailed(cut(m)),
+            Problem::StoreFailing(m) => Problem::StoreFailing(cut(m)),
+            Problem::CredentialsOutOfSync(m) => Problem::CredentialsOutOfSync(cut(m)),
         }
     }
 
@@ -58,7 +70,9 @@ impl Problem {
             Problem::InvalidSpec(m)
             | Problem::ChangeRejected(m)
             | Problem::NameConflict(m)
-            | Problem::ReconcileFailed(m) => m,
+            | Problem::ReconcileFailed(m)
+            | Problem::StoreFailing(m)
+            | Problem::CredentialsOutOfSync(m) => m,
         }
     }
 }
@@ -179,7 +193,12 @@ fn conditions(problem: Option<&Problem>, all_ready: bool, waiting: &[String]) ->
             (DEGRADED, true, "NameConflict", msg.clone()),
         ],
         // What already runs keeps serving: Ready follows the children.
-        Some(p @ (Problem::ChangeRejected(msg) | Problem::ReconcileFailed(msg))) => vec![
+        Some(
+            p @ (Problem::ChangeRejected(msg)
+            | Problem::ReconcileFailed(msg)
+            | Problem::StoreFailing(msg)
+            | Problem::CredentialsOutOfSync(msg)),
+        ) => vec![
             if all_ready {
                 (
                     READY,
@@ -215,6 +234,96 @@ fn conditions(problem: Option<&Problem>, all_ready: bool, waiting: &[String]) ->
         ],
     }
 }
+
+/// Why a store's pod does not serve, from what the kubelet reports: the
+/// store container failing first (its last log lines, kept as termination
+/// message), then the credentials check's verdict, then a pod that cannot
+/// be scheduled. None while it merely starts.
+pub fn store_trouble(part: &str, pod: &Pod) -> Option<Problem> {
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let status = pod.status.as_ref()?;
+    let statuses = status.container_statuses.as_deref().unwrap_or_default();
+    let container = |c: &str| statuses.iter().find(|s| s.name == c);
+    if let Some(failure) = container(part).and_then(failing) {
+        return Some(Problem::StoreFailing(format!(
+            "{part} (pod {name}) keeps failing: {failure}; see kubectl logs {name} -c {part} --previous"
+        )));
+    }
+    if let Some(failure) = container(CREDENTIALS_CONTAINER).and_then(failing) {
+        return Some(Problem::CredentialsOutOfSync(format!("{part}: {failure}")));
+    }
+    let unschedulable = status
+        .conditions
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .find(|c| {
+            c.type_ == "PodScheduled"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+        });
+    unschedulable.map(|c| {
+        Problem::StoreFailing(format!(
+            "{part} (pod {name}) cannot be scheduled: {}",
+            c.message.as_deref().unwrap_or("no reason given")
+        ))
+    })
+}
+
+/// What a container that is not running says of itself: waiting to be
+/// restarted after a failure (its last termination message), or unable to
+/// start at all (image, config). None when running or merely starting.
+fn failing(c: &ContainerStatus) -> Option<String> {
+    let state = c.state.as_ref()?;
+    if let Some(waiting) = &state.waiting {
+        let reason = waiting.reason.as_deref().unwrap_or_default();
+        if CANNOT_START.contains(&reason) {
+            let message = waiting.message.as_deref().unwrap_or_default();
+            return Some(
+                format!("{reason}: {message}")
+                    .trim_end_matches([' ', ':'])
+                    .to_string(),
+            );
+        }
+        if reason != "CrashLoopBackOff" {
+            return None;
+        }
+    } else if state.running.is_some() {
+        return None;
+    }
+    let terminated = state
+        .terminated
+        .as_ref()
+        .filter(|t| t.exit_code != 0)
+        .or(c.last_state.as_ref().and_then(|s| s.terminated.as_ref()))?;
+    let said = terminated
+        .message
+        .as_deref()
+        .map(str::trim)
+        .filter(|m| !m.is_empty());
+    Some(match said {
+        Some(m) => m.to_string(),
+        None => format!(
+            "exit code {}{}",
+            terminated.exit_code,
+            terminated
+                .reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ),
+    })
+}
+
+/// Waiting reasons of a container the kubelet cannot start at all.
+const CANNOT_START: &[&str] = &[
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+];
 
 /// The conditions of a stored stack that does not decode (nothing of it is
 /// known but its metadata and the status it had).
@@ -304,7 +413,7 @@ fn deployment_complete(d: &Deployment) -> bool {
         && status.replicas.unwrap_or(0) == desired
 }
 
-fn stateful_set_ready(s: &StatefulSet) -> bool {
+pub fn stateful_set_ready(s: &StatefulSet) -> bool {
     let Some(status) = s.status.as_ref() else {
         return false;
     };
@@ -350,5 +459,80 @@ mod tests {
         assert_eq!(find(&conds, READY).3, "waiting for redis");
         assert!(find(&conds, PROGRESSING).1);
         assert!(!find(&conds, DEGRADED).1);
+    }
+
+    fn pod(containers: serde_json::Value, conditions: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "shop-redis-0"},
+            "status": {"containerStatuses": containers, "conditions": conditions}
+        }))
+        .expect("a pod")
+    }
+
+    fn container(name: &str, state: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({"name": name, "ready": false, "restartCount": 0, "image": "i",
+                           "imageID": "", "state": state})
+    }
+
+    #[test]
+    fn a_store_that_starts_or_runs_has_no_trouble() {
+        let creating = serde_json::json!({"waiting": {"reason": "ContainerCreating"}});
+        let running = serde_json::json!({"running": {}});
+        for state in [creating, running] {
+            let p = pod(
+                serde_json::json!([
+                    container("redis", state.clone()),
+                    container("credentials", state)
+                ]),
+                serde_json::json!([]),
+            );
+            assert_eq!(store_trouble("redis", &p), None);
+        }
+    }
+
+    #[test]
+    fn an_image_that_cannot_be_pulled_is_store_failing() {
+        let p = pod(
+            serde_json::json!([container(
+                "redis",
+                serde_json::json!({"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"redis:nope\""}})
+            )]),
+            serde_json::json!([]),
+        );
+        let Some(Problem::StoreFailing(m)) = store_trouble("redis", &p) else {
+            panic!("expected StoreFailing");
+        };
+        assert!(
+            m.contains("ImagePullBackOff: Back-off pulling image"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn a_store_pod_that_cannot_be_scheduled_says_why() {
+        let p = pod(
+            serde_json::json!([]),
+            serde_json::json!([{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                "message": "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims"}]),
+        );
+        let Some(Problem::StoreFailing(m)) = store_trouble("redis", &p) else {
+            panic!("expected StoreFailing");
+        };
+        assert!(m.contains("cannot be scheduled: 0/1 nodes"), "{m}");
+    }
+
+    #[test]
+    fn a_failed_store_without_a_message_gives_its_exit_code() {
+        let p = pod(
+            serde_json::json!([container(
+                "redis",
+                serde_json::json!({"terminated": {"exitCode": 137, "reason": "OOMKilled"}})
+            )]),
+            serde_json::json!([]),
+        );
+        let Some(Problem::StoreFailing(m)) = store_trouble("redis", &p) else {
+            panic!("expected StoreFailing");
+        };
+        assert!(m.contains("exit code 137 (OOMKilled)"), "{m}");
     }
 }

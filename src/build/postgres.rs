@@ -1,7 +1,7 @@
 //! PostgreSQL: PGDATA in a subdirectory of the volume (a fresh volume's
 //! root may hold lost+found, which initdb refuses).
 
-use k8s_openapi::api::core::v1::{Container, EnvVar, ExecAction, Lifecycle, LifecycleHandler};
+use k8s_openapi::api::core::v1::{Container, EnvVar};
 
 use super::meta::StackRef;
 use super::stores::{self, Engine};
@@ -13,13 +13,36 @@ pub const DEFAULT_IMAGE: &str = "postgres:17";
 const MOUNT: &str = "/var/lib/postgresql/data";
 const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
 
+/// The unix socket's directory, shared with the credentials container.
+const SOCKET_DIR: &str = "/var/run/postgresql";
+
 /// The server's password is set by initdb on the volume and would outlive a
 /// Secret that is recreated (the stack deleted with its data retained, then
-/// applied again) or edited (rotation). After every start this hook sets the
-/// role's password from the Secret over the local socket (trusted), so the
-/// server always accepts what the Secret says. It never fails the container.
-const SYNC_PASSWORD: &str = r#"for i in $(seq 1 120); do pg_isready -q -h /var/run/postgresql && break; sleep 1; done
-echo "ALTER ROLE \"$POSTGRES_USER\" WITH PASSWORD :'pw';" | psql -q -h /var/run/postgresql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -v ON_ERROR_STOP=1 -v pw="$POSTGRES_PASSWORD" >/dev/null 2>&1 || true"#;
+/// applied again) or edited (rotation). The credentials container logs in
+/// as the apps do; when that fails it sets the role's password from the
+/// Secret over the local socket (trusted) and tries again. If the apps still
+/// cannot log in, it exits with the reason as its termination message, which
+/// the operator shows as Degraded CredentialsOutOfSync. A store that is down
+/// (starting, restarting) is not a credentials problem: it only waits.
+const CREDENTIALS: &str = r#"fail() { printf '%s\n' "$*" > /dev/termination-log; printf '%s\n' "$*" >&2; exit 1; }
+up() { pg_isready -q -h 127.0.0.1 -p 5432; }
+login() { PGPASSWORD="$POSTGRES_PASSWORD" PGCONNECT_TIMEOUT=5 psql -h 127.0.0.1 -p 5432 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -Atqc 'select 1' 2>&1 >/dev/null; }
+sync() { psql -q -h /var/run/postgresql -U "$POSTGRES_USER" -d postgres -v ON_ERROR_STOP=1 -v u="$POSTGRES_USER" -v pw="$POSTGRES_PASSWORD" 2>&1 >/dev/null <<'SQL'
+ALTER ROLE :"u" WITH PASSWORD :'pw';
+SQL
+}
+while :; do
+  if up && ! err=$(login); then
+    if ! out=$(sync); then
+      up && fail "could not set the password of $POSTGRES_USER from Secret $APPSTACK_SECRET: $out"
+    elif ! err=$(login); then
+      up && fail "PostgreSQL refuses the credentials of Secret $APPSTACK_SECRET (user $POSTGRES_USER, database $POSTGRES_DB) even after setting the password from it: $err. Fix the role or database (e.g. ALTER ROLE ... LOGIN, CREATE DATABASE) in pod $HOSTNAME; this check runs again when its container restarts"
+    else
+      echo "password of $POSTGRES_USER set from Secret $APPSTACK_SECRET"
+    fi
+  fi
+  sleep 10
+done"#;
 
 pub struct Postgres;
 
@@ -112,16 +135,10 @@ impl Engine for Postgres {
                 "PGPASSWORD=\"$POSTGRES_PASSWORD\" PGCONNECT_TIMEOUT=2 psql -h 127.0.0.1 -p 5432 -U \"$POSTGRES_USER\" -d \"$POSTGRES_DB\" -Atqc 'select 1' >/dev/null",
             ),
             liveness_probe: store::alive_on(PORT, 30),
-            lifecycle: Some(Lifecycle {
-                post_start: Some(LifecycleHandler {
-                    exec: Some(ExecAction {
-                        command: Some(vec!["sh".into(), "-c".into(), SYNC_PASSWORD.into()]),
-                    }),
-                    ..LifecycleHandler::default()
-                }),
-                ..Lifecycle::default()
-            }),
-            volume_mounts: store::data_mount(MOUNT),
+            volume_mounts: Some(vec![
+                store::data_mount(MOUNT),
+                store::socket_mount(SOCKET_DIR),
+            ]),
             resources: stack
                 .spec
                 .postgres
@@ -130,6 +147,14 @@ impl Engine for Postgres {
             security_context: Some(security::container()),
             ..Container::default()
         }
+    }
+
+    fn credentials_script(&self) -> &'static str {
+        CREDENTIALS
+    }
+
+    fn socket_dir(&self) -> Option<&'static str> {
+        Some(SOCKET_DIR)
     }
 
     /// DATABASE_URL plus libpq's own variables, so psql and drivers just work.

@@ -10,6 +10,21 @@ use crate::api::{AppStack, AppStackSpec, StorageSpec, StoreKind};
 pub const PORT: i32 = 6379;
 pub const DEFAULT_IMAGE: &str = "redis:7.4";
 
+/// Redis takes its password from the Secret at every start, so they differ
+/// only when someone changed it inside Redis (CONFIG SET requirepass, ACL
+/// SETUSER). The credentials container checks every few seconds and, when
+/// Redis refuses the Secret's password, exits with the reason as its
+/// termination message (Degraded CredentialsOutOfSync on the stack). A
+/// Redis that is down or loading is not a credentials problem.
+const CREDENTIALS: &str = r#"fail() { printf '%s\n' "$*" > /dev/termination-log; printf '%s\n' "$*" >&2; exit 1; }
+while :; do
+  out=$(redis-cli -h 127.0.0.1 -p 6379 ping 2>&1)
+  case "$out" in
+    *NOAUTH*|*WRONGPASS*) fail "Redis refuses the password of Secret $APPSTACK_SECRET ($(printf '%s' "$out" | head -n 1)): it was changed inside Redis (CONFIG SET requirepass or ACL). Delete pod $HOSTNAME to restart Redis with the Secret's password" ;;
+  esac
+  sleep 10
+done"#;
+
 pub struct Redis;
 
 impl Engine for Redis {
@@ -84,11 +99,15 @@ impl Engine for Redis {
             ports: store::port(self.part(), PORT),
             readiness_probe: store::ready_when("redis-cli ping | grep -q PONG"),
             liveness_probe: store::alive_on(PORT, 15),
-            volume_mounts: store::data_mount("/data"),
+            volume_mounts: Some(vec![store::data_mount("/data")]),
             resources: stack.spec.redis.as_ref().and_then(|r| r.resources.clone()),
             security_context: Some(security::container()),
             ..Container::default()
         }
+    }
+
+    fn credentials_script(&self) -> &'static str {
+        CREDENTIALS
     }
 
     fn client_env(&self) -> &'static [(&'static str, &'static str)] {

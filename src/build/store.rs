@@ -9,8 +9,9 @@ use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    ContainerPort, ExecAction, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec,
-    PodTemplateSpec, Probe, TCPSocketAction, VolumeMount, VolumeResourceRequirements,
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, ExecAction, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -23,6 +24,11 @@ use crate::api::AppStack;
 
 /// Name of the data volume (and the PVC prefix: `data-<stack>-<store>-0`).
 pub const DATA: &str = "data";
+/// The volume holding the server's unix socket, where the engine has one.
+const SOCKET: &str = "socket";
+/// The store pod's container that checks the server's credentials against
+/// the Secret (see [`Engine::credentials_script`]).
+pub const CREDENTIALS_CONTAINER: &str = "credentials";
 
 pub fn stateful_set(
     ctx: &StackRef,
@@ -83,7 +89,14 @@ pub fn stateful_set(
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
-                    containers: vec![engine.container(ctx, stack)],
+                    containers: containers(ctx, stack, engine),
+                    volumes: engine.socket_dir().map(|_| {
+                        vec![Volume {
+                            name: SOCKET.into(),
+                            empty_dir: Some(EmptyDirVolumeSource::default()),
+                            ..Volume::default()
+                        }]
+                    }),
                     security_context: Some(security::store_pod()),
                     termination_grace_period_seconds: Some(60),
                     enable_service_links: Some(false),
@@ -96,6 +109,46 @@ pub fn stateful_set(
         }),
         ..StatefulSet::default()
     }
+}
+
+/// The store's container, whose last log lines become its termination
+/// message when it fails (a corrupt file, a data directory of another
+/// version): the operator shows them in status. Then the credentials check,
+/// with the store container's environment and socket.
+fn containers(ctx: &StackRef, stack: &AppStack, engine: &dyn Engine) -> Vec<Container> {
+    let mut store = engine.container(ctx, stack);
+    store.termination_message_policy = Some("FallbackToLogsOnError".into());
+    let mut env = store.env.clone().unwrap_or_default();
+    env.push(EnvVar {
+        name: "APPSTACK_SECRET".into(),
+        value: Some(engine.secret_name(&ctx.name)),
+        ..EnvVar::default()
+    });
+    let check = Container {
+        name: CREDENTIALS_CONTAINER.into(),
+        image: store.image.clone(),
+        command: Some(vec![
+            "sh".into(),
+            "-c".into(),
+            engine.credentials_script().into(),
+        ]),
+        env: Some(env),
+        volume_mounts: engine.socket_dir().map(|dir| vec![socket_mount(dir)]),
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_string(), Quantity("5m".into())),
+                ("memory".to_string(), Quantity("16Mi".into())),
+            ])),
+            limits: Some(BTreeMap::from([(
+                "memory".to_string(),
+                Quantity("64Mi".into()),
+            )])),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(security::container()),
+        ..Container::default()
+    };
+    vec![store, check]
 }
 
 /// The store's one port, named after the store (the Services target it by name).
@@ -136,10 +189,19 @@ pub fn alive_on(number: i32, initial_delay: i32) -> Option<Probe> {
 }
 
 /// The data volume, mounted at `path`.
-pub fn data_mount(path: &str) -> Option<Vec<VolumeMount>> {
-    Some(vec![VolumeMount {
+pub fn data_mount(path: &str) -> VolumeMount {
+    VolumeMount {
         name: DATA.into(),
         mount_path: path.into(),
         ..VolumeMount::default()
-    }])
+    }
+}
+
+/// The socket volume, mounted at `dir`.
+pub fn socket_mount(dir: &str) -> VolumeMount {
+    VolumeMount {
+        name: SOCKET.into(),
+        mount_path: dir.into(),
+        ..VolumeMount::default()
+    }
 }

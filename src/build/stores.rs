@@ -34,6 +34,16 @@ pub trait Engine: Sync {
     ) -> Vec<(&'static str, String)>;
     /// The store's own container (its data volume is mounted by the caller).
     fn container(&self, ctx: &StackRef, stack: &AppStack) -> Container;
+    /// The script of the store pod's credentials container, run by the
+    /// store's image with the store container's environment: it keeps the
+    /// server's credentials in line with the Secret where it can, and exits
+    /// with a termination message saying what is wrong where it cannot.
+    fn credentials_script(&self) -> &'static str;
+    /// A directory (the server's unix socket) the store container shares
+    /// with its credentials container.
+    fn socket_dir(&self) -> Option<&'static str> {
+        None
+    }
     /// Environment variables a component that uses the store gets, and the
     /// Secret key each comes from.
     fn client_env(&self) -> &'static [(&'static str, &'static str)];

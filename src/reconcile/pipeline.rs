@@ -1,6 +1,10 @@
 //! One reconcile of one AppStack, forward only: credentials, build, apply,
 //! prune, status.
 
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, PartialObjectMeta, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
@@ -126,7 +130,12 @@ async fn conclude(
         .map(|f| f.name().to_string())
         .collect();
     ctx.waiting.set(&namespace, &stack.name_any(), &waiting_for);
-    let problem = invalid.or_else(|| problem(findings)).map(Problem::bounded);
+    let unready = unready_stores(ctx, stack);
+    let mut problem = invalid.or_else(|| problem(findings));
+    if problem.is_none() && !unready.is_empty() {
+        problem = store_trouble(ctx, &namespace, &unready).await;
+    }
+    let problem = problem.map(Problem::bounded);
     if let Some(p) = &problem
         && !already_reported(stack, p)
     {
@@ -140,8 +149,70 @@ async fn conclude(
         .any(|f| matches!(f, Finding::Refused { .. }))
     {
         Next::Backoff
+    } else if !unready.is_empty() {
+        // A crash loop changes no StatefulSet status: look at the pod again.
+        Next::Soon
     } else {
         Next::Resync
+    })
+}
+
+/// The stack's stores whose StatefulSet exists but is not ready: the part
+/// and the StatefulSet.
+fn unready_stores(ctx: &Context, stack: &AppStack) -> Vec<(&'static str, Arc<StatefulSet>)> {
+    let namespace = stack.namespace().unwrap_or_default();
+    let name = stack.name_any();
+    stores::of(&stack.spec)
+        .filter_map(|e| {
+            let sts: Arc<StatefulSet> = ctx.caches.get(&namespace, &e.secret_name(&name))?;
+            (!status::stateful_set_ready(&sts)).then_some((e.part(), sts))
+        })
+        .collect()
+}
+
+/// Why unready stores do not serve, read from their pods (the one pod a
+/// store's StatefulSet runs, when that StatefulSet controls it). A pod that
+/// cannot be read is left out: status then says only that the store is not
+/// ready.
+async fn store_trouble(
+    ctx: &Context,
+    namespace: &str,
+    unready: &[(&'static str, Arc<StatefulSet>)],
+) -> Option<Problem> {
+    let pods = Api::<Pod>::namespaced(ctx.client.clone(), namespace);
+    let mut found: Vec<Problem> = Vec::new();
+    for (part, sts) in unready {
+        let pod_name = format!("{}-0", sts.name_any());
+        let pod = match pods.get_opt(&pod_name).await {
+            Ok(Some(pod)) => pod,
+            Ok(None) => continue,
+            Err(error) => {
+                warn!(%error, pod = %pod_name, "could not read the store's pod");
+                continue;
+            }
+        };
+        let controlled = pod
+            .owner_references()
+            .iter()
+            .any(|o| o.controller == Some(true) && Some(&o.uid) == sts.metadata.uid.as_ref());
+        if let Some(p) = controlled
+            .then(|| status::store_trouble(part, &pod))
+            .flatten()
+        {
+            found.push(p);
+        }
+    }
+    // A failing server explains more than credentials it cannot check.
+    found.sort_by_key(|p| !matches!(p, Problem::StoreFailing(_)));
+    let first = found.first()?.clone();
+    let message = found
+        .iter()
+        .map(Problem::message)
+        .collect::<Vec<_>>()
+        .join("; ");
+    Some(match first {
+        Problem::StoreFailing(_) => Problem::StoreFailing(message),
+        _ => Problem::CredentialsOutOfSync(message),
     })
 }
 

@@ -575,7 +575,8 @@ async fn a_forbidden_change_to_an_existing_store_is_change_rejected_with_advice(
         422,
         "StatefulSet.apps \"shop-postgres\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas' are forbidden",
     );
-    assert_eq!(h.reconcile().await.unwrap(), Next::Resync);
+    // Not retried with backoff: it cannot succeed until the user acts.
+    assert_ne!(h.reconcile().await.unwrap(), Next::Backoff);
     let message = h.degraded("ChangeRejected");
     assert!(message.contains("--cascade=orphan"), "{message}");
     assert!(h.wrote("PATCH deployments/shop-web"));
@@ -956,4 +957,109 @@ async fn the_caches_keep_no_more_of_a_labelled_secret_than_the_credentials() {
     assert!(size < 2048, "cached copy is {size} bytes");
     let data = cached.data.as_ref().unwrap();
     assert_eq!(data.keys().collect::<Vec<_>>(), ["username"]);
+}
+
+/// The store's StatefulSet as the cache shows it, not ready, and its pod
+/// as the API server answers a GET, controlled by it.
+fn unready_store(h: &mut Harness, name: &str, containers: Value) {
+    let mut sts = ours("StatefulSet", "apps/v1", name, "5");
+    sts["metadata"]["uid"] = json!(format!("{name}-uid"));
+    sts["spec"] = json!({"replicas": 1, "selector": {}, "serviceName": "", "template": {}});
+    sts["status"] = json!({"replicas": 1, "readyReplicas": 0});
+    h.filled.put(&sts);
+    h.answer(
+        "GET",
+        &format!("/pods/{name}-0"),
+        200,
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": format!("{name}-0"), "namespace": NS,
+                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": name,
+                                                 "uid": format!("{name}-uid"), "controller": true}]},
+               "status": {"phase": "Running", "containerStatuses": containers}}),
+    );
+}
+
+fn crash_looping(name: &str, message: &str) -> Value {
+    json!({"name": name, "ready": false, "restartCount": 3, "image": "i", "imageID": "",
+           "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+           "lastState": {"terminated": {"exitCode": 1, "message": message}}})
+}
+
+fn running(name: &str) -> Value {
+    json!({"name": name, "ready": false, "restartCount": 0, "image": "i", "imageID": "",
+           "state": {"running": {}}})
+}
+
+#[tokio::test]
+async fn a_store_that_refuses_its_secret_is_credentials_out_of_sync() {
+    let mut h = Harness::new(spec(SHOP));
+    unready_store(
+        &mut h,
+        "shop-postgres",
+        json!([
+            running("postgres"),
+            crash_looping(
+                "credentials",
+                "PostgreSQL refuses the credentials of Secret shop-postgres: role \"app\" is not permitted to log in"
+            )
+        ]),
+    );
+    assert_eq!(h.reconcile().await.unwrap(), Next::Soon);
+    let message = h.degraded("CredentialsOutOfSync");
+    assert!(
+        message.starts_with("postgres: PostgreSQL refuses"),
+        "{message}"
+    );
+    assert!(message.contains("not permitted to log in"), "{message}");
+    assert!(
+        h.calls().iter().any(|c| c.is_event()),
+        "a Warning Event says it too"
+    );
+}
+
+#[tokio::test]
+async fn a_crash_looping_store_shows_its_last_words() {
+    let mut h = Harness::new(spec(SHOP));
+    unready_store(
+        &mut h,
+        "shop-redis",
+        json!([
+            crash_looping(
+                "redis",
+                "Bad file format reading the append only file appendonly.aof.1.incr.aof"
+            ),
+            running("credentials")
+        ]),
+    );
+    h.reconcile().await.unwrap();
+    let message = h.degraded("StoreFailing");
+    assert!(message.contains("pod shop-redis-0"), "{message}");
+    assert!(message.contains("Bad file format"), "{message}");
+    assert!(
+        message.contains("kubectl logs shop-redis-0 -c redis --previous"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_store_pod_it_does_not_control_says_nothing() {
+    let mut h = Harness::new(spec(SHOP));
+    unready_store(
+        &mut h,
+        "shop-redis",
+        json!([crash_looping("redis", "boom")]),
+    );
+    // The same name, another owner (e.g. the pod of a StatefulSet since replaced).
+    h.answer(
+        "GET",
+        "/pods/shop-redis-0",
+        200,
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "shop-redis-0", "namespace": NS},
+               "status": {"containerStatuses": [crash_looping("redis", "boom")]}}),
+    );
+    h.server.lock().expect("lock").rules.remove(0);
+    assert_eq!(h.reconcile().await.unwrap(), Next::Soon);
+    let (status, reason, _) = h.condition("Degraded");
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "AsExpected"));
 }

@@ -87,6 +87,10 @@ the OwnerReferencesPermissionEnforcement admission plugin runs (OpenShift). */}}
 - apiGroups: [""]
   resources: ["services", "secrets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+{{- /* Read only, one store pod at a time, to say why a store is not ready. */}}
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get"]
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
