@@ -24,6 +24,11 @@ pub const MAX_ITEMS: u64 = 64;
 /// Most entries a map without its own limit takes.
 pub const MAX_PROPERTIES: u64 = 64;
 
+/// The API server reads `maximum` as a float64: i64::MAX rounds up to 2^63,
+/// which overflows back to i64::MIN when an integer is compared with it, and
+/// every value is refused. This is the largest float64 below 2^63.
+const INT64_MAX_AS_FLOAT: i64 = i64::MAX - 1023;
+
 pub fn crd() -> CustomResourceDefinition {
     let mut crd = serde_json::to_value(AppStack::crd()).unwrap_or_default();
     if let Some(versions) = crd["spec"]["versions"].as_array_mut() {
@@ -50,7 +55,7 @@ fn bound(schema: &mut Value) {
     };
     let integer_range = match object.get("format").and_then(Value::as_str) {
         Some("int32") => Some((i64::from(i32::MIN), i64::from(i32::MAX))),
-        Some("int64") => Some((i64::MIN, i64::MAX)),
+        Some("int64") => Some((i64::MIN, INT64_MAX_AS_FLOAT)),
         _ => None,
     };
     if let Some((min, max)) = integer_range
@@ -127,10 +132,13 @@ mod tests {
                 schema["minimum"].is_number() && schema["maximum"].is_number(),
                 "{path}: {schema}"
             );
+            let max = schema["maximum"].as_f64().unwrap();
             if schema["format"] == "int32" {
-                let max = schema["maximum"].as_f64().unwrap();
                 assert!(max <= f64::from(i32::MAX), "{path}");
             }
+            // What the API server does with it: a float64 that must convert
+            // back to an int64 without overflowing (2^63 does not).
+            assert!(max < 9_223_372_036_854_775_808.0, "{path}: {max}");
         }
         // The probe field that once stopped the operator.
         let probe = &spec_schema()["properties"]["components"]["items"]["properties"]["livenessProbe"]

@@ -24,7 +24,10 @@ fn valid() -> Value {
                 "name": "web",
                 "image": "appstack.local/appstack-shop:dev",
                 "port": 8080,
-                "autoscaling": {"minReplicas": 2, "maxReplicas": 5, "targetCPUUtilizationPercentage": 60}
+                "autoscaling": {"minReplicas": 2, "maxReplicas": 5, "targetCPUUtilizationPercentage": 60},
+                // int64 fields once refused every value (a maximum of 2^63).
+                "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
+                "podSecurityContext": {"fsGroup": 1000}
             }],
             "redis": {"storage": {"size": "1Gi"}},
             "postgres": {"storage": {"size": "1Gi"}}
