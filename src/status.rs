@@ -296,14 +296,18 @@ fn failing(c: &ContainerStatus) -> Option<String> {
         .as_ref()
         .filter(|t| t.exit_code != 0)
         .or(c.last_state.as_ref().and_then(|s| s.terminated.as_ref()))?;
-    let said = terminated
+    // The message may be the log's tail (FallbackToLogsOnError): its last
+    // lines say what went wrong.
+    let said: Vec<&str> = terminated
         .message
         .as_deref()
+        .unwrap_or_default()
+        .lines()
         .map(str::trim)
-        .filter(|m| !m.is_empty());
-    Some(match said {
-        Some(m) => m.to_string(),
-        None => format!(
+        .filter(|l| !l.is_empty())
+        .collect();
+    Some(match said.len() {
+        0 => format!(
             "exit code {}{}",
             terminated.exit_code,
             terminated
@@ -312,8 +316,12 @@ fn failing(c: &ContainerStatus) -> Option<String> {
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default()
         ),
+        n => said[n.saturating_sub(LAST_LINES)..].join(" | "),
     })
 }
+
+/// Lines of a failed container's message that status keeps.
+const LAST_LINES: usize = 4;
 
 /// Waiting reasons of a container the kubelet cannot start at all.
 const CANNOT_START: &[&str] = &[
@@ -534,5 +542,34 @@ mod tests {
             panic!("expected StoreFailing");
         };
         assert!(m.contains("exit code 137 (OOMKilled)"), "{m}");
+    }
+
+    #[test]
+    fn a_crash_loop_keeps_the_last_lines_of_the_log() {
+        let log = "Redis is starting\n\nServer initialized\n*** FATAL AOF MANIFEST FILE ERROR ***\n\nReading the manifest file, at line 2\n>>> 'garbage line'\nInvalid AOF manifest file format\n";
+        let p = pod(
+            serde_json::json!([container(
+                "redis",
+                serde_json::json!({"waiting": {"reason": "CrashLoopBackOff"}})
+            )
+            .as_object()
+            .cloned()
+            .map(|mut c| {
+                c.insert(
+                    "lastState".into(),
+                    serde_json::json!({"terminated": {"exitCode": 1, "message": log}}),
+                );
+                c
+            })]),
+            serde_json::json!([]),
+        );
+        let Some(Problem::StoreFailing(m)) = store_trouble("redis", &p) else {
+            panic!("expected StoreFailing");
+        };
+        assert!(
+            m.contains("keeps failing: *** FATAL AOF MANIFEST FILE ERROR *** | Reading the manifest file, at line 2 | >>> 'garbage line' | Invalid AOF manifest file format;"),
+            "{m}"
+        );
+        assert!(!m.contains("Redis is starting"), "{m}");
     }
 }

@@ -34,7 +34,7 @@ SQL
 while :; do
   if up && ! err=$(login); then
     if ! out=$(sync); then
-      up && fail "could not set the password of $POSTGRES_USER from Secret $APPSTACK_SECRET: $out"
+      up && fail "could not set the password of $POSTGRES_USER from Secret $APPSTACK_SECRET: $out. The apps use these credentials and cannot connect: fix the role in pod $HOSTNAME; this check runs again when its container restarts"
     elif ! err=$(login); then
       up && fail "PostgreSQL refuses the credentials of Secret $APPSTACK_SECRET (user $POSTGRES_USER, database $POSTGRES_DB) even after setting the password from it: $err. Fix the role or database (e.g. ALTER ROLE ... LOGIN, CREATE DATABASE) in pod $HOSTNAME; this check runs again when its container restarts"
     else
