@@ -8,6 +8,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerBehavior;
 use k8s_openapi::api::core::v1::{
     EnvVar, PodSecurityContext, Probe, ResourceRequirements, SecurityContext,
 };
+use k8s_openapi::api::networking::v1::{NetworkPolicyEgressRule, NetworkPolicyPeer};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -71,6 +72,24 @@ pub struct AppStackSpec {
     /// them deleted with their StatefulSet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retain_data_on_delete: Option<bool>,
+
+    /// NetworkPolicies drawn from `uses`, on by default: each store admits
+    /// only the pods of the components that use it, and reaches nothing but
+    /// DNS; each component admits its port (see `ingressFrom`, `egressTo`).
+    /// They take effect only where the cluster's network plugin enforces
+    /// NetworkPolicy (Calico, Cilium, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicySpec>,
+}
+
+/// The stack's NetworkPolicies.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// Default true. Set false where you manage NetworkPolicies yourself:
+    /// the stack's policies are then deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
 }
 
 /// A stateless component: a Deployment any of whose replicas can serve any request.
@@ -197,6 +216,19 @@ pub struct Component {
     #[x_kube(validation = Rule::new("!has(self.windowsOptions) || !has(self.windowsOptions.hostProcess) || !self.windowsOptions.hostProcess").field_path(".windowsOptions.hostProcess").message("spec.components[].podSecurityContext.windowsOptions.hostProcess: must be false or unset (Pod Security baseline)"))]
     #[x_kube(validation = Rule::new("!has(self.sysctls) || self.sysctls.all(s, s.name in ['kernel.shm_rmid_forced', 'net.ipv4.ip_local_port_range', 'net.ipv4.ip_unprivileged_port_start', 'net.ipv4.tcp_syncookies', 'net.ipv4.ping_group_range', 'net.ipv4.ip_local_reserved_ports', 'net.ipv4.tcp_keepalive_time', 'net.ipv4.tcp_fin_timeout', 'net.ipv4.tcp_keepalive_intvl', 'net.ipv4.tcp_keepalive_probes'])").field_path(".sysctls").message("spec.components[].podSecurityContext.sysctls: only the sysctls Kubernetes calls safe are allowed (Pod Security baseline)"))]
     pub pod_security_context: Option<PodSecurityContext>,
+
+    /// Who may connect to the component's port (NetworkPolicy peers), e.g.
+    /// only an ingress controller's namespace: `[{namespaceSelector:
+    /// {matchLabels: {kubernetes.io/metadata.name: ingress-nginx}}}]`.
+    /// Default: anyone, on that port only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_from: Option<Vec<NetworkPolicyPeer>>,
+
+    /// Where the component may connect besides DNS and the stores it uses
+    /// (NetworkPolicy egress rules). Default: anywhere (no egress policy);
+    /// `[]` allows only DNS and its stores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_to: Option<Vec<NetworkPolicyEgressRule>>,
 }
 
 /// CPU-based autoscaling of a component.
@@ -350,6 +382,14 @@ impl AppStackSpec {
     /// retainDataOnDelete, default true: data is never lost by accident.
     pub fn retain_data(&self) -> bool {
         self.retain_data_on_delete.unwrap_or(true)
+    }
+
+    /// networkPolicy.enabled, default true.
+    pub fn network_policies_enabled(&self) -> bool {
+        self.network_policy
+            .as_ref()
+            .and_then(|n| n.enabled)
+            .unwrap_or(true)
     }
 }
 

@@ -8,6 +8,7 @@ mod disruption_budget;
 pub mod labels;
 pub mod meta;
 pub mod names;
+mod network_policy;
 mod postgres;
 mod redis;
 mod secret;
@@ -20,6 +21,7 @@ mod wiring;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
 use serde_json::Value;
@@ -64,6 +66,7 @@ pub struct Children {
     pub deployments: Vec<Deployment>,
     pub autoscalers: Vec<HorizontalPodAutoscaler>,
     pub disruption_budgets: Vec<PodDisruptionBudget>,
+    pub network_policies: Vec<NetworkPolicy>,
     /// For a child that is wired to others (a component's Deployment to its
     /// stores' Secret, Services and StatefulSet): their names. It must not
     /// be applied while one of them is not the stack's own.
@@ -81,6 +84,7 @@ impl Children {
         }
         let mut out = Vec::new();
         all(&mut out, &self.secrets)?;
+        all(&mut out, &self.network_policies)?;
         all(&mut out, &self.services)?;
         all(&mut out, &self.stateful_sets)?;
         all(&mut out, &self.deployments)?;
@@ -165,6 +169,7 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
             out.disruption_budgets.push(pdb);
         }
     }
+    out.network_policies = network_policy::build(&ctx, &stack.spec);
     Ok(out)
 }
 

@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::PartialObjectMeta;
@@ -172,6 +173,13 @@ impl ChildKind for PodDisruptionBudget {
     }
 }
 
+impl ChildKind for NetworkPolicy {
+    type Cached = Meta<NetworkPolicy>;
+    fn desired(children: &Children) -> &[Self] {
+        &children.network_policies
+    }
+}
+
 /// What every cache keeps of an object's metadata: no managedFields, no
 /// annotations.
 fn slim(meta: &mut ObjectMeta) {
@@ -179,11 +187,13 @@ fn slim(meta: &mut ObjectMeta) {
     meta.annotations = None;
 }
 
-/// Every kind, in apply order: credentials, then the Services and stores
-/// the components wait for, then the components and what scales and guards
-/// them. Pruning runs backwards, so nothing left running loses what it needs.
-pub static KINDS: [&(dyn Kind + Sync); 6] = [
+/// Every kind, in apply order: credentials and the NetworkPolicies (so no
+/// store ever runs unguarded), then the Services and stores the components
+/// wait for, then the components and what scales and guards them. Pruning
+/// runs backwards, so nothing left running loses what it needs.
+pub static KINDS: [&(dyn Kind + Sync); 7] = [
     &Declared::<Secret>(PhantomData),
+    &Declared::<NetworkPolicy>(PhantomData),
     &Declared::<Service>(PhantomData),
     &Declared::<StatefulSet>(PhantomData),
     &Declared::<Deployment>(PhantomData),

@@ -312,6 +312,10 @@ async fn the_first_reconcile_creates_every_child_in_dependency_order() {
             "POST secrets",
             "PATCH secrets/shop-redis",
             "PATCH secrets/shop-postgres",
+            "PATCH networkpolicies/shop-redis",
+            "PATCH networkpolicies/shop-postgres",
+            "PATCH networkpolicies/shop-web",
+            "PATCH networkpolicies/shop-worker",
             "PATCH services/shop-redis",
             "PATCH services/shop-redis-headless",
             "PATCH services/shop-postgres",
@@ -1062,4 +1066,20 @@ async fn a_store_pod_it_does_not_control_says_nothing() {
     assert_eq!(h.reconcile().await.unwrap(), Next::Soon);
     let (status, reason, _) = h.condition("Degraded");
     assert_eq!((status.as_str(), reason.as_str()), ("False", "AsExpected"));
+}
+
+#[tokio::test]
+async fn network_policies_switched_off_are_deleted() {
+    let mut off = spec(SHOP);
+    off["networkPolicy"] = json!({"enabled": false});
+    let mut h = Harness::new(off);
+    h.filled.put(&ours(
+        "NetworkPolicy",
+        "networking.k8s.io/v1",
+        "shop-redis",
+        "3",
+    ));
+    h.reconcile().await.unwrap();
+    assert!(h.wrote("DELETE networkpolicies/shop-redis"));
+    assert!(!h.wrote("PATCH networkpolicies/shop-web"));
 }

@@ -1,0 +1,236 @@
+//! NetworkPolicies drawn from the `uses` graph: a store admits only the pods
+//! of the components that use it, on its one port, and may itself reach
+//! nothing but DNS; a component admits its own port (from whom
+//! `ingressFrom` says, default anyone) and, when `egressTo` is set, reaches
+//! only DNS, the stores it uses and those rules. Nobody else in the cluster
+//! knows who the clients of a store are; AppStack does.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicyPort, NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::meta::StackRef;
+use super::stores::{self, Engine};
+use super::{labels, names};
+use crate::api::{AppStackSpec, Component};
+
+const DNS_PORT: i32 = 53;
+
+/// One per store and one per component, unless the spec switches them off.
+pub fn build(ctx: &StackRef, spec: &AppStackSpec) -> Vec<NetworkPolicy> {
+    if !spec.network_policies_enabled() {
+        return Vec::new();
+    }
+    let stores = stores::of(spec).map(|e| store(ctx, spec, e));
+    let components = spec.components.iter().map(|c| component(ctx, spec, c));
+    stores.chain(components).collect()
+}
+
+fn store(ctx: &StackRef, spec: &AppStackSpec, engine: &dyn Engine) -> NetworkPolicy {
+    let clients: Vec<String> = spec
+        .components
+        .iter()
+        .filter(|c| c.uses(spec, engine.kind()))
+        .map(|c| c.name.clone())
+        .collect();
+    // No client, no ingress rule: nothing may connect.
+    let ingress = (!clients.is_empty()).then(|| {
+        vec![NetworkPolicyIngressRule {
+            from: Some(vec![NetworkPolicyPeer {
+                pod_selector: Some(components_selector(ctx, clients)),
+                ..NetworkPolicyPeer::default()
+            }]),
+            ports: Some(vec![tcp(engine.port())]),
+        }]
+    });
+    NetworkPolicy {
+        metadata: ctx.object_meta(
+            engine.secret_name(&ctx.name),
+            engine.part(),
+            labels::ROLE_STORE,
+        ),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(selector(ctx.selector(engine.part()))),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+            ingress: Some(ingress.unwrap_or_default()),
+            egress: Some(vec![dns()]),
+        }),
+    }
+}
+
+fn component(ctx: &StackRef, spec: &AppStackSpec, c: &Component) -> NetworkPolicy {
+    let mut types = vec!["Ingress".to_string()];
+    let egress = c.egress_to.as_ref().map(|rules| {
+        types.push("Egress".into());
+        let mut egress = vec![dns()];
+        egress.extend(stores::used_by(spec, c).map(|e| NetworkPolicyEgressRule {
+            to: Some(vec![NetworkPolicyPeer {
+                pod_selector: Some(selector(ctx.selector(e.part()))),
+                ..NetworkPolicyPeer::default()
+            }]),
+            ports: Some(vec![tcp(e.port())]),
+        }));
+        egress.extend(rules.iter().cloned());
+        egress
+    });
+    NetworkPolicy {
+        metadata: ctx.object_meta(
+            names::component(&ctx.name, &c.name),
+            &c.name,
+            labels::ROLE_APP,
+        ),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(selector(ctx.selector(&c.name))),
+            policy_types: Some(types),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                // None: from anywhere, but only to this port.
+                from: c.ingress_from.clone(),
+                ports: Some(vec![tcp(c.port)]),
+            }]),
+            egress,
+        }),
+    }
+}
+
+/// The pods of these components of the stack.
+fn components_selector(ctx: &StackRef, components: Vec<String>) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(BTreeMap::from([(
+            labels::INSTANCE.to_string(),
+            ctx.name.clone(),
+        )])),
+        match_expressions: Some(vec![LabelSelectorRequirement {
+            key: labels::NAME.into(),
+            operator: "In".into(),
+            values: Some(components),
+        }]),
+    }
+}
+
+fn selector(labels: BTreeMap<String, String>) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(labels),
+        ..LabelSelector::default()
+    }
+}
+
+fn tcp(port: i32) -> NetworkPolicyPort {
+    NetworkPolicyPort {
+        port: Some(IntOrString::Int(port)),
+        protocol: Some("TCP".into()),
+        ..NetworkPolicyPort::default()
+    }
+}
+
+/// Name lookups, wherever the cluster's DNS runs.
+fn dns() -> NetworkPolicyEgressRule {
+    NetworkPolicyEgressRule {
+        to: None,
+        ports: Some(
+            ["UDP", "TCP"]
+                .map(|protocol| NetworkPolicyPort {
+                    port: Some(IntOrString::Int(DNS_PORT)),
+                    protocol: Some(protocol.into()),
+                    ..NetworkPolicyPort::default()
+                })
+                .to_vec(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::AppStack;
+    use serde_json::json;
+
+    fn policies(spec: serde_json::Value) -> Vec<NetworkPolicy> {
+        let stack: AppStack = serde_json::from_value(json!({
+            "apiVersion": "appstack.dev/v1alpha1", "kind": "AppStack",
+            "metadata": {"name": "s", "namespace": "n", "uid": "u"},
+            "spec": spec,
+        }))
+        .unwrap();
+        let mut inputs = crate::build::Inputs::default();
+        for kind in [
+            crate::api::StoreKind::Redis,
+            crate::api::StoreKind::Postgres,
+        ] {
+            let creds = crate::build::StoreCredentials {
+                username: "u".into(),
+                password: "p".into(),
+            };
+            inputs.set(kind, creds);
+        }
+        crate::build::children(&stack, &inputs)
+            .unwrap()
+            .network_policies
+    }
+
+    fn named<'a>(all: &'a [NetworkPolicy], name: &str) -> &'a NetworkPolicySpec {
+        all.iter()
+            .find(|p| p.metadata.name.as_deref() == Some(name))
+            .and_then(|p| p.spec.as_ref())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_store_no_component_uses_admits_nobody() {
+        let all = policies(json!({
+            "components": [{"name": "web", "image": "i", "port": 80, "uses": ["redis"]}],
+            "redis": {}, "postgres": {}
+        }));
+        let pg = named(&all, "s-postgres");
+        assert_eq!(pg.ingress.as_deref(), Some(&[][..]));
+        let redis = named(&all, "s-redis");
+        let from = redis.ingress.as_ref().unwrap()[0].from.as_ref().unwrap();
+        let clients = from[0]
+            .pod_selector
+            .as_ref()
+            .unwrap()
+            .match_expressions
+            .as_ref()
+            .unwrap();
+        assert_eq!(clients[0].values.as_deref(), Some(&["web".to_string()][..]));
+    }
+
+    #[test]
+    fn egress_to_limits_a_component_to_dns_its_stores_and_the_rules() {
+        let all = policies(json!({
+            "components": [{"name": "web", "image": "i", "port": 80, "uses": ["postgres"],
+                            "egressTo": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}],
+                            "ingressFrom": [{"namespaceSelector": {"matchLabels": {"team": "edge"}}}]}],
+            "redis": {}, "postgres": {}
+        }));
+        let web = named(&all, "s-web");
+        assert_eq!(
+            web.policy_types.as_deref(),
+            Some(&["Ingress".to_string(), "Egress".to_string()][..])
+        );
+        let egress = web.egress.as_ref().unwrap();
+        assert_eq!(egress.len(), 3, "DNS, postgres (not redis), the rule");
+        assert_eq!(
+            egress[1].ports.as_ref().unwrap()[0].port,
+            Some(IntOrString::Int(5432))
+        );
+        assert!(
+            web.ingress.as_ref().unwrap()[0].from.as_ref().unwrap()[0]
+                .namespace_selector
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn switched_off_there_are_none() {
+        let all = policies(json!({
+            "components": [{"name": "web", "image": "i", "port": 80}],
+            "redis": {}, "networkPolicy": {"enabled": false}
+        }));
+        assert!(all.is_empty());
+    }
+}
