@@ -150,7 +150,7 @@ async fn postgres_login_refused(ctx: &mut Ctx) -> Result<()> {
         &appstack::api(&ctx.client, &ctx.ns).get(STACK).await?,
         "Ready",
     );
-    if !ready.as_ref().is_some_and(|(s, _, _)| s == "False") {
+    if ready.as_ref().is_none_or(|(s, _, _)| s != "False") {
         bail!("expected Ready=False while the apps cannot log in, got {ready:?}");
     }
 
