@@ -166,7 +166,7 @@ snap > "$OUT/after"
 moved=$(comm -3 "$OUT/before" "$OUT/after" | grep -c . || true)
 
 log "hostile Secrets: RSS of a fresh operator without and with 100 Secrets of 650 KB labelled as its own"
-read -r hostile0 hostile1 < <(BENCH_BIN="$BIN" e2e/hostile-secrets.sh)
+read -r hostile0 hostile1 hostile_start < <(BENCH_BIN="$BIN" e2e/hostile-secrets.sh)
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b == 0) b = 1; printf "%.2f", a / b }'; }
 cat <<EOT | tee "$OUT/summary.md"
@@ -183,5 +183,6 @@ cat <<EOT | tee "$OUT/summary.md"
 | child resourceVersions moved by a restart | $((moved / 2)) |
 | operator RSS with $N stacks / with none | $(ratio "$rss1" "$rss0") ($((rss1 / 1024)) MiB / $((rss0 / 1024)) MiB) |
 | operator RSS with 100 hostile 650 KB Secrets / without | $(ratio "$hostile1" "$hostile0") ($((hostile1 / 1024)) MiB / $((hostile0 / 1024)) MiB) |
+| peak RSS of an operator starting among them / RSS without | $(ratio "$hostile_start" "$hostile0") ($((hostile_start / 1024)) MiB / $((hostile0 / 1024)) MiB) |
 EOT
 log "bench done in $((SECONDS - T0))s; details in $OUT"

@@ -3,7 +3,9 @@
 # 100 Secrets of 650 KB labelled app.kubernetes.io/managed-by=appstack-operator
 # in the namespace it watches, against its RSS without them, for one binary
 # (BENCH_BIN, default the release build). Part of `make bench`; runs alone as
-# `e2e/hostile-secrets.sh`. Prints one line: "<rss without> <rss with>" in KiB.
+# `e2e/hostile-secrets.sh`. Then a second, fresh operator starts while the
+# Secrets exist: its peak RSS (VmHWM) is what its first list costs. Prints
+# one line: "<rss without> <rss with> <peak of a start among them>" in KiB.
 set -euo pipefail
 BENCH_BIN=${BENCH_BIN:+$(realpath -m -- "$BENCH_BIN")}
 cd "$(dirname "$0")/.."
@@ -16,6 +18,7 @@ OUT=$(mktemp -d)
 [[ -x $BIN ]] || { echo "no $BIN: run make build first (or set BENCH_BIN)" >&2; exit 1; }
 cleanup() {
   [[ -n ${OP:-} ]] && kill "$OP" 2>/dev/null || true
+  [[ -n ${OP2:-} ]] && kill "$OP2" 2>/dev/null || true
   kubectl delete ns "$NS" --wait=false >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -33,4 +36,8 @@ for i in $(seq 1 "$COUNT"); do
 done | jq -s '{apiVersion: "v1", kind: "List", items: .}' > "$OUT/secrets.json"
 kubectl -n "$NS" apply --server-side -f "$OUT/secrets.json" >/dev/null
 sleep 15; with=$(rss)
-echo "$without $with"
+RUST_LOG=warn "$BIN" run --namespaces "$NS" --http-addr "127.0.0.1:$((PORT + 1))" >"$OUT/operator2.log" 2>&1 &
+OP2=$!
+for _ in $(seq 100); do curl -sf "127.0.0.1:$((PORT + 1))/readyz" >/dev/null && break; sleep 0.2; done
+sleep 10; peak=$(awk '/VmHWM/{print $2}' "/proc/$OP2/status")
+echo "$without $with $peak"

@@ -145,7 +145,9 @@ pub fn watch_kind<K: ChildKind>(
     namespace: Option<&str>,
     caches: &mut CacheMap,
 ) -> ChildEvents {
-    let config = watcher::Config::default().labels(&labels::managed_selector());
+    let config = watcher::Config::default()
+        .labels(&labels::managed_selector())
+        .page_size(K::LIST_PAGE);
     let (reader, events) =
         reflected::<K::Cached>(client, namespace, config, K::trim, &caches.listed);
     caches.insert(reader);

@@ -58,6 +58,12 @@ pub trait ChildKind: Child {
     /// object's spec or status, [`Meta<Self>`] when names and owners suffice.
     type Cached: Cacheable;
 
+    /// Objects per page of the watch's list (at start and after a re-list).
+    /// A page arrives whole, before anything is trimmed: kinds cached as
+    /// full objects list in small pages, so objects anyone labels as ours
+    /// cannot make a new leader's start-up spike its memory.
+    const LIST_PAGE: u32 = 500;
+
     /// The built objects of this kind.
     fn desired(children: &Children) -> &[Self];
 
@@ -90,6 +96,7 @@ pub type Meta<K> = PartialObjectMeta<K>;
 
 impl ChildKind for Secret {
     type Cached = Secret;
+    const LIST_PAGE: u32 = FULL_OBJECTS_PAGE;
     fn desired(children: &Children) -> &[Self] {
         &children.secrets
     }
@@ -114,6 +121,7 @@ impl ChildKind for Service {
 
 impl ChildKind for StatefulSet {
     type Cached = StatefulSet;
+    const LIST_PAGE: u32 = FULL_OBJECTS_PAGE;
     fn desired(children: &Children) -> &[Self] {
         &children.stateful_sets
     }
@@ -136,6 +144,7 @@ impl ChildKind for StatefulSet {
 
 impl ChildKind for Deployment {
     type Cached = Deployment;
+    const LIST_PAGE: u32 = FULL_OBJECTS_PAGE;
     fn desired(children: &Children) -> &[Self] {
         &children.deployments
     }
@@ -179,6 +188,10 @@ impl ChildKind for NetworkPolicy {
         &children.network_policies
     }
 }
+
+/// List page of the kinds cached whole: 10 of the largest objects the API
+/// server stores (about 1.5 MB each) stay well within the operator's memory.
+const FULL_OBJECTS_PAGE: u32 = 10;
 
 /// What every cache keeps of an object's metadata: no managedFields, no
 /// annotations.

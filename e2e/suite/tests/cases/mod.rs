@@ -11,15 +11,21 @@ mod delete_reapply;
 mod drift;
 mod helm_install;
 mod helm_upgrade;
+mod hostile_secrets;
 mod hpa;
 mod kill_app;
 mod kill_stores;
+mod leader_cut_off;
 mod name_conflict;
+mod network_policy;
 mod not_adopted;
 mod operator_restart;
+mod password_rotation;
+mod poisoned_upgrade;
 mod smoke;
 mod store_change_refused;
 mod store_not_hijacked;
+mod store_trouble;
 mod zero_downtime;
 
 fn scenario(name: &'static str, run: appstack_e2e::runner::ScenarioFn, minutes: u64) -> Scenario {
@@ -57,6 +63,12 @@ pub fn all() -> Vec<Scenario> {
         scenario("hpa", hpa::run, 12),
         scenario("delete-and-reapply", delete_reapply::run, 10),
         scenario("bad-manifests", bad_manifests::run, 3),
+        scenario("password-rotation", password_rotation::run, 10),
+        scenario("store-trouble", store_trouble::run, 10),
+        scenario("network-policy", network_policy::run, 8),
+        scenario("hostile-secrets", hostile_secrets::run, 6),
+        scenario("poisoned-upgrade", poisoned_upgrade::run, 10),
+        scenario("leader-cut-off", leader_cut_off::run, 8),
         scenario("helm-upgrade-uninstall", helm_upgrade::run, 10),
     ]
 }
