@@ -58,8 +58,9 @@ postgres: {}
 fn every_child_is_owned_labelled_and_namespaced() {
     let c = build(&stack("shop", FULL));
     let objects = all_json(&c);
-    // 3 Deployments, 3 + 4 Services, 2 StatefulSets, 2 Secrets, 1 HPA, 2 PDBs.
-    assert_eq!(objects.len(), 17);
+    // 3 Deployments, 3 + 4 Services, 2 StatefulSets, 2 Secrets, 1 HPA, 2 PDBs,
+    // 3 + 2 NetworkPolicies.
+    assert_eq!(objects.len(), 22);
     for o in &objects {
         let name = o["metadata"]["name"].as_str().unwrap();
         assert_eq!(o["metadata"]["namespace"], "team-a", "{name}");
