@@ -1,5 +1,6 @@
 //! kill -9 of a container's main process from the node (this host), the way
-//! an OOM kill or a crash ends it: no SIGTERM, no preStop, no goodbye.
+//! an OOM kill or a crash ends it: no SIGTERM, no preStop, no goodbye. Also
+//! a container's resident memory as the node sees it.
 
 use std::time::Duration;
 
@@ -76,6 +77,27 @@ pub async fn freeze(env: &TestEnv, container_id: &str, thaw: bool) -> Result<()>
     let args = ctr_task(env, &[verb, container_id]);
     cmd::run_ok(env, "ctr", &args, None, Duration::from_secs(20)).await?;
     Ok(())
+}
+
+/// Resident memory (VmRSS) of the container's processes, summed, in KiB, as
+/// the node's /proc reports it: for a one-process container, its process's.
+pub fn rss_kib(container_id: &str) -> Result<u64> {
+    let pids = pids_in_cgroup(container_id)?;
+    if pids.is_empty() {
+        bail!("no process of container {container_id} found in /proc");
+    }
+    let mut total = 0;
+    for pid in pids {
+        let path = format!("/proc/{pid}/status");
+        let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .with_context(|| format!("no VmRSS in {path}"))?;
+        total += kib;
+    }
+    Ok(total)
 }
 
 /// Processes whose cgroup path names the container id (cgroup v1 and v2).
