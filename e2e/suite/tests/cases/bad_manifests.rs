@@ -119,6 +119,20 @@ fn cases() -> Vec<Case> {
             &["spec.components[0].env[0].value"],
         ),
         (
+            "65 args (lists are bounded)",
+            |m| m["spec"]["components"][0]["args"] = json!(vec!["x"; 65]),
+            &["spec.components[0].args"],
+        ),
+        (
+            "65 pod annotations (maps are bounded)",
+            |m| {
+                let many: serde_json::Map<String, Value> =
+                    (0..65).map(|i| (format!("a{i}"), json!("v"))).collect();
+                m["spec"]["components"][0]["podAnnotations"] = Value::Object(many);
+            },
+            &["spec.components[0].podAnnotations"],
+        ),
+        (
             "privileged container (beyond Pod Security baseline)",
             |m| m["spec"]["components"][0]["securityContext"] = json!({"privileged": true}),
             &["spec.components[0].securityContext.privileged"],
