@@ -32,6 +32,11 @@ fn inputs(s: &AppStack) -> Inputs {
             password: password.into(),
         };
         inputs.set(e.kind(), creds);
+        let admin = StoreCredentials {
+            username: e.admin_user().into(),
+            password: format!("{password}-admin"),
+        };
+        inputs.set_admin(e.kind(), admin);
     }
     inputs
 }
@@ -58,9 +63,9 @@ postgres: {}
 fn every_child_is_owned_labelled_and_namespaced() {
     let c = build(&stack("shop", FULL));
     let objects = all_json(&c);
-    // 3 Deployments, 3 + 4 Services, 2 StatefulSets, 2 Secrets, 1 HPA, 2 PDBs,
-    // 3 + 2 NetworkPolicies.
-    assert_eq!(objects.len(), 22);
+    // 3 Deployments, 3 + 4 Services, 2 StatefulSets, 2 + 2 Secrets, 1 HPA,
+    // 2 PDBs, 3 + 2 NetworkPolicies.
+    assert_eq!(objects.len(), 24);
     for o in &objects {
         let name = o["metadata"]["name"].as_str().unwrap();
         assert_eq!(o["metadata"]["namespace"], "team-a", "{name}");
@@ -193,8 +198,17 @@ fn secrets_hold_what_clients_need_to_connect() {
     assert_eq!(secret_value(redis, "password"), "r3d1s");
     assert_eq!(
         secret_value(redis, "url"),
-        "redis://:r3d1s@my-shop-redis.team-a.svc:6379/0"
+        "redis://app:r3d1s@my-shop-redis.team-a.svc:6379/0"
     );
+    // The administrators' Secrets hold their credentials only, and no
+    // component is wired to them.
+    for name in ["my-shop-redis-admin", "my-shop-postgres-admin"] {
+        let admin = c.secrets.iter().find(|s| s.name_any() == name).unwrap();
+        let keys: Vec<&String> = admin.data.as_ref().unwrap().keys().collect();
+        assert_eq!(keys, ["password", "username"], "{name}");
+        let wired = serde_json::to_string(&c.deployments).unwrap();
+        assert!(!wired.contains(name), "{name} is wired to a component");
+    }
     let pg = c
         .secrets
         .iter()

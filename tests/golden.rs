@@ -33,6 +33,11 @@ fn inputs(stack: &AppStack) -> Inputs {
             password: password.into(),
         };
         inputs.set(e.kind(), creds);
+        let admin = StoreCredentials {
+            username: e.admin_user().into(),
+            password: format!("{password}-admin"),
+        };
+        inputs.set_admin(e.kind(), admin);
     }
     inputs
 }

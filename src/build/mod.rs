@@ -41,19 +41,36 @@ pub struct StoreCredentials {
     pub password: String,
 }
 
+/// Whose credentials: the apps' (wired to components) or the store's own
+/// administrator's (probes, password sync; never wired to a component).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    App,
+    Admin,
+}
+
 /// What the builders need besides the spec: each store's credentials.
 #[derive(Clone, Debug, Default)]
 pub struct Inputs {
-    credentials: BTreeMap<StoreKind, StoreCredentials>,
+    credentials: BTreeMap<(StoreKind, Access), StoreCredentials>,
 }
 
 impl Inputs {
+    /// The apps' credentials of a store.
     pub fn set(&mut self, store: StoreKind, credentials: StoreCredentials) {
-        self.credentials.insert(store, credentials);
+        self.credentials.insert((store, Access::App), credentials);
+    }
+
+    pub fn set_admin(&mut self, store: StoreKind, credentials: StoreCredentials) {
+        self.credentials.insert((store, Access::Admin), credentials);
     }
 
     pub fn get(&self, store: StoreKind) -> Option<&StoreCredentials> {
-        self.credentials.get(&store)
+        self.credentials.get(&(store, Access::App))
+    }
+
+    pub fn admin(&self, store: StoreKind) -> Option<&StoreCredentials> {
+        self.credentials.get(&(store, Access::Admin))
     }
 }
 
@@ -95,7 +112,7 @@ impl Children {
 }
 
 /// A spec the builders cannot realise. Messages name the field.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BuildError {
     #[error("metadata.{0}: missing (the object must come from the API server)")]
     MissingMetadata(&'static str),
@@ -137,16 +154,17 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
     let mut out = Children::default();
 
     for engine in stores::of(&stack.spec) {
-        let creds = inputs
-            .get(engine.kind())
-            .ok_or(BuildError::MissingCredentials {
-                store: engine.part(),
-            })?;
+        let missing = BuildError::MissingCredentials {
+            store: engine.part(),
+        };
+        let creds = inputs.get(engine.kind()).ok_or(missing.clone())?;
+        let admin = inputs.admin(engine.kind()).ok_or(missing)?;
         out.secrets
             .push(secret::store(&ctx, &stack.spec, engine, creds));
+        out.secrets.push(secret::admin(&ctx, engine, admin));
         out.services.extend(service::store(&ctx, engine));
         out.stateful_sets
-            .push(store::stateful_set(&ctx, stack, engine, creds));
+            .push(store::stateful_set(&ctx, stack, engine, creds, admin));
     }
     for c in &stack.spec.components {
         let wired: Vec<String> = stores::used_by(&stack.spec, c)
@@ -264,6 +282,8 @@ postgres: {}
         let mut inputs = Inputs::default();
         inputs.set(StoreKind::Redis, creds(redis));
         inputs.set(StoreKind::Postgres, creds(pg));
+        inputs.set_admin(StoreKind::Redis, creds("redis-admin"));
+        inputs.set_admin(StoreKind::Postgres, creds("postgres-admin"));
         inputs
     }
 
@@ -356,6 +376,7 @@ postgres: {}
             let mut inputs = Inputs::default();
             for e in stores::of(&s.spec) {
                 inputs.set(e.kind(), creds("a"));
+                inputs.set_admin(e.kind(), creds("admin"));
             }
             let err = children(&s, &inputs).unwrap_err().to_string();
             assert!(err.starts_with(field), "{yaml}: {err}");

@@ -165,7 +165,8 @@ mod tests {
                 username: "u".into(),
                 password: "p".into(),
             };
-            inputs.set(kind, creds);
+            inputs.set(kind, creds.clone());
+            inputs.set_admin(kind, creds);
         }
         crate::build::children(&stack, &inputs)
             .unwrap()

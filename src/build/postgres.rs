@@ -16,29 +16,50 @@ const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
 /// The unix socket's directory, shared with the credentials container.
 const SOCKET_DIR: &str = "/var/run/postgresql";
 
-/// The server's password is set by initdb on the volume and would outlive a
-/// Secret that is recreated (the stack deleted with its data retained, then
-/// applied again) or edited (rotation). The credentials container logs in
-/// as the apps do; when that fails it sets the role's password from the
-/// Secret over the local socket (trusted) and tries again. If the apps still
-/// cannot log in, it exits with the reason as its termination message, which
-/// the operator shows as Degraded CredentialsOutOfSync. A store that is down
-/// (starting, restarting) is not a credentials problem: it only waits.
+/// The credentials container keeps the server's roles in line with the
+/// Secrets: at start and whenever the apps' login fails, it sets (over the
+/// local socket, trusted) the administrator as superuser with its Secret's
+/// password, and the apps' role as LOGIN NOSUPERUSER NOCREATEROLE owner of
+/// the stack's database with theirs. A data directory made before the
+/// administrator existed has the apps' role as its only superuser: the
+/// script then connects as that role, creates the administrator and demotes
+/// the apps' role, in place. If the apps still cannot log in, it exits with
+/// the reason as its termination message (Degraded CredentialsOutOfSync). A
+/// store that is down (starting, restarting) only makes it wait.
 const CREDENTIALS: &str = r#"fail() { printf '%s\n' "$*" > /dev/termination-log; printf '%s\n' "$*" >&2; exit 1; }
 up() { pg_isready -q -h 127.0.0.1 -p 5432; }
-login() { PGPASSWORD="$POSTGRES_PASSWORD" PGCONNECT_TIMEOUT=5 psql -h 127.0.0.1 -p 5432 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -Atqc 'select 1' 2>&1 >/dev/null; }
-sync() { psql -q -h /var/run/postgresql -U "$POSTGRES_USER" -d postgres -v ON_ERROR_STOP=1 -v u="$POSTGRES_USER" -v pw="$POSTGRES_PASSWORD" 2>&1 >/dev/null <<'SQL'
-ALTER ROLE :"u" WITH PASSWORD :'pw';
+login() { PGPASSWORD="$APP_PASSWORD" PGCONNECT_TIMEOUT=5 psql -h 127.0.0.1 -p 5432 -U "$APP_USER" -d "$POSTGRES_DB" -Atqc 'select 1' 2>&1 >/dev/null; }
+roles() {
+  who=$POSTGRES_USER
+  psql -h /var/run/postgresql -U "$who" -d postgres -Atqc 'select 1' >/dev/null 2>&1 || who=$APP_USER
+  psql -q -h /var/run/postgresql -U "$who" -d postgres -v ON_ERROR_STOP=1 -v admin="$POSTGRES_USER" -v adminpw="$POSTGRES_PASSWORD" -v app="$APP_USER" -v apppw="$APP_PASSWORD" -v db="$POSTGRES_DB" 2>&1 >/dev/null <<'SQL' || return 1
+SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'admin') AS missing \gset
+\if :missing
+CREATE ROLE :"admin";
+\endif
+ALTER ROLE :"admin" WITH SUPERUSER LOGIN PASSWORD :'adminpw';
+SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app') AS missing \gset
+\if :missing
+CREATE ROLE :"app";
+\endif
+ALTER DATABASE :"db" OWNER TO :"app";
+ALTER ROLE :"app" WITH LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB NOREPLICATION NOBYPASSRLS PASSWORD :'apppw';
+SQL
+  psql -q -h /var/run/postgresql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -v ON_ERROR_STOP=1 -v app="$APP_USER" 2>&1 >/dev/null <<'SQL'
+ALTER SCHEMA public OWNER TO :"app";
 SQL
 }
+until up; do sleep 2; done
+out=$(roles) || fail "could not set the roles from Secrets $APPSTACK_SECRET and $APPSTACK_SECRET-admin: $out. Fix the roles in pod $HOSTNAME; this check runs again when its container restarts"
+echo "roles $POSTGRES_USER (administrator) and $APP_USER (the apps') set from the Secrets"
 while :; do
   if up && ! err=$(login); then
-    if ! out=$(sync); then
-      up && fail "could not set the password of $POSTGRES_USER from Secret $APPSTACK_SECRET: $out. The apps use these credentials and cannot connect: fix the role in pod $HOSTNAME; this check runs again when its container restarts"
+    if ! out=$(roles); then
+      up && fail "could not set the roles from Secrets $APPSTACK_SECRET and $APPSTACK_SECRET-admin: $out. The apps cannot connect: fix the roles in pod $HOSTNAME; this check runs again when its container restarts"
     elif ! err=$(login); then
-      up && fail "PostgreSQL refuses the credentials of Secret $APPSTACK_SECRET (user $POSTGRES_USER, database $POSTGRES_DB) even after setting the password from it: $err. Fix the role or database (e.g. ALTER ROLE ... LOGIN, CREATE DATABASE) in pod $HOSTNAME; this check runs again when its container restarts"
+      up && fail "PostgreSQL refuses the credentials of Secret $APPSTACK_SECRET (user $APP_USER, database $POSTGRES_DB) even after setting the password from it: $err. Fix the role or database (e.g. ALTER ROLE ... LOGIN, CREATE DATABASE) in pod $HOSTNAME; this check runs again when its container restarts"
     else
-      echo "password of $POSTGRES_USER set from Secret $APPSTACK_SECRET"
+      echo "password of $APP_USER set from Secret $APPSTACK_SECRET"
     fi
   fi
   sleep 10
@@ -66,6 +87,9 @@ impl Engine for Postgres {
     }
     fn user(&self) -> &'static str {
         "app"
+    }
+    fn admin_user(&self) -> &'static str {
+        "postgres"
     }
     fn default_size(&self) -> &'static str {
         "5Gi"
@@ -113,6 +137,7 @@ impl Engine for Postgres {
 
     fn container(&self, ctx: &StackRef, stack: &AppStack) -> Container {
         let secret = self.secret_name(&ctx.name);
+        let admin = self.admin_secret_name(&ctx.name);
         let plain = |name: &str, value: &str| EnvVar {
             name: name.into(),
             value: Some(value.into()),
@@ -121,18 +146,22 @@ impl Engine for Postgres {
         Container {
             name: self.part().into(),
             image: Some(self.image(&stack.spec)),
+            // The server's bootstrap superuser is the administrator; the
+            // apps' role is made and kept by the credentials container.
             env: Some(vec![
-                wiring::secret_env("POSTGRES_USER", &secret, "username"),
-                wiring::secret_env("POSTGRES_PASSWORD", &secret, "password"),
+                wiring::secret_env("POSTGRES_USER", &admin, "username"),
+                wiring::secret_env("POSTGRES_PASSWORD", &admin, "password"),
                 plain("POSTGRES_DB", &database(ctx, &stack.spec)),
                 plain("PGDATA", PGDATA),
+                wiring::secret_env("APP_USER", &secret, "username"),
+                wiring::secret_env("APP_PASSWORD", &secret, "password"),
             ]),
             ports: store::port(self.part(), PORT),
             // Ready only when the apps' credentials work: a query over TCP
             // authenticates with the Secret's password against the stack's
             // database (pg_isready would pass with neither).
             readiness_probe: store::ready_when(
-                "PGPASSWORD=\"$POSTGRES_PASSWORD\" PGCONNECT_TIMEOUT=2 psql -h 127.0.0.1 -p 5432 -U \"$POSTGRES_USER\" -d \"$POSTGRES_DB\" -Atqc 'select 1' >/dev/null",
+                "PGPASSWORD=\"$APP_PASSWORD\" PGCONNECT_TIMEOUT=2 psql -h 127.0.0.1 -p 5432 -U \"$APP_USER\" -d \"$POSTGRES_DB\" -Atqc 'select 1' >/dev/null",
             ),
             liveness_probe: store::alive_on(PORT, 30),
             volume_mounts: Some(vec![

@@ -10,20 +10,28 @@ use crate::api::{AppStack, AppStackSpec, StorageSpec, StoreKind};
 pub const PORT: i32 = 6379;
 pub const DEFAULT_IMAGE: &str = "redis:7.4";
 
-/// Redis takes its password from the Secret at every start, so they differ
-/// only when someone changed it inside Redis (CONFIG SET requirepass, ACL
-/// SETUSER). The credentials container checks every few seconds and, when
-/// Redis refuses the Secret's password, exits with the reason as its
-/// termination message (Degraded CredentialsOutOfSync on the stack). A
-/// Redis that is down or loading is not a credentials problem.
+/// Redis takes both users from the Secrets at every start (the `default`
+/// user is the administrator, the apps' ACL user may run every data command
+/// but none of `@admin` or `@dangerous`), so they differ from the Secrets
+/// only when someone changed them inside Redis (CONFIG SET requirepass, ACL
+/// SETUSER). The credentials container checks both every few seconds and,
+/// when Redis refuses one, exits with the reason as its termination message
+/// (Degraded CredentialsOutOfSync on the stack). A Redis that is down or
+/// loading is not a credentials problem.
 const CREDENTIALS: &str = r#"fail() { printf '%s\n' "$*" > /dev/termination-log; printf '%s\n' "$*" >&2; exit 1; }
+refused() { case "$1" in *NOAUTH*|*WRONGPASS*|*NOPERM*) return 0 ;; esac; return 1; }
 while :; do
   out=$(redis-cli -h 127.0.0.1 -p 6379 ping 2>&1)
-  case "$out" in
-    *NOAUTH*|*WRONGPASS*) fail "Redis refuses the password of Secret $APPSTACK_SECRET ($(printf '%s' "$out" | head -n 1)): it was changed inside Redis (CONFIG SET requirepass or ACL). Delete pod $HOSTNAME to restart Redis with the Secret's password" ;;
-  esac
+  refused "$out" && fail "Redis refuses the administrator's password of Secret $APPSTACK_SECRET-admin ($(printf '%s' "$out" | head -n 1)): it was changed inside Redis (CONFIG SET requirepass or ACL). Delete pod $HOSTNAME to restart Redis with the Secrets' credentials"
+  out=$(REDISCLI_AUTH="$APP_PASSWORD" redis-cli --user "$APP_USER" -h 127.0.0.1 -p 6379 ping 2>&1)
+  refused "$out" && fail "Redis refuses the apps' user $APP_USER of Secret $APPSTACK_SECRET ($(printf '%s' "$out" | head -n 1)): it was changed inside Redis (ACL SETUSER or DELUSER). Delete pod $HOSTNAME to restart Redis with the Secrets' credentials"
   sleep 10
 done"#;
+
+/// What the apps' ACL user may do: every key and channel, every command
+/// but the administrative and dangerous ones (CONFIG, FLUSHALL, FLUSHDB,
+/// DEBUG, SHUTDOWN, KEYS, ACL, ...).
+const APP_RULES: [&str; 6] = ["on", "~*", "&*", "+@all", "-@admin", "-@dangerous"];
 
 pub struct Redis;
 
@@ -38,7 +46,18 @@ impl Engine for Redis {
         PORT
     }
     fn user(&self) -> &'static str {
+        "app"
+    }
+    fn admin_user(&self) -> &'static str {
         "default"
+    }
+    /// Apps of stacks made before the apps' ACL user used `default`.
+    fn app_user(&self, found: &str) -> String {
+        if found == self.admin_user() {
+            self.user().to_string()
+        } else {
+            found.to_string()
+        }
     }
     fn default_size(&self) -> &'static str {
         "1Gi"
@@ -64,37 +83,41 @@ impl Engine for Redis {
         creds: &StoreCredentials,
         host: &str,
     ) -> Vec<(&'static str, String)> {
+        let user = stores::userinfo(&creds.username);
         let password = stores::userinfo(&creds.password);
-        vec![("url", format!("redis://:{password}@{host}:{PORT}/0"))]
+        vec![("url", format!("redis://{user}:{password}@{host}:{PORT}/0"))]
     }
 
     fn container(&self, ctx: &StackRef, stack: &AppStack) -> Container {
         let secret = self.secret_name(&ctx.name);
+        let admin = self.admin_secret_name(&ctx.name);
+        let mut args: Vec<String> = [
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--requirepass",
+            "$(REDIS_PASSWORD)",
+            "--user",
+            "$(APP_USER)",
+            ">$(APP_PASSWORD)",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(APP_RULES.map(String::from));
+        args.extend(["--dir", "/data", "--port", "6379"].map(String::from));
         Container {
             name: self.part().into(),
             image: Some(self.image(&stack.spec)),
-            // The kubelet expands $(REDIS_PASSWORD) from the env below, so the
-            // password lives only in the Secret.
-            args: Some(
-                [
-                    "--appendonly",
-                    "yes",
-                    "--appendfsync",
-                    "everysec",
-                    "--requirepass",
-                    "$(REDIS_PASSWORD)",
-                    "--dir",
-                    "/data",
-                    "--port",
-                    "6379",
-                ]
-                .map(String::from)
-                .to_vec(),
-            ),
+            // The kubelet expands $(VAR) from the env below, so the passwords
+            // live only in the Secrets; the ACL is rebuilt at every start.
+            args: Some(args),
             env: Some(vec![
-                wiring::secret_env("REDIS_PASSWORD", &secret, "password"),
+                wiring::secret_env("REDIS_PASSWORD", &admin, "password"),
                 // redis-cli reads it, so probes need no password on the command line.
-                wiring::secret_env("REDISCLI_AUTH", &secret, "password"),
+                wiring::secret_env("REDISCLI_AUTH", &admin, "password"),
+                wiring::secret_env("APP_USER", &secret, "username"),
+                wiring::secret_env("APP_PASSWORD", &secret, "password"),
             ]),
             ports: store::port(self.part(), PORT),
             readiness_probe: store::ready_when("redis-cli ping | grep -q PONG"),
@@ -113,6 +136,7 @@ impl Engine for Redis {
     fn client_env(&self) -> &'static [(&'static str, &'static str)] {
         &[
             ("REDIS_URL", "url"),
+            ("REDIS_USERNAME", "username"),
             ("REDIS_HOST", "host"),
             ("REDIS_PORT", "port"),
             ("REDIS_PASSWORD", "password"),
@@ -121,8 +145,9 @@ impl Engine for Redis {
 
     fn wait_script(&self) -> (&'static str, &'static [(&'static str, &'static str)]) {
         (
-            "until redis-cli -h \"$REDIS_HOST\" -p \"$REDIS_PORT\" ping 2>/dev/null | grep -q PONG; do echo waiting for redis at $REDIS_HOST; sleep 1; done",
+            "until redis-cli --user \"$REDIS_USERNAME\" -h \"$REDIS_HOST\" -p \"$REDIS_PORT\" ping 2>/dev/null | grep -q PONG; do echo waiting for redis at $REDIS_HOST to accept $REDIS_USERNAME; sleep 1; done",
             &[
+                ("REDIS_USERNAME", "username"),
                 ("REDIS_HOST", "host"),
                 ("REDIS_PORT", "port"),
                 ("REDISCLI_AUTH", "password"),

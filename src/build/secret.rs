@@ -11,6 +11,28 @@ use super::meta::StackRef;
 use super::stores::Engine;
 use crate::api::AppStackSpec;
 
+/// The store's administrator: for the store's own pod only (probes, the
+/// password sync), so no component ever holds the keys to the server.
+pub fn admin(ctx: &StackRef, engine: &dyn Engine, creds: &StoreCredentials) -> Secret {
+    let data: BTreeMap<String, ByteString> = [
+        ("username", creds.username.clone()),
+        ("password", creds.password.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), ByteString(v.into_bytes())))
+    .collect();
+    Secret {
+        metadata: ctx.object_meta(
+            engine.admin_secret_name(&ctx.name),
+            engine.part(),
+            labels::ROLE_STORE,
+        ),
+        type_: Some("Opaque".into()),
+        data: Some(data),
+        ..Secret::default()
+    }
+}
+
 pub fn store(
     ctx: &StackRef,
     spec: &AppStackSpec,

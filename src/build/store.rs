@@ -35,6 +35,7 @@ pub fn stateful_set(
     stack: &AppStack,
     engine: &dyn Engine,
     creds: &StoreCredentials,
+    admin: &StoreCredentials,
 ) -> StatefulSet {
     let part = engine.part();
     let name = engine.secret_name(&ctx.name);
@@ -84,7 +85,7 @@ pub fn stateful_set(
                     labels: Some(labels::common(&ctx.name, part, labels::ROLE_STORE)),
                     annotations: Some(BTreeMap::from([(
                         wiring::CREDENTIALS_HASH.to_string(),
-                        wiring::store_hash(part, &creds.username, &creds.password),
+                        wiring::store_hash(part, &[creds, admin]),
                     )])),
                     ..ObjectMeta::default()
                 }),

@@ -14,8 +14,16 @@ pub trait Engine: Sync {
     /// The store's part of child names and its `app.kubernetes.io/name`.
     fn part(&self) -> &'static str;
     fn port(&self) -> i32;
-    /// The user a generated Secret names.
+    /// The apps' user a generated Secret names: never the administrator.
     fn user(&self) -> &'static str;
+    /// The store's administrator (its admin Secret's user).
+    fn admin_user(&self) -> &'static str;
+    /// The apps' user name to use for the one an existing Secret holds: an
+    /// engine whose apps once used the administrator moves them to
+    /// [`Engine::user`].
+    fn app_user(&self, found: &str) -> String {
+        found.to_string()
+    }
     /// PVC size when the spec gives none.
     fn default_size(&self) -> &'static str;
     fn image(&self, spec: &AppStackSpec) -> String;
@@ -33,6 +41,8 @@ pub trait Engine: Sync {
         host: &str,
     ) -> Vec<(&'static str, String)>;
     /// The store's own container (its data volume is mounted by the caller).
+    /// The store's own container (its data volume is mounted by the caller),
+    /// with both Secrets' credentials in its environment.
     fn container(&self, ctx: &StackRef, stack: &AppStack) -> Container;
     /// The script of the store pod's credentials container, run by the
     /// store's image with the store container's environment: it keeps the
@@ -55,6 +65,11 @@ pub trait Engine: Sync {
     /// StatefulSet: `<stack>-<part>`.
     fn secret_name(&self, stack: &str) -> String {
         names::store(stack, self.part())
+    }
+
+    /// Name of the administrator's Secret: `<stack>-<part>-admin`.
+    fn admin_secret_name(&self, stack: &str) -> String {
+        format!("{}-admin", self.secret_name(stack))
     }
 }
 

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use sha2::{Digest, Sha256};
 
 use super::meta::StackRef;
-use super::{Inputs, security, stores};
+use super::{Inputs, StoreCredentials, security, stores};
 use crate::api::{AppStack, Component};
 
 /// Pod template annotation whose change rolls the pods.
@@ -92,14 +92,17 @@ pub fn credentials_hash(stack: &AppStack, c: &Component, inputs: &Inputs) -> Str
     hex::encode(h.finalize())
 }
 
-/// The same hash for a store's own pods (a password change restarts them).
-pub fn store_hash(kind: &str, username: &str, password: &str) -> String {
+/// The same hash for a store's own pods, over the apps' and the
+/// administrator's credentials (a password change restarts them).
+pub fn store_hash(kind: &str, credentials: &[&StoreCredentials]) -> String {
     let mut h = Sha256::new();
     h.update(kind.as_bytes());
-    h.update(b"\0");
-    h.update(username.as_bytes());
-    h.update(b"\0");
-    h.update(password.as_bytes());
+    for c in credentials {
+        for part in [&c.username, &c.password] {
+            h.update(b"\0");
+            h.update(part.as_bytes());
+        }
+    }
     hex::encode(h.finalize())
 }
 

@@ -17,7 +17,7 @@ use super::context::Context;
 use super::credentials::{self, Resolved};
 use super::kinds::KINDS;
 use crate::api::{AppStack, AppStackStatus, StoredAppStack};
-use crate::build::{self, FIELD_MANAGER, Inputs, stores};
+use crate::build::{self, Access, FIELD_MANAGER, Inputs, stores};
 use crate::error::{Error, Result, cut};
 use crate::status::{self, DEGRADED, Observed, Problem};
 
@@ -53,19 +53,39 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
     let mut generated = Vec::new();
     let mut held = Vec::new();
     for store in stores::of(&stack.spec) {
-        let secret = store.secret_name(&owner.name);
-        match credentials::resolve(&secrets, &ctx.caches, &owner.uid, &secret, store.user()).await?
-        {
-            Resolved::Existing(c) => inputs.set(store.kind(), c),
-            Resolved::Generated(c) => {
-                inputs.set(store.kind(), c);
-                generated.push(secret);
+        let both = [
+            (Access::App, store.secret_name(&owner.name), store.user()),
+            (
+                Access::Admin,
+                store.admin_secret_name(&owner.name),
+                store.admin_user(),
+            ),
+        ];
+        for (access, secret, user) in both {
+            let resolved =
+                credentials::resolve(&secrets, &ctx.caches, &owner.uid, &secret, user).await?;
+            let mut creds = match resolved {
+                Resolved::Existing(c) => c,
+                Resolved::Generated(c) => {
+                    generated.push(secret);
+                    c
+                }
+                Resolved::Held(holder) => {
+                    held.push(Finding::Conflict {
+                        kind: "Secret",
+                        name: secret,
+                        holder,
+                    });
+                    continue;
+                }
+            };
+            match access {
+                Access::App => {
+                    creds.username = store.app_user(&creds.username);
+                    inputs.set(store.kind(), creds);
+                }
+                Access::Admin => inputs.set_admin(store.kind(), creds),
             }
-            Resolved::Held(holder) => held.push(Finding::Conflict {
-                kind: "Secret",
-                name: secret,
-                holder,
-            }),
         }
     }
     if !held.is_empty() {

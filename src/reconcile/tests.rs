@@ -310,8 +310,12 @@ async fn the_first_reconcile_creates_every_child_in_dependency_order() {
         [
             "POST secrets",
             "POST secrets",
+            "POST secrets",
+            "POST secrets",
             "PATCH secrets/shop-redis",
+            "PATCH secrets/shop-redis-admin",
             "PATCH secrets/shop-postgres",
+            "PATCH secrets/shop-postgres-admin",
             "PATCH networkpolicies/shop-redis",
             "PATCH networkpolicies/shop-postgres",
             "PATCH networkpolicies/shop-web",
@@ -419,7 +423,21 @@ async fn credentials_are_generated_once_and_then_only_read() {
         .into_iter()
         .filter(|c| c.method == "POST" && c.path.ends_with("/secrets"))
         .collect();
-    assert_eq!(created.len(), 2);
+    // The apps' and the administrator's, of each store.
+    assert_eq!(created.len(), 4);
+    let names: Vec<&str> = created
+        .iter()
+        .filter_map(|c| c.body["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "shop-redis",
+            "shop-redis-admin",
+            "shop-postgres",
+            "shop-postgres-admin"
+        ]
+    );
     for c in &created {
         let password = c.body["data"]["password"].as_str().unwrap_or_default();
         assert!(password.len() > 40, "a long generated password: {password}");
@@ -1082,4 +1100,30 @@ async fn network_policies_switched_off_are_deleted() {
     h.reconcile().await.unwrap();
     assert!(h.wrote("DELETE networkpolicies/shop-redis"));
     assert!(!h.wrote("PATCH networkpolicies/shop-web"));
+}
+
+#[tokio::test]
+async fn redis_apps_that_used_the_administrator_move_to_their_own_user() {
+    let mut h = Harness::new(spec(SHOP));
+    // A Secret of the release before the apps' ACL user: username default.
+    let mut legacy = ours("Secret", "v1", "shop-redis", "4");
+    legacy["data"] = json!({"username": "ZGVmYXVsdA==", "password": "b2xkLXBhc3N3b3Jk"});
+    h.filled.put(&legacy);
+    h.reconcile().await.unwrap();
+    let applied = h
+        .calls()
+        .into_iter()
+        .find(|c| c.method == "PATCH" && c.path.ends_with("/secrets/shop-redis"))
+        .expect("the apps' Secret applied");
+    let data = &applied.body["data"];
+    let decode = |k: &str| {
+        let bytes: k8s_openapi::ByteString = serde_json::from_value(data[k].clone()).unwrap();
+        String::from_utf8(bytes.0).unwrap()
+    };
+    assert_eq!(decode("username"), "app");
+    assert_eq!(decode("password"), "old-password", "the password is kept");
+    assert_eq!(
+        decode("url"),
+        format!("redis://app:old-password@shop-redis.{NS}.svc:6379/0")
+    );
 }
