@@ -16,6 +16,7 @@ mod hpa;
 mod kill_app;
 mod kill_stores;
 mod leader_cut_off;
+mod least_privilege;
 mod name_conflict;
 mod network_policy;
 mod not_adopted;
@@ -66,6 +67,7 @@ pub fn all() -> Vec<Scenario> {
         scenario("password-rotation", password_rotation::run, 10),
         scenario("store-trouble", store_trouble::run, 10),
         scenario("network-policy", network_policy::run, 8),
+        scenario("least-privilege", least_privilege::run, 8),
         scenario("hostile-secrets", hostile_secrets::run, 6),
         scenario("poisoned-upgrade", poisoned_upgrade::run, 10),
         scenario("leader-cut-off", leader_cut_off::run, 8),

@@ -1,0 +1,174 @@
+//! The apps hold no store's admin keys. On the shop:
+//! - the apps' PostgreSQL role is no superuser: `COPY ... TO PROGRAM` and
+//!   `ALTER SYSTEM` are refused, while it still owns its tables;
+//! - the apps' Redis user gets NOPERM for CONFIG, FLUSHALL and KEYS and can
+//!   still SET, GET and EXPIRE;
+//! - no component is wired to an administrator's Secret;
+//! - the shop serves its session and cart through all of it.
+
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use appstack_e2e::runner::{Ctx, ScenarioFuture};
+use appstack_e2e::{appstack, cmd, shop};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, ListParams};
+
+pub fn run(ctx: &mut Ctx) -> ScenarioFuture<'_> {
+    Box::pin(scenario(ctx))
+}
+
+async fn scenario(ctx: &mut Ctx) -> Result<()> {
+    let stack = appstack::deploy_shop(ctx, |_| {}).await?;
+    let (token, cart) = shop::seed(&stack.shop, "ada").await?;
+    ctx.step(format!("logged in as ada, cart {cart:?}"));
+
+    postgres(ctx, &format!("{}-0", stack.postgres())).await?;
+    redis(ctx, &format!("{}-0", stack.redis())).await?;
+
+    let deployments = Api::<Deployment>::namespaced(ctx.client.clone(), &ctx.ns)
+        .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={}", stack.name)))
+        .await?;
+    for d in &deployments.items {
+        let template = serde_json::to_string(&d.spec.as_ref().map(|s| &s.template))?;
+        if template.contains("-admin\"") {
+            bail!(
+                "Deployment {:?} is wired to an administrator's Secret",
+                d.metadata.name
+            );
+        }
+    }
+    ctx.step(format!(
+        "{} component Deployment(s): none wired to an administrator's Secret",
+        deployments.items.len()
+    ));
+
+    let (after, _) = stack.shop.cart(&token).await?;
+    if after != cart {
+        bail!("the cart changed: {cart:?} -> {after:?}");
+    }
+    stack.shop.add_item(&token, "lp-probe", 1).await?;
+    ctx.step("the shop serves ada's session and cart, and takes a new item");
+    Ok(())
+}
+
+/// `sh -c script` in the store container of `pod`: (success, output).
+async fn exec(ctx: &Ctx, pod: &str, container: &str, script: &str) -> Result<(bool, String)> {
+    let out = cmd::run(
+        &ctx.env,
+        "kubectl",
+        &[
+            "exec", "-n", &ctx.ns, pod, "-c", container, "--", "sh", "-c", script,
+        ],
+        None,
+        Duration::from_secs(30),
+    )
+    .await?;
+    Ok((out.success, out.text()))
+}
+
+async fn postgres(ctx: &mut Ctx, pod: &str) -> Result<()> {
+    // As the apps log in: the apps' Secret is in the store container's
+    // environment as APP_USER / APP_PASSWORD.
+    let psql = |sql: &str| {
+        format!(
+            "PGPASSWORD=\"$APP_PASSWORD\" psql -h 127.0.0.1 -U \"$APP_USER\" -d \"$POSTGRES_DB\" -v ON_ERROR_STOP=1 -Atc \"{sql}\""
+        )
+    };
+    let (ok, out) = exec(
+        ctx,
+        pod,
+        "postgres",
+        &psql("select rolsuper, rolcreaterole from pg_roles where rolname = current_user"),
+    )
+    .await?;
+    if !ok || out.trim() != "f|f" {
+        bail!(
+            "expected the apps' role to be neither superuser nor able to create roles, psql said: {out}"
+        );
+    }
+    ctx.step("PostgreSQL: the apps' role has rolsuper = f, rolcreaterole = f");
+    for (what, sql) in [
+        (
+            "COPY ... TO PROGRAM (a shell in the store's pod)",
+            "COPY (select 1) TO PROGRAM 'id'",
+        ),
+        (
+            "ALTER SYSTEM SET fsync = off",
+            "ALTER SYSTEM SET fsync = off",
+        ),
+        ("CREATE ROLE", "CREATE ROLE intruder SUPERUSER"),
+    ] {
+        let (ok, out) = exec(ctx, pod, "postgres", &psql(sql)).await?;
+        if ok
+            || !(out.contains("permission denied")
+                || out.contains("must be superuser")
+                || out.contains("privileges of"))
+        {
+            bail!("expected {what} to be refused to the apps' role, psql said: {out}");
+        }
+        ctx.step(format!("PostgreSQL refuses {what}: {}", first_line(&out)));
+    }
+    let (ok, out) = exec(
+        ctx,
+        pod,
+        "postgres",
+        &psql(
+            "CREATE TABLE lp_probe (x int); INSERT INTO lp_probe VALUES (1); DROP TABLE lp_probe",
+        ),
+    )
+    .await?;
+    if !ok {
+        bail!("the apps' role could not create a table in its database: {out}");
+    }
+    ctx.step("the apps' role still creates, fills and drops its own tables");
+    Ok(())
+}
+
+async fn redis(ctx: &mut Ctx, pod: &str) -> Result<()> {
+    let cli = |args: &str| {
+        format!("REDISCLI_AUTH=\"$APP_PASSWORD\" redis-cli --user \"$APP_USER\" {args}")
+    };
+    for command in [
+        "CONFIG GET maxmemory",
+        "FLUSHALL",
+        "KEYS *",
+        "DEBUG SLEEP 0",
+        "ACL LIST",
+    ] {
+        let (_, out) = exec(ctx, pod, "redis", &cli(command)).await?;
+        if !out.contains("NOPERM") {
+            bail!("expected NOPERM for {command} as the apps' user, redis-cli said: {out}");
+        }
+    }
+    ctx.step("Redis: the apps' user gets NOPERM for CONFIG, FLUSHALL, KEYS, DEBUG and ACL");
+    let (_, out) = exec(
+        ctx,
+        pod,
+        "redis",
+        &format!(
+            "{} && {} && {}",
+            cli("SET lp:probe v EX 60"),
+            cli("GET lp:probe"),
+            cli("EXPIRE lp:probe 30")
+        ),
+    )
+    .await?;
+    let lines: Vec<&str> = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines != ["OK", "v", "1"] {
+        bail!("expected SET, GET and EXPIRE to work for the apps' user, redis-cli said: {out}");
+    }
+    ctx.step("the apps' user still SETs, GETs and EXPIREs");
+    Ok(())
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+}
