@@ -240,6 +240,10 @@ fn conditions(problem: Option<&Problem>, all_ready: bool, waiting: &[String]) ->
 /// message), then the credentials check's verdict, then a pod that cannot
 /// be scheduled. None while it merely starts.
 pub fn store_trouble(part: &str, pod: &Pod) -> Option<Problem> {
+    // A pod on its way out stops its containers: that is no failure.
+    if pod.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
     let name = pod.metadata.name.as_deref().unwrap_or_default();
     let status = pod.status.as_ref()?;
     let statuses = status.container_statuses.as_deref().unwrap_or_default();
@@ -291,11 +295,13 @@ fn failing(c: &ContainerStatus) -> Option<String> {
     } else if state.running.is_some() {
         return None;
     }
-    let terminated = state
-        .terminated
-        .as_ref()
-        .filter(|t| t.exit_code != 0)
-        .or(c.last_state.as_ref().and_then(|s| s.terminated.as_ref()))?;
+    // Terminated now (a failure only with a non-zero exit), or waiting to be
+    // restarted after the failure the last state records.
+    let terminated = match &state.terminated {
+        Some(t) if t.exit_code == 0 => return None,
+        Some(t) => t,
+        None => c.last_state.as_ref().and_then(|s| s.terminated.as_ref())?,
+    };
     // The message may be the log's tail (FallbackToLogsOnError): its last
     // lines say what went wrong.
     let said: Vec<&str> = terminated
@@ -571,5 +577,29 @@ mod tests {
             "{m}"
         );
         assert!(!m.contains("Redis is starting"), "{m}");
+    }
+
+    #[test]
+    fn a_store_pod_being_deleted_or_stopped_cleanly_has_no_trouble() {
+        let stopped = serde_json::json!({"terminated": {"exitCode": 0, "reason": "Completed"}});
+        let p = pod(
+            serde_json::json!([container("credentials", stopped)]),
+            serde_json::json!([]),
+        );
+        assert_eq!(store_trouble("postgres", &p), None);
+
+        let mut deleting = pod(
+            serde_json::json!([container(
+                "credentials",
+                serde_json::json!({"terminated": {"exitCode": 130}})
+            )]),
+            serde_json::json!([]),
+        );
+        assert!(store_trouble("postgres", &deleting).is_some());
+        deleting.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ));
+        assert_eq!(store_trouble("postgres", &deleting), None);
     }
 }

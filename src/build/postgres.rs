@@ -26,7 +26,8 @@ const SOCKET_DIR: &str = "/var/run/postgresql";
 /// the apps' role, in place. If the apps still cannot log in, it exits with
 /// the reason as its termination message (Degraded CredentialsOutOfSync). A
 /// store that is down (starting, restarting) only makes it wait.
-const CREDENTIALS: &str = r#"fail() { printf '%s\n' "$*" > /dev/termination-log; printf '%s\n' "$*" >&2; exit 1; }
+const CREDENTIALS: &str = r#"trap 'exit 0' TERM INT
+fail() { printf '%s\n' "$*" > /dev/termination-log; printf '%s\n' "$*" >&2; exit 1; }
 up() { pg_isready -q -h 127.0.0.1 -p 5432; }
 login() { PGPASSWORD="$APP_PASSWORD" PGCONNECT_TIMEOUT=5 psql -h 127.0.0.1 -p 5432 -U "$APP_USER" -d "$POSTGRES_DB" -Atqc 'select 1' 2>&1 >/dev/null; }
 roles() {
@@ -49,7 +50,7 @@ SQL
 ALTER SCHEMA public OWNER TO :"app";
 SQL
 }
-until up; do sleep 2; done
+until up; do sleep 2 & wait $!; done
 out=$(roles) || fail "could not set the roles from Secrets $APPSTACK_SECRET and $APPSTACK_SECRET-admin: $out. Fix the roles in pod $HOSTNAME; this check runs again when its container restarts"
 echo "roles $POSTGRES_USER (administrator) and $APP_USER (the apps') set from the Secrets"
 while :; do
@@ -62,7 +63,7 @@ while :; do
       echo "password of $APP_USER set from Secret $APPSTACK_SECRET"
     fi
   fi
-  sleep 10
+  sleep 10 & wait $!
 done"#;
 
 pub struct Postgres;

@@ -115,7 +115,9 @@ pub fn stateful_set(
 /// The store's container, whose last log lines become its termination
 /// message when it fails (a corrupt file, a data directory of another
 /// version): the operator shows them in status. Then the credentials check,
-/// with the store container's environment and socket.
+/// with the store container's environment and socket. Its script runs as
+/// the container's PID 1 and traps SIGTERM: without the trap it would hold
+/// the pod (and the store's name) for the whole grace period.
 fn containers(ctx: &StackRef, stack: &AppStack, engine: &dyn Engine) -> Vec<Container> {
     let mut store = engine.container(ctx, stack);
     store.termination_message_policy = Some("FallbackToLogsOnError".into());
