@@ -44,10 +44,11 @@ ETCD_BIN=$(tool_bin_dir etcd)
 COREDNS_BIN=$(tool_bin_dir coredns)
 METRICS_SERVER_BIN=$(tool_bin_dir metrics-server)
 LOCAL_PATH_BIN=$(tool_bin_dir local-path-provisioner)
+KUBE_ROUTER_BIN=$(tool_bin_dir kube-router)
 HELM_BIN=$(tool_bin_dir helm)
 
 # Debian packages the node needs (binaries named where a package may be absent).
-NODE_PACKAGES=(containerd runc containernetworking-plugins iptables conntrack openssl curl iproute2 util-linux kmod)
+NODE_PACKAGES=(containerd runc containernetworking-plugins iptables ipset conntrack openssl curl iproute2 util-linux kmod)
 
 usage() {
   awk 'NR > 1 && !/^#/ {exit} NR > 1 && !/^# shellcheck/ {sub(/^# ?/, ""); print}' "${BASH_SOURCE[0]}"
@@ -71,7 +72,7 @@ ensure_node_packages() {
 
 ensure_tools() {
   command -v go >/dev/null || die "the Go toolchain is needed once to build the pinned Kubernetes binaries (go 1.24+ on PATH)"
-  build_tools etcd kubernetes coredns metrics-server helm local-path-provisioner
+  build_tools etcd kubernetes coredns metrics-server helm local-path-provisioner kube-router
 }
 
 # All processes alive, the API server ready, the node Ready, the address unchanged.
@@ -129,6 +130,7 @@ cmd_up() {
   step "kubelet" start_kubelet "$ip"
   step "kube-proxy" start_kube_proxy "$ip"
   step "node $NODE_NAME Ready" wait_node_ready
+  step "NetworkPolicy engine (kube-router, firewall only)" start_network_policy
   step "CoreDNS" start_coredns "$ip"
   step "PVC provisioner (local-path, StorageClass standard)" start_local_path_provisioner
   step "metrics-server and its APIService" start_metrics_server "$ip"

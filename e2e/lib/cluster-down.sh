@@ -66,6 +66,8 @@ _iptables_drop_refs() {
 iptables_cleanup() {
   # kube-proxy removes its own rules (all modes); the rest is by name.
   if [[ -x ${K8S_BIN:-}/kube-proxy ]]; then "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true; fi
+  # kube-router's firewall rules and ipsets.
+  if [[ -x ${KUBE_ROUTER_BIN:-}/kube-router ]]; then "$KUBE_ROUTER_BIN/kube-router" --cleanup-config >/dev/null 2>&1 || true; fi
   local cmd table chain
   for cmd in iptables ip6tables; do
     command -v "$cmd" >/dev/null || continue
@@ -107,7 +109,7 @@ host_network_down() {
 # The cluster's data (etcd, volumes, images, certificates) stays.
 cluster_down() {
   local c
-  for c in local-path-provisioner metrics-server coredns kubelet; do proc_stop "$c"; done
+  for c in local-path-provisioner metrics-server coredns kube-router kubelet; do proc_stop "$c"; done
   stop_pods
   proc_stop containerd
   for c in kube-proxy kube-scheduler kube-controller-manager kube-apiserver etcd; do proc_stop "$c" 20; done

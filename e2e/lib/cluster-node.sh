@@ -61,6 +61,16 @@ start_kube_proxy() {
   wait_ready kube-proxy 60 curl -fsS http://127.0.0.1:10256/livez
 }
 
+# kube-router enforces NetworkPolicy with iptables and ipsets on this node,
+# beside our bridge CNI and kube-proxy; it routes and proxies nothing.
+start_network_policy() {
+  proc_start kube-router "$KUBE_ROUTER_BIN/kube-router" \
+    --kubeconfig="$KUBECONFIG_DIR/kube-router.kubeconfig" --hostname-override="$NODE_NAME" \
+    --run-firewall=true --run-router=false --run-service-proxy=false \
+    --health-port="$NETPOL_HEALTH_PORT" --metrics-port=0 --v=1
+  wait_ready kube-router 60 curl -fsS "http://127.0.0.1:$NETPOL_HEALTH_PORT/healthz"
+}
+
 start_kubelet() {
   local ip=$1
   mkdir -p "$CLUSTER_DIR/kubelet"

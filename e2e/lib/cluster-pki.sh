@@ -98,9 +98,10 @@ pki_ensure() {
   _pki_leaf metrics-server-serving ca metrics-server.kube-system.svc "" serverAuth \
     "DNS:metrics-server.kube-system.svc,DNS:metrics-server.kube-system.svc.$CLUSTER_DOMAIN,IP:$ip"
   _pki_leaf local-path-provisioner ca appstack:local-path-provisioner "" clientAuth ""
+  _pki_leaf kube-router ca appstack:kube-router "" clientAuth ""
 
   local c
-  for c in kube-controller-manager kube-scheduler kube-proxy kubelet coredns metrics-server local-path-provisioner; do
+  for c in kube-controller-manager kube-scheduler kube-proxy kubelet coredns metrics-server local-path-provisioner kube-router; do
     _kubeconfig "$KUBECONFIG_DIR/$c.kubeconfig" "$c" "$local_api"
   done
   _kubeconfig "$ADMIN_KUBECONFIG" admin "$local_api"

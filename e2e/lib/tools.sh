@@ -3,7 +3,7 @@
 # metrics-server, helm) with the plain `go` client from their published modules,
 # into a cache keyed by version, outside the repository. Sourced by cluster.sh;
 # `e2e/lib/tools.sh [name...]` builds the named ones (default: all), among:
-# etcd kubernetes coredns metrics-server helm local-path-provisioner.
+# etcd kubernetes coredns metrics-server helm local-path-provisioner kube-router.
 set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.34.4}
@@ -13,6 +13,10 @@ METRICS_SERVER_VERSION=${METRICS_SERVER_VERSION:-v0.9.0}
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
 # The PVC provisioner behind the default StorageClass (the one kind ships).
 LOCAL_PATH_VERSION=${LOCAL_PATH_VERSION:-v0.0.30}
+# NetworkPolicy enforcement (firewall-only mode: iptables + ipset, any CNI).
+# The only version the module proxy serves; it has known security reports,
+# acceptable for a throwaway test cluster, never a production choice.
+KUBE_ROUTER_VERSION=${KUBE_ROUTER_VERSION:-v2.1.0}
 
 APPSTACK_CACHE=${APPSTACK_CACHE:-$HOME/.cache/appstack}
 TOOLS_DIR="$APPSTACK_CACHE/tools"
@@ -35,6 +39,7 @@ tool_bin_dir() { # name -> directory holding that tool's binaries
     metrics-server) echo "$TOOLS_DIR/metrics-server-$METRICS_SERVER_VERSION/bin" ;;
     helm) echo "$TOOLS_DIR/helm-$HELM_VERSION-k${K8S_VERSION#v}/bin" ;;
     local-path-provisioner) echo "$TOOLS_DIR/local-path-provisioner-$LOCAL_PATH_VERSION/bin" ;;
+    kube-router) echo "$TOOLS_DIR/kube-router-$KUBE_ROUTER_VERSION/bin" ;;
     *) echo "unknown tool $1" >&2; return 1 ;;
   esac
 }
@@ -119,9 +124,14 @@ build_local_path_provisioner() {
     "$(tool_bin_dir local-path-provisioner)" local-path-provisioner
 }
 
+build_kube_router() {
+  _go_install github.com/cloudnativelabs/kube-router/v2/cmd/kube-router "$KUBE_ROUTER_VERSION" \
+    "$(tool_bin_dir kube-router)" kube-router
+}
+
 build_tools() {
   local names=("$@")
-  ((${#names[@]})) || names=(etcd kubernetes coredns metrics-server helm local-path-provisioner)
+  ((${#names[@]})) || names=(etcd kubernetes coredns metrics-server helm local-path-provisioner kube-router)
   mkdir -p "$TOOLS_DIR"
   # One build at a time per cache: a second caller waits, then finds the binaries.
   (
