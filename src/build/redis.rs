@@ -52,14 +52,6 @@ impl Engine for Redis {
     fn admin_user(&self) -> &'static str {
         "default"
     }
-    /// Apps of stacks made before the apps' ACL user used `default`.
-    fn app_user(&self, found: &str) -> String {
-        if found == self.admin_user() {
-            self.user().to_string()
-        } else {
-            found.to_string()
-        }
-    }
     fn default_size(&self) -> &'static str {
         "1Gi"
     }

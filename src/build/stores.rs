@@ -18,11 +18,16 @@ pub trait Engine: Sync {
     fn user(&self) -> &'static str;
     /// The store's administrator (its admin Secret's user).
     fn admin_user(&self) -> &'static str;
-    /// The apps' user name to use for the one an existing Secret holds: an
-    /// engine whose apps once used the administrator moves them to
-    /// [`Engine::user`].
+    /// The apps' user name to use for the one an existing Secret holds:
+    /// never the administrator. Redis apps of stacks made before the apps'
+    /// ACL user used `default`, the administrator now; they move to
+    /// [`Engine::user`] with their password.
     fn app_user(&self, found: &str) -> String {
-        found.to_string()
+        if found == self.admin_user() {
+            self.user().to_string()
+        } else {
+            found.to_string()
+        }
     }
     /// PVC size when the spec gives none.
     fn default_size(&self) -> &'static str;
