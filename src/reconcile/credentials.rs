@@ -11,14 +11,11 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 
-use super::caches::Caches;
 use super::ownership;
 use crate::build::{FIELD_MANAGER, StoreCredentials};
 use crate::error::{Error, Result};
 
-/// The keys of a store's Secret that are read back; the caches keep no other.
-pub const KEYS: [&str; 2] = ["username", "password"];
-/// Longest credential value read back (the caches drop longer ones).
+/// Longest credential value read back.
 pub const MAX_VALUE: usize = 4096;
 
 /// Random bytes in a generated password (hex-encoded, so safe in URLs and SQL).
@@ -38,23 +35,18 @@ pub enum Resolved {
 
 pub async fn resolve(
     api: &Api<Secret>,
-    caches: &Caches,
     uid: &str,
     name: &str,
     default_user: &str,
 ) -> Result<Resolved> {
-    let namespace = api.namespace().unwrap_or_default();
-    let secret = match caches.get::<Secret>(namespace, name) {
-        Some(secret) => Some((*secret).clone()),
-        // The cache may lag behind a Secret created moments ago (and never
-        // shows one made outside AppStack): ask the API server before
-        // concluding that it does not exist.
-        None => api.get_opt(name).await.map_err(|source| Error::Read {
-            kind: "Secret",
-            name: name.to_string(),
-            source,
-        })?,
-    };
+    // Read from the API server: the watch caches hold no Secret's data, and
+    // only this tells a Secret that does not exist from one the cache has
+    // not seen yet (or one made outside AppStack).
+    let secret = api.get_opt(name).await.map_err(|source| Error::Read {
+        kind: "Secret",
+        name: name.to_string(),
+        source,
+    })?;
     if let Some(holder) = secret
         .as_ref()
         .and_then(|s| ownership::foreign_holder(&s.metadata, uid))

@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 
 use super::caches::{self, CacheMap, ChildEvents};
 use super::child_set::ChildSet;
-use super::{credentials, handoff};
+use super::handoff;
 use crate::build::Children;
 
 /// What a watch cache can hold: a whole child or its metadata only.
@@ -94,21 +94,13 @@ pub trait ChildKind: Child {
 
 pub type Meta<K> = PartialObjectMeta<K>;
 
+/// Metadata only: the watch never carries a Secret's data (anyone may label
+/// a Secret as ours, at any size), and credentials are read by a GET of the
+/// stack's own Secrets when a reconcile needs them.
 impl ChildKind for Secret {
-    type Cached = Secret;
-    const LIST_PAGE: u32 = FULL_OBJECTS_PAGE;
+    type Cached = Meta<Secret>;
     fn desired(children: &Children) -> &[Self] {
         &children.secrets
-    }
-    /// Only the credentials are read, and only a value of sane length.
-    fn trim(secret: &mut Secret) {
-        slim(&mut secret.metadata);
-        secret.string_data = None;
-        if let Some(data) = &mut secret.data {
-            data.retain(|key, value| {
-                credentials::KEYS.contains(&key.as_str()) && value.0.len() <= credentials::MAX_VALUE
-            });
-        }
     }
 }
 

@@ -62,8 +62,7 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
             ),
         ];
         for (access, secret, user) in both {
-            let resolved =
-                credentials::resolve(&secrets, &ctx.caches, &owner.uid, &secret, user).await?;
+            let resolved = credentials::resolve(&secrets, &owner.uid, &secret, user).await?;
             let mut creds = match resolved {
                 Resolved::Existing(c) => c,
                 Resolved::Generated(c) => {

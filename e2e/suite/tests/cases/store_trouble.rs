@@ -74,8 +74,9 @@ async fn exec(ctx: &Ctx, pod: &str, container: &str, script: &str) -> Result<Str
 }
 
 /// The apps' login, as they make it: over TCP with the Secret's password
-/// (the store container has the Secret's credentials in its environment).
-const APP_LOGIN: &str = "PGPASSWORD=\"$POSTGRES_PASSWORD\" psql -h 127.0.0.1 -U \"$POSTGRES_USER\" -d \"$POSTGRES_DB\" -Atqc 'select 1'";
+/// (the store container has the apps' Secret in its environment as
+/// APP_USER / APP_PASSWORD).
+const APP_LOGIN: &str = "PGPASSWORD=\"$APP_PASSWORD\" psql -h 127.0.0.1 -U \"$APP_USER\" -d \"$POSTGRES_DB\" -Atqc 'select 1'";
 
 async fn postgres_password_healed(ctx: &mut Ctx) -> Result<()> {
     // In one exec, so the credentials container cannot mend it in between.
@@ -84,7 +85,7 @@ async fn postgres_password_healed(ctx: &mut Ctx) -> Result<()> {
         POSTGRES_POD,
         "postgres",
         &format!(
-            "psql -h /var/run/postgresql -U \"$POSTGRES_USER\" -d postgres -qc \"ALTER ROLE \\\"$POSTGRES_USER\\\" PASSWORD 'changed-by-hand'\" && if {APP_LOGIN} >/dev/null 2>&1; then echo accepted; else echo refused; fi"
+            "psql -h /var/run/postgresql -U \"$POSTGRES_USER\" -d postgres -qc \"ALTER ROLE \\\"$APP_USER\\\" PASSWORD 'changed-by-hand'\" && if {APP_LOGIN} >/dev/null 2>&1; then echo accepted; else echo refused; fi"
         ),
     )
     .await?;
@@ -117,7 +118,7 @@ async fn postgres_password_healed(ctx: &mut Ctx) -> Result<()> {
 async fn postgres_login_refused(ctx: &mut Ctx) -> Result<()> {
     // Setting the password again does not lift an expiry: the credentials
     // container cannot mend this one, so it must say so.
-    let role = "psql -h /var/run/postgresql -U \"$POSTGRES_USER\" -d postgres -qc \"ALTER ROLE \\\"$POSTGRES_USER\\\" VALID UNTIL";
+    let role = "psql -h /var/run/postgresql -U \"$POSTGRES_USER\" -d postgres -qc \"ALTER ROLE \\\"$APP_USER\\\" VALID UNTIL";
     exec(
         ctx,
         POSTGRES_POD,
