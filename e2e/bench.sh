@@ -88,7 +88,7 @@ start_operator
 stack "$first" | kubectl -n "$NS" apply --server-side -f - >/dev/null
 for _ in $(seq 60); do (( $(converged) == 1 )) && break; sleep 1; done
 kill "$OP"; wait "$OP" 2>/dev/null || true; OP=
-kubectl -n "$NS" get deploy,svc -l app.kubernetes.io/instance="$first" -o json \
+kubectl -n "$NS" get deploy,svc,networkpolicy -l app.kubernetes.io/instance="$first" -o json \
   | jq -c '.items[] | del(.metadata.uid,.metadata.resourceVersion,.metadata.creationTimestamp,.metadata.managedFields,.metadata.ownerReferences,.metadata.generation,.metadata.annotations,.status,.spec.clusterIP,.spec.clusterIPs) | .metadata.namespace = "'"$BASE_NS"'"' > "$OUT/one.jsonl"
 [[ -s $OUT/one.jsonl ]] || { echo "the operator made no children for the template stack; log: $OUT/operator.log" >&2; exit 1; }
 K=$(wc -l < "$OUT/one.jsonl") # children per stack
@@ -135,7 +135,7 @@ log "operator: ${converge}s to converge, RSS $((rss0 / 1024)) -> $((rss1 / 1024)
 # label) minus the stack's own. Both come from the API server's clock, with
 # 1 s resolution, so each latency is whole seconds, up to 1 s off either way.
 # Prints: stacks without all K children, one of them, p50, p99 (nearest rank).
-lat=$(kubectl -n "$NS" get aps,deploy,svc -o json | jq -r --argjson k "$K" '
+lat=$(kubectl -n "$NS" get aps,deploy,svc,networkpolicy -o json | jq -r --argjson k "$K" '
   def created: .metadata.creationTimestamp | fromdateiso8601;
   (reduce (.items[] | select(.kind != "AppStack")) as $c ({};
     .[$c.metadata.labels["app.kubernetes.io/instance"] // ""] += [$c | created])) as $children
@@ -145,7 +145,7 @@ lat=$(kubectl -n "$NS" get aps,deploy,svc -o json | jq -r --argjson k "$K" '
   | def pct($p): if $l == [] then "-" else $l[($l | length) * $p | ceil - 1] end;
     "\($short | length) \($short[0] // "-") \(pct(0.5)) \(pct(0.99))"')
 read -r short example p50 p99 <<<"$lat"
-((short == 0)) || { echo "$short converged stacks lack some of their $K children (e.g. $example: kubectl -n $NS get deploy,svc -l app.kubernetes.io/instance=$example); log: $OUT/operator.log" >&2; exit 1; }
+((short == 0)) || { echo "$short converged stacks lack some of their $K children (e.g. $example: kubectl -n $NS get deploy,svc,networkpolicy -l app.kubernetes.io/instance=$example); log: $OUT/operator.log" >&2; exit 1; }
 log "operator: creation to all $K children p50 ${p50}s, p99 ${p99}s"
 
 log "idle minute"
@@ -153,7 +153,7 @@ a0=$(metric appstack_applies_total); sleep 60; a1=$(metric appstack_applies_tota
 idle=$(( ${a1%.*} - ${a0%.*} ))
 
 log "operator restart"
-snap() { kubectl -n "$NS" get deploy,svc -o json | jq -r '.items[] | "\(.kind)/\(.metadata.name) \(.metadata.resourceVersion)"' | sort; }
+snap() { kubectl -n "$NS" get deploy,svc,networkpolicy -o json | jq -r '.items[] | "\(.kind)/\(.metadata.name) \(.metadata.resourceVersion)"' | sort; }
 snap > "$OUT/before"
 kill "$OP"; wait "$OP" 2>/dev/null || true
 r0=$SECONDS; start_operator

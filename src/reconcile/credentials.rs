@@ -1,7 +1,9 @@
 //! Store credentials: read from the stack's Secrets, generated exactly once.
 //!
-//! A password is made from the OS CSPRNG only when its Secret does not exist
-//! (checked against the API server, not only the cache), and the Secret is
+//! Each store has two Secrets: the apps' and its administrator's. They are
+//! read from the API server at each reconcile (the watch keeps only their
+//! metadata). A password is made from the OS CSPRNG only when its Secret
+//! does not exist there, and the Secret is
 //! then created with a plain create, which fails rather than overwrite one a
 //! racing writer made. After that it is only ever read, so operator restarts
 //! never change it; a user who edits the Secret rotates the credentials and
