@@ -53,21 +53,30 @@ rules() {
 expected_rules=$(cat <<'EOF'
   - apiGroups: ["appstack.dev"]
     resources: ["appstacks"]
-    verbs: ["get", "list", "watch", "patch"]
+    verbs: ["get", "list", "watch"]
   - apiGroups: ["appstack.dev"]
     resources: ["appstacks/status"]
     verbs: ["patch"]
+  - apiGroups: ["appstack.dev"]
+    resources: ["appstacks/finalizers"]
+    verbs: ["update"]
   - apiGroups: ["apps"]
     resources: ["deployments", "statefulsets"]
     verbs: ["get", "list", "watch", "create", "patch", "delete"]
   - apiGroups: [""]
     resources: ["services", "secrets"]
     verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  - apiGroups: [""]
+    resources: ["pods"]
+    verbs: ["get"]
   - apiGroups: ["autoscaling"]
     resources: ["horizontalpodautoscalers"]
     verbs: ["get", "list", "watch", "create", "patch", "delete"]
   - apiGroups: ["policy"]
     resources: ["poddisruptionbudgets"]
+    verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  - apiGroups: ["networking.k8s.io"]
+    resources: ["networkpolicies"]
     verbs: ["get", "list", "watch", "create", "patch", "delete"]
   - apiGroups: ["events.k8s.io"]
     resources: ["events"]
@@ -261,8 +270,11 @@ SAR
   can yes delete horizontalpodautoscalers.autoscaling default
   can yes watch poddisruptionbudgets.policy ""
   can yes list appstacks.appstack.dev ""
-  can yes patch appstacks.appstack.dev default
+  can no patch appstacks.appstack.dev default
   can yes patch appstacks.appstack.dev/status default
+  can yes update appstacks.appstack.dev/finalizers default
+  can yes patch networkpolicies.networking.k8s.io default
+  can yes get pods default
   can yes create events.events.k8s.io default
   can yes create leases.coordination.k8s.io "$tns"
   can yes update leases.coordination.k8s.io "$tns" "$lease"
@@ -271,7 +283,8 @@ SAR
   can no update appstacks.appstack.dev/status default
   can no delete appstacks.appstack.dev default
   can no create appstacks.appstack.dev default
-  can no get pods default
+  can no list pods default
+  can no create pods/exec default
   can no get configmaps default
   can no update deployments.apps default
   can no create events default
