@@ -26,9 +26,7 @@ const SOCKET_DIR: &str = "/var/run/postgresql";
 /// the apps' role, in place. If the apps still cannot log in, it exits with
 /// the reason as its termination message (Degraded CredentialsOutOfSync). A
 /// store that is down (starting, restarting) only makes it wait.
-const CREDENTIALS: &str = r#"trap 'exit 0' TERM INT
-fail() { printf '%s\n' "$*" > /dev/termination-log; printf '%s\n' "$*" >&2; exit 1; }
-up() { pg_isready -q -h 127.0.0.1 -p 5432; }
+const CREDENTIALS: &str = r#"up() { pg_isready -q -h 127.0.0.1 -p 5432; }
 login() { PGPASSWORD="$APP_PASSWORD" PGCONNECT_TIMEOUT=5 psql -h 127.0.0.1 -p 5432 -U "$APP_USER" -d "$POSTGRES_DB" -Atqc 'select 1' 2>&1 >/dev/null; }
 roles() {
   who=$POSTGRES_USER

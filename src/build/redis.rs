@@ -18,9 +18,7 @@ pub const DEFAULT_IMAGE: &str = "redis:7.4";
 /// when Redis refuses one, exits with the reason as its termination message
 /// (Degraded CredentialsOutOfSync on the stack). A Redis that is down or
 /// loading is not a credentials problem.
-const CREDENTIALS: &str = r#"trap 'exit 0' TERM INT
-fail() { printf '%s\n' "$*" > /dev/termination-log; printf '%s\n' "$*" >&2; exit 1; }
-refused() { case "$1" in *NOAUTH*|*WRONGPASS*|*NOPERM*) return 0 ;; esac; return 1; }
+const CREDENTIALS: &str = r#"refused() { case "$1" in *NOAUTH*|*WRONGPASS*|*NOPERM*) return 0 ;; esac; return 1; }
 while :; do
   out=$(redis-cli -h 127.0.0.1 -p 6379 ping 2>&1)
   refused "$out" && fail "Redis refuses the administrator's password of Secret $APPSTACK_SECRET-admin ($(printf '%s' "$out" | head -n 1)): it was changed inside Redis (CONFIG SET requirepass or ACL). Delete pod $HOSTNAME to restart Redis with the Secrets' credentials"

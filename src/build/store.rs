@@ -29,6 +29,12 @@ const SOCKET: &str = "socket";
 /// The store pod's container that checks the server's credentials against
 /// the Secret (see [`Engine::credentials_script`]).
 pub const CREDENTIALS_CONTAINER: &str = "credentials";
+/// What every engine's credentials script starts with: it runs as PID 1, so
+/// it traps SIGTERM (or it would hold the pod for the whole grace period),
+/// and `fail` ends it with the reason as its termination message.
+const CREDENTIALS_PRELUDE: &str = r#"trap 'exit 0' TERM INT
+fail() { printf '%s\n' "$*" > /dev/termination-log; printf '%s\n' "$*" >&2; exit 1; }
+"#;
 
 pub fn stateful_set(
     ctx: &StackRef,
@@ -115,9 +121,7 @@ pub fn stateful_set(
 /// The store's container, whose last log lines become its termination
 /// message when it fails (a corrupt file, a data directory of another
 /// version): the operator shows them in status. Then the credentials check,
-/// with the store container's environment and socket. Its script runs as
-/// the container's PID 1 and traps SIGTERM: without the trap it would hold
-/// the pod (and the store's name) for the whole grace period.
+/// with the store container's environment and socket.
 fn containers(ctx: &StackRef, stack: &AppStack, engine: &dyn Engine) -> Vec<Container> {
     let mut store = engine.container(ctx, stack);
     store.termination_message_policy = Some("FallbackToLogsOnError".into());
@@ -133,7 +137,7 @@ fn containers(ctx: &StackRef, stack: &AppStack, engine: &dyn Engine) -> Vec<Cont
         command: Some(vec![
             "sh".into(),
             "-c".into(),
-            engine.credentials_script().into(),
+            format!("{CREDENTIALS_PRELUDE}{}", engine.credentials_script()),
         ]),
         env: Some(env),
         volume_mounts: engine.socket_dir().map(|dir| vec![socket_mount(dir)]),

@@ -49,10 +49,11 @@ pub trait Engine: Sync {
     /// The store's own container (its data volume is mounted by the caller),
     /// with both Secrets' credentials in its environment.
     fn container(&self, ctx: &StackRef, stack: &AppStack) -> Container;
-    /// The script of the store pod's credentials container, run by the
-    /// store's image with the store container's environment: it keeps the
-    /// server's credentials in line with the Secret where it can, and exits
-    /// with a termination message saying what is wrong where it cannot.
+    /// The script of the store pod's credentials container (after a prelude
+    /// that defines `fail`), run by the store's image with the store
+    /// container's environment: it keeps the server's credentials in line
+    /// with the Secrets where it can, and calls `fail` with what is wrong
+    /// where it cannot.
     fn credentials_script(&self) -> &'static str;
     /// A directory (the server's unix socket) the store container shares
     /// with its credentials container.
