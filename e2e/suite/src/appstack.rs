@@ -144,6 +144,16 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// The stack's manifest with its first component's maxReplicas one
+    /// higher: a change only a leading operator reconciles (into the HPA).
+    pub fn with_more_max_replicas(&self) -> (Value, i64) {
+        let mut manifest = self.manifest.clone();
+        let autoscaling = &mut manifest["spec"]["components"][0]["autoscaling"];
+        let max = autoscaling["maxReplicas"].as_i64().unwrap_or(5) + 1;
+        autoscaling["maxReplicas"] = max.into();
+        (manifest, max)
+    }
+
     pub fn web(&self) -> String {
         format!("{}-web", self.name)
     }

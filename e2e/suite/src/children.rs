@@ -190,17 +190,18 @@ pub async fn secret_data(
         .context("listing the stack's Secrets")?;
     Ok(list
         .into_iter()
-        .map(|s| {
-            let data = s
-                .data
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-                .collect();
-            (s.name_any(), data)
-        })
+        .map(|s| (s.name_any(), decoded(&s)))
         .collect())
+}
+
+/// A Secret's data, decoded: key -> value.
+pub fn decoded(secret: &Secret) -> BTreeMap<String, String> {
+    secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
+        .collect()
 }
 
 /// Fails listing every write when `later` shows the operator changed children.

@@ -218,3 +218,24 @@ pub async fn leader_changed_nothing(
     let after = crate::children::snapshot(&ctx.client, &ctx.ns, stack).await?;
     crate::children::ensure_unchanged(before, &after, when)
 }
+
+/// Deletes every operator pod and waits (up to `timeout`) for a new leader;
+/// reports the time to it as the "new leader" recovery.
+pub async fn restart_all(ctx: &mut crate::runner::Ctx, timeout: Duration) -> Result<Pod> {
+    let old: Vec<String> = operator_pods(&ctx.client)
+        .await?
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
+    let api = Api::<Pod>::namespaced(ctx.client.clone(), NAMESPACE);
+    let start = std::time::Instant::now();
+    for name in &old {
+        api.delete(name, &kube::api::DeleteParams::default())
+            .await?;
+    }
+    ctx.step(format!("deleted the operator pods: {}", old.join(", ")));
+    let leader = wait_leader(&ctx.client, &old, timeout).await?;
+    ctx.recovered("new leader", start.elapsed());
+    ctx.step(format!("new leader {}", leader.name_any()));
+    Ok(leader)
+}

@@ -237,3 +237,22 @@ pub async fn run_script(
     }
     Ok(log)
 }
+
+/// `kubectl exec` of `sh -c script` in a container of a pod (the first when
+/// `container` is None), given `timeout`: what it printed and whether it
+/// succeeded.
+pub async fn exec(
+    ctx: &Ctx,
+    ns: &str,
+    pod: &str,
+    container: Option<&str>,
+    script: &str,
+    timeout: Duration,
+) -> Result<crate::cmd::Output> {
+    let mut args = vec!["exec", "-n", ns, pod];
+    if let Some(c) = container {
+        args.extend(["-c", c]);
+    }
+    args.extend(["--", "sh", "-c", script]);
+    crate::cmd::run(&ctx.env, "kubectl", &args, None, timeout).await
+}

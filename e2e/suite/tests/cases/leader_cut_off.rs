@@ -22,7 +22,6 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ListParams, LogParams};
 use kube::{Client, ResourceExt};
-use serde_json::json;
 
 pub fn run(ctx: &mut Ctx) -> ScenarioFuture<'_> {
     Box::pin(scenario(ctx))
@@ -83,12 +82,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
 
     // A user's change during the cut: only a leader that holds the Lease
     // may reconcile it.
-    let mut manifest = stack.manifest.clone();
-    let max = manifest["spec"]["components"][0]["autoscaling"]["maxReplicas"]
-        .as_i64()
-        .unwrap_or(5)
-        + 1;
-    manifest["spec"]["components"][0]["autoscaling"]["maxReplicas"] = json!(max);
+    let (manifest, max) = stack.with_more_max_replicas();
     apply::object(&ctx.client, &ctx.ns, manifest).await?;
     ctx.step(format!("applied maxReplicas {max} during the cut"));
 

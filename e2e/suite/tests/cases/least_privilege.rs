@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use appstack_e2e::runner::{Ctx, ScenarioFuture};
-use appstack_e2e::{appstack, cmd, shop};
+use appstack_e2e::{appstack, pods, shop};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, ListParams};
 
@@ -54,13 +54,12 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
 
 /// `sh -c script` in the store container of `pod`: (success, output).
 async fn exec(ctx: &Ctx, pod: &str, container: &str, script: &str) -> Result<(bool, String)> {
-    let out = cmd::run(
-        &ctx.env,
-        "kubectl",
-        &[
-            "exec", "-n", &ctx.ns, pod, "-c", container, "--", "sh", "-c", script,
-        ],
-        None,
+    let out = pods::exec(
+        ctx,
+        &ctx.ns,
+        pod,
+        Some(container),
+        script,
         Duration::from_secs(30),
     )
     .await?;

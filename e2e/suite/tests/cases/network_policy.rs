@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use appstack_e2e::runner::{Ctx, ScenarioFuture};
 use appstack_e2e::wait::{self, Pending, Ready};
-use appstack_e2e::{apply, appstack, cmd, pods};
+use appstack_e2e::{apply, appstack, pods};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -171,14 +171,7 @@ async fn expect(ctx: &Ctx, ns: &str, pod: &str, target: &str, open: bool) -> Res
         &format!("{pod} -> {target} to be {want}"),
         Duration::from_secs(45),
         async || {
-            let out = cmd::run(
-                &ctx.env,
-                "kubectl",
-                &["exec", "-n", ns, pod, "--", "sh", "-c", &script],
-                None,
-                Duration::from_secs(20),
-            )
-            .await?;
+            let out = pods::exec(ctx, ns, pod, None, &script, Duration::from_secs(20)).await?;
             let got = out.stdout.trim().to_string();
             Ok(if got == want {
                 Ready(())

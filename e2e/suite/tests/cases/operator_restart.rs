@@ -16,7 +16,6 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
-use serde_json::json;
 
 pub fn run(ctx: &mut Ctx) -> ScenarioFuture<'_> {
     Box::pin(scenario(ctx))
@@ -93,20 +92,7 @@ async fn hung_leader(ctx: &mut Ctx) -> Result<()> {
 async fn restart_all(ctx: &mut Ctx, stack: &Stack) -> Result<()> {
     let before = children::snapshot(&ctx.client, &ctx.ns, &stack.name).await?;
     let secrets = children::secret_data(&ctx.client, &ctx.ns, &stack.name).await?;
-    let old: Vec<String> = operator::operator_pods(&ctx.client)
-        .await?
-        .iter()
-        .map(|p| p.name_any())
-        .collect();
-    let api = Api::<Pod>::namespaced(ctx.client.clone(), NAMESPACE);
-    let start = Instant::now();
-    for name in &old {
-        api.delete(name, &DeleteParams::default()).await?;
-    }
-    ctx.step(format!("deleted both operator pods: {}", old.join(", ")));
-    let leader = operator::wait_leader(&ctx.client, &old, Duration::from_secs(120)).await?;
-    ctx.recovered("new leader", start.elapsed());
-    ctx.step(format!("new leader {}", leader.name_any()));
+    let leader = operator::restart_all(ctx, Duration::from_secs(120)).await?;
 
     // The new leader's first pass over every AppStack has to have happened
     // for "it changed nothing" to mean anything.
@@ -155,12 +141,7 @@ async fn takeover(ctx: &mut Ctx, stack: &Stack) -> Result<()> {
     );
 
     // A change a user makes now is reconciled by the new leader.
-    let mut manifest = stack.manifest.clone();
-    let max = manifest["spec"]["components"][0]["autoscaling"]["maxReplicas"]
-        .as_i64()
-        .unwrap_or(5)
-        + 1;
-    manifest["spec"]["components"][0]["autoscaling"]["maxReplicas"] = json!(max);
+    let (manifest, max) = stack.with_more_max_replicas();
     apply::object(&ctx.client, &ctx.ns, manifest).await?;
     let hpas = Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), &ctx.ns);
     wait::until_every(

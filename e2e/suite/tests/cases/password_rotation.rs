@@ -349,12 +349,7 @@ async fn wait_rolled(
 }
 
 fn secret_value(secret: &Secret, key: &str) -> String {
-    secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-        .unwrap_or_default()
+    children::decoded(secret).remove(key).unwrap_or_default()
 }
 
 /// What a user checks in the Secrets: their password kept byte for byte, a
@@ -364,13 +359,7 @@ async fn check_secrets(ctx: &Ctx, rotations: [&Rotation; 2]) -> Result<()> {
     let secrets = Api::<Secret>::namespaced(ctx.client.clone(), &ctx.ns);
     for r in rotations {
         let s = secrets.get(&r.secret).await?;
-        let now: BTreeMap<String, String> = s
-            .data
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-            .collect();
+        let now = children::decoded(&s);
         let password = now.get("password").cloned().unwrap_or_default();
         ensure!(
             password == r.new,

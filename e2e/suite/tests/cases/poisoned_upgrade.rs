@@ -134,7 +134,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     }
 
     store_under_old_crd(ctx, &poisoned_marker).await?;
-    let leader = restart_operator(ctx).await?;
+    let leader = operator::restart_all(ctx, Duration::from_secs(180)).await?;
 
     // The new leader's first list carried the poisoned stack: it was read
     // and skipped, not a reason to fail the list.
@@ -401,25 +401,6 @@ fn strip_bounds(schema: &mut Value) -> usize {
         removed += subschemas.into_iter().map(strip_bounds).sum::<usize>();
     }
     removed
-}
-
-/// Deletes both operator pods and waits for a new leader.
-async fn restart_operator(ctx: &mut Ctx) -> Result<Pod> {
-    let old: Vec<String> = operator::operator_pods(&ctx.client)
-        .await?
-        .iter()
-        .map(|p| p.name_any())
-        .collect();
-    let api = Api::<Pod>::namespaced(ctx.client.clone(), NAMESPACE);
-    let start = Instant::now();
-    for name in &old {
-        api.delete(name, &DeleteParams::default()).await?;
-    }
-    ctx.step(format!("deleted the operator pods: {}", old.join(", ")));
-    let leader = operator::wait_leader(&ctx.client, &old, Duration::from_secs(180)).await?;
-    ctx.recovered("new leader", start.elapsed());
-    ctx.step(format!("new leader {}", leader.name_any()));
-    Ok(leader)
 }
 
 /// A change to the healthy stack reaches its Deployment after the restart.

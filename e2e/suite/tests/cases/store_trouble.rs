@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use appstack_e2e::runner::{Ctx, ScenarioFuture};
-use appstack_e2e::{apply, appstack, cmd};
+use appstack_e2e::{apply, appstack, pods};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams};
 use serde_json::json;
@@ -57,13 +57,12 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
 /// `kubectl exec` in a store pod's store container; the output, or an error
 /// with what it said.
 async fn exec(ctx: &Ctx, pod: &str, container: &str, script: &str) -> Result<String> {
-    let out = cmd::run(
-        &ctx.env,
-        "kubectl",
-        &[
-            "exec", "-n", &ctx.ns, pod, "-c", container, "--", "sh", "-c", script,
-        ],
-        None,
+    let out = pods::exec(
+        ctx,
+        &ctx.ns,
+        pod,
+        Some(container),
+        script,
         Duration::from_secs(30),
     )
     .await?;
@@ -127,26 +126,17 @@ async fn postgres_login_refused(ctx: &mut Ctx) -> Result<()> {
     )
     .await?;
     ctx.step("expired the apps' role (VALID UNTIL 2000-01-01)");
-    let start = Instant::now();
-    let message = appstack::wait_condition_mentioning(
-        &ctx.client,
-        &ctx.ns,
-        STACK,
-        ("Degraded", "True", "CredentialsOutOfSync"),
-        "postgres: ",
+    degraded(
+        ctx,
+        "CredentialsOutOfSync",
+        &[
+            "postgres: ",
+            "Secret trouble-postgres",
+            "password authentication failed",
+        ],
         Duration::from_secs(90),
     )
     .await?;
-    for needle in ["Secret trouble-postgres", "password authentication failed"] {
-        if !message.contains(needle) {
-            bail!("expected the CredentialsOutOfSync message to name {needle:?}: {message}");
-        }
-    }
-    ctx.step(format!(
-        "Degraded=True (CredentialsOutOfSync) after {:.1}s: {message}",
-        start.elapsed().as_secs_f64()
-    ));
-    expect_event(ctx, "CredentialsOutOfSync").await?;
     let ready = appstack::condition(
         &appstack::api(&ctx.client, &ctx.ns).get(STACK).await?,
         "Ready",
@@ -181,30 +171,18 @@ async fn redis_password_changed(ctx: &mut Ctx) -> Result<()> {
     )
     .await?;
     ctx.step("CONFIG SET requirepass inside Redis (what any client with the password may do)");
-    let start = Instant::now();
-    let message = appstack::wait_condition_mentioning(
-        &ctx.client,
-        &ctx.ns,
-        STACK,
-        ("Degraded", "True", "CredentialsOutOfSync"),
-        "redis: ",
+    degraded(
+        ctx,
+        "CredentialsOutOfSync",
+        &[
+            "redis: ",
+            "Secret trouble-redis",
+            "WRONGPASS",
+            "Delete pod trouble-redis-0",
+        ],
         Duration::from_secs(60),
     )
     .await?;
-    for needle in [
-        "Secret trouble-redis",
-        "WRONGPASS",
-        "Delete pod trouble-redis-0",
-    ] {
-        if !message.contains(needle) {
-            bail!("expected the CredentialsOutOfSync message to name {needle:?}: {message}");
-        }
-    }
-    ctx.step(format!(
-        "Degraded=True (CredentialsOutOfSync) after {:.1}s: {message}",
-        start.elapsed().as_secs_f64()
-    ));
-    expect_event(ctx, "CredentialsOutOfSync").await?;
 
     // The fix the message names.
     Api::<Pod>::namespaced(ctx.client.clone(), &ctx.ns)
@@ -238,24 +216,40 @@ async fn redis_aof_unreadable(ctx: &mut Ctx) -> Result<()> {
         }
     })?;
     ctx.step("wrote an unreadable AOF manifest and shut Redis down");
+    degraded(
+        ctx,
+        "StoreFailing",
+        &[
+            "AOF manifest",
+            "kubectl logs trouble-redis-0 -c redis --previous",
+        ],
+        Duration::from_secs(120),
+    )
+    .await
+}
+
+/// Waits until the stack is Degraded=True for `reason` with a message that
+/// says every one of `needles` (the first is waited for, the rest checked),
+/// and a Warning Event of that reason was recorded.
+async fn degraded(ctx: &Ctx, reason: &str, needles: &[&str], timeout: Duration) -> Result<()> {
     let start = Instant::now();
     let message = appstack::wait_condition_mentioning(
         &ctx.client,
         &ctx.ns,
         STACK,
-        ("Degraded", "True", "StoreFailing"),
-        "AOF manifest",
-        Duration::from_secs(120),
+        ("Degraded", "True", reason),
+        needles[0],
+        timeout,
     )
     .await?;
-    if !message.contains("kubectl logs trouble-redis-0 -c redis --previous") {
-        bail!("expected the StoreFailing message to say where to read more: {message}");
+    if let Some(missing) = needles.iter().find(|n| !message.contains(*n)) {
+        bail!("expected the {reason} message to name {missing:?}: {message}");
     }
     ctx.step(format!(
-        "Degraded=True (StoreFailing) after {:.1}s: {message}",
+        "Degraded=True ({reason}) after {:.1}s: {message}",
         start.elapsed().as_secs_f64()
     ));
-    expect_event(ctx, "StoreFailing").await
+    expect_event(ctx, reason).await
 }
 
 async fn expect_event(ctx: &Ctx, reason: &str) -> Result<()> {
