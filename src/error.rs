@@ -29,6 +29,9 @@ pub enum Error {
         source: kube::Error,
     },
 
+    #[error("TLS: {step}: {message}")]
+    Tls { step: &'static str, message: String },
+
     #[error("generating a password: {0}")]
     Random(#[from] getrandom::Error),
 
@@ -44,6 +47,7 @@ impl Error {
             Error::Read { .. } => "Read",
             Error::MalformedSecret { .. } => "MalformedSecret",
             Error::CreateSecret { .. } => "CreateSecret",
+            Error::Tls { .. } => "Tls",
             Error::Random(_) => "Random",
             Error::Status(_) => "Status",
         }

@@ -3,6 +3,7 @@
 //! defaults, and which children exist for which spec.
 
 use appstack::api::{AppStack, StoreKind};
+use appstack::build::tls::CertifiedKey;
 use appstack::build::{
     self, BuildError, Children, Inputs, StoreCredentials, labels, names, stores,
 };
@@ -37,7 +38,19 @@ fn inputs(s: &AppStack) -> Inputs {
             password: format!("{password}-admin"),
         };
         inputs.set_admin(e.kind(), admin);
+        // Builders never read the PEM: placeholders keep the goldens stable.
+        inputs.set_server_certificate(
+            e.kind(),
+            CertifiedKey {
+                cert: format!("<{} certificate>", e.part()),
+                key: format!("<{} key>", e.part()),
+            },
+        );
     }
+    inputs.set_ca(CertifiedKey {
+        cert: "<CA certificate>".into(),
+        key: "<CA key>".into(),
+    });
     inputs
 }
 
@@ -63,9 +76,10 @@ postgres: {}
 fn every_child_is_owned_labelled_and_namespaced() {
     let c = build(&stack("shop", FULL));
     let objects = all_json(&c);
-    // 3 Deployments, 3 + 4 Services, 2 StatefulSets, 2 + 2 Secrets, 1 HPA,
+    // 3 Deployments, 3 + 4 Services, 2 StatefulSets, 2 + 2 + 2 + 2 Secrets
+    // (apps', administrators', servers' TLS, the CA and its key), 1 HPA,
     // 2 PDBs, 3 + 2 NetworkPolicies.
-    assert_eq!(objects.len(), 24);
+    assert_eq!(objects.len(), 28);
     for o in &objects {
         let name = o["metadata"]["name"].as_str().unwrap();
         assert_eq!(o["metadata"]["namespace"], "team-a", "{name}");
@@ -198,8 +212,9 @@ fn secrets_hold_what_clients_need_to_connect() {
     assert_eq!(secret_value(redis, "password"), "r3d1s");
     assert_eq!(
         secret_value(redis, "url"),
-        "redis://app:r3d1s@my-shop-redis.team-a.svc:6379/0"
+        "rediss://app:r3d1s@my-shop-redis.team-a.svc:6379/0"
     );
+    assert_eq!(secret_value(redis, "ca_file"), "/etc/appstack/tls/ca.crt");
     // The administrators' Secrets hold their credentials only, and no
     // component is wired to them.
     for name in ["my-shop-redis-admin", "my-shop-postgres-admin"] {
@@ -219,11 +234,72 @@ fn secrets_hold_what_clients_need_to_connect() {
     assert_eq!(secret_value(pg, "username"), "app");
     assert_eq!(
         secret_value(pg, "url"),
-        "postgresql://app:p0stgr3s@my-shop-postgres.team-a.svc:5432/my_shop"
+        "postgresql://app:p0stgr3s@my-shop-postgres.team-a.svc:5432/my_shop?sslmode=verify-full&sslrootcert=/etc/appstack/tls/ca.crt"
     );
+    assert_eq!(secret_value(pg, "sslmode"), "verify-full");
     for s in &c.secrets {
-        assert_eq!(s.type_.as_deref(), Some("Opaque"));
+        let tls = s.name_any().ends_with("-tls") || s.name_any().ends_with("-ca-key");
+        let want = if tls { "kubernetes.io/tls" } else { "Opaque" };
+        assert_eq!(s.type_.as_deref(), Some(want), "{}", s.name_any());
     }
+}
+
+#[test]
+fn without_tls_the_stores_take_plain_connections_and_no_tls_secret_is_made() {
+    let c = build(&stack("shop", &format!("{FULL}tls: {{enabled: false}}\n")));
+    let names: Vec<String> = c.secrets.iter().map(|s| s.name_any()).collect();
+    assert_eq!(
+        names,
+        [
+            "shop-redis",
+            "shop-redis-admin",
+            "shop-postgres",
+            "shop-postgres-admin"
+        ]
+    );
+    let redis = &c.secrets[0];
+    assert_eq!(
+        secret_value(redis, "url"),
+        "redis://app:r3d1s@shop-redis.team-a.svc:6379/0"
+    );
+    let all = serde_json::to_string(&c.stateful_sets).unwrap()
+        + &serde_json::to_string(&c.deployments).unwrap();
+    for absent in ["tls-port", "ssl=on", "sslmode", "appstack-tls"] {
+        assert!(!all.contains(absent), "{absent} without TLS");
+    }
+}
+
+#[test]
+fn with_tls_components_mount_only_the_ca_and_stores_their_own_certificate() {
+    let c = build(&stack("shop", FULL));
+    let volumes = |spec: &Option<k8s_openapi::api::core::v1::PodSpec>| {
+        let v = serde_json::to_value(spec.as_ref().unwrap().volumes.clone()).unwrap();
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| v["name"] == "appstack-tls")
+            .map(|v| v["secret"].clone())
+            .collect::<Vec<_>>()
+    };
+    for d in &c.deployments {
+        let pod = &d.spec.as_ref().unwrap().template.spec;
+        let tls = volumes(pod);
+        if d.name_any() == "shop-static" {
+            assert!(tls.is_empty(), "a component wired to no store needs no CA");
+            continue;
+        }
+        assert_eq!(tls.len(), 1, "{}", d.name_any());
+        assert_eq!(tls[0]["secretName"], "shop-ca");
+        assert_eq!(tls[0]["items"][0]["key"], "ca.crt");
+    }
+    for s in &c.stateful_sets {
+        let tls = volumes(&s.spec.as_ref().unwrap().template.spec);
+        assert_eq!(tls[0]["secretName"], format!("{}-tls", s.name_any()));
+    }
+    // The CA's key is in one Secret, mounted nowhere.
+    let pods = serde_json::to_string(&c.deployments).unwrap()
+        + &serde_json::to_string(&c.stateful_sets).unwrap();
+    assert!(!pods.contains("shop-ca-key"));
 }
 
 #[test]
@@ -329,7 +405,9 @@ postgres: {}
             "PGPORT",
             "PGDATABASE",
             "PGUSER",
-            "PGPASSWORD"
+            "PGPASSWORD",
+            "PGSSLMODE",
+            "PGSSLROOTCERT"
         ]
     );
     let url = env.iter().find(|e| e.name == "DATABASE_URL").unwrap();

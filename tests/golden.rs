@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use appstack::api::{AppStack, StoreKind};
+use appstack::build::tls::CertifiedKey;
 use appstack::build::{self, Children, Inputs, StoreCredentials, stores};
 use kube::ResourceExt;
 
@@ -38,7 +39,19 @@ fn inputs(stack: &AppStack) -> Inputs {
             password: format!("{password}-admin"),
         };
         inputs.set_admin(e.kind(), admin);
+        // Builders never read the PEM: placeholders keep the goldens stable.
+        inputs.set_server_certificate(
+            e.kind(),
+            CertifiedKey {
+                cert: format!("<{} certificate>", e.part()),
+                key: format!("<{} key>", e.part()),
+            },
+        );
     }
+    inputs.set_ca(CertifiedKey {
+        cert: "<CA certificate>".into(),
+        key: "<CA key>".into(),
+    });
     inputs
 }
 

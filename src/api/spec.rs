@@ -80,6 +80,25 @@ pub struct AppStackSpec {
     /// NetworkPolicy (Calico, Cilium, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_policy: Option<NetworkPolicySpec>,
+
+    /// TLS between the components and the stores, on by default: the
+    /// operator keeps a CA per stack and a server certificate per store
+    /// (renewed before expiry); the stores accept only TLS from the network,
+    /// and components get `rediss://` and `sslmode=verify-full` URLs with
+    /// the CA mounted at /etc/appstack/tls/ca.crt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+}
+
+/// TLS to the stores.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// Default true. Set false only for clients that cannot speak TLS: the
+    /// stores then accept plain connections and the stack's TLS Secrets are
+    /// deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
 }
 
 /// The stack's NetworkPolicies.
@@ -390,6 +409,11 @@ impl AppStackSpec {
             .as_ref()
             .and_then(|n| n.enabled)
             .unwrap_or(true)
+    }
+
+    /// tls.enabled, default true.
+    pub fn tls_enabled(&self) -> bool {
+        self.tls.as_ref().and_then(|t| t.enabled).unwrap_or(true)
     }
 }
 

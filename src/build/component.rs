@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::StackRef;
-use super::{Inputs, labels, names, security, wiring};
+use super::{Inputs, labels, names, security, tls, wiring};
 use crate::api::{AppStack, Component};
 
 /// Seconds a terminating pod keeps serving after it was taken out of the
@@ -32,6 +32,8 @@ pub fn deployment(ctx: &StackRef, stack: &AppStack, c: &Component, inputs: &Inpu
         );
     }
     let init = wiring::wait_for_stores(ctx, stack, c);
+    // The CA to verify the stores with, for components wired to one.
+    let tls = stack.spec.tls_enabled() && !wired.is_empty();
     let container = Container {
         name: c.name.clone(),
         image: Some(c.image.clone()),
@@ -45,6 +47,7 @@ pub fn deployment(ctx: &StackRef, stack: &AppStack, c: &Component, inputs: &Inpu
             ..ContainerPort::default()
         }]),
         env: Some(wiring::merged_env(&c.env, wired)).filter(|e| !e.is_empty()),
+        volume_mounts: tls.then(|| vec![tls::mount()]),
         resources: c.resources.clone(),
         readiness_probe: Some(
             c.readiness_probe
@@ -95,6 +98,7 @@ pub fn deployment(ctx: &StackRef, stack: &AppStack, c: &Component, inputs: &Inpu
                 spec: Some(PodSpec {
                     init_containers: Some(init).filter(|i| !i.is_empty()),
                     containers: vec![container],
+                    volumes: tls.then(|| vec![tls::component_volume(ctx)]),
                     security_context: Some(security::app_pod_with(c.pod_security_context.as_ref())),
                     termination_grace_period_seconds: Some(GRACE_PERIOD),
                     // Apps get their wiring explicitly; Docker-link variables

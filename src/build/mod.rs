@@ -16,6 +16,7 @@ mod security;
 mod service;
 mod store;
 pub mod stores;
+pub mod tls;
 mod wiring;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -49,10 +50,12 @@ pub enum Access {
     Admin,
 }
 
-/// What the builders need besides the spec: each store's credentials.
+/// What the builders need besides the spec: each store's credentials, and
+/// with TLS the stack's CA and the stores' certificates.
 #[derive(Clone, Debug, Default)]
 pub struct Inputs {
     credentials: BTreeMap<(StoreKind, Access), StoreCredentials>,
+    tls: tls::TlsInputs,
 }
 
 impl Inputs {
@@ -71,6 +74,18 @@ impl Inputs {
 
     pub fn admin(&self, store: StoreKind) -> Option<&StoreCredentials> {
         self.credentials.get(&(store, Access::Admin))
+    }
+
+    pub fn set_ca(&mut self, ca: tls::CertifiedKey) {
+        self.tls.ca = Some(ca);
+    }
+
+    pub fn set_server_certificate(&mut self, store: StoreKind, cert: tls::CertifiedKey) {
+        self.tls.servers.insert(store, cert);
+    }
+
+    pub fn tls(&self) -> &tls::TlsInputs {
+        &self.tls
     }
 }
 
@@ -138,6 +153,8 @@ pub enum BuildError {
     DuplicateEnv { index: usize, name: String },
     #[error("spec.{store}: its credentials were not provided (operator bug)")]
     MissingCredentials { store: &'static str },
+    #[error("spec.tls: the certificates of {store} were not provided (operator bug)")]
+    MissingCertificates { store: &'static str },
     #[error(
         "spec.postgres.database: {0:?} is not a valid PostgreSQL identifier (lower-case letters, digits, '_', starting with a letter or '_', at most 63)"
     )]
@@ -153,7 +170,25 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
     }
     let mut out = Children::default();
 
+    let tls = stack.spec.tls_enabled() && stores::of(&stack.spec).next().is_some();
+    let ca = inputs.tls.ca.as_ref().filter(|_| tls);
+    if let Some(ca) = ca {
+        out.secrets.push(tls::ca_key_secret(&ctx, ca));
+        out.secrets.push(tls::ca_secret(&ctx, ca));
+    }
     for engine in stores::of(&stack.spec) {
+        if tls {
+            let missing = BuildError::MissingCertificates {
+                store: engine.part(),
+            };
+            let server = inputs
+                .tls
+                .servers
+                .get(&engine.kind())
+                .ok_or(missing.clone())?;
+            out.secrets
+                .push(tls::server_secret(&ctx, engine, server, ca.ok_or(missing)?));
+        }
         let missing = BuildError::MissingCredentials {
             store: engine.part(),
         };
@@ -167,12 +202,15 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
             .push(store::stateful_set(&ctx, stack, engine, creds, admin));
     }
     for c in &stack.spec.components {
-        let wired: Vec<String> = stores::used_by(&stack.spec, c)
+        let mut wired: Vec<String> = stores::used_by(&stack.spec, c)
             .flat_map(|e| {
                 let name = e.secret_name(&ctx.name);
                 [names::headless(&name), name]
             })
             .collect();
+        if ca.is_some() && !wired.is_empty() {
+            wired.push(tls::ca_secret_name(&ctx.name));
+        }
         if !wired.is_empty() {
             out.needs
                 .insert(names::component(&ctx.name, &c.name), wired);
@@ -284,7 +322,15 @@ postgres: {}
         inputs.set(StoreKind::Postgres, creds(pg));
         inputs.set_admin(StoreKind::Redis, creds("redis-admin"));
         inputs.set_admin(StoreKind::Postgres, creds("postgres-admin"));
+        tls_placeholders(&mut inputs);
         inputs
+    }
+
+    fn tls_placeholders(inputs: &mut Inputs) {
+        inputs.set_ca(tls::CertifiedKey::placeholder());
+        for kind in [StoreKind::Redis, StoreKind::Postgres] {
+            inputs.set_server_certificate(kind, tls::CertifiedKey::placeholder());
+        }
     }
 
     fn hash(children: &Children, name: &str) -> String {
@@ -378,6 +424,7 @@ postgres: {}
                 inputs.set(e.kind(), creds("a"));
                 inputs.set_admin(e.kind(), creds("admin"));
             }
+            tls_placeholders(&mut inputs);
             let err = children(&s, &inputs).unwrap_err().to_string();
             assert!(err.starts_with(field), "{yaml}: {err}");
         }

@@ -167,7 +167,9 @@ mod tests {
             };
             inputs.set(kind, creds.clone());
             inputs.set_admin(kind, creds);
+            inputs.set_server_certificate(kind, crate::build::tls::CertifiedKey::placeholder());
         }
+        inputs.set_ca(crate::build::tls::CertifiedKey::placeholder());
         crate::build::children(&stack, &inputs)
             .unwrap()
             .network_policies

@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::{Container, EnvVar};
 
 use super::meta::StackRef;
 use super::stores::{self, Engine};
-use super::{BuildError, StoreCredentials, security, store, wiring};
+use super::{BuildError, StoreCredentials, security, store, tls, wiring};
 use crate::api::{AppStack, AppStackSpec, StorageSpec, StoreKind};
 
 pub const PORT: i32 = 5432;
@@ -16,6 +16,18 @@ const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
 /// The unix socket's directory, shared with the credentials container.
 const SOCKET_DIR: &str = "/var/run/postgresql";
 
+/// With TLS, the server reads its client authentication from the TLS Secret
+/// (not the data directory's file, so existing stores switch too): the
+/// pod's own socket is trusted (the credentials container sets roles over
+/// it), loopback needs a password, and the network needs TLS as well.
+const HBA_FILE: &str = "/etc/appstack/tls/pg_hba.conf";
+const HBA: &str = "# Written by AppStack: TLS (and a password) from the network.
+local all all trust
+host all all 127.0.0.1/32 scram-sha-256
+host all all ::1/128 scram-sha-256
+hostssl all all all scram-sha-256
+";
+
 /// The credentials container keeps the server's roles in line with the
 /// Secrets: at start and whenever the apps' login fails, it sets (over the
 /// local socket, trusted) the administrator as superuser with its Secret's
@@ -25,7 +37,9 @@ const SOCKET_DIR: &str = "/var/run/postgresql";
 /// script then connects as that role, creates the administrator and demotes
 /// the apps' role, in place. If the apps still cannot log in, it exits with
 /// the reason as its termination message (Degraded CredentialsOutOfSync). A
-/// store that is down (starting, restarting) only makes it wait.
+/// store that is down (starting, restarting) only makes it wait. When the
+/// server certificate in the mounted Secret changes (the operator renewed
+/// it), it has the server reload its configuration, which loads it.
 const CREDENTIALS: &str = r#"up() { pg_isready -q -h 127.0.0.1 -p 5432; }
 login() { PGPASSWORD="$APP_PASSWORD" PGCONNECT_TIMEOUT=5 psql -h 127.0.0.1 -p 5432 -U "$APP_USER" -d "$POSTGRES_DB" -Atqc 'select 1' 2>&1 >/dev/null; }
 roles() {
@@ -48,10 +62,17 @@ SQL
 ALTER SCHEMA public OWNER TO :"app";
 SQL
 }
+cert=/etc/appstack/tls/tls.crt
+served=$(cksum < $cert 2>/dev/null)
 until up; do sleep 2 & wait $!; done
 out=$(roles) || fail "could not set the roles from Secrets $APPSTACK_SECRET and $APPSTACK_SECRET-admin: $out. Fix the roles in pod $HOSTNAME; this check runs again when its container restarts"
 echo "roles $POSTGRES_USER (administrator) and $APP_USER (the apps') set from the Secrets"
 while :; do
+  now=$(cksum < $cert 2>/dev/null)
+  if [ "$now" != "$served" ] && up && psql -h /var/run/postgresql -U "$POSTGRES_USER" -d postgres -Atqc 'select pg_reload_conf()' >/dev/null 2>&1; then
+    served=$now
+    echo "loaded the renewed server certificate"
+  fi
   if up && ! err=$(login); then
     if ! out=$(roles); then
       up && fail "could not set the roles from Secrets $APPSTACK_SECRET and $APPSTACK_SECRET-admin: $out. The apps cannot connect: fix the roles in pod $HOSTNAME; this check runs again when its container restarts"
@@ -124,17 +145,34 @@ impl Engine for Postgres {
         spec: &AppStackSpec,
         creds: &StoreCredentials,
         host: &str,
+        tls: bool,
     ) -> Vec<(&'static str, String)> {
         let database = database(ctx, spec);
-        let url = format!(
+        let mut url = format!(
             "postgresql://{}:{}@{host}:{PORT}/{database}",
             stores::userinfo(&creds.username),
             stores::userinfo(&creds.password)
         );
-        vec![("database", database), ("url", url)]
+        let mut entries = Vec::new();
+        if tls {
+            // libpq's names, in the URL and apart (PGSSLMODE, PGSSLROOTCERT).
+            url.push_str(&format!(
+                "?sslmode=verify-full&sslrootcert={}",
+                tls::CA_FILE
+            ));
+            entries.push(("sslmode", "verify-full".to_string()));
+            entries.push(("sslrootcert", tls::CA_FILE.to_string()));
+        }
+        entries.push(("database", database));
+        entries.push(("url", url));
+        entries
     }
 
-    fn container(&self, ctx: &StackRef, stack: &AppStack) -> Container {
+    fn tls_files(&self) -> Vec<(&'static str, String)> {
+        vec![("pg_hba.conf", HBA.to_string())]
+    }
+
+    fn container(&self, ctx: &StackRef, stack: &AppStack, tls: bool) -> Container {
         let secret = self.secret_name(&ctx.name);
         let admin = self.admin_secret_name(&ctx.name);
         let plain = |name: &str, value: &str| EnvVar {
@@ -142,9 +180,22 @@ impl Engine for Postgres {
             value: Some(value.into()),
             ..EnvVar::default()
         };
+        let args = tls.then(|| {
+            [
+                "ssl=on".to_string(),
+                format!("ssl_cert_file={}", tls::CERT_FILE),
+                format!("ssl_key_file={}", tls::KEY_FILE),
+                format!("hba_file={HBA_FILE}"),
+            ]
+            .into_iter()
+            .flat_map(|setting| ["-c".to_string(), setting])
+            .collect()
+        });
         Container {
             name: self.part().into(),
             image: Some(self.image(&stack.spec)),
+            // Options only: the image's entrypoint runs `postgres` with them.
+            args,
             // The server's bootstrap superuser is the administrator; the
             // apps' role is made and kept by the credentials container.
             env: Some(vec![
@@ -186,27 +237,40 @@ impl Engine for Postgres {
     }
 
     /// DATABASE_URL plus libpq's own variables, so psql and drivers just work.
-    fn client_env(&self) -> &'static [(&'static str, &'static str)] {
-        &[
+    fn client_env(&self, tls: bool) -> Vec<(&'static str, &'static str)> {
+        let mut env = vec![
             ("DATABASE_URL", "url"),
             ("PGHOST", "host"),
             ("PGPORT", "port"),
             ("PGDATABASE", "database"),
             ("PGUSER", "username"),
             ("PGPASSWORD", "password"),
-        ]
+        ];
+        env.extend(tls_env(tls));
+        env
     }
 
-    fn wait_script(&self) -> (&'static str, &'static [(&'static str, &'static str)]) {
+    fn wait_script(&self, tls: bool) -> (&'static str, Vec<(&'static str, &'static str)>) {
+        let mut vars = vec![
+            ("PGHOST", "host"),
+            ("PGPORT", "port"),
+            ("PGDATABASE", "database"),
+            ("PGUSER", "username"),
+            ("PGPASSWORD", "password"),
+        ];
+        vars.extend(tls_env(tls));
         (
             "until PGCONNECT_TIMEOUT=2 psql -Atqc 'select 1' >/dev/null 2>&1; do echo waiting for postgres at $PGHOST to accept $PGUSER on $PGDATABASE; sleep 1; done",
-            &[
-                ("PGHOST", "host"),
-                ("PGPORT", "port"),
-                ("PGDATABASE", "database"),
-                ("PGUSER", "username"),
-                ("PGPASSWORD", "password"),
-            ],
+            vars,
         )
+    }
+}
+
+/// libpq's TLS variables, from the Secret's keys of the same meaning.
+fn tls_env(tls: bool) -> Vec<(&'static str, &'static str)> {
+    if tls {
+        vec![("PGSSLMODE", "sslmode"), ("PGSSLROOTCERT", "sslrootcert")]
+    } else {
+        Vec::new()
     }
 }

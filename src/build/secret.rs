@@ -48,7 +48,7 @@ pub fn store(
         ("host", host.clone()),
         ("port", engine.port().to_string()),
     ];
-    entries.extend(engine.connection(ctx, spec, creds, &host));
+    entries.extend(engine.connection(ctx, spec, creds, &host, spec.tls_enabled()));
     let data: BTreeMap<String, ByteString> = entries
         .into_iter()
         .map(|(k, v)| (k.to_string(), ByteString(v.into_bytes())))

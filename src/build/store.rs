@@ -19,7 +19,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::StackRef;
 use super::stores::Engine;
-use super::{StoreCredentials, labels, names, security, wiring};
+use super::{StoreCredentials, labels, names, security, tls, wiring};
 use crate::api::AppStack;
 
 /// Name of the data volume (and the PVC prefix: `data-<stack>-<store>-0`).
@@ -97,13 +97,7 @@ pub fn stateful_set(
                 }),
                 spec: Some(PodSpec {
                     containers: containers(ctx, stack, engine),
-                    volumes: engine.socket_dir().map(|_| {
-                        vec![Volume {
-                            name: SOCKET.into(),
-                            empty_dir: Some(EmptyDirVolumeSource::default()),
-                            ..Volume::default()
-                        }]
-                    }),
+                    volumes: volumes(ctx, stack, engine),
                     security_context: Some(security::store_pod()),
                     termination_grace_period_seconds: Some(60),
                     enable_service_links: Some(false),
@@ -118,13 +112,40 @@ pub fn stateful_set(
     }
 }
 
+/// The socket's emptyDir and the TLS Secret, where the store has them.
+fn volumes(ctx: &StackRef, stack: &AppStack, engine: &dyn Engine) -> Option<Vec<Volume>> {
+    let mut volumes = Vec::new();
+    if engine.socket_dir().is_some() {
+        volumes.push(Volume {
+            name: SOCKET.into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        });
+    }
+    if stack.spec.tls_enabled() {
+        volumes.push(tls::store_volume(ctx, engine));
+    }
+    Some(volumes).filter(|v| !v.is_empty())
+}
+
 /// The store's container, whose last log lines become its termination
 /// message when it fails (a corrupt file, a data directory of another
 /// version): the operator shows them in status. Then the credentials check,
 /// with the store container's environment and socket.
 fn containers(ctx: &StackRef, stack: &AppStack, engine: &dyn Engine) -> Vec<Container> {
-    let mut store = engine.container(ctx, stack);
+    let tls = stack.spec.tls_enabled();
+    let mut store = engine.container(ctx, stack, tls);
     store.termination_message_policy = Some("FallbackToLogsOnError".into());
+    if tls {
+        store
+            .volume_mounts
+            .get_or_insert_with(Vec::new)
+            .push(tls::mount());
+    }
+    let mut mounts: Vec<VolumeMount> = engine.socket_dir().map(socket_mount).into_iter().collect();
+    if tls {
+        mounts.push(tls::mount());
+    }
     let mut env = store.env.clone().unwrap_or_default();
     env.push(EnvVar {
         name: "APPSTACK_SECRET".into(),
@@ -140,7 +161,7 @@ fn containers(ctx: &StackRef, stack: &AppStack, engine: &dyn Engine) -> Vec<Cont
             format!("{CREDENTIALS_PRELUDE}{}", engine.credentials_script()),
         ]),
         env: Some(env),
-        volume_mounts: engine.socket_dir().map(|dir| vec![socket_mount(dir)]),
+        volume_mounts: Some(mounts).filter(|m| !m.is_empty()),
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([
                 ("cpu".to_string(), Quantity("5m".into())),

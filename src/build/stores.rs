@@ -44,11 +44,16 @@ pub trait Engine: Sync {
         spec: &AppStackSpec,
         creds: &StoreCredentials,
         host: &str,
+        tls: bool,
     ) -> Vec<(&'static str, String)>;
-    /// The store's own container (its data volume is mounted by the caller).
-    /// The store's own container (its data volume is mounted by the caller),
-    /// with both Secrets' credentials in its environment.
-    fn container(&self, ctx: &StackRef, stack: &AppStack) -> Container;
+    /// The store's own container (its data and TLS volumes are mounted by
+    /// the caller), with both Secrets' credentials in its environment; with
+    /// `tls`, serving only TLS to the network from the files in tls::DIR.
+    fn container(&self, ctx: &StackRef, stack: &AppStack, tls: bool) -> Container;
+    /// Files the store's TLS Secret carries besides the certificates.
+    fn tls_files(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
     /// The script of the store pod's credentials container (after a prelude
     /// that defines `fail`), run by the store's image with the store
     /// container's environment: it keeps the server's credentials in line
@@ -62,10 +67,10 @@ pub trait Engine: Sync {
     }
     /// Environment variables a component that uses the store gets, and the
     /// Secret key each comes from.
-    fn client_env(&self) -> &'static [(&'static str, &'static str)];
+    fn client_env(&self, tls: bool) -> Vec<(&'static str, &'static str)>;
     /// The init container's script that waits until the store answers, and
     /// the variables (from the Secret) it needs.
-    fn wait_script(&self) -> (&'static str, &'static [(&'static str, &'static str)]);
+    fn wait_script(&self, tls: bool) -> (&'static str, Vec<(&'static str, &'static str)>);
 
     /// Name of the store's Secret, Services (client and headless) and
     /// StatefulSet: `<stack>-<part>`.

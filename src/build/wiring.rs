@@ -30,13 +30,22 @@ pub fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
     }
 }
 
+pub fn plain_env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..EnvVar::default()
+    }
+}
+
 /// The connection variables of the stores `c` uses.
 pub fn connection_env(ctx: &StackRef, stack: &AppStack, c: &Component) -> Vec<EnvVar> {
+    let tls = stack.spec.tls_enabled();
     stores::used_by(&stack.spec, c)
         .flat_map(|e| {
             let secret = e.secret_name(&ctx.name);
-            e.client_env()
-                .iter()
+            e.client_env(tls)
+                .into_iter()
                 .map(move |(n, k)| secret_env(n, &secret, k))
         })
         .collect()
@@ -56,10 +65,11 @@ pub fn merged_env(user: &[EnvVar], wired: Vec<EnvVar>) -> Vec<EnvVar> {
 /// Init containers that hold the app back until each store it uses accepts
 /// connections, using the store's own image (its client is in there).
 pub fn wait_for_stores(ctx: &StackRef, stack: &AppStack, c: &Component) -> Vec<Container> {
+    let tls = stack.spec.tls_enabled();
     stores::used_by(&stack.spec, c)
         .map(|e| {
             let secret = e.secret_name(&ctx.name);
-            let (script, vars) = e.wait_script();
+            let (script, vars) = e.wait_script(tls);
             Container {
                 name: format!("wait-for-{}", e.part()),
                 image: Some(e.image(&stack.spec)),
@@ -69,6 +79,7 @@ pub fn wait_for_stores(ctx: &StackRef, stack: &AppStack, c: &Component) -> Vec<C
                         .map(|(n, k)| secret_env(n, &secret, k))
                         .collect(),
                 ),
+                volume_mounts: tls.then(|| vec![super::tls::mount()]),
                 resources: Some(small()),
                 security_context: Some(store_client()),
                 ..Container::default()
@@ -77,10 +88,18 @@ pub fn wait_for_stores(ctx: &StackRef, stack: &AppStack, c: &Component) -> Vec<C
         .collect()
 }
 
-/// sha256 over the credentials `c` uses: a new password changes it, which
-/// changes the pod template and rolls the Deployment.
+/// sha256 over the credentials `c` uses and the CA it trusts: a new
+/// password or CA changes it, which changes the pod template and rolls the
+/// Deployment (clients read both only when they start).
 pub fn credentials_hash(stack: &AppStack, c: &Component, inputs: &Inputs) -> String {
     let mut h = Sha256::new();
+    if stack.spec.tls_enabled()
+        && let Some(ca) = &inputs.tls().ca
+    {
+        h.update(b"ca\0");
+        h.update(ca.cert.as_bytes());
+        h.update(b"\0");
+    }
     for e in stores::used_by(&stack.spec, c) {
         if let Some(creds) = inputs.get(e.kind()) {
             for part in [e.part(), &creds.username, &creds.password] {

@@ -3,6 +3,7 @@
 
 mod apply;
 mod caches;
+mod certificates;
 mod child_set;
 mod context;
 mod credentials;

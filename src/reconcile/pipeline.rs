@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, PartialObjectMeta, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
@@ -12,12 +12,13 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
+use super::certificates::{self, Ca};
 use super::child_set::{ChildSet, Finding, Owner};
 use super::context::Context;
 use super::credentials::{self, Resolved};
 use super::kinds::KINDS;
 use crate::api::{AppStack, AppStackStatus, StoredAppStack};
-use crate::build::{self, Access, FIELD_MANAGER, Inputs, stores};
+use crate::build::{self, Access, FIELD_MANAGER, Inputs, stores, tls};
 use crate::error::{Error, Result, cut};
 use crate::status::{self, DEGRADED, Observed, Problem};
 
@@ -87,6 +88,18 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
             }
         }
     }
+    let mut issued = Vec::new();
+    if stack.spec.tls_enabled() && stores::of(&stack.spec).next().is_some() {
+        issued = certificates(
+            stack,
+            &owner,
+            &secrets,
+            &mut inputs,
+            &mut generated,
+            &mut held,
+        )
+        .await?;
+    }
     if !held.is_empty() {
         return conclude(ctx, stack, &held, None).await;
     }
@@ -121,6 +134,18 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
         ctx.publish(stack, event).await;
     }
 
+    for (secret, why) in issued {
+        info!(%secret, %why, "issued a certificate");
+        let event = Event {
+            type_: EventType::Normal,
+            reason: "CertificateIssued".into(),
+            note: Some(format!("Secret {secret}: {why}")),
+            action: "IssueCertificate".into(),
+            secondary: None,
+        };
+        ctx.publish(stack, event).await;
+    }
+
     let mut set = ChildSet::new(ctx, stack, owner, &children);
     for kind in KINDS {
         kind.apply(&mut set).await;
@@ -130,6 +155,63 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
         kind.prune(&mut set).await;
     }
     conclude(ctx, stack, &set.finish(), None).await
+}
+
+/// The stack's CA and its stores' server certificates into `inputs`: the
+/// CA Secret to create goes to `generated`, a taken name to `held`. Returns
+/// the Secrets that get a new certificate and why.
+async fn certificates(
+    stack: &AppStack,
+    owner: &Owner,
+    secrets: &Api<Secret>,
+    inputs: &mut Inputs,
+    generated: &mut Vec<String>,
+    held: &mut Vec<Finding>,
+) -> Result<Vec<(String, String)>> {
+    let now = time::OffsetDateTime::now_utc();
+    let ctx = build::meta::StackRef::new(stack).map_err(|e| Error::Tls {
+        step: "naming the certificates",
+        message: e.to_string(),
+    })?;
+    let key_secret = tls::ca_key_secret_name(&owner.name);
+    let subject = format!("AppStack CA {}/{}", owner.namespace, owner.name);
+    let mut issued = Vec::new();
+    let ca = match certificates::resolve_ca(secrets, &owner.uid, &key_secret, &subject, now).await?
+    {
+        Ca::Existing(ca) => ca,
+        Ca::Generated(ca) => {
+            generated.push(key_secret.clone());
+            issued.push((key_secret, "new CA".to_string()));
+            ca
+        }
+        Ca::Replaced(ca, why) => {
+            issued.push((
+                key_secret,
+                format!("new CA: the old one was replaced, {why}"),
+            ));
+            ca
+        }
+        Ca::Held(holder) => {
+            held.push(Finding::Conflict {
+                kind: "Secret",
+                name: key_secret,
+                holder,
+            });
+            return Ok(issued);
+        }
+    };
+    for store in stores::of(&stack.spec) {
+        let name = tls::server_secret_name(store, &owner.name);
+        let names = tls::server_names(&ctx, store);
+        let (server, why) =
+            certificates::resolve_server(secrets, &owner.uid, &name, &ca, &names, now).await?;
+        if let Some(why) = why {
+            issued.push((name, format!("new server certificate: {why}")));
+        }
+        inputs.set_server_certificate(store.kind(), server);
+    }
+    inputs.set_ca(ca);
+    Ok(issued)
 }
 
 /// Reports what the reconcile found (a Warning Event when a problem first

@@ -342,8 +342,13 @@ async fn the_first_reconcile_creates_every_child_in_dependency_order() {
             "POST secrets",
             "POST secrets",
             "POST secrets",
+            "POST secrets",
+            "PATCH secrets/shop-ca-key",
+            "PATCH secrets/shop-ca",
+            "PATCH secrets/shop-redis-tls",
             "PATCH secrets/shop-redis",
             "PATCH secrets/shop-redis-admin",
+            "PATCH secrets/shop-postgres-tls",
             "PATCH secrets/shop-postgres",
             "PATCH secrets/shop-postgres-admin",
             "PATCH networkpolicies/shop-redis",
@@ -453,8 +458,8 @@ async fn credentials_are_generated_once_and_then_only_read() {
         .into_iter()
         .filter(|c| c.method == "POST" && c.path.ends_with("/secrets"))
         .collect();
-    // The apps' and the administrator's, of each store.
-    assert_eq!(created.len(), 4);
+    // The CA's, and the apps' and the administrator's of each store.
+    assert_eq!(created.len(), 5);
     let names: Vec<&str> = created
         .iter()
         .filter_map(|c| c.body["metadata"]["name"].as_str())
@@ -462,13 +467,14 @@ async fn credentials_are_generated_once_and_then_only_read() {
     assert_eq!(
         names,
         [
+            "shop-ca-key",
             "shop-redis",
             "shop-redis-admin",
             "shop-postgres",
             "shop-postgres-admin"
         ]
     );
-    for c in &created {
+    for c in &created[1..] {
         let password = c.body["data"]["password"].as_str().unwrap_or_default();
         assert!(password.len() > 40, "a long generated password: {password}");
     }
@@ -1152,6 +1158,6 @@ async fn redis_apps_that_used_the_administrator_move_to_their_own_user() {
     assert_eq!(decode("password"), "old-password", "the password is kept");
     assert_eq!(
         decode("url"),
-        format!("redis://app:old-password@shop-redis.{NS}.svc:6379/0")
+        format!("rediss://app:old-password@shop-redis.{NS}.svc:6379/0")
     );
 }

@@ -5,9 +5,12 @@
 mod cart;
 mod config;
 mod error;
+mod pg_url;
+mod redis_url;
 mod routes;
 mod session;
 mod state;
+mod tls;
 
 use std::process::ExitCode;
 

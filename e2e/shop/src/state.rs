@@ -14,6 +14,8 @@ use tracing::{info, warn};
 use crate::cart;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::pg_url::{self, PgTls, PgUrlError};
+use crate::redis_url::{self, RedisUrlError};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -25,33 +27,33 @@ struct Inner {
     redis: OnceCell<ConnectionManager>,
     pool: Pool,
     schema_ready: AtomicBool,
+    /// How each store is reached, for the log line at connect.
+    redis_transport: String,
+    pg_transport: String,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("REDIS_URL is invalid: {0}")]
-    RedisUrl(redis::RedisError),
-    #[error("DATABASE_URL is invalid: {0}")]
-    DatabaseUrl(tokio_postgres::Error),
+    #[error(transparent)]
+    Redis(#[from] RedisUrlError),
+    #[error(transparent)]
+    Postgres(#[from] PgUrlError),
     #[error("building the PostgreSQL pool: {0}")]
     Pool(#[from] deadpool_postgres::BuildError),
 }
 
 impl AppState {
     pub fn new(config: &Config) -> Result<Self, StateError> {
-        let redis_client =
-            redis::Client::open(config.redis_url.as_str()).map_err(StateError::RedisUrl)?;
-        let pg: tokio_postgres::Config = config
-            .database_url
-            .parse()
-            .map_err(StateError::DatabaseUrl)?;
-        let manager = Manager::from_config(
-            pg,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Verified,
-            },
-        );
+        let redis =
+            redis_url::redis_target(&config.redis_url, config.redis_tls_ca_file.as_deref())?;
+        let pg = pg_url::pg_target(&config.database_url, config.pg_ssl_root_cert.as_deref())?;
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Verified,
+        };
+        let manager = match pg.tls {
+            PgTls::Plain => Manager::from_config(pg.config, tokio_postgres::NoTls, manager_config),
+            PgTls::Tls(tls) => Manager::from_config(pg.config, *tls, manager_config),
+        };
         // Checking an idle connection to a PostgreSQL pod that is gone can
         // hang (no FIN from a vanished address): give up on it after a second
         // and open a new one instead of stalling the request.
@@ -64,10 +66,12 @@ impl AppState {
             .build()?;
         Ok(Self {
             inner: Arc::new(Inner {
-                redis_client,
+                redis_client: redis.client,
                 redis: OnceCell::new(),
                 pool,
                 schema_ready: AtomicBool::new(false),
+                redis_transport: redis.transport,
+                pg_transport: pg.transport,
             }),
         })
     }
@@ -82,7 +86,11 @@ impl AppState {
                 let redis_ok = state.redis().await.is_ok();
                 let schema_ok = state.ensure_schema().await.is_ok();
                 if redis_ok && schema_ok {
-                    info!("connected to Redis and PostgreSQL");
+                    info!(
+                        redis = %state.inner.redis_transport,
+                        postgres = %state.inner.pg_transport,
+                        "connected to Redis and PostgreSQL"
+                    );
                     return;
                 }
                 tokio::time::sleep(delay).await;
