@@ -16,7 +16,7 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 .PHONY: test
-test: lint unit generated-check cluster-up images chart-check e2e ## everything CI runs
+test: lint unit generated-check cluster-up images images-previous chart-check e2e ## everything CI runs
 
 .PHONY: lint
 lint: ## rustfmt and clippy (warnings are errors)
@@ -54,6 +54,10 @@ cluster-down: ## stop the local cluster
 .PHONY: images
 images: build ## build the operator and demo images and import them into the cluster
 	@$(STEP) "images" e2e/images/build.sh operator shop
+
+.PHONY: images-previous
+images-previous: ## the previous release's operator image, for the upgrade scenario (built once)
+	@$(STEP) "previous release image" e2e/images/build.sh operator-previous
 
 .PHONY: chart-check
 chart-check: ## helm lint and a server-side dry run of the rendered chart

@@ -31,7 +31,9 @@ TOOLS_IMAGE=appstack.local/tools:1
 BRIDGE=appstack0
 VOID_DEV=appstack-void
 API_PORT=6443
-DNS_PORT=10053
+# 53, as in any cluster: NetworkPolicies that allow DNS name port 53, and
+# the node filters after the Service has translated the port.
+DNS_PORT=53
 DNS_HEALTH_PORT=10054
 DNS_READY_PORT=10055
 METRICS_PORT=4443

@@ -91,9 +91,15 @@ impl Memo {
     }
 }
 
-/// A stable hash of what would be sent.
+/// A stable hash of what would be sent, but for the resourceVersion an
+/// apply may name as its precondition: the version the cache shows is
+/// compared apart, and a precondition alone is no change to send.
 pub fn hash_of<K: Serialize>(object: &K) -> Result<u64, serde_json::Error> {
-    let bytes = serde_json::to_vec(object)?;
+    let mut value = serde_json::to_value(object)?;
+    if let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        meta.remove("resourceVersion");
+    }
+    let bytes = serde_json::to_vec(&value)?;
     let mut hasher = DefaultHasher::new();
     bytes.hash(&mut hasher);
     Ok(hasher.finish())

@@ -41,6 +41,9 @@ pub enum Finding {
         name: String,
         message: String,
     },
+    /// Not applied: it changed after this reconcile read it (the apply named
+    /// the version read). The change brings another reconcile.
+    Outdated { kind: &'static str, name: String },
     /// Not applied: it is wired to children whose names are someone else's,
     /// and would send its credentials or traffic there.
     Blocked {
@@ -56,6 +59,7 @@ impl Finding {
             Finding::Conflict { name, .. }
             | Finding::Rejected { name, .. }
             | Finding::Refused { name, .. }
+            | Finding::Outdated { name, .. }
             | Finding::Blocked { name, .. } => name,
         }
     }
@@ -280,6 +284,12 @@ fn classify<K: ChildKind>(name: &str, error: &kube::Error, existed: bool) -> Fin
                 message: format!("{}{advice}", brief(error)),
             }
         }
+        // Only an apply that names a resourceVersion meets this (the
+        // operator's applies force ownership).
+        kube::Error::Api(s) if s.code == 409 => Finding::Outdated {
+            kind: K::KIND,
+            name: name.to_string(),
+        },
         _ => refused::<K>(name, brief(error)),
     }
 }

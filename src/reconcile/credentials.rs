@@ -26,8 +26,10 @@ const PASSWORD_BYTES: usize = 32;
 /// One store's credentials, as found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Resolved {
-    /// Read from the stack's Secret.
-    Existing(StoreCredentials),
+    /// Read from the stack's Secret, at this resourceVersion: the apply
+    /// that writes the Secret back names it, so that an edit made meanwhile
+    /// fails the apply (and is read next time) instead of being overwritten.
+    Existing(StoreCredentials, Option<String>),
     /// Made just now: the Secret must be created before anything is applied.
     Generated(StoreCredentials),
     /// The Secret's name is held by an object this stack does not control
@@ -56,7 +58,10 @@ pub async fn resolve(
         return Ok(Resolved::Held(holder));
     }
     Ok(match secret {
-        Some(secret) => Resolved::Existing(from_secret(&secret, name, default_user)?),
+        Some(secret) => Resolved::Existing(
+            from_secret(&secret, name, default_user)?,
+            secret.metadata.resource_version.clone(),
+        ),
         None => Resolved::Generated(StoreCredentials {
             username: default_user.to_string(),
             password: generate_password()?,

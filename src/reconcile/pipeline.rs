@@ -53,6 +53,7 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
     let mut inputs = Inputs::default();
     let mut generated = Vec::new();
     let mut held = Vec::new();
+    let mut read_at = std::collections::BTreeMap::new();
     for store in stores::of(&stack.spec) {
         let both = [
             (Access::App, store.secret_name(&owner.name), store.user()),
@@ -65,7 +66,10 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
         for (access, secret, user) in both {
             let resolved = credentials::resolve(&secrets, &owner.uid, &secret, user).await?;
             let mut creds = match resolved {
-                Resolved::Existing(c) => c,
+                Resolved::Existing(c, version) => {
+                    read_at.insert(secret.clone(), version);
+                    c
+                }
                 Resolved::Generated(c) => {
                     generated.push(secret);
                     c
@@ -104,7 +108,7 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
         return conclude(ctx, stack, &held, None).await;
     }
 
-    let children = match build::children(stack, &inputs) {
+    let mut children = match build::children(stack, &inputs) {
         Ok(children) => children,
         Err(error) => {
             let problem = Problem::InvalidSpec(error.to_string());
@@ -112,6 +116,13 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
             return conclude(ctx, stack, &[], Some(problem)).await;
         }
     };
+    // The Secrets whose credentials were read are applied only over the
+    // version read: a password edited since is never written back over.
+    for secret in &mut children.secrets {
+        if let Some(version) = secret.metadata.name.as_ref().and_then(|n| read_at.get(n)) {
+            secret.metadata.resource_version = version.clone();
+        }
+    }
     for secret in children.secrets.iter().filter(|s| {
         generated
             .iter()
@@ -243,7 +254,10 @@ async fn conclude(
         ctx.publish(stack, warning(p.reason(), p.message())).await;
     }
     write_status(ctx, stack, problem.as_ref()).await?;
-    Ok(if !waiting_for.is_empty() {
+    let outdated = findings
+        .iter()
+        .any(|f| matches!(f, Finding::Outdated { .. }));
+    Ok(if !waiting_for.is_empty() || outdated {
         Next::Soon
     } else if findings
         .iter()
@@ -338,6 +352,8 @@ fn problem(findings: &[Finding]) -> Option<Problem> {
                 name,
                 message,
             } => others.push(format!("{kind} {name}: {message}")),
+            // Read again at the next reconcile, which the change brings.
+            Finding::Outdated { .. } => {}
             Finding::Blocked { kind, name, on } => others.push(format!(
                 "{kind} {name} not applied: it would be wired to {}, which this stack does not own",
                 on.join(", ")

@@ -1161,3 +1161,30 @@ async fn redis_apps_that_used_the_administrator_move_to_their_own_user() {
         format!("rediss://app:old-password@shop-redis.{NS}.svc:6379/0")
     );
 }
+
+#[tokio::test]
+async fn a_password_edited_during_the_reconcile_is_never_written_back() {
+    let mut h = Harness::new(spec(SHOP));
+    let mut read = ours("Secret", "v1", "shop-redis", "4");
+    read["data"] = json!({"username": "YXBw", "password": "b2xkLXBhc3N3b3Jk"});
+    h.answer("GET", "/secrets/shop-redis", 200, read);
+    // Someone changed the Secret after the reconcile read it.
+    h.answer(
+        "PATCH",
+        "/secrets/shop-redis",
+        409,
+        status_body(409, "Conflict", "the object has been modified"),
+    );
+    assert_eq!(h.reconcile().await.unwrap(), Next::Soon);
+    let applied = h
+        .calls()
+        .into_iter()
+        .find(|c| c.method == "PATCH" && c.path.ends_with("/secrets/shop-redis"))
+        .expect("the apps' Secret applied");
+    assert_eq!(
+        applied.body["metadata"]["resourceVersion"], "4",
+        "applied only over the version read"
+    );
+    let (status, reason, _) = h.condition("Degraded");
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "AsExpected"));
+}

@@ -18,5 +18,6 @@ pub mod operator;
 pub mod pods;
 pub mod runner;
 pub mod shop;
+pub mod stores;
 pub mod table;
 pub mod wait;

@@ -14,6 +14,10 @@ use serde_json::{Value, json};
 use crate::runner::Ctx;
 use crate::wait::{self, Pending, Ready};
 
+/// redis-cli in a store pod: over TLS with the CA the pod mounts when the
+/// stack has TLS (Redis then serves no plain port), plain otherwise.
+pub const REDIS_CLI: &str = "redis-cli ${REDIS_TLS_CA_FILE:+--tls --cacert $REDIS_TLS_CA_FILE}";
+
 pub fn is_ready(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_none()
         && pod

@@ -6,11 +6,9 @@
 //! - no component is wired to an administrator's Secret;
 //! - the shop serves its session and cart through all of it.
 
-use std::time::Duration;
-
 use anyhow::{Result, bail};
 use appstack_e2e::runner::{Ctx, ScenarioFuture};
-use appstack_e2e::{appstack, pods, shop};
+use appstack_e2e::{appstack, shop, stores};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, ListParams};
 
@@ -52,33 +50,13 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
-/// `sh -c script` in the store container of `pod`: (success, output).
-async fn exec(ctx: &Ctx, pod: &str, container: &str, script: &str) -> Result<(bool, String)> {
-    let out = pods::exec(
-        ctx,
-        &ctx.ns,
-        pod,
-        Some(container),
-        script,
-        Duration::from_secs(30),
-    )
-    .await?;
-    Ok((out.success, out.text()))
-}
-
 async fn postgres(ctx: &mut Ctx, pod: &str) -> Result<()> {
     // As the apps log in: the apps' Secret is in the store container's
     // environment as APP_USER / APP_PASSWORD.
-    let psql = |sql: &str| {
-        format!(
-            "PGPASSWORD=\"$APP_PASSWORD\" psql -h 127.0.0.1 -U \"$APP_USER\" -d \"$POSTGRES_DB\" -v ON_ERROR_STOP=1 -Atc \"{sql}\""
-        )
-    };
-    let (ok, out) = exec(
+    let (ok, out) = stores::psql_as_app(
         ctx,
         pod,
-        "postgres",
-        &psql("select rolsuper, rolcreaterole from pg_roles where rolname = current_user"),
+        "select rolsuper, rolcreaterole from pg_roles where rolname = current_user",
     )
     .await?;
     if !ok || out.trim() != "f|f" {
@@ -98,7 +76,7 @@ async fn postgres(ctx: &mut Ctx, pod: &str) -> Result<()> {
         ),
         ("CREATE ROLE", "CREATE ROLE intruder SUPERUSER"),
     ] {
-        let (ok, out) = exec(ctx, pod, "postgres", &psql(sql)).await?;
+        let (ok, out) = stores::psql_as_app(ctx, pod, sql).await?;
         if ok
             || !(out.contains("permission denied")
                 || out.contains("must be superuser")
@@ -106,15 +84,15 @@ async fn postgres(ctx: &mut Ctx, pod: &str) -> Result<()> {
         {
             bail!("expected {what} to be refused to the apps' role, psql said: {out}");
         }
-        ctx.step(format!("PostgreSQL refuses {what}: {}", first_line(&out)));
+        ctx.step(format!(
+            "PostgreSQL refuses {what}: {}",
+            stores::first_line(&out)
+        ));
     }
-    let (ok, out) = exec(
+    let (ok, out) = stores::psql_as_app(
         ctx,
         pod,
-        "postgres",
-        &psql(
-            "CREATE TABLE lp_probe (x int); INSERT INTO lp_probe VALUES (1); DROP TABLE lp_probe",
-        ),
+        "CREATE TABLE lp_probe (x int); INSERT INTO lp_probe VALUES (1); DROP TABLE lp_probe",
     )
     .await?;
     if !ok {
@@ -125,9 +103,6 @@ async fn postgres(ctx: &mut Ctx, pod: &str) -> Result<()> {
 }
 
 async fn redis(ctx: &mut Ctx, pod: &str) -> Result<()> {
-    let cli = |args: &str| {
-        format!("REDISCLI_AUTH=\"$APP_PASSWORD\" redis-cli --user \"$APP_USER\" {args}")
-    };
     for command in [
         "CONFIG GET maxmemory",
         "FLUSHALL",
@@ -135,24 +110,16 @@ async fn redis(ctx: &mut Ctx, pod: &str) -> Result<()> {
         "SHUTDOWN",
         "ACL LIST",
     ] {
-        let (_, out) = exec(ctx, pod, "redis", &cli(command)).await?;
+        let (_, out) = stores::redis_as_app(ctx, pod, command).await?;
         if !out.contains("NOPERM") {
             bail!("expected NOPERM for {command} as the apps' user, redis-cli said: {out}");
         }
     }
     ctx.step("Redis: the apps' user gets NOPERM for CONFIG, FLUSHALL, KEYS, SHUTDOWN and ACL");
-    let (_, out) = exec(
-        ctx,
-        pod,
-        "redis",
-        &format!(
-            "{} && {} && {}",
-            cli("SET lp:probe v EX 60"),
-            cli("GET lp:probe"),
-            cli("EXPIRE lp:probe 30")
-        ),
-    )
-    .await?;
+    let mut out = String::new();
+    for command in ["SET lp:probe v EX 60", "GET lp:probe", "EXPIRE lp:probe 30"] {
+        out += &stores::redis_as_app(ctx, pod, command).await?.1;
+    }
     let lines: Vec<&str> = out
         .lines()
         .map(str::trim)
@@ -163,11 +130,4 @@ async fn redis(ctx: &mut Ctx, pod: &str) -> Result<()> {
     }
     ctx.step("the apps' user still SETs, GETs and EXPIREs");
     Ok(())
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim()
 }

@@ -27,6 +27,8 @@ mod smoke;
 mod store_change_refused;
 mod store_not_hijacked;
 mod store_trouble;
+mod tls;
+mod upgrade_previous;
 mod zero_downtime;
 
 fn scenario(name: &'static str, run: appstack_e2e::runner::ScenarioFn, minutes: u64) -> Scenario {
@@ -68,6 +70,8 @@ pub fn all() -> Vec<Scenario> {
         scenario("store-trouble", store_trouble::run, 10),
         scenario("network-policy", network_policy::run, 8),
         scenario("least-privilege", least_privilege::run, 8),
+        scenario("tls", tls::run, 12),
+        scenario("upgrade-from-previous-release", upgrade_previous::run, 15),
         scenario("hostile-secrets", hostile_secrets::run, 6),
         scenario("poisoned-upgrade", poisoned_upgrade::run, 10),
         scenario("leader-cut-off", leader_cut_off::run, 8),

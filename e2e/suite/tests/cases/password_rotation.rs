@@ -541,7 +541,18 @@ async fn check_server(ctx: &Ctx, r: &Rotation) -> Result<()> {
         if redis {
             // As the apps' ACL user the Secret names (default is the store's
             // administrator, with its own Secret).
-            args.extend(["redis-cli", "--no-auth-warning", "--user", &user, "ping"]);
+            // TLS with the CA the store container has (Redis serves no
+            // plain port).
+            args.extend([
+                "redis-cli",
+                "--tls",
+                "--cacert",
+                "/etc/appstack/tls/ca.crt",
+                "--no-auth-warning",
+                "--user",
+                &user,
+                "ping",
+            ]);
         } else {
             // TCP, not the socket: the image trusts local socket connections.
             args.extend([

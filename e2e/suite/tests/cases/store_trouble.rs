@@ -167,7 +167,7 @@ async fn redis_password_changed(ctx: &mut Ctx) -> Result<()> {
         ctx,
         REDIS_POD,
         "redis",
-        "redis-cli CONFIG SET requirepass changed-by-hand",
+        &format!("{} CONFIG SET requirepass changed-by-hand", pods::REDIS_CLI),
     )
     .await?;
     ctx.step("CONFIG SET requirepass inside Redis (what any client with the password may do)");
@@ -204,7 +204,7 @@ async fn redis_aof_unreadable(ctx: &mut Ctx) -> Result<()> {
         ctx,
         REDIS_POD,
         "redis",
-        "printf 'file appendonly.aof.1.base.rdb seq 1 type b\\nnot a manifest line\\n' > /data/appendonlydir/appendonly.aof.manifest && (redis-cli shutdown nosave || true)",
+        &format!("printf 'file appendonly.aof.1.base.rdb seq 1 type b\\nnot a manifest line\\n' > /data/appendonlydir/appendonly.aof.manifest && ({} shutdown nosave || true)", pods::REDIS_CLI),
     )
     .await
     .or_else(|e| {
