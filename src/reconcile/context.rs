@@ -26,6 +26,7 @@ pub struct Context {
     pub(super) memo: Memo,
     pub(super) caches: Caches,
     pub(super) waiting: Waiting,
+    pub(super) probes: super::enforcement::Probes,
     recorder: Recorder,
     /// Consecutive failed reconciles per stack (namespace, name).
     failures: Mutex<HashMap<(String, String), u32>>,
@@ -49,6 +50,7 @@ impl Context {
             memo: Memo::default(),
             caches,
             waiting: Waiting::default(),
+            probes: super::enforcement::Probes::default(),
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -61,6 +63,19 @@ impl Context {
         if let Err(error) = self.recorder.publish(&event, reference).await {
             debug!(%error, reason = %event.reason, "could not publish event");
         }
+    }
+
+    /// Tries once whether the cluster enforces `stack`'s NetworkPolicies,
+    /// by connecting to `host:port` (one of its stores) a while from now.
+    pub(super) fn probe_network_policy(&self, stack: &AppStack, host: String, port: u16) {
+        let uid = stack.meta().uid.clone().unwrap_or_default();
+        self.probes.start(
+            &uid,
+            host,
+            port,
+            self.recorder.clone(),
+            stack.object_ref(&()),
+        );
     }
 
     /// Exponential backoff per stack for failed reconciles: 2s, 4s, ... 5m.

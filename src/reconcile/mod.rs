@@ -7,6 +7,7 @@ mod certificates;
 mod child_set;
 mod context;
 mod credentials;
+mod enforcement;
 mod handoff;
 mod kinds;
 mod ownership;

@@ -248,6 +248,18 @@ async fn conclude(
         problem = store_trouble(ctx, &namespace, &unready).await;
     }
     let problem = problem.map(Problem::bounded);
+    // A ready store behind a policy the operator is not admitted by.
+    if problem.is_none()
+        && stack.spec.network_policies_enabled()
+        && let Some(store) = stores::of(&stack.spec).next()
+        && let Ok(port) = u16::try_from(store.port())
+    {
+        let name = store.secret_name(&stack.name_any());
+        let sts: Option<Arc<StatefulSet>> = ctx.caches.get(&namespace, &name);
+        if sts.is_some_and(|s| status::stateful_set_ready(&s)) {
+            ctx.probe_network_policy(stack, format!("{name}.{namespace}.svc"), port);
+        }
+    }
     if let Some(p) = &problem
         && !already_reported(stack, p)
     {
