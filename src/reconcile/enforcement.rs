@@ -2,7 +2,8 @@
 //! than guessed from which network plugin seems installed: a while after a
 //! stack with policies is ready, the operator (which no store's policy
 //! admits) opens a TCP connection to one of its stores. If it connects,
-//! nothing enforces the policy, and a Warning Event on the stack says so.
+//! nothing enforces the policy (or another policy opens the store), and a
+//! Warning Event on the stack says so.
 //! Tried once per stack and operator run, a few at a time.
 
 use std::collections::HashSet;
@@ -78,7 +79,7 @@ impl Probes {
                     type_: EventType::Warning,
                     reason: "NetworkPolicyNotEnforced".into(),
                     note: Some(format!(
-                        "the operator connected to {host}:{port}, which the stack's NetworkPolicy admits only from its components: this cluster's network plugin does not seem to enforce NetworkPolicy. Use one that does (Calico, Cilium, ...) or set spec.networkPolicy.enabled: false"
+                        "the operator connected to {host}:{port}, which the stack's NetworkPolicy admits only from its components: the cluster's network plugin does not enforce NetworkPolicy, or another policy opens the store. Use a plugin that enforces it (Calico, Cilium, ...) and check the namespace's other NetworkPolicies"
                     )),
                     action: "ProbeNetworkPolicy".into(),
                     secondary: None,

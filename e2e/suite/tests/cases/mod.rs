@@ -23,6 +23,7 @@ mod not_adopted;
 mod operator_restart;
 mod password_rotation;
 mod poisoned_upgrade;
+mod policy_probe;
 mod smoke;
 mod store_change_refused;
 mod store_not_hijacked;
@@ -69,6 +70,7 @@ pub fn all() -> Vec<Scenario> {
         scenario("password-rotation", password_rotation::run, 10),
         scenario("store-trouble", store_trouble::run, 10),
         scenario("network-policy", network_policy::run, 8),
+        scenario("network-policy-probe", policy_probe::run, 6),
         scenario("least-privilege", least_privilege::run, 8),
         scenario("tls", tls::run, 12),
         scenario("upgrade-from-previous-release", upgrade_previous::run, 15),
