@@ -1,7 +1,7 @@
 //! PostgreSQL: PGDATA in a subdirectory of the volume (a fresh volume's
 //! root may hold lost+found, which initdb refuses).
 
-use k8s_openapi::api::core::v1::{Container, EnvVar};
+use k8s_openapi::api::core::v1::Container;
 
 use super::meta::StackRef;
 use super::stores::{self, Engine};
@@ -175,11 +175,6 @@ impl Engine for Postgres {
     fn container(&self, ctx: &StackRef, stack: &AppStack, tls: bool) -> Container {
         let secret = self.secret_name(&ctx.name);
         let admin = self.admin_secret_name(&ctx.name);
-        let plain = |name: &str, value: &str| EnvVar {
-            name: name.into(),
-            value: Some(value.into()),
-            ..EnvVar::default()
-        };
         let args = tls.then(|| {
             [
                 "ssl=on".to_string(),
@@ -201,8 +196,8 @@ impl Engine for Postgres {
             env: Some(vec![
                 wiring::secret_env("POSTGRES_USER", &admin, "username"),
                 wiring::secret_env("POSTGRES_PASSWORD", &admin, "password"),
-                plain("POSTGRES_DB", &database(ctx, &stack.spec)),
-                plain("PGDATA", PGDATA),
+                wiring::plain_env("POSTGRES_DB", &database(ctx, &stack.spec)),
+                wiring::plain_env("PGDATA", PGDATA),
                 wiring::secret_env("APP_USER", &secret, "username"),
                 wiring::secret_env("APP_PASSWORD", &secret, "password"),
             ]),

@@ -66,16 +66,21 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     for name in ["open", "closed"] {
         appstack::wait_ready(&ctx.client, &ctx.ns, name, Duration::from_secs(180)).await?;
     }
-    ctx.step(format!("stacks open and closed Ready after {:.1}s", start.elapsed().as_secs_f64()));
+    ctx.step(format!(
+        "stacks open and closed Ready after {:.1}s",
+        start.elapsed().as_secs_f64()
+    ));
     let message = wait::until(
         &format!("a {REASON} Event on AppStack open"),
         Duration::from_secs(120),
         async || {
             let events = appstack::events(&ctx.client, &ctx.ns, "open").await?;
-            Ok(match events.into_iter().find(|(_, reason, _)| reason == REASON) {
-                Some((_, _, message)) => Ready(message),
-                None => Pending("none yet".into()),
-            })
+            Ok(
+                match events.into_iter().find(|(_, reason, _)| reason == REASON) {
+                    Some((_, _, message)) => Ready(message),
+                    None => Pending("none yet".into()),
+                },
+            )
         },
     )
     .await?;
@@ -89,6 +94,8 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     if let Some((_, _, message)) = closed.iter().find(|(_, reason, _)| reason == REASON) {
         anyhow::bail!("closed, whose store the policy keeps shut, got {REASON}: {message}");
     }
-    ctx.step(format!("closed: no {REASON} (its Redis stayed shut to the operator)"));
+    ctx.step(format!(
+        "closed: no {REASON} (its Redis stayed shut to the operator)"
+    ));
     Ok(())
 }
