@@ -116,17 +116,20 @@ async fn redis(ctx: &mut Ctx, pod: &str) -> Result<()> {
         }
     }
     ctx.step("Redis: the apps' user gets NOPERM for CONFIG, FLUSHALL, KEYS, SHUTDOWN and ACL");
-    let mut out = String::new();
+    let mut answers = Vec::new();
     for command in ["SET lp:probe v EX 60", "GET lp:probe", "EXPIRE lp:probe 30"] {
-        out += &stores::redis_as_app(ctx, pod, command).await?.1;
+        answers.push(
+            stores::redis_as_app(ctx, pod, command)
+                .await?
+                .1
+                .trim()
+                .to_string(),
+        );
     }
-    let lines: Vec<&str> = out
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    if lines != ["OK", "v", "1"] {
-        bail!("expected SET, GET and EXPIRE to work for the apps' user, redis-cli said: {out}");
+    if answers != ["OK", "v", "1"] {
+        bail!(
+            "expected SET, GET and EXPIRE to work for the apps' user, redis-cli said: {answers:?}"
+        );
     }
     ctx.step("the apps' user still SETs, GETs and EXPIREs");
     Ok(())

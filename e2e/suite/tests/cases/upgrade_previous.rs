@@ -92,6 +92,12 @@ async fn upgrade(ctx: &mut Ctx) -> Result<()> {
     }
     ctx.step("under the previous release: the apps use Redis' default user and PostgreSQL's superuser, in plain text");
 
+    let old_web: Vec<String> = stack
+        .web_settled(ctx, Some(2), Duration::from_secs(60))
+        .await?
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
     let start = Instant::now();
     install(ctx, &[]).await?;
     ctx.step("the current operator took over");
@@ -112,9 +118,27 @@ async fn upgrade(ctx: &mut Ctx) -> Result<()> {
         },
     )
     .await?;
-    let web = stack
-        .web_settled(ctx, Some(2), Duration::from_secs(300))
-        .await?;
+    // The rewired pods replace every pod of the previous release.
+    let web = wait::until(
+        "every web pod to be replaced by one of the current wiring",
+        Duration::from_secs(300),
+        async || {
+            let pods = stack
+                .web_settled(ctx, Some(2), Duration::from_secs(60))
+                .await?;
+            let stale: Vec<String> = pods
+                .iter()
+                .map(|p| p.name_any())
+                .filter(|n| old_web.contains(n))
+                .collect();
+            Ok(if stale.is_empty() {
+                Ready(pods)
+            } else {
+                Pending(format!("still running: {}", stale.join(", ")))
+            })
+        },
+    )
+    .await?;
     appstack::wait_ready(&ctx.client, &ctx.ns, &stack.name, Duration::from_secs(180)).await?;
     ctx.step(format!(
         "upgraded and Ready after {:.1}s: {}",
