@@ -45,6 +45,7 @@ COREDNS_BIN=$(tool_bin_dir coredns)
 METRICS_SERVER_BIN=$(tool_bin_dir metrics-server)
 LOCAL_PATH_BIN=$(tool_bin_dir local-path-provisioner)
 KUBE_ROUTER_BIN=$(tool_bin_dir kube-router)
+VERSITYGW_BIN=$(tool_bin_dir versitygw)
 HELM_BIN=$(tool_bin_dir helm)
 
 # Debian packages the node needs (binaries named where a package may be absent).
@@ -72,7 +73,7 @@ ensure_node_packages() {
 
 ensure_tools() {
   command -v go >/dev/null || die "the Go toolchain is needed once to build the pinned Kubernetes binaries (go 1.24+ on PATH)"
-  build_tools etcd kubernetes coredns metrics-server helm local-path-provisioner kube-router
+  build_tools etcd kubernetes coredns metrics-server helm local-path-provisioner kube-router versitygw
 }
 
 # All processes alive, the API server ready, the node Ready, the address unchanged.
@@ -134,6 +135,7 @@ cmd_up() {
   step "CoreDNS" start_coredns "$ip"
   step "PVC provisioner (local-path, StorageClass standard)" start_local_path_provisioner
   step "metrics-server and its APIService" start_metrics_server "$ip"
+  step "S3 (versitygw over a directory, s3.kube-system.svc:$S3_PORT)" start_s3 "$ip"
   echo "$ip" >"$PID_DIR/node-ip"
   log "cluster up in $((SECONDS - t0))s: eval \"\$(e2e/cluster.sh env)\"; kubectl get nodes"
 }

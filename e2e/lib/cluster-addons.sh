@@ -69,3 +69,25 @@ start_local_path_provisioner() {
   sleep 1
   require_alive local-path-provisioner
 }
+
+# S3 for backups: versitygw's posix backend over $CLUSTER_DIR/s3 (metadata in
+# a sidecar directory, so the filesystem needs no xattrs). The root
+# credentials are made once and kept in $S3_CREDENTIALS (mode 600): tests read
+# them from there into the Secrets they give AppStack.
+S3_CREDENTIALS=$CLUSTER_DIR/s3/credentials
+start_s3() {
+  local ip=$1
+  mkdir -p "$CLUSTER_DIR/s3/data" "$CLUSTER_DIR/s3/meta"
+  if [[ ! -s $S3_CREDENTIALS ]]; then
+    (umask 077 && printf 'AWS_ACCESS_KEY_ID=appstack\nAWS_SECRET_ACCESS_KEY=%s\n' \
+      "$(od -An -N20 -tx1 /dev/urandom | tr -d ' \n')" >"$S3_CREDENTIALS")
+  fi
+  local key secret
+  key=$(sed -n 's/^AWS_ACCESS_KEY_ID=//p' "$S3_CREDENTIALS")
+  secret=$(sed -n 's/^AWS_SECRET_ACCESS_KEY=//p' "$S3_CREDENTIALS")
+  # The keys go by environment, not the command line (ps shows that).
+  ROOT_ACCESS_KEY=$key ROOT_SECRET_KEY=$secret proc_start s3 "$VERSITYGW_BIN/versitygw" \
+    --port "$ip:$S3_PORT" --health /healthz --quiet \
+    posix --sidecar "$CLUSTER_DIR/s3/meta" "$CLUSTER_DIR/s3/data"
+  wait_ready s3 60 curl -fsS "http://$ip:$S3_PORT/healthz"
+}

@@ -38,10 +38,12 @@ DNS_HEALTH_PORT=10054
 DNS_READY_PORT=10055
 METRICS_PORT=4443
 NETPOL_HEALTH_PORT=20244
+# The S3 server, on the node address (Service s3.kube-system.svc:9000).
+S3_PORT=9000
 
 # Every host process, in start order; `down` stops them in reverse.
 COMPONENTS=(etcd kube-apiserver containerd kube-controller-manager kube-scheduler
-  kube-proxy kubelet kube-router coredns metrics-server local-path-provisioner)
+  kube-proxy kubelet kube-router coredns metrics-server local-path-provisioner s3)
 
 log() { printf '%s\n' "$*"; }
 warn() { printf 'warning: %s\n' "$*" >&2; }
@@ -182,7 +184,7 @@ stray_pids() {
     exe=$(readlink "/proc/$p/exe" 2>/dev/null) || continue
     case ${exe##*/} in
       etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | kube-proxy | coredns | \
-        metrics-server | local-path-provisioner | kube-router | containerd | containerd-shim-runc-v2) ;;
+        metrics-server | local-path-provisioner | kube-router | versitygw | containerd | containerd-shim-runc-v2) ;;
       *) continue ;;
     esac
     proc_owned "$p" && echo "$p"

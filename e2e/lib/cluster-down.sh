@@ -109,7 +109,7 @@ host_network_down() {
 # The cluster's data (etcd, volumes, images, certificates) stays.
 cluster_down() {
   local c
-  for c in local-path-provisioner metrics-server coredns kube-router kubelet; do proc_stop "$c"; done
+  for c in s3 local-path-provisioner metrics-server coredns kube-router kubelet; do proc_stop "$c"; done
   stop_pods
   proc_stop containerd
   for c in kube-proxy kube-scheduler kube-controller-manager kube-apiserver etcd; do proc_stop "$c" 20; done

@@ -2,8 +2,8 @@
 # `cluster.sh status`: proves the cluster does what the tests need, with real
 # pods in a throwaway namespace (removed afterwards): the node is Ready; a pod
 # runs; a Service resolves by DNS from another pod and answers; data written to
-# a PVC survives deleting the pod; `kubectl top pod` shows CPU. Prints which
-# check failed. Uses $KUBECTL (set by cluster.sh for the chosen cluster).
+# a PVC survives deleting the pod; `kubectl top pod` shows CPU; S3 stores and
+# returns an object, and pods reach it. Prints which check failed. Uses $KUBECTL (set by cluster.sh for the chosen cluster).
 
 STATUS_NS=""
 STATUS_FAILED=0
@@ -121,6 +121,27 @@ _service_diagnosis() {
   tail -n 5 "$LOG_DIR/kube-proxy.log" 2>&1 | sed 's/^/  /'
 }
 
+# The local cluster's S3: a signed PUT, GET and DELETE from the host (as a
+# backup would), then its health endpoint from a pod, through the Service.
+_s3_works() {
+  local ip key secret url got
+  ip=$(cat "$PID_DIR/node-ip" 2>/dev/null || node_ip)
+  key=$(sed -n 's/^AWS_ACCESS_KEY_ID=//p' "$CLUSTER_DIR/s3/credentials")
+  secret=$(sed -n 's/^AWS_SECRET_ACCESS_KEY=//p' "$CLUSTER_DIR/s3/credentials")
+  url=http://$ip:$S3_PORT/status-$STATUS_TOKEN
+  local s3=(curl -fsS --aws-sigv4 aws:amz:us-east-1:s3 --user "$key:$secret"
+    -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD')
+  "${s3[@]}" -X PUT "$url" >/dev/null || return 1
+  "${s3[@]}" -X PUT --data-binary "probe-$STATUS_TOKEN" "$url/probe" >/dev/null || return 1
+  got=$("${s3[@]}" "$url/probe") || return 1
+  "${s3[@]}" -X DELETE "$url/probe" >/dev/null || return 1
+  "${s3[@]}" -X DELETE "$url" >/dev/null || return 1
+  [[ $got == "probe-$STATUS_TOKEN" ]] || { echo "GET returned ${got:0:80}"; return 1; }
+  _probe_pod s3-client "for i in 1 2 3 4 5 6 7 8 9 10; do timeout 2 wget -qO- http://s3.kube-system.svc:$S3_PORT/healthz && exit 0; sleep 1; done; exit 1" |
+    _k apply -f - >/dev/null || return 1
+  _wait_phase s3-client Succeeded 60 || { echo "a pod could not reach s3.kube-system.svc:$S3_PORT"; return 1; }
+}
+
 _dns_and_service() {
   # The client starts only once the EndpointSlice lists the web pod as ready;
   # kube-proxy programs it a moment later (a ClusterIP without rules refuses
@@ -217,6 +238,9 @@ EOF
   _check "Service resolves by DNS and answers" _dns_and_service || true
   _check "PVC data survives deleting the pod" _pvc_survives || true
   _check "kubectl top pod shows CPU" _top_shows_cpu || true
+  if [[ $CLUSTER != current ]]; then
+    _check "S3 stores an object; pods reach it" _s3_works || true
+  fi
 
   if ((STATUS_FAILED)); then
     printf 'status: FAILED (%ss). Logs: e2e/cluster.sh logs [component]\n' $((SECONDS - t0))

@@ -3,7 +3,8 @@
 # metrics-server, helm) with the plain `go` client from their published modules,
 # into a cache keyed by version, outside the repository. Sourced by cluster.sh;
 # `e2e/lib/tools.sh [name...]` builds the named ones (default: all), among:
-# etcd kubernetes coredns metrics-server helm local-path-provisioner kube-router.
+# etcd kubernetes coredns metrics-server helm local-path-provisioner kube-router
+# versitygw.
 set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.34.4}
@@ -17,6 +18,9 @@ LOCAL_PATH_VERSION=${LOCAL_PATH_VERSION:-v0.0.30}
 # The only version the module proxy serves; it has known security reports,
 # acceptable for a throwaway test cluster, never a production choice.
 KUBE_ROUTER_VERSION=${KUBE_ROUTER_VERSION:-v2.1.0}
+# An S3-compatible server over a directory, for backups to object storage
+# (the module proxy serves no MinIO).
+VERSITYGW_VERSION=${VERSITYGW_VERSION:-v1.8.0}
 
 APPSTACK_CACHE=${APPSTACK_CACHE:-$HOME/.cache/appstack}
 TOOLS_DIR="$APPSTACK_CACHE/tools"
@@ -40,6 +44,7 @@ tool_bin_dir() { # name -> directory holding that tool's binaries
     helm) echo "$TOOLS_DIR/helm-$HELM_VERSION-k${K8S_VERSION#v}/bin" ;;
     local-path-provisioner) echo "$TOOLS_DIR/local-path-provisioner-$LOCAL_PATH_VERSION/bin" ;;
     kube-router) echo "$TOOLS_DIR/kube-router-$KUBE_ROUTER_VERSION/bin" ;;
+    versitygw) echo "$TOOLS_DIR/versitygw-$VERSITYGW_VERSION/bin" ;;
     *) echo "unknown tool $1" >&2; return 1 ;;
   esac
 }
@@ -129,9 +134,14 @@ build_kube_router() {
     "$(tool_bin_dir kube-router)" kube-router
 }
 
+build_versitygw() {
+  _go_install github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION" \
+    "$(tool_bin_dir versitygw)" versitygw
+}
+
 build_tools() {
   local names=("$@")
-  ((${#names[@]})) || names=(etcd kubernetes coredns metrics-server helm local-path-provisioner kube-router)
+  ((${#names[@]})) || names=(etcd kubernetes coredns metrics-server helm local-path-provisioner kube-router versitygw)
   mkdir -p "$TOOLS_DIR"
   # One build at a time per cache: a second caller waits, then finds the binaries.
   (
