@@ -114,22 +114,32 @@ pub fn client_config(verify: Verify) -> Result<ClientConfig, TlsError> {
         Verify::Full(roots) => builder.with_root_certificates(roots),
         Verify::ChainOnly(roots) => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(ChainOnly { roots, provider })),
+            .with_custom_certificate_verifier(Arc::new(NameUnchecked {
+                roots: Some(roots),
+                provider,
+            })),
         Verify::Nothing => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoCertCheck { provider })),
+            .with_custom_certificate_verifier(Arc::new(NameUnchecked {
+                roots: None,
+                provider,
+            })),
     };
     Ok(builder.with_no_client_auth())
 }
 
-/// verify-ca: the chain must lead to a trusted root, whatever name the certificate is for.
+/// A verifier that never checks the host name: with roots, the chain must
+/// lead to one of them (libpq verify-ca); without, any certificate is taken
+/// (libpq require/prefer without a root cert: encryption only). Either way
+/// the handshake signature is checked, so the session keys belong to that
+/// certificate.
 #[derive(Debug)]
-struct ChainOnly {
-    roots: RootCertStore,
+struct NameUnchecked {
+    roots: Option<RootCertStore>,
     provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for NameUnchecked {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -138,68 +148,16 @@ impl ServerCertVerifier for ChainOnly {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = ParsedCertificate::try_from(end_entity)?;
-        verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.provider.signature_verification_algorithms.all,
-        )?;
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// sslmode=require/prefer without a root cert: libpq encrypts but checks no certificate.
-/// The handshake signature is still checked, so the session keys belong to that certificate.
-#[derive(Debug)]
-struct NoCertCheck {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for NoCertCheck {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Some(roots) = &self.roots {
+            let cert = ParsedCertificate::try_from(end_entity)?;
+            verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.provider.signature_verification_algorithms.all,
+            )?;
+        }
         Ok(ServerCertVerified::assertion())
     }
 
