@@ -2,11 +2,10 @@
 //! public builder API: ownership, labels, fitness for Server-Side Apply,
 //! defaults, and which children exist for which spec.
 
+mod common;
+
 use appstack::api::{AppStack, StoreKind};
-use appstack::build::tls::CertifiedKey;
-use appstack::build::{
-    self, BuildError, Children, Inputs, StoreCredentials, labels, names, stores,
-};
+use appstack::build::{self, BuildError, Children, Inputs, labels, names};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use serde_json::Value;
@@ -22,36 +21,10 @@ fn stack(name: &str, spec_yaml: &str) -> AppStack {
 }
 
 fn inputs(s: &AppStack) -> Inputs {
-    let mut inputs = Inputs::default();
-    for e in stores::of(&s.spec) {
-        let password = match e.kind() {
-            StoreKind::Redis => "r3d1s",
-            StoreKind::Postgres => "p0stgr3s",
-        };
-        let creds = StoreCredentials {
-            username: e.user().into(),
-            password: password.into(),
-        };
-        inputs.set(e.kind(), creds);
-        let admin = StoreCredentials {
-            username: e.admin_user().into(),
-            password: format!("{password}-admin"),
-        };
-        inputs.set_admin(e.kind(), admin);
-        // Builders never read the PEM: placeholders keep the goldens stable.
-        inputs.set_server_certificate(
-            e.kind(),
-            CertifiedKey {
-                cert: format!("<{} certificate>", e.part()),
-                key: format!("<{} key>", e.part()),
-            },
-        );
-    }
-    inputs.set_ca(CertifiedKey {
-        cert: "<CA certificate>".into(),
-        key: "<CA key>".into(),
-    });
-    inputs
+    common::inputs(s, |kind| match kind {
+        StoreKind::Redis => "r3d1s",
+        StoreKind::Postgres => "p0stgr3s",
+    })
 }
 
 fn build(s: &AppStack) -> Children {

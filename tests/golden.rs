@@ -3,12 +3,13 @@
 //! A change in any output shows up in review as a diff of tests/golden/.
 //! Regenerate with `UPDATE_GOLDEN=1 cargo test --test golden`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use appstack::api::{AppStack, StoreKind};
-use appstack::build::tls::CertifiedKey;
-use appstack::build::{self, Children, Inputs, StoreCredentials, stores};
+use appstack::build::{self, Children, Inputs};
 use kube::ResourceExt;
 
 const REDIS_PASSWORD: &str = "redis-password-for-golden-tests";
@@ -23,36 +24,10 @@ fn fixture(name: &str) -> AppStack {
 }
 
 fn inputs(stack: &AppStack) -> Inputs {
-    let mut inputs = Inputs::default();
-    for e in stores::of(&stack.spec) {
-        let password = match e.kind() {
-            StoreKind::Redis => REDIS_PASSWORD,
-            StoreKind::Postgres => POSTGRES_PASSWORD,
-        };
-        let creds = StoreCredentials {
-            username: e.user().into(),
-            password: password.into(),
-        };
-        inputs.set(e.kind(), creds);
-        let admin = StoreCredentials {
-            username: e.admin_user().into(),
-            password: format!("{password}-admin"),
-        };
-        inputs.set_admin(e.kind(), admin);
-        // Builders never read the PEM: placeholders keep the goldens stable.
-        inputs.set_server_certificate(
-            e.kind(),
-            CertifiedKey {
-                cert: format!("<{} certificate>", e.part()),
-                key: format!("<{} key>", e.part()),
-            },
-        );
-    }
-    inputs.set_ca(CertifiedKey {
-        cert: "<CA certificate>".into(),
-        key: "<CA key>".into(),
-    });
-    inputs
+    common::inputs(stack, |kind| match kind {
+        StoreKind::Redis => REDIS_PASSWORD,
+        StoreKind::Postgres => POSTGRES_PASSWORD,
+    })
 }
 
 fn objects(children: &Children) -> BTreeMap<String, String> {

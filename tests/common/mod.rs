@@ -1,0 +1,37 @@
+//! What the builder tests give the builders besides a stack.
+
+use appstack::api::{AppStack, StoreKind};
+use appstack::build::tls::CertifiedKey;
+use appstack::build::{Inputs, StoreCredentials, stores};
+
+/// Every store's credentials (the apps' with `password(kind)`, the
+/// administrator's with `-admin` appended) and TLS placeholders.
+pub fn inputs(stack: &AppStack, password: impl Fn(StoreKind) -> &'static str) -> Inputs {
+    let mut inputs = Inputs::default();
+    for e in stores::of(&stack.spec) {
+        let password = password(e.kind());
+        let creds = StoreCredentials {
+            username: e.user().into(),
+            password: password.into(),
+        };
+        inputs.set(e.kind(), creds);
+        let admin = StoreCredentials {
+            username: e.admin_user().into(),
+            password: format!("{password}-admin"),
+        };
+        inputs.set_admin(e.kind(), admin);
+        // Builders never read the PEM: placeholders keep the goldens stable.
+        inputs.set_server_certificate(
+            e.kind(),
+            CertifiedKey {
+                cert: format!("<{} certificate>", e.part()),
+                key: format!("<{} key>", e.part()),
+            },
+        );
+    }
+    inputs.set_ca(CertifiedKey {
+        cert: "<CA certificate>".into(),
+        key: "<CA key>".into(),
+    });
+    inputs
+}
