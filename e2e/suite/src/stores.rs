@@ -8,6 +8,7 @@ use anyhow::Result;
 
 use crate::pods;
 use crate::runner::Ctx;
+use crate::wait::{self, Pending, Ready};
 
 /// `sh -c script` in `container` of `pod`: (success, what it printed).
 pub async fn exec(ctx: &Ctx, pod: &str, container: &str, script: &str) -> Result<(bool, String)> {
@@ -56,6 +57,27 @@ pub async fn app_connections_ssl(ctx: &Ctx, pod: &str) -> Result<Vec<String>> {
         .filter(|l| !l.is_empty())
         .map(String::from)
         .collect())
+}
+
+/// Waits until pg_stat_ssl shows the apps' connections, every one of them
+/// encrypted (connections from before a switch to TLS take a moment to go);
+/// returns what it showed.
+pub async fn wait_app_connections_encrypted(ctx: &Ctx, pod: &str) -> Result<Vec<String>> {
+    wait::until(
+        "pg_stat_ssl to show the apps' connections, all encrypted",
+        Duration::from_secs(60),
+        async || {
+            let ssl = app_connections_ssl(ctx, pod).await?;
+            Ok(
+                if !ssl.is_empty() && ssl.iter().all(|s| s.starts_with("true|")) {
+                    Ready(ssl)
+                } else {
+                    Pending(format!("{ssl:?}"))
+                },
+            )
+        },
+    )
+    .await
 }
 
 pub fn first_line(s: &str) -> &str {

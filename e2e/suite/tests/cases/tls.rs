@@ -78,21 +78,8 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         "the Secrets carry rediss:// and sslmode=verify-full&sslrootcert=/etc/appstack/tls/ca.crt",
     );
 
-    let ssl = wait::until(
-        "pg_stat_ssl to show the shop's connections, all encrypted",
-        Duration::from_secs(60),
-        async || {
-            let ssl = stores::app_connections_ssl(ctx, &format!("{}-0", stack.postgres())).await?;
-            Ok(
-                if !ssl.is_empty() && ssl.iter().all(|s| s.starts_with("true|")) {
-                    Ready(ssl)
-                } else {
-                    Pending(format!("{ssl:?}"))
-                },
-            )
-        },
-    )
-    .await?;
+    let ssl =
+        stores::wait_app_connections_encrypted(ctx, &format!("{}-0", stack.postgres())).await?;
     ctx.step(format!("pg_stat_ssl: the shop's connections {ssl:?}"));
 
     refusals(ctx, &stack).await?;

@@ -196,21 +196,7 @@ async fn checks(
     }
     ctx.step("the apps' role is no superuser (COPY TO PROGRAM refused); the apps' Redis user gets NOPERM for CONFIG");
 
-    let ssl = wait::until(
-        "pg_stat_ssl to show the shop's connections, all encrypted",
-        Duration::from_secs(60),
-        async || {
-            let ssl = stores::app_connections_ssl(ctx, &pg).await?;
-            Ok(
-                if !ssl.is_empty() && ssl.iter().all(|s| s.starts_with("true|")) {
-                    Ready(ssl)
-                } else {
-                    Pending(format!("{ssl:?}"))
-                },
-            )
-        },
-    )
-    .await?;
+    let ssl = stores::wait_app_connections_encrypted(ctx, &pg).await?;
     let policies = Api::<NetworkPolicy>::namespaced(ctx.client.clone(), &ctx.ns)
         .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={}", stack.name)))
         .await?;
