@@ -9,7 +9,7 @@ use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, ExecAction, PersistentVolumeClaim,
+    Container, ContainerPort, EmptyDirVolumeSource, ExecAction, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
     TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
 };
@@ -147,11 +147,10 @@ fn containers(ctx: &StackRef, stack: &AppStack, engine: &dyn Engine) -> Vec<Cont
         mounts.push(tls::mount());
     }
     let mut env = store.env.clone().unwrap_or_default();
-    env.push(EnvVar {
-        name: "APPSTACK_SECRET".into(),
-        value: Some(engine.secret_name(&ctx.name)),
-        ..EnvVar::default()
-    });
+    env.push(wiring::plain_env(
+        "APPSTACK_SECRET",
+        &engine.secret_name(&ctx.name),
+    ));
     let check = Container {
         name: CREDENTIALS_CONTAINER.into(),
         image: store.image.clone(),
