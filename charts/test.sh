@@ -64,11 +64,17 @@ expected_rules=$(cat <<'EOF'
     resources: ["deployments", "statefulsets"]
     verbs: ["get", "list", "watch", "create", "patch", "delete"]
   - apiGroups: [""]
-    resources: ["services", "secrets"]
+    resources: ["services", "secrets", "configmaps"]
     verbs: ["get", "list", "watch", "create", "patch", "delete"]
   - apiGroups: [""]
     resources: ["pods"]
-    verbs: ["get"]
+    verbs: ["get", "list"]
+  - apiGroups: [""]
+    resources: ["persistentvolumeclaims"]
+    verbs: ["get", "create"]
+  - apiGroups: ["batch"]
+    resources: ["cronjobs"]
+    verbs: ["get", "list", "watch", "create", "patch", "delete"]
   - apiGroups: ["autoscaling"]
     resources: ["horizontalpodautoscalers"]
     verbs: ["get", "list", "watch", "create", "patch", "delete"]
@@ -283,9 +289,13 @@ SAR
   can no update appstacks.appstack.dev/status default
   can no delete appstacks.appstack.dev default
   can no create appstacks.appstack.dev default
-  can no list pods default
+  can yes list pods default
+  can yes patch cronjobs.batch default
+  can yes create persistentvolumeclaims default
+  can no create jobs.batch default
   can no create pods/exec default
-  can no get configmaps default
+  can yes get configmaps default
+  can no patch persistentvolumeclaims default
   can no update deployments.apps default
   can no create events default
   can no delete persistentvolumeclaims default

@@ -9,13 +9,15 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{Resource, ResourceExt};
 
-use crate::api::{AppStack, AppStackStatus, ComponentStatus, StoreKind, StoreStatus};
+use crate::api::{AppStack, AppStackStatus, BackupStatus, ComponentStatus, StoreKind, StoreStatus};
 use crate::build::CREDENTIALS_CONTAINER;
-use crate::build::{names, stores};
+use crate::build::{backup, names, stores};
 
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
+/// True while the newest backup of a store failed (only with backups).
+pub const BACKUP_FAILING: &str = "BackupFailing";
 
 /// Something that keeps the stack from converging, found while reconciling.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +84,8 @@ impl Problem {
 pub struct Observed<D, S> {
     pub deployment: D,
     pub stateful_set: S,
+    /// What the backup pods of each backed-up store say (see [`backup`]).
+    pub backups: std::collections::BTreeMap<StoreKind, BackupStatus>,
 }
 
 pub fn compute<D, S>(
@@ -123,10 +127,28 @@ where
         .map(|e| {
             let name = e.secret_name(&stack_name);
             let sts = (observed.stateful_set)(&name);
+            let ready = sts.as_deref().is_some_and(stateful_set_ready);
+            // Restored once ready under spec.restore; said from then on.
+            let restored_from = stack
+                .status
+                .as_ref()
+                .and_then(|s| match e.kind() {
+                    StoreKind::Redis => s.redis.as_ref(),
+                    StoreKind::Postgres => s.postgres.as_ref(),
+                })
+                .and_then(|s| s.restored_from.clone())
+                .or_else(|| {
+                    spec.restore
+                        .as_ref()
+                        .filter(|_| ready)
+                        .map(|r| r.from.clone())
+                });
             let status = StoreStatus {
-                ready: sts.as_deref().is_some_and(stateful_set_ready),
+                ready,
                 endpoint: format!("{name}.{namespace}.svc:{}", e.port()),
                 secret_name: name,
+                backup: observed.backups.get(&e.kind()).cloned(),
+                restored_from,
             };
             (e.part(), e.kind(), status)
         })
@@ -150,12 +172,27 @@ where
     let all_ready = waiting.is_empty();
 
     let generation = stack.meta().generation;
-    let conditions = timed(
-        stack.status.as_ref(),
-        conditions(problem, all_ready, &waiting),
-        generation,
-        now,
-    );
+    let mut conds = conditions(problem, all_ready, &waiting);
+    if !observed.backups.is_empty() {
+        let failing: Vec<String> = stores
+            .iter()
+            .filter_map(|(part, _, s)| {
+                let failure = s.backup.as_ref()?.last_failure.as_ref()?;
+                Some(format!("{part}: {failure}"))
+            })
+            .collect();
+        conds.push(if failing.is_empty() {
+            (
+                BACKUP_FAILING,
+                false,
+                "BackupsSucceed",
+                "the newest backup of every store succeeded, or none finished yet".into(),
+            )
+        } else {
+            (BACKUP_FAILING, true, "BackupFailed", failing.join("; "))
+        });
+    }
+    let conditions = timed(stack.status.as_ref(), conds, generation, now);
 
     let mut status = AppStackStatus {
         observed_generation: generation,
@@ -253,6 +290,20 @@ pub fn store_trouble(part: &str, pod: &Pod) -> Option<Problem> {
             "{part} (pod {name}) keeps failing: {failure}; see kubectl logs {name} -c {part} --previous"
         )));
     }
+    let init = status
+        .init_container_statuses
+        .as_deref()
+        .unwrap_or_default();
+    if let Some(failure) = init
+        .iter()
+        .find(|s| s.name == backup::RESTORE_CONTAINER)
+        .and_then(failing)
+    {
+        return Some(Problem::StoreFailing(format!(
+            "{part} (pod {name}) cannot be restored: {failure}; see kubectl logs {name} -c {}",
+            backup::RESTORE_CONTAINER
+        )));
+    }
     if let Some(failure) = container(CREDENTIALS_CONTAINER).and_then(failing) {
         return Some(Problem::CredentialsOutOfSync(format!("{part}: {failure}")));
     }
@@ -324,6 +375,86 @@ fn failing(c: &ContainerStatus) -> Option<String> {
         ),
         n => said[n.saturating_sub(LAST_LINES)..].join(" | "),
     })
+}
+
+/// The backups of one store, from its backup pods (those of the CronJob's
+/// Jobs that still exist): the newest pod that succeeded gives what the
+/// backups hold (its termination message, JSON); a pod that failed after
+/// it gives the failure. Pods still running count for nothing yet.
+pub fn backup(pods: &[Pod]) -> BackupStatus {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Summary {
+        label: String,
+        completed: String,
+        size_bytes: i64,
+        count: i32,
+        total_bytes: i64,
+        first_recoverable: String,
+        last_recoverable: String,
+    }
+    let finished = |p: &Pod| {
+        let phase = p.status.as_ref()?.phase.as_deref()?;
+        let terminated = p
+            .status
+            .as_ref()?
+            .container_statuses
+            .as_ref()?
+            .first()?
+            .state
+            .as_ref()?
+            .terminated
+            .clone()?;
+        matches!(phase, "Succeeded" | "Failed").then_some((phase == "Succeeded", terminated))
+    };
+    let mut done: Vec<(
+        &Pod,
+        bool,
+        k8s_openapi::api::core::v1::ContainerStateTerminated,
+    )> = pods
+        .iter()
+        .filter_map(|p| finished(p).map(|(ok, t)| (p, ok, t)))
+        .collect();
+    done.sort_by(|a, b| {
+        let at = |t: &k8s_openapi::api::core::v1::ContainerStateTerminated| {
+            t.finished_at.as_ref().map(|f| f.0)
+        };
+        at(&a.2).cmp(&at(&b.2))
+    });
+    let mut status = BackupStatus::default();
+    let last_ok = done.iter().rposition(|(_, ok, _)| *ok);
+    if let Some(i) = last_ok {
+        let summary = done[i]
+            .2
+            .message
+            .as_deref()
+            .and_then(|m| serde_json::from_str::<Summary>(m.trim()).ok());
+        if let Some(s) = summary {
+            status.last_successful = Some(s.label);
+            status.last_successful_time = Some(s.completed);
+            status.last_size_bytes = Some(s.size_bytes);
+            status.count = Some(s.count);
+            status.total_bytes = Some(s.total_bytes);
+            status.first_recoverable_time = Some(s.first_recoverable);
+            status.last_recoverable_time = Some(s.last_recoverable);
+        }
+    }
+    if let Some((pod, false, t)) = done.last() {
+        let said: Vec<&str> = t
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let why = match said.len() {
+            0 => format!("exit code {}", t.exit_code),
+            n => said[n.saturating_sub(LAST_LINES)..].join(" | "),
+        };
+        status.last_failure = Some(format!("backup pod {} failed: {why}", pod.name_any()));
+    }
+    status
 }
 
 /// Lines of a failed container's message that status keeps.

@@ -112,12 +112,22 @@ fn cache_only_children_match_golden_files() {
 }
 
 #[test]
+fn backed_up_and_restored_children_match_golden_files() {
+    check("restored-clone");
+}
+
+#[test]
 fn no_password_appears_literally_in_any_workload() {
-    for name in ["shop.yaml", "cache-only.yaml"] {
+    for name in ["shop.yaml", "cache-only.yaml", "restored-clone.yaml"] {
         let stack = fixture(name);
         let children = build::children(&stack, &inputs(&stack)).unwrap();
-        let workloads =
-            serde_json::to_string(&(&children.deployments, &children.stateful_sets)).unwrap();
+        let workloads = serde_json::to_string(&(
+            &children.deployments,
+            &children.stateful_sets,
+            &children.cron_jobs,
+            &children.config_maps,
+        ))
+        .unwrap();
         assert!(
             !workloads.contains(REDIS_PASSWORD),
             "{name}: Redis password in a pod spec"

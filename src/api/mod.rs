@@ -7,8 +7,8 @@ mod stored;
 
 pub use crd::crd_yaml;
 pub use spec::{
-    AppStack, AppStackSpec, Autoscaling, Component, PostgresSpec, RedisSpec, ServiceType,
-    StorageSpec, StoreKind,
+    AppStack, AppStackSpec, Autoscaling, BackupSpec, Component, PostgresSpec, RedisSpec,
+    RestoreSpec, ServiceType, StorageSpec, StoreKind,
 };
-pub use status::{AppStackStatus, ComponentStatus, StoreStatus};
+pub use status::{AppStackStatus, BackupStatus, ComponentStatus, StoreStatus};
 pub use stored::StoredAppStack;

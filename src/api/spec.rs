@@ -45,6 +45,7 @@ const PROBE_NO_HOST: &str = "(!has(self.httpGet) || !has(self.httpGet.host) || s
     validation = Rule::new("!(has(self.spec.redis) || has(self.spec.postgres)) || size(self.metadata.name) <= 43").message("metadata.name: at most 43 characters when the stack has a store, so that <name>-postgres-headless and the StatefulSet's pod names stay valid"),
     validation = Rule::new("self.spec.components.all(c, size(self.metadata.name) + size(c.name) <= 62)").message("metadata.name + spec.components[].name: together at most 62 characters, so that <name>-<component> is a valid object name")
 )]
+#[x_kube(validation = Rule::new("!has(self.postgres) || !has(self.postgres.backup) || !has(self.tls) || !has(self.tls.enabled) || self.tls.enabled").message("spec.postgres.backup: needs TLS (spec.tls.enabled: true): a base backup streams every row over the network"))]
 #[x_kube(validation = Rule::new("self.components.all(c, !has(c.uses) || c.uses.all(u, (u == 'redis' && has(self.redis)) || (u == 'postgres' && has(self.postgres))))").message("spec.components[].uses: names a store this stack does not have; add the redis or postgres section, or remove it from uses"))]
 #[serde(rename_all = "camelCase")]
 pub struct AppStackSpec {
@@ -88,6 +89,87 @@ pub struct AppStackSpec {
     /// the CA mounted at /etc/appstack/tls/ca.crt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSpec>,
+
+    /// Bootstrap the stores of a new stack from the backups of a stack in
+    /// this namespace: this one after it was deleted, or another one (a
+    /// clone). Used only while a store's volume is empty; the components
+    /// start when the restored stores serve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.restore: cannot change once the stack exists (a restore happens only into empty volumes); create a new AppStack to restore again"))]
+    pub restore: Option<RestoreSpec>,
+}
+
+/// Where a new stack's stores take their data from.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreSpec {
+    /// The stack whose backups to restore, in this namespace (it may have
+    /// been deleted: its backup volumes are kept).
+    #[schemars(
+        length(min = 1, max = 43),
+        regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub from: String,
+    /// Restore to this moment (RFC 3339, e.g. 2026-12-01T10:00:00Z):
+    /// PostgreSQL replays its archived WAL up to it, Redis takes the newest
+    /// snapshot made before it. Default: the latest point the backups hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 40),
+        regex(
+            pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+        )
+    )]
+    pub point_in_time: Option<String>,
+}
+
+/// Scheduled backups of a store, to a volume of the stack's own.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    /// When to take a backup (PostgreSQL: a base backup; Redis: an RDB
+    /// snapshot), in cron syntax, UTC. Default "0 3 * * *". PostgreSQL also
+    /// archives its WAL continuously, so any moment since the oldest kept
+    /// base backup can be restored. Run one now with
+    /// `kubectl create job --from=cronjob/<stack>-<store>-backup <name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 7, max = 64))]
+    #[x_kube(validation = Rule::new("self.split(' ').filter(f, f != '').size() == 5 || self in ['@yearly', '@annually', '@monthly', '@weekly', '@daily', '@midnight', '@hourly']").message("backup.schedule: must be a cron schedule of five fields such as '0 3 * * *', or a macro such as @hourly"))]
+    pub schedule: Option<String>,
+    /// Which backups to keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionSpec>,
+    /// Where backups go. Default: a 10Gi volume of the default StorageClass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<BackupTargetSpec>,
+}
+
+/// Backups to keep: the newest `count`, less those older than `maxAge`,
+/// but never the newest one.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionSpec {
+    /// How many backups to keep. Default 7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub count: Option<i32>,
+    /// How old a kept backup may be, in hours or days, e.g. 48h or 30d.
+    /// Default: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 8), regex(pattern = r"^[1-9][0-9]{0,4}[hd]$"))]
+    pub max_age: Option<String>,
+}
+
+/// Where backups are written.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupTargetSpec {
+    /// A PersistentVolumeClaim `<stack>-<store>-backup`, never the data
+    /// volume, kept when the stack is deleted. It guards against deletion
+    /// and bad writes, not against losing the node it lives on. Fixed once
+    /// made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<StorageSpec>,
 }
 
 /// TLS to the stores.
@@ -120,8 +202,8 @@ pub struct Component {
     /// <stack>-<name>. redis, postgres, redis-headless and postgres-headless
     /// are taken by the stores' Services, and a name ending in one of them
     /// (e.g. b-redis) could give another stack's store name (stack a-b).
-    #[x_kube(validation = Rule::new("!(self in ['redis', 'postgres', 'redis-headless', 'postgres-headless'])").message("spec.components[].name: redis, postgres, redis-headless and postgres-headless are reserved for the stores' Services"))]
-    #[x_kube(validation = Rule::new("!['-redis', '-postgres', '-redis-headless', '-postgres-headless'].exists(s, self.endsWith(s))").message("spec.components[].name: must not end in -redis, -postgres, -redis-headless or -postgres-headless: <stack>-<name> would be the name of another stack's store"))]
+    #[x_kube(validation = Rule::new("!(self in ['redis', 'postgres', 'redis-headless', 'postgres-headless', 'redis-backup', 'postgres-backup'])").message("spec.components[].name: redis, postgres, redis-headless, postgres-headless, redis-backup and postgres-backup are reserved for the stores and their backups"))]
+    #[x_kube(validation = Rule::new("!['-redis', '-postgres', '-redis-headless', '-postgres-headless', '-redis-backup', '-postgres-backup'].exists(s, self.endsWith(s))").message("spec.components[].name: must not end in -redis, -postgres, -redis-headless, -postgres-headless, -redis-backup or -postgres-backup: <stack>-<name> would be the name of another stack's store or backups"))]
     #[schemars(
         length(min = 1, max = 40),
         regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -322,6 +404,9 @@ pub struct RedisSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "resources_schema")]
     pub resources: Option<ResourceRequirements>,
+    /// RDB snapshots on a schedule (the append-only file stays as it is). Omit for no backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSpec>,
 }
 
 /// The PostgreSQL store.
@@ -348,6 +433,9 @@ pub struct PostgresSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "resources_schema")]
     pub resources: Option<ResourceRequirements>,
+    /// Base backups on a schedule plus continuous WAL archiving: point-in-time recovery. Omit for no backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSpec>,
 }
 
 /// A store's PersistentVolumeClaim. Fixed once the store exists: Kubernetes
@@ -418,6 +506,14 @@ impl AppStackSpec {
 }
 
 impl AppStackSpec {
+    /// The store's backup section, when the stack has the store and backs it up.
+    pub fn backup(&self, kind: StoreKind) -> Option<&BackupSpec> {
+        match kind {
+            StoreKind::Redis => self.redis.as_ref().and_then(|r| r.backup.as_ref()),
+            StoreKind::Postgres => self.postgres.as_ref().and_then(|p| p.backup.as_ref()),
+        }
+    }
+
     /// Whether the stack runs this store.
     pub fn has_store(&self, kind: StoreKind) -> bool {
         match kind {

@@ -61,4 +61,43 @@ pub struct StoreStatus {
     pub endpoint: String,
     /// The Secret holding its credentials and connection URL.
     pub secret_name: String,
+    /// The stack whose backup the store was restored from (spec.restore),
+    /// once it served after the restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<String>,
+    /// Its backups, when spec.<store>.backup is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupStatus>,
+}
+
+/// What the backups of one store hold, as the newest finished backup Job
+/// found them.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStatus {
+    /// The newest backup that completed and verified (its label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful: Option<String>,
+    /// When it completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_time: Option<String>,
+    /// Its size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_size_bytes: Option<i64>,
+    /// Backups kept on the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<i32>,
+    /// Bytes on the target (backups and, for PostgreSQL, archived WAL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_bytes: Option<i64>,
+    /// The earliest moment a restore can reach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_recoverable_time: Option<String>,
+    /// The latest moment a restore could reach when the last backup ran
+    /// (PostgreSQL: the newest archived WAL; WAL archived since adds to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_recoverable_time: Option<String>,
+    /// Why the newest backup failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
 }

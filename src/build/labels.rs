@@ -16,6 +16,8 @@ pub const POSTGRES: &str = "postgres";
 /// app.kubernetes.io/component of stateless components and of stores.
 pub const ROLE_APP: &str = "app";
 pub const ROLE_STORE: &str = "store";
+/// ... and of what backs the stores up.
+pub const ROLE_BACKUP: &str = "backup";
 
 /// Label selector of everything the operator made (what its watches see).
 pub fn managed_selector() -> String {

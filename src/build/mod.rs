@@ -3,6 +3,7 @@
 //! applying them again changes nothing.
 
 mod autoscaler;
+pub mod backup;
 mod component;
 mod disruption_budget;
 pub mod labels;
@@ -21,12 +22,13 @@ mod wiring;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::api::{AppStack, StoreKind};
 
@@ -48,6 +50,8 @@ pub struct StoreCredentials {
 pub enum Access {
     App,
     Admin,
+    /// The store's backup user: replication only (never wired to a component).
+    Backup,
 }
 
 /// What the builders need besides the spec: each store's credentials, and
@@ -56,6 +60,9 @@ pub enum Access {
 pub struct Inputs {
     credentials: BTreeMap<(StoreKind, Access), StoreCredentials>,
     tls: tls::TlsInputs,
+    /// Stores status says were restored: their pods no longer need the
+    /// restore source.
+    restored: BTreeSet<StoreKind>,
 }
 
 impl Inputs {
@@ -74,6 +81,23 @@ impl Inputs {
 
     pub fn admin(&self, store: StoreKind) -> Option<&StoreCredentials> {
         self.credentials.get(&(store, Access::Admin))
+    }
+
+    pub fn set_backup(&mut self, store: StoreKind, credentials: StoreCredentials) {
+        self.credentials
+            .insert((store, Access::Backup), credentials);
+    }
+
+    pub fn backup(&self, store: StoreKind) -> Option<&StoreCredentials> {
+        self.credentials.get(&(store, Access::Backup))
+    }
+
+    pub fn set_restored(&mut self, store: StoreKind) {
+        self.restored.insert(store);
+    }
+
+    pub fn restored(&self, store: StoreKind) -> bool {
+        self.restored.contains(&store)
     }
 
     pub fn set_ca(&mut self, ca: tls::CertifiedKey) {
@@ -99,6 +123,11 @@ pub struct Children {
     pub autoscalers: Vec<HorizontalPodAutoscaler>,
     pub disruption_budgets: Vec<PodDisruptionBudget>,
     pub network_policies: Vec<NetworkPolicy>,
+    pub config_maps: Vec<ConfigMap>,
+    pub cron_jobs: Vec<CronJob>,
+    /// Backup volumes: created once when missing, never owned by the stack
+    /// (so never applied, pruned or collected with it).
+    pub backup_volumes: Vec<PersistentVolumeClaim>,
     /// For a child that is wired to others (a component's Deployment to its
     /// stores' Secret, Services and StatefulSet): their names. It must not
     /// be applied while one of them is not the stack's own.
@@ -116,12 +145,15 @@ impl Children {
         }
         let mut out = Vec::new();
         all(&mut out, &self.secrets)?;
+        all(&mut out, &self.config_maps)?;
         all(&mut out, &self.network_policies)?;
         all(&mut out, &self.services)?;
         all(&mut out, &self.stateful_sets)?;
         all(&mut out, &self.deployments)?;
         all(&mut out, &self.autoscalers)?;
         all(&mut out, &self.disruption_budgets)?;
+        all(&mut out, &self.cron_jobs)?;
+        all(&mut out, &self.backup_volumes)?;
         Ok(out)
     }
 }
@@ -155,6 +187,10 @@ pub enum BuildError {
     MissingCredentials { store: &'static str },
     #[error("spec.tls: the certificates of {store} were not provided (operator bug)")]
     MissingCertificates { store: &'static str },
+    #[error(
+        "spec.postgres.backup: needs TLS (spec.tls.enabled: true): a base backup streams every row over the network"
+    )]
+    BackupWithoutTls,
     #[error(
         "spec.postgres.database: {0:?} is not a valid PostgreSQL identifier (lower-case letters, digits, '_', starting with a letter or '_', at most 63)"
     )]
@@ -197,9 +233,37 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
         out.secrets
             .push(secret::store(&ctx, &stack.spec, engine, creds));
         out.secrets.push(secret::admin(&ctx, engine, admin));
+        let backup_creds = match stack.spec.backup(engine.kind()) {
+            Some(spec) => {
+                let creds = inputs
+                    .backup(engine.kind())
+                    .ok_or(BuildError::MissingCredentials {
+                        store: engine.part(),
+                    })?;
+                out.secrets.push(secret::backup(&ctx, engine, creds));
+                out.cron_jobs
+                    .push(backup::cron_job(&ctx, stack, engine, spec));
+                out.backup_volumes
+                    .push(backup::volume_claim(&ctx, engine, spec));
+                Some(creds)
+            }
+            None => None,
+        };
         out.services.extend(service::store(&ctx, engine));
-        out.stateful_sets
-            .push(store::stateful_set(&ctx, stack, engine, creds, admin));
+        out.stateful_sets.push(store::stateful_set(
+            &ctx,
+            stack,
+            engine,
+            store::Credentials {
+                app: creds,
+                admin,
+                backup: backup_creds,
+            },
+            !inputs.restored(engine.kind()),
+        ));
+    }
+    if backup::any(&stack.spec) && stores::of(&stack.spec).next().is_some() {
+        out.config_maps.push(backup::scripts(&ctx));
     }
     for c in &stack.spec.components {
         let mut wired: Vec<String> = stores::used_by(&stack.spec, c)
@@ -284,6 +348,9 @@ fn validate(stack: &AppStack) -> Result<(), BuildError> {
     }
     if stores::of(spec).next().is_some() {
         names::check_stack_with_stores(&stack_name)?;
+    }
+    if spec.backup(StoreKind::Postgres).is_some() && !spec.tls_enabled() {
+        return Err(BuildError::BackupWithoutTls);
     }
     Ok(())
 }

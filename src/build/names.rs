@@ -9,8 +9,15 @@ pub const MAX_STACK_WITH_STORES: usize = 43;
 const MAX_NAME: usize = 63;
 
 /// Component names that would give a child the name (and pod selector) of a
-/// store's Service.
-pub const RESERVED: [&str; 4] = ["redis", "postgres", "redis-headless", "postgres-headless"];
+/// store's Service, or of a store's backups.
+pub const RESERVED: [&str; 6] = [
+    "redis",
+    "postgres",
+    "redis-headless",
+    "postgres-headless",
+    "redis-backup",
+    "postgres-backup",
+];
 
 pub fn component(stack: &str, component: &str) -> String {
     format!("{stack}-{component}")

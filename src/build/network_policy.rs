@@ -2,7 +2,8 @@
 //! of the components that use it, on its one port, and may itself reach
 //! nothing but DNS; a component admits its own port (from whom
 //! `ingressFrom` says, default anyone) and, when `egressTo` is set, reaches
-//! only DNS, the stores it uses and those rules. Nobody else in the cluster
+//! only DNS, the stores it uses and those rules. A store's backup pods may
+//! reach it, and nothing else but DNS. Nobody else in the cluster
 //! knows who the clients of a store are; AppStack does.
 
 use std::collections::BTreeMap;
@@ -16,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::StackRef;
 use super::stores::{self, Engine};
-use super::{labels, names};
+use super::{backup, labels, names};
 use crate::api::{AppStackSpec, Component};
 
 const DNS_PORT: i32 = 53;
@@ -28,16 +29,47 @@ pub fn build(ctx: &StackRef, spec: &AppStackSpec) -> Vec<NetworkPolicy> {
     }
     let stores = stores::of(spec).map(|e| store(ctx, spec, e));
     let components = spec.components.iter().map(|c| component(ctx, spec, c));
-    stores.chain(components).collect()
+    let backups = stores::of(spec)
+        .filter(|e| spec.backup(e.kind()).is_some())
+        .map(|e| backup_pods(ctx, e));
+    stores.chain(components).chain(backups).collect()
+}
+
+/// A store's backup pods: nothing may connect to them, and they reach only
+/// DNS and their store.
+fn backup_pods(ctx: &StackRef, engine: &dyn Engine) -> NetworkPolicy {
+    let part = backup::part(engine);
+    NetworkPolicy {
+        metadata: ctx.object_meta(backup::name(&ctx.name, engine), &part, labels::ROLE_BACKUP),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(selector(ctx.selector(&part))),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+            ingress: Some(Vec::new()),
+            egress: Some(vec![
+                dns(),
+                NetworkPolicyEgressRule {
+                    to: Some(vec![NetworkPolicyPeer {
+                        pod_selector: Some(selector(ctx.selector(engine.part()))),
+                        ..NetworkPolicyPeer::default()
+                    }]),
+                    ports: Some(vec![tcp(engine.port())]),
+                },
+            ]),
+        }),
+    }
 }
 
 fn store(ctx: &StackRef, spec: &AppStackSpec, engine: &dyn Engine) -> NetworkPolicy {
-    let clients: Vec<String> = spec
+    let mut clients: Vec<String> = spec
         .components
         .iter()
         .filter(|c| c.uses(spec, engine.kind()))
         .map(|c| c.name.clone())
         .collect();
+    // Its backup pods take their backups over the network too.
+    if spec.backup(engine.kind()).is_some() {
+        clients.push(backup::part(engine));
+    }
     // No client, no ingress rule: nothing may connect.
     let ingress = (!clients.is_empty()).then(|| {
         vec![NetworkPolicyIngressRule {

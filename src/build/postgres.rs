@@ -26,6 +26,7 @@ local all all trust
 host all all 127.0.0.1/32 scram-sha-256
 host all all ::1/128 scram-sha-256
 hostssl all all all scram-sha-256
+hostssl replication all all scram-sha-256
 ";
 
 /// The credentials container keeps the server's roles in line with the
@@ -40,7 +41,13 @@ hostssl all all all scram-sha-256
 /// store that is down (starting, restarting) only makes it wait. When the
 /// server certificate in the mounted Secret changes (the operator renewed
 /// it), it has the server reload its configuration, which loads it.
-const CREDENTIALS: &str = r#"up() { pg_isready -q -h 127.0.0.1 -p 5432; }
+const CREDENTIALS: &str = r#"recovering() {
+  for u in "$POSTGRES_USER" "$APP_USER"; do
+    r=$(psql -h /var/run/postgresql -U "$u" -d postgres -Atqc 'select pg_is_in_recovery()' 2>/dev/null) && { [ "$r" = t ]; return; }
+  done
+  return 1
+}
+up() { pg_isready -q -h 127.0.0.1 -p 5432 && ! recovering; }
 login() { PGPASSWORD="$APP_PASSWORD" PGCONNECT_TIMEOUT=5 psql -h 127.0.0.1 -p 5432 -U "$APP_USER" -d "$POSTGRES_DB" -Atqc 'select 1' 2>&1 >/dev/null; }
 roles() {
   who=$POSTGRES_USER
@@ -61,12 +68,20 @@ SQL
   psql -q -h /var/run/postgresql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -v ON_ERROR_STOP=1 -v app="$APP_USER" 2>&1 >/dev/null <<'SQL'
 ALTER SCHEMA public OWNER TO :"app";
 SQL
+  [ -n "${BACKUP_USER:-}" ] || return 0
+  psql -q -h /var/run/postgresql -U "$POSTGRES_USER" -d postgres -v ON_ERROR_STOP=1 -v backup="$BACKUP_USER" -v backuppw="$BACKUP_PASSWORD" 2>&1 >/dev/null <<'SQL'
+SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'backup') AS missing \gset
+\if :missing
+CREATE ROLE :"backup";
+\endif
+ALTER ROLE :"backup" WITH LOGIN REPLICATION NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS PASSWORD :'backuppw';
+SQL
 }
 cert=/etc/appstack/tls/tls.crt
 served=$(cksum < $cert 2>/dev/null)
 until up; do sleep 2 & wait $!; done
 out=$(roles) || fail "could not set the roles from Secrets $APPSTACK_SECRET and $APPSTACK_SECRET-admin: $out. Fix the roles in pod $HOSTNAME; this check runs again when its container restarts"
-echo "roles $POSTGRES_USER (administrator) and $APP_USER (the apps') set from the Secrets"
+echo "roles $POSTGRES_USER (administrator), $APP_USER (the apps')${BACKUP_USER:+ and $BACKUP_USER (backups)} set from the Secrets"
 while :; do
   now=$(cksum < $cert 2>/dev/null)
   if [ "$now" != "$served" ] && up && psql -h /var/run/postgresql -U "$POSTGRES_USER" -d postgres -Atqc 'select pg_reload_conf()' >/dev/null 2>&1; then
@@ -88,11 +103,14 @@ done"#;
 pub struct Postgres;
 
 /// spec.postgres.database, default the stack's name as an identifier.
+/// A stack restored from another one defaults to that one's database, so
+/// that its apps find the data.
 fn database(ctx: &StackRef, spec: &AppStackSpec) -> String {
+    let named = spec.restore.as_ref().map_or(&ctx.name, |r| &r.from);
     spec.postgres
         .as_ref()
         .and_then(|p| p.database.clone())
-        .unwrap_or_else(|| ctx.name.replace('-', "_"))
+        .unwrap_or_else(|| named.replace('-', "_"))
 }
 
 impl Engine for Postgres {

@@ -73,6 +73,25 @@ impl Engine for Redis {
         spec.redis.as_ref().and_then(|r| r.storage.as_ref())
     }
 
+    /// The backup user may only take a snapshot (redis-cli --rdb sends
+    /// REPLCONF, then SYNC; with REPLCONF allowed the transfer is diskless):
+    /// no key, no channel, no other command.
+    fn backup_user_args(&self) -> Vec<String> {
+        [
+            "--user",
+            "$(BACKUP_USER)",
+            "on",
+            ">$(BACKUP_PASSWORD)",
+            "resetkeys",
+            "resetchannels",
+            "-@all",
+            "+sync",
+            "+replconf",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
     fn validate(&self, _ctx: &StackRef, _spec: &AppStackSpec) -> Result<(), BuildError> {
         Ok(())
     }

@@ -11,6 +11,17 @@ use super::meta::StackRef;
 use super::stores::Engine;
 use crate::api::AppStackSpec;
 
+/// The store's backup user: for the backup pods only.
+pub fn backup(ctx: &StackRef, engine: &dyn Engine, creds: &StoreCredentials) -> Secret {
+    let mut secret = admin(ctx, engine, creds);
+    secret.metadata = ctx.object_meta(
+        super::backup::name(&ctx.name, engine),
+        &super::backup::part(engine),
+        labels::ROLE_BACKUP,
+    );
+    secret
+}
+
 /// The store's administrator: for the store's own pod only (probes, the
 /// password sync), so no component ever holds the keys to the server.
 pub fn admin(ctx: &StackRef, engine: &dyn Engine, creds: &StoreCredentials) -> Secret {

@@ -19,7 +19,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::StackRef;
 use super::stores::Engine;
-use super::{StoreCredentials, labels, names, security, tls, wiring};
+use super::{StoreCredentials, backup, labels, names, security, tls, wiring};
 use crate::api::AppStack;
 
 /// Name of the data volume (and the PVC prefix: `data-<stack>-<store>-0`).
@@ -36,12 +36,22 @@ const CREDENTIALS_PRELUDE: &str = r#"trap 'exit 0' TERM INT
 fail() { printf '%s\n' "$*" > /dev/termination-log; printf '%s\n' "$*" >&2; exit 1; }
 "#;
 
+/// A store's credentials: the apps', the administrator's, and the backup
+/// user's when the store is backed up.
+pub struct Credentials<'a> {
+    pub app: &'a StoreCredentials,
+    pub admin: &'a StoreCredentials,
+    pub backup: Option<&'a StoreCredentials>,
+}
+
+/// `restoring`: with spec.restore, whether the store may still need the
+/// restore source (false once status says it was restored).
 pub fn stateful_set(
     ctx: &StackRef,
     stack: &AppStack,
     engine: &dyn Engine,
-    creds: &StoreCredentials,
-    admin: &StoreCredentials,
+    creds: Credentials<'_>,
+    restoring: bool,
 ) -> StatefulSet {
     let part = engine.part();
     let name = engine.secret_name(&ctx.name);
@@ -71,6 +81,7 @@ pub fn stateful_set(
         }),
         ..PersistentVolumeClaim::default()
     };
+    let (containers, backups) = containers(ctx, stack, engine, restoring);
     StatefulSet {
         metadata: ctx.object_meta(name.clone(), part, labels::ROLE_STORE),
         spec: Some(StatefulSetSpec {
@@ -91,13 +102,20 @@ pub fn stateful_set(
                     labels: Some(labels::common(&ctx.name, part, labels::ROLE_STORE)),
                     annotations: Some(BTreeMap::from([(
                         wiring::CREDENTIALS_HASH.to_string(),
-                        wiring::store_hash(part, &[creds, admin]),
+                        wiring::store_hash(
+                            part,
+                            &[Some(creds.app), Some(creds.admin), creds.backup]
+                                .into_iter()
+                                .flatten()
+                                .collect::<Vec<_>>(),
+                        ),
                     )])),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
-                    containers: containers(ctx, stack, engine),
-                    volumes: volumes(ctx, stack, engine),
+                    init_containers: backups.init.map(|c| vec![c]),
+                    containers,
+                    volumes: volumes(ctx, stack, engine, backups.volumes),
                     security_context: Some(security::store_pod()),
                     termination_grace_period_seconds: Some(60),
                     enable_service_links: Some(false),
@@ -112,8 +130,14 @@ pub fn stateful_set(
     }
 }
 
-/// The socket's emptyDir and the TLS Secret, where the store has them.
-fn volumes(ctx: &StackRef, stack: &AppStack, engine: &dyn Engine) -> Option<Vec<Volume>> {
+/// The socket's emptyDir, the TLS Secret, and the backup volumes, where the
+/// store has them.
+fn volumes(
+    ctx: &StackRef,
+    stack: &AppStack,
+    engine: &dyn Engine,
+    backups: Vec<Volume>,
+) -> Option<Vec<Volume>> {
     let mut volumes = Vec::new();
     if engine.socket_dir().is_some() {
         volumes.push(Volume {
@@ -125,14 +149,21 @@ fn volumes(ctx: &StackRef, stack: &AppStack, engine: &dyn Engine) -> Option<Vec<
     if stack.spec.tls_enabled() {
         volumes.push(tls::store_volume(ctx, engine));
     }
+    volumes.extend(backups);
     Some(volumes).filter(|v| !v.is_empty())
 }
 
 /// The store's container, whose last log lines become its termination
 /// message when it fails (a corrupt file, a data directory of another
 /// version): the operator shows them in status. Then the credentials check,
-/// with the store container's environment and socket.
-fn containers(ctx: &StackRef, stack: &AppStack, engine: &dyn Engine) -> Vec<Container> {
+/// with the store container's environment and socket. Also what backups
+/// and a restore add to the pod.
+fn containers(
+    ctx: &StackRef,
+    stack: &AppStack,
+    engine: &dyn Engine,
+    restoring: bool,
+) -> (Vec<Container>, backup::StorePod) {
     let tls = stack.spec.tls_enabled();
     let mut store = engine.container(ctx, stack, tls);
     store.termination_message_policy = Some("FallbackToLogsOnError".into());
@@ -141,6 +172,41 @@ fn containers(ctx: &StackRef, stack: &AppStack, engine: &dyn Engine) -> Vec<Cont
             .volume_mounts
             .get_or_insert_with(Vec::new)
             .push(tls::mount());
+    }
+    if stack.spec.backup(engine.kind()).is_some() {
+        let secret = backup::name(&ctx.name, engine);
+        let env = store.env.get_or_insert_with(Vec::new);
+        env.push(wiring::secret_env("BACKUP_USER", &secret, "username"));
+        env.push(wiring::secret_env("BACKUP_PASSWORD", &secret, "password"));
+        store
+            .args
+            .get_or_insert_with(Vec::new)
+            .extend(engine.backup_user_args());
+    }
+    let mut backups = backup::store_pod(
+        ctx,
+        stack,
+        engine,
+        restoring,
+        store.env.as_deref().unwrap_or_default(),
+        store
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.name == DATA)
+            .cloned()
+            .unwrap_or_else(|| data_mount("/data")),
+    );
+    store
+        .volume_mounts
+        .get_or_insert_with(Vec::new)
+        .append(&mut backups.mounts);
+    if !backups.settings.is_empty() {
+        store.args.get_or_insert_with(Vec::new).extend(
+            std::mem::take(&mut backups.settings)
+                .into_iter()
+                .flat_map(|setting| ["-c".to_string(), setting]),
+        );
     }
     let mut mounts: Vec<VolumeMount> = engine.socket_dir().map(socket_mount).into_iter().collect();
     if tls {
@@ -175,7 +241,7 @@ fn containers(ctx: &StackRef, stack: &AppStack, engine: &dyn Engine) -> Vec<Cont
         security_context: Some(security::container()),
         ..Container::default()
     };
-    vec![store, check]
+    (vec![store, check], backups)
 }
 
 /// The store's one port, named after the store (the Services target it by name).

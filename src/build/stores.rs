@@ -50,6 +50,12 @@ pub trait Engine: Sync {
     /// the caller), with both Secrets' credentials in its environment; with
     /// `tls`, serving only TLS to the network from the files in tls::DIR.
     fn container(&self, ctx: &StackRef, stack: &AppStack, tls: bool) -> Container;
+    /// Arguments of the store container that create the backup user from
+    /// $(BACKUP_USER) and $(BACKUP_PASSWORD), where the server takes its
+    /// users from its command line.
+    fn backup_user_args(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Files the store's TLS Secret carries besides the certificates.
     fn tls_files(&self) -> Vec<(&'static str, String)> {
         Vec::new()

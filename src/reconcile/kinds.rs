@@ -9,7 +9,8 @@ use std::marker::PhantomData;
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -104,6 +105,24 @@ impl ChildKind for Secret {
     }
 }
 
+/// The backup scripts.
+impl ChildKind for ConfigMap {
+    type Cached = Meta<ConfigMap>;
+    fn desired(children: &Children) -> &[Self] {
+        &children.config_maps
+    }
+}
+
+/// Backups on a schedule. Metadata suffices: its status changes when a
+/// backup Job starts or ends, which wakes the stack, and the stack reads
+/// what the backup said from the backup pods.
+impl ChildKind for CronJob {
+    type Cached = Meta<CronJob>;
+    fn desired(children: &Children) -> &[Self] {
+        &children.cron_jobs
+    }
+}
+
 impl ChildKind for Service {
     type Cached = Meta<Service>;
     fn desired(children: &Children) -> &[Self] {
@@ -192,18 +211,21 @@ fn slim(meta: &mut ObjectMeta) {
     meta.annotations = None;
 }
 
-/// Every kind, in apply order: credentials and the NetworkPolicies (so no
-/// store ever runs unguarded), then the Services and stores the components
-/// wait for, then the components and what scales and guards them. Pruning
+/// Every kind, in apply order: credentials, the backup scripts and the
+/// NetworkPolicies (so no store ever runs unguarded), then the Services and stores the components
+/// wait for, then the components and what scales and guards them, then the
+/// backups of the stores. Pruning
 /// runs backwards, so nothing left running loses what it needs.
-pub static KINDS: [&(dyn Kind + Sync); 7] = [
+pub static KINDS: [&(dyn Kind + Sync); 9] = [
     &Declared::<Secret>(PhantomData),
+    &Declared::<ConfigMap>(PhantomData),
     &Declared::<NetworkPolicy>(PhantomData),
     &Declared::<Service>(PhantomData),
     &Declared::<StatefulSet>(PhantomData),
     &Declared::<Deployment>(PhantomData),
     &Declared::<HorizontalPodAutoscaler>(PhantomData),
     &Declared::<PodDisruptionBudget>(PhantomData),
+    &Declared::<CronJob>(PhantomData),
 ];
 
 /// A declared kind with its type erased, so that [`KINDS`] can list them.

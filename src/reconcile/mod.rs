@@ -2,6 +2,7 @@
 //! applies, prunes and reports. It builds nothing itself.
 
 mod apply;
+mod backups;
 mod caches;
 mod certificates;
 mod child_set;

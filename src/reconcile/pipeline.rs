@@ -12,6 +12,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
+use super::backups;
 use super::certificates::{self, Ca};
 use super::child_set::{ChildSet, Finding, Owner};
 use super::context::Context;
@@ -55,7 +56,7 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
     let mut held = Vec::new();
     let mut read_at = std::collections::BTreeMap::new();
     for store in stores::of(&stack.spec) {
-        let both = [
+        let mut all = vec![
             (Access::App, store.secret_name(&owner.name), store.user()),
             (
                 Access::Admin,
@@ -63,7 +64,14 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
                 store.admin_user(),
             ),
         ];
-        for (access, secret, user) in both {
+        if stack.spec.backup(store.kind()).is_some() {
+            all.push((
+                Access::Backup,
+                build::backup::name(&owner.name, store),
+                build::backup::USER,
+            ));
+        }
+        for (access, secret, user) in all {
             let resolved = credentials::resolve(&secrets, &owner.uid, &secret, user).await?;
             let mut creds = match resolved {
                 Resolved::Existing(c, version) => {
@@ -89,6 +97,7 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
                     inputs.set(store.kind(), creds);
                 }
                 Access::Admin => inputs.set_admin(store.kind(), creds),
+                Access::Backup => inputs.set_backup(store.kind(), creds),
             }
         }
     }
@@ -106,6 +115,16 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
     }
     if !held.is_empty() {
         return conclude(ctx, stack, &held, None).await;
+    }
+
+    for store in stores::of(&stack.spec) {
+        let restored = stack.status.as_ref().and_then(|s| match store.kind() {
+            crate::api::StoreKind::Redis => s.redis.as_ref(),
+            crate::api::StoreKind::Postgres => s.postgres.as_ref(),
+        });
+        if restored.is_some_and(|s| s.restored_from.is_some()) {
+            inputs.set_restored(store.kind());
+        }
     }
 
     let mut children = match build::children(stack, &inputs) {
@@ -157,6 +176,14 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
         ctx.publish(stack, event).await;
     }
 
+    // Before the stores that mount them.
+    let mut findings = backups::ensure_volumes(
+        &ctx.client,
+        &owner.namespace,
+        &owner.name,
+        &children.backup_volumes,
+    )
+    .await;
     let mut set = ChildSet::new(ctx, stack, owner, &children);
     for kind in KINDS {
         kind.apply(&mut set).await;
@@ -165,7 +192,8 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
     for kind in KINDS.iter().rev() {
         kind.prune(&mut set).await;
     }
-    conclude(ctx, stack, &set.finish(), None).await
+    findings.extend(set.finish());
+    conclude(ctx, stack, &findings, None).await
 }
 
 /// The stack's CA and its stores' server certificates into `inputs`: the
@@ -265,7 +293,19 @@ async fn conclude(
     {
         ctx.publish(stack, warning(p.reason(), p.message())).await;
     }
-    write_status(ctx, stack, problem.as_ref()).await?;
+    let (backups, backing_up) = backups::observe(&ctx.client, stack).await;
+    let failing = |s: &AppStackStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == status::BACKUP_FAILING && c.status == "True")
+            .map(|c| c.message.clone())
+    };
+    let computed = write_status(ctx, stack, problem.as_ref(), backups).await?;
+    if let Some(message) = failing(&computed)
+        && stack.status.as_ref().and_then(failing).as_ref() != Some(&message)
+    {
+        ctx.publish(stack, warning("BackupFailed", &message)).await;
+    }
     let outdated = findings
         .iter()
         .any(|f| matches!(f, Finding::Outdated { .. }));
@@ -276,8 +316,9 @@ async fn conclude(
         .any(|f| matches!(f, Finding::Refused { .. }))
     {
         Next::Backoff
-    } else if !unready.is_empty() {
-        // A crash loop changes no StatefulSet status: look at the pod again.
+    } else if !unready.is_empty() || backing_up {
+        // A crash loop changes no StatefulSet status: look at the pod
+        // again. A backup's result is in its pod: read it when it ends.
         Next::Soon
     } else {
         Next::Resync
@@ -402,7 +443,21 @@ pub async fn report_failure(ctx: &Context, stack: &AppStack, message: String) {
         return;
     }
     let problem = Problem::ReconcileFailed(message).bounded();
-    if let Err(error) = write_status(ctx, stack, Some(&problem)).await {
+    // What the backups held is kept as status last said it.
+    let backups = stores::of(&stack.spec)
+        .filter(|e| stack.spec.backup(e.kind()).is_some())
+        .map(|e| {
+            let old = stack.status.as_ref().and_then(|s| match e.kind() {
+                crate::api::StoreKind::Redis => s.redis.as_ref(),
+                crate::api::StoreKind::Postgres => s.postgres.as_ref(),
+            });
+            (
+                e.kind(),
+                old.and_then(|s| s.backup.clone()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    if let Err(error) = write_status(ctx, stack, Some(&problem), backups).await {
         warn!(%error, "could not record the failure in status");
     }
 }
@@ -444,19 +499,25 @@ pub async fn report_undecodable(
 /// Computes the status from the caches and writes it (Server-Side Apply on
 /// the status subresource) when it differs from the stored one: a steady
 /// stack costs no write.
-async fn write_status(ctx: &Context, stack: &AppStack, problem: Option<&Problem>) -> Result<()> {
+async fn write_status(
+    ctx: &Context,
+    stack: &AppStack,
+    problem: Option<&Problem>,
+    backups: std::collections::BTreeMap<crate::api::StoreKind, crate::api::BackupStatus>,
+) -> Result<AppStackStatus> {
     let namespace = stack.namespace().unwrap_or_default();
     let caches = &ctx.caches;
     let observed = Observed {
         deployment: |name: &str| caches.get(&namespace, name),
         stateful_set: |name: &str| caches.get(&namespace, name),
+        backups,
     };
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let computed: AppStackStatus = status::compute(stack, &observed, problem, &now);
-    if stack.status.as_ref() == Some(&computed) {
-        return Ok(());
+    if stack.status.as_ref() != Some(&computed) {
+        patch_status(ctx, stack, json!(computed)).await?;
     }
-    patch_status(ctx, stack, json!(computed)).await
+    Ok(computed)
 }
 
 /// Server-Side Apply of `status` on the stack's status subresource. The

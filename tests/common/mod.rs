@@ -5,7 +5,8 @@ use appstack::build::tls::CertifiedKey;
 use appstack::build::{Inputs, StoreCredentials, stores};
 
 /// Every store's credentials (the apps' with `password(kind)`, the
-/// administrator's with `-admin` appended) and TLS placeholders.
+/// administrator's with `-admin` appended, the backup user's with `-backup`)
+/// and TLS placeholders.
 pub fn inputs(stack: &AppStack, password: impl Fn(StoreKind) -> &'static str) -> Inputs {
     let mut inputs = Inputs::default();
     for e in stores::of(&stack.spec) {
@@ -20,6 +21,13 @@ pub fn inputs(stack: &AppStack, password: impl Fn(StoreKind) -> &'static str) ->
             password: format!("{password}-admin"),
         };
         inputs.set_admin(e.kind(), admin);
+        if stack.spec.backup(e.kind()).is_some() {
+            let backup = StoreCredentials {
+                username: "backup".into(),
+                password: format!("{password}-backup"),
+            };
+            inputs.set_backup(e.kind(), backup);
+        }
         // Builders never read the PEM: placeholders keep the goldens stable.
         inputs.set_server_certificate(
             e.kind(),

@@ -85,12 +85,21 @@ the OwnerReferencesPermissionEnforcement admission plugin runs (OpenShift). */}}
   resources: ["deployments", "statefulsets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
-  resources: ["services", "secrets"]
+  resources: ["services", "secrets", "configmaps"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-{{- /* Read only, one store pod at a time, to say why a store is not ready. */}}
+{{- /* Read only: a store pod, to say why it is not ready; a stack's backup
+pods (listed by label), whose termination messages say what a backup holds. */}}
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get"]
+  verbs: ["get", "list"]
+{{- /* Backup volumes are created once and never changed or deleted: they
+outlive the stack. */}}
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["get", "create"]
+- apiGroups: ["batch"]
+  resources: ["cronjobs"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]

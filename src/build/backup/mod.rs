@@ -1,0 +1,469 @@
+//! Backups and restores of the stores. For each store whose spec has
+//! `backup`: a volume of the stack's own (`<stack>-<store>-backup`, made
+//! once and never owned by the stack, so deleting the stack keeps it), a
+//! CronJob that takes a backup into it with the store's own tools and a
+//! least-privilege user, and the scripts, in a ConfigMap. PostgreSQL also
+//! archives its WAL into the volume as it writes it. With `spec.restore`,
+//! a store whose data volume is empty is first filled from the backups of
+//! the stack named there.
+//!
+//! The scripts are shell, run by the store's own image (pg_basebackup,
+//! pg_verifybackup, redis-cli --rdb, redis-check-rdb), and end with the
+//! result as their container's termination message, which the operator
+//! reads into status.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
+use k8s_openapi::api::core::v1::{
+    Affinity, ConfigMap, ConfigMapVolumeSource, Container, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodAffinity, PodAffinityTerm,
+    PodSpec, PodTemplateSpec, ResourceRequirements, Volume, VolumeMount,
+    VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+
+use super::meta::StackRef;
+use super::stores::Engine;
+use super::{labels, security, tls, wiring};
+use crate::api::{AppStack, AppStackSpec, BackupSpec, StoreKind};
+
+/// The stack's backup volume, in the store pod and the backup pods.
+pub const MOUNT: &str = "/var/lib/appstack/backup";
+/// The restore source's backup volume, read-only, while a store restores.
+pub const RESTORE_MOUNT: &str = "/var/lib/appstack/restore";
+/// The scripts (the ConfigMap), executable.
+pub const SCRIPTS: &str = "/etc/appstack/backup";
+
+const VOLUME: &str = "backup";
+const RESTORE_VOLUME: &str = "restore";
+const SCRIPTS_VOLUME: &str = "backup-scripts";
+
+/// The backup user of a store, a generated Secret's username.
+pub const USER: &str = "backup";
+
+/// The init container that fills an empty data volume from a backup.
+pub const RESTORE_CONTAINER: &str = "restore";
+
+/// A base backup's (or snapshot's) default schedule: daily, at night (UTC).
+const DEFAULT_SCHEDULE: &str = "0 3 * * *";
+const DEFAULT_COUNT: i32 = 7;
+const DEFAULT_SIZE: &str = "10Gi";
+
+/// WAL is archived at least this often (seconds) while anything is written:
+/// the bound on what a lost volume can take with it.
+pub const ARCHIVE_TIMEOUT: u32 = 60;
+
+/// The label key on a backup volume naming its stack. The volume has no
+/// `app.kubernetes.io/instance` label, so selecting the stack's volumes by
+/// it (to delete them) leaves the backups.
+pub const BACKUP_OF: &str = "appstack.dev/backup-of";
+
+const FILES: [(&str, &str); 6] = [
+    ("pg-archive-wal", include_str!("pg-archive-wal.sh")),
+    ("pg-restore-wal", include_str!("pg-restore-wal.sh")),
+    ("pg-base-backup", include_str!("pg-base-backup.sh")),
+    ("pg-restore", include_str!("pg-restore.sh")),
+    ("redis-snapshot", include_str!("redis-snapshot.sh")),
+    ("redis-restore", include_str!("redis-restore.sh")),
+];
+
+/// `<stack>-<store>-backup`: the backup volume, CronJob, Secret (the
+/// backup user's credentials) and the backup pods' NetworkPolicy.
+pub fn name(stack: &str, engine: &dyn Engine) -> String {
+    format!("{stack}-{}-backup", engine.part())
+}
+
+/// The backup pods' `app.kubernetes.io/name`.
+pub fn part(engine: &dyn Engine) -> String {
+    format!("{}-backup", engine.part())
+}
+
+/// The script a store's backup pod runs, and its restore init container.
+fn scripts_of(kind: StoreKind) -> (&'static str, &'static str) {
+    match kind {
+        StoreKind::Postgres => ("pg-base-backup", "pg-restore"),
+        StoreKind::Redis => ("redis-snapshot", "redis-restore"),
+    }
+}
+
+/// Whether the stack needs the scripts: a store backs up or restores.
+pub fn any(spec: &AppStackSpec) -> bool {
+    spec.restore.is_some()
+        || [StoreKind::Redis, StoreKind::Postgres]
+            .into_iter()
+            .any(|k| spec.backup(k).is_some())
+}
+
+pub fn scripts_name(stack: &str) -> String {
+    format!("{stack}-backup-scripts")
+}
+
+pub fn scripts(ctx: &StackRef) -> ConfigMap {
+    ConfigMap {
+        metadata: ctx.object_meta(scripts_name(&ctx.name), "backup", labels::ROLE_BACKUP),
+        data: Some(
+            FILES
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+        ..ConfigMap::default()
+    }
+}
+
+/// The backup volume, created once by the reconciler (never applied again:
+/// a claim's size and class are fixed) and never owned by the stack.
+pub fn volume_claim(
+    ctx: &StackRef,
+    engine: &dyn Engine,
+    backup: &BackupSpec,
+) -> PersistentVolumeClaim {
+    let volume = backup.target.as_ref().and_then(|t| t.volume.as_ref());
+    let size = volume
+        .and_then(|v| v.size.clone())
+        .unwrap_or_else(|| DEFAULT_SIZE.to_string());
+    let mut meta_labels = BTreeMap::from([
+        (labels::NAME.to_string(), part(engine)),
+        (
+            labels::COMPONENT.to_string(),
+            labels::ROLE_BACKUP.to_string(),
+        ),
+        (labels::PART_OF.to_string(), "appstack".to_string()),
+        (
+            labels::MANAGED_BY_KEY.to_string(),
+            labels::MANAGED_BY.to_string(),
+        ),
+    ]);
+    meta_labels.insert(BACKUP_OF.to_string(), ctx.name.clone());
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(name(&ctx.name, engine)),
+            namespace: Some(ctx.namespace.clone()),
+            labels: Some(meta_labels),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: volume.and_then(|v| v.storage_class_name.clone()),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".to_string(), Quantity(size))])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    }
+}
+
+/// Seconds in a retention maxAge such as 48h or 30d.
+fn max_age_seconds(max_age: &str) -> Option<u64> {
+    let (number, unit) = max_age.split_at(max_age.len().checked_sub(1)?);
+    let n: u64 = number.parse().ok()?;
+    match unit {
+        "h" => Some(n * 3600),
+        "d" => Some(n * 86400),
+        _ => None,
+    }
+}
+
+/// The CronJob that backs the store up on the spec's schedule; run it now
+/// with `kubectl create job --from=cronjob/<name> <job>`.
+pub fn cron_job(
+    ctx: &StackRef,
+    stack: &AppStack,
+    engine: &dyn Engine,
+    backup: &BackupSpec,
+) -> CronJob {
+    let tls = stack.spec.tls_enabled();
+    let name = name(&ctx.name, engine);
+    let secret = name.clone();
+    let store = engine.secret_name(&ctx.name);
+    let (script, _) = scripts_of(engine.kind());
+    let retention = backup.retention.as_ref();
+    let mut env = vec![
+        wiring::plain_env(
+            "RETAIN_COUNT",
+            &retention
+                .and_then(|r| r.count)
+                .unwrap_or(DEFAULT_COUNT)
+                .to_string(),
+        ),
+        wiring::plain_env(
+            "RETAIN_MAX_AGE",
+            &retention
+                .and_then(|r| r.max_age.as_deref())
+                .and_then(max_age_seconds)
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+        ),
+    ];
+    // The store's own pod by its stable name, which its certificate names.
+    let host = format!(
+        "{store}-0.{}.{}.svc",
+        super::names::headless(&store),
+        ctx.namespace
+    );
+    match engine.kind() {
+        StoreKind::Postgres => {
+            env.extend([
+                wiring::plain_env("PGHOST", &host),
+                wiring::plain_env("PGPORT", &engine.port().to_string()),
+                wiring::secret_env("PGUSER", &secret, "username"),
+                wiring::secret_env("PGPASSWORD", &secret, "password"),
+                wiring::plain_env("PGCONNECT_TIMEOUT", "10"),
+            ]);
+            if tls {
+                env.extend([
+                    wiring::plain_env("PGSSLMODE", "verify-full"),
+                    wiring::plain_env("PGSSLROOTCERT", tls::CA_FILE),
+                ]);
+            }
+        }
+        StoreKind::Redis => {
+            env.extend([
+                wiring::plain_env("REDIS_HOST", &host),
+                wiring::plain_env("REDIS_PORT", &engine.port().to_string()),
+                wiring::secret_env("REDIS_USER", &secret, "username"),
+                wiring::secret_env("REDISCLI_AUTH", &secret, "password"),
+            ]);
+            if tls {
+                env.push(wiring::plain_env("REDIS_TLS_CA_FILE", tls::CA_FILE));
+            }
+        }
+    }
+    let mut mounts = vec![own_mount(), scripts_mount()];
+    let mut volumes = vec![own_volume(ctx, engine), scripts_volume(ctx)];
+    if tls {
+        mounts.push(tls::mount());
+        volumes.push(tls::component_volume(ctx));
+    }
+    // PostgreSQL's volume is also mounted by its server (archive_command):
+    // a ReadWriteOnce volume needs the backup pod on the server's node.
+    let affinity = (engine.kind() == StoreKind::Postgres).then(|| Affinity {
+        pod_affinity: Some(PodAffinity {
+            required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
+                label_selector: Some(LabelSelector {
+                    match_labels: Some(ctx.selector(engine.part())),
+                    ..LabelSelector::default()
+                }),
+                topology_key: "kubernetes.io/hostname".into(),
+                ..PodAffinityTerm::default()
+            }]),
+            ..PodAffinity::default()
+        }),
+        ..Affinity::default()
+    });
+    let container = Container {
+        name: "backup".into(),
+        image: Some(engine.image(&stack.spec)),
+        command: Some(vec![format!("{SCRIPTS}/{script}")]),
+        env: Some(env),
+        volume_mounts: Some(mounts),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_string(), Quantity("50m".into())),
+                ("memory".to_string(), Quantity("64Mi".into())),
+            ])),
+            limits: Some(BTreeMap::from([(
+                "memory".to_string(),
+                Quantity("512Mi".into()),
+            )])),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(security::container()),
+        ..Container::default()
+    };
+    let pod_labels = labels::common(&ctx.name, &part(engine), labels::ROLE_BACKUP);
+    CronJob {
+        metadata: ctx.object_meta(name, &part(engine), labels::ROLE_BACKUP),
+        spec: Some(CronJobSpec {
+            schedule: backup
+                .schedule
+                .clone()
+                .unwrap_or_else(|| DEFAULT_SCHEDULE.to_string()),
+            time_zone: Some("Etc/UTC".into()),
+            concurrency_policy: Some("Forbid".into()),
+            starting_deadline_seconds: Some(600),
+            successful_jobs_history_limit: Some(3),
+            failed_jobs_history_limit: Some(3),
+            job_template: JobTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels.clone()),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(JobSpec {
+                    // A killed backup is taken again (a fresh label); the
+                    // half-written one is never used and removed.
+                    backoff_limit: Some(2),
+                    active_deadline_seconds: Some(6 * 3600),
+                    template: PodTemplateSpec {
+                        metadata: Some(ObjectMeta {
+                            labels: Some(pod_labels),
+                            ..ObjectMeta::default()
+                        }),
+                        spec: Some(PodSpec {
+                            containers: vec![container],
+                            volumes: Some(volumes),
+                            affinity,
+                            restart_policy: Some("Never".into()),
+                            security_context: Some(security::store_pod()),
+                            enable_service_links: Some(false),
+                            automount_service_account_token: Some(false),
+                            ..PodSpec::default()
+                        }),
+                    },
+                    ..JobSpec::default()
+                }),
+            },
+            ..CronJobSpec::default()
+        }),
+        ..CronJob::default()
+    }
+}
+
+fn own_volume(ctx: &StackRef, engine: &dyn Engine) -> Volume {
+    Volume {
+        name: VOLUME.into(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name: name(&ctx.name, engine),
+            read_only: None,
+        }),
+        ..Volume::default()
+    }
+}
+
+fn own_mount() -> VolumeMount {
+    VolumeMount {
+        name: VOLUME.into(),
+        mount_path: MOUNT.into(),
+        ..VolumeMount::default()
+    }
+}
+
+fn scripts_volume(ctx: &StackRef) -> Volume {
+    Volume {
+        name: SCRIPTS_VOLUME.into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: scripts_name(&ctx.name),
+            default_mode: Some(0o555),
+            ..ConfigMapVolumeSource::default()
+        }),
+        ..Volume::default()
+    }
+}
+
+fn scripts_mount() -> VolumeMount {
+    VolumeMount {
+        name: SCRIPTS_VOLUME.into(),
+        mount_path: SCRIPTS.into(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    }
+}
+
+/// Where a restoring store reads from: the backup volume of
+/// `spec.restore.from`. When that is the stack itself (restored after its
+/// deletion) it is the volume the store also backs up into.
+fn restore_source(stack: &AppStack, engine: &dyn Engine) -> Option<String> {
+    stack.spec.restore.as_ref().map(|r| name(&r.from, engine))
+}
+
+/// What a store pod gains from backups and restores: volumes, mounts of
+/// the store container, and the restore init container. `restoring` is
+/// false once status says the store was restored: the source's volume is
+/// then no longer needed (nor held).
+pub struct StorePod {
+    pub volumes: Vec<Volume>,
+    pub mounts: Vec<VolumeMount>,
+    pub init: Option<Container>,
+    /// PostgreSQL settings (`-c` options) for WAL archiving.
+    pub settings: Vec<String>,
+}
+
+pub fn store_pod(
+    ctx: &StackRef,
+    stack: &AppStack,
+    engine: &dyn Engine,
+    restoring: bool,
+    store_env: &[k8s_openapi::api::core::v1::EnvVar],
+    data_mount: VolumeMount,
+) -> StorePod {
+    let mut out = StorePod {
+        volumes: Vec::new(),
+        mounts: Vec::new(),
+        init: None,
+        settings: Vec::new(),
+    };
+    let backs_up = stack.spec.backup(engine.kind()).is_some();
+    let source = restore_source(stack, engine).filter(|_| restoring);
+    if !backs_up && source.is_none() {
+        return out;
+    }
+    out.volumes.push(scripts_volume(ctx));
+    out.mounts.push(scripts_mount());
+    // Only PostgreSQL's server writes into the backup volume itself.
+    if backs_up && engine.kind() == StoreKind::Postgres {
+        out.volumes.push(own_volume(ctx, engine));
+        out.mounts.push(own_mount());
+        out.settings = vec![
+            "archive_mode=on".into(),
+            format!("archive_command={SCRIPTS}/pg-archive-wal %p %f"),
+            format!("archive_timeout={ARCHIVE_TIMEOUT}"),
+        ];
+    }
+    if let Some(source) = source {
+        let own =
+            backs_up && engine.kind() == StoreKind::Postgres && source == name(&ctx.name, engine);
+        let volume_name = if own { VOLUME } else { RESTORE_VOLUME };
+        if !own {
+            out.volumes.push(Volume {
+                name: RESTORE_VOLUME.into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: source.clone(),
+                    read_only: Some(true),
+                }),
+                ..Volume::default()
+            });
+        }
+        let restore_mount = VolumeMount {
+            name: volume_name.into(),
+            mount_path: RESTORE_MOUNT.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        };
+        // PostgreSQL's server reads the archived WAL while it recovers.
+        if engine.kind() == StoreKind::Postgres {
+            out.mounts.push(restore_mount.clone());
+        }
+        let restore = stack.spec.restore.as_ref();
+        let mut env = store_env.to_vec();
+        env.extend([
+            wiring::plain_env(
+                "RESTORE_FROM",
+                restore.map(|r| r.from.as_str()).unwrap_or(""),
+            ),
+            wiring::plain_env("RESTORE_VOLUME", &source),
+            wiring::plain_env(
+                "RESTORE_TARGET",
+                restore
+                    .and_then(|r| r.point_in_time.as_deref())
+                    .unwrap_or(""),
+            ),
+        ]);
+        let (_, script) = scripts_of(engine.kind());
+        out.init = Some(Container {
+            name: RESTORE_CONTAINER.into(),
+            image: Some(engine.image(&stack.spec)),
+            command: Some(vec![format!("{SCRIPTS}/{script}")]),
+            env: Some(env),
+            volume_mounts: Some(vec![data_mount, scripts_mount(), restore_mount]),
+            termination_message_policy: Some("FallbackToLogsOnError".into()),
+            security_context: Some(security::container()),
+            ..Container::default()
+        });
+    }
+    out
+}

@@ -1,0 +1,58 @@
+#!/bin/sh
+# A base backup of PostgreSQL into the backup volume, then retention. A
+# backup is written under <label>.partial and becomes <label> only once
+# pg_verifybackup has checked every file against the manifest's SHA-256;
+# restores take only <label> directories. The result (JSON) or the reason of
+# a failure is the container's termination message, which the operator reads.
+set -u
+root=/var/lib/appstack/backup/postgres
+fail() { printf '%s\n' "$*" > /dev/termination-log; printf '%s\n' "$*" >&2; exit 1; }
+iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
+label_epoch() { date -u -d "$(printf '%s' "$1" | sed -E 's/^(....)(..)(..)T(..)(..)(..)Z$/\1-\2-\3 \4:\5:\6Z/')" +%s; }
+mkdir -p "$root/base" "$root/wal" || fail "cannot write to the backup volume at $root"
+# What a killed backup left is never used; it is removed before the next.
+rm -rf "$root"/base/*.partial
+label=$(date -u +%Y%m%dT%H%M%SZ)
+dir="$root/base/$label"
+echo "base backup $label of $PGHOST as $PGUSER"
+pg_basebackup -D "$dir.partial" -Fp -X stream -c fast --manifest-checksums=SHA256 \
+  -l "appstack $label" 2> /tmp/err || fail "pg_basebackup failed: $(tail -n 3 /tmp/err)"
+pg_verifybackup -q "$dir.partial" 2> /tmp/err || fail "the backup does not verify: $(tail -n 3 /tmp/err)"
+end=$(date -u +%s)
+echo "$end" > "$dir.end"
+sync "$dir.end"
+mv "$dir.partial" "$dir" && sync "$root/base" || fail "could not rename $dir.partial"
+size=$(du -sb "$dir" | cut -f1)
+echo "verified: $size bytes"
+
+# Retention: the newest RETAIN_COUNT, less those older than RETAIN_MAX_AGE
+# seconds, never the newest; then the WAL no kept backup needs.
+now=$(date -u +%s)
+kept=0
+oldest=
+for l in $(ls -1 "$root/base" | grep -E '^[0-9]{8}T[0-9]{6}Z$' | sort -r); do
+  age=$((now - $(label_epoch "$l")))
+  if [ "$kept" -eq 0 ] || { [ "$kept" -lt "$RETAIN_COUNT" ] && { [ -z "${RETAIN_MAX_AGE:-}" ] || [ "$age" -le "$RETAIN_MAX_AGE" ]; }; }; then
+    kept=$((kept + 1))
+    oldest=$l
+  else
+    echo "retention: removing backup $l"
+    rm -rf "${root:?}/base/$l" "$root/base/$l.end"
+  fi
+done
+for f in "$root"/base/*.end; do
+  [ -e "$f" ] && [ ! -d "${f%.end}" ] && rm -f "$f"
+done
+first=$(sed -n 's/^START WAL LOCATION: .* (file \([0-9A-F]*\))$/\1/p' "$root/base/$oldest/backup_label")
+if [ -n "$first" ]; then
+  pg_archivecleanup -x .gz "$root/wal" "$first"
+  pg_archivecleanup -x .gz.sha256 "$root/wal" "$first"
+fi
+total=$(du -sb "$root" | cut -f1)
+newest_wal=$(ls -1t "$root"/wal/*.gz 2>/dev/null | head -n 1)
+last=$end
+[ -n "$newest_wal" ] && [ "$(date -u -r "$newest_wal" +%s)" -gt "$last" ] && last=$(date -u -r "$newest_wal" +%s)
+summary=$(printf '{"label":"%s","completed":"%s","sizeBytes":%s,"count":%s,"totalBytes":%s,"firstRecoverable":"%s","lastRecoverable":"%s"}' \
+  "$label" "$(iso "$end")" "$size" "$kept" "$total" "$(iso "$(cat "$root/base/$oldest.end")")" "$(iso "$last")")
+printf '%s\n' "$summary" > /dev/termination-log
+echo "$summary"

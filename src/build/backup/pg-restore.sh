@@ -1,0 +1,48 @@
+#!/bin/sh
+# The restore init container of a new stack's PostgreSQL: only into an empty
+# data directory, from the newest base backup that ended before the target
+# and still verifies (a damaged one is skipped, a half-written one never
+# seen). The copy is made beside PGDATA and renamed into place when whole,
+# with the recovery settings: PostgreSQL then replays the archived WAL up
+# to the target (or its end) and promotes.
+set -u
+src=/var/lib/appstack/restore/postgres
+fail() { printf '%s\n' "$*" > /dev/termination-log; printf '%s\n' "$*" >&2; exit 1; }
+if [ -s "$PGDATA/PG_VERSION" ]; then
+  echo "$PGDATA holds a database: nothing to restore"
+  exit 0
+fi
+stage="$PGDATA.restoring"
+rm -rf "$stage"
+target=
+if [ -n "${RESTORE_TARGET:-}" ]; then
+  target=$(date -u -d "$RESTORE_TARGET" +%s) || fail "spec.restore.pointInTime: $RESTORE_TARGET is no time this image's date understands"
+fi
+[ -d "$src/base" ] || fail "no PostgreSQL backup in volume $RESTORE_VOLUME of stack $RESTORE_FROM: take one first (kubectl create job --from=cronjob/$RESTORE_FROM-postgres-backup <name>)"
+chosen=
+for l in $(ls -1 "$src/base" | grep -E '^[0-9]{8}T[0-9]{6}Z$' | sort -r); do
+  end=$(cat "$src/base/$l.end" 2>/dev/null) || continue
+  if [ -n "$target" ] && [ "$end" -gt "$target" ]; then
+    continue
+  fi
+  if pg_verifybackup -q "$src/base/$l" 2> /tmp/err; then
+    chosen=$l
+    break
+  fi
+  echo "backup $l does not verify, trying an older one: $(tail -n 2 /tmp/err)" >&2
+done
+[ -n "$chosen" ] || fail "no verified PostgreSQL base backup of stack $RESTORE_FROM ended before ${RESTORE_TARGET:-now} in volume $RESTORE_VOLUME"
+echo "restoring base backup $chosen of stack $RESTORE_FROM${RESTORE_TARGET:+, then its WAL up to $RESTORE_TARGET}"
+mkdir -m 700 "$stage" && cp -a "$src/base/$chosen/." "$stage/" || fail "could not copy backup $chosen into the data volume"
+rm -f "$stage/backup_manifest"
+chmod 700 "$stage"
+{
+  echo "# Written by AppStack's restore of stack $RESTORE_FROM (backup $chosen)."
+  echo "restore_command = '/etc/appstack/backup/pg-restore-wal %f %p'"
+  echo "recovery_target_action = 'promote'"
+  [ -n "$target" ] && echo "recovery_target_time = '$RESTORE_TARGET'"
+} >> "$stage/postgresql.auto.conf"
+touch "$stage/recovery.signal"
+sync
+mv "$stage" "$PGDATA" || fail "could not move the restored data into $PGDATA"
+echo "restored into $PGDATA; PostgreSQL replays the archived WAL when it starts"

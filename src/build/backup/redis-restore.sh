@@ -1,0 +1,63 @@
+#!/bin/sh
+# The restore init container of a new stack's Redis: only into an empty
+# data volume, from the newest snapshot taken before the target whose
+# checksum matches and which redis-check-rdb reads whole.
+set -u
+src=/var/lib/appstack/restore/redis
+fail() { printf '%s\n' "$*" > /dev/termination-log; printf '%s\n' "$*" >&2; exit 1; }
+label_epoch() { date -u -d "$(printf '%s' "$1" | sed -E 's/^(....)(..)(..)T(..)(..)(..)Z$/\1-\2-\3 \4:\5:\6Z/')" +%s; }
+if [ -e /data/appendonlydir ]; then
+  echo "/data holds a dataset: nothing to restore"
+  exit 0
+fi
+# What an interrupted restore left: it starts over.
+stage=/data/restoring
+rm -rf "$stage"
+target=
+if [ -n "${RESTORE_TARGET:-}" ]; then
+  target=$(date -u -d "$RESTORE_TARGET" +%s) || fail "spec.restore.pointInTime: $RESTORE_TARGET is no time this image's date understands"
+fi
+[ -d "$src" ] || fail "no Redis snapshot in volume $RESTORE_VOLUME of stack $RESTORE_FROM: take one first (kubectl create job --from=cronjob/$RESTORE_FROM-redis-backup <name>)"
+chosen=
+for f in $(ls -1 "$src" | grep -E '^[0-9]{8}T[0-9]{6}Z\.rdb$' | sort -r); do
+  l=${f%.rdb}
+  if [ -n "$target" ] && [ "$(label_epoch "$l")" -gt "$target" ]; then
+    continue
+  fi
+  if [ "$(sha256sum "$src/$f" | cut -d' ' -f1)" = "$(cat "$src/$f.sha256" 2>/dev/null)" ] \
+    && redis-check-rdb "$src/$f" > /tmp/out 2>&1; then
+    chosen=$l
+    break
+  fi
+  echo "snapshot $l does not check, trying an older one" >&2
+done
+[ -n "$chosen" ] || fail "no checked Redis snapshot of stack $RESTORE_FROM taken before ${RESTORE_TARGET:-now} in volume $RESTORE_VOLUME"
+echo "restoring snapshot $chosen of stack $RESTORE_FROM"
+mkdir -p "$stage" && cp "$src/$chosen.rdb" "$stage/dump.rdb" || fail "could not copy snapshot $chosen"
+# Redis runs with the append-only file: a private server loads the snapshot
+# and writes the append-only file from it; the result is moved into place
+# whole.
+sock=/tmp/restore.sock
+redis-server --dir "$stage" --dbfilename dump.rdb --appendonly no --save "" --port 0 \
+  --unixsocket "$sock" --unixsocketperm 700 --daemonize no --loglevel warning &
+pid=$!
+until [ "$(redis-cli -s "$sock" ping 2>/dev/null)" = PONG ]; do
+  kill -0 "$pid" 2>/dev/null || fail "Redis could not load snapshot $chosen"
+  sleep 0.5
+done
+[ "$(redis-cli -s "$sock" config set appendonly yes)" = OK ] || fail "could not start the append-only file"
+while :; do
+  p=$(redis-cli -s "$sock" info persistence | tr -d '\r')
+  if echo "$p" | grep -qx 'aof_rewrite_in_progress:0' && echo "$p" | grep -qx 'aof_rewrite_scheduled:0'; then
+    echo "$p" | grep -qx 'aof_last_bgrewrite_status:ok' && echo "$p" | grep -q '^aof_rewrites:[1-9]' \
+      || fail "Redis could not write the append-only file from snapshot $chosen"
+    break
+  fi
+  sleep 0.5
+done
+redis-cli -s "$sock" shutdown nosave > /dev/null 2>&1
+wait "$pid" || true
+sync "$stage"/appendonlydir/* "$stage/appendonlydir"
+mv "$stage/appendonlydir" /data/appendonlydir || fail "could not move the restored append-only file into /data"
+rm -rf "$stage"
+echo "restored snapshot $chosen into /data/appendonlydir"
