@@ -2,9 +2,11 @@
 //!
 //! The data path runs one way: [`api`] (types, schema, CEL) -> [`build`]
 //! (pure builders, one per child kind or store) -> [`reconcile`] (credentials,
-//! Server-Side Apply, prune, status). [`operator`] wires the binary together.
+//! Server-Side Apply, prune, status). [`operator`] wires the binary together;
+//! [`backup_agent`] is the same binary's S3 side of the stores' backups.
 
 pub mod api;
+pub mod backup_agent;
 pub mod build;
 pub mod error;
 pub mod http;

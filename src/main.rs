@@ -25,6 +25,67 @@ enum Command {
     Run(RunArgs),
     /// Print the AppStack CustomResourceDefinition as YAML.
     Crd,
+    /// Copy a store's backup volume to S3 (run by the operator in backup
+    /// pods and beside PostgreSQL; S3_* and AWS_* variables say where).
+    BackupSync(SyncArgs),
+    /// Bring a stack's backups back from S3 for a restore.
+    BackupFetch(FetchArgs),
+}
+
+#[derive(clap::Args)]
+struct S3Args {
+    #[arg(long, env = "S3_ENDPOINT")]
+    endpoint: String,
+    #[arg(long, env = "S3_BUCKET")]
+    bucket: String,
+    #[arg(long, env = "S3_REGION", default_value = "us-east-1")]
+    region: String,
+    /// Key prefix of the store's backups, ending in '/'.
+    #[arg(long, env = "S3_PREFIX")]
+    prefix: String,
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    access_key: String,
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    secret_key: String,
+}
+
+#[derive(clap::Args)]
+struct SyncArgs {
+    #[arg(long, value_enum)]
+    store: appstack::backup_agent::Store,
+    /// The store's directory on the backup volume.
+    #[arg(long)]
+    root: std::path::PathBuf,
+    /// Only files under this relative path (e.g. wal/).
+    #[arg(long)]
+    only: Option<String>,
+    /// Sync every this many seconds, forever; without it, once.
+    #[arg(long)]
+    every: Option<u64>,
+    /// After a sync, this file (the backup's summary) becomes the
+    /// termination message.
+    #[arg(long)]
+    summary: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    s3: S3Args,
+}
+
+#[derive(clap::Args)]
+struct FetchArgs {
+    #[arg(long, value_enum)]
+    store: appstack::backup_agent::Store,
+    /// Where the backups go, in the volume's layout.
+    #[arg(long)]
+    into: std::path::PathBuf,
+    /// The store's data directory: nothing is fetched when it holds data
+    /// (PostgreSQL still replaying gets its WAL again).
+    #[arg(long)]
+    data: std::path::PathBuf,
+    /// Restore to this RFC 3339 time; default the latest.
+    #[arg(long, env = "RESTORE_TARGET")]
+    target: Option<String>,
+    #[command(flatten)]
+    s3: S3Args,
 }
 
 #[derive(clap::Args)]
@@ -52,6 +113,11 @@ struct RunArgs {
     /// Namespace of the Lease (default: this pod's namespace).
     #[arg(long, env = "APPSTACK_LEASE_NAMESPACE")]
     lease_namespace: Option<String>,
+    /// Image of the backup agent (this binary): what copies backups to and
+    /// from S3. Usually the operator's own image; without it, stacks whose
+    /// backups go to S3 are refused.
+    #[arg(long, env = "APPSTACK_AGENT_IMAGE")]
+    agent_image: Option<String>,
     /// AppStacks reconciled at the same time, per watched namespace set.
     #[arg(long, env = "APPSTACK_CONCURRENCY", default_value_t = 16)]
     concurrency: u16,
@@ -70,6 +136,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::BackupSync(args) => agent(backup_sync(args)),
+        Command::BackupFetch(args) => agent(backup_fetch(args)),
         Command::Run(args) => {
             telemetry::init_logging(args.log_format);
             let config = RunConfig {
@@ -89,6 +157,7 @@ fn main() -> ExitCode {
                     .or_else(|_| std::env::var("HOSTNAME"))
                     .unwrap_or_else(|_| "appstack-operator".to_string()),
                 concurrency: args.concurrency.max(1),
+                agent_image: args.agent_image.filter(|i| !i.trim().is_empty()),
             };
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
@@ -106,4 +175,106 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Runs an agent command; a failure is said on stderr and as the
+/// container's termination message (what status shows).
+fn agent(work: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+    telemetry::init_logging(LogFormat::Text);
+    let result = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(work),
+        Err(error) => Err(format!("starting the async runtime: {error}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            let _ = std::fs::write("/dev/termination-log", format!("{message}\n"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn remote(s3: S3Args) -> Result<appstack::backup_agent::Remote, String> {
+    let bucket = appstack::backup_agent::s3::Bucket::new(
+        &s3.endpoint,
+        &s3.region,
+        &s3.bucket,
+        &s3.access_key,
+        &s3.secret_key,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(appstack::backup_agent::Remote {
+        bucket,
+        prefix: s3.prefix,
+    })
+}
+
+async fn backup_sync(args: SyncArgs) -> Result<(), String> {
+    use appstack::backup_agent;
+    let remote = remote(args.s3)?;
+    if let Some(every) = args.every {
+        backup_agent::sync_loop(
+            args.store,
+            &args.root,
+            &remote,
+            args.only.as_deref(),
+            std::time::Duration::from_secs(every.max(1)),
+        )
+        .await;
+        return Ok(());
+    }
+    let synced = backup_agent::sync(args.store, &args.root, &remote, args.only.as_deref())
+        .await
+        .map_err(|e| format!("copying the backups to S3: {e}"))?;
+    println!(
+        "copied {} files ({} bytes) to S3, deleted {} older ones",
+        synced.uploaded, synced.bytes, synced.deleted
+    );
+    if let Some(summary) = args.summary {
+        let text = std::fs::read_to_string(&summary)
+            .map_err(|e| format!("reading {}: {e}", summary.display()))?;
+        println!("{}", text.trim());
+        let _ = std::fs::write("/dev/termination-log", text);
+    }
+    Ok(())
+}
+
+async fn backup_fetch(args: FetchArgs) -> Result<(), String> {
+    use appstack::backup_agent::{self, Store};
+    let (has_data, replaying) = match args.store {
+        Store::Postgres => (
+            args.data.join("PG_VERSION").exists(),
+            args.data.join("recovery.signal").exists(),
+        ),
+        Store::Redis => (args.data.join("appendonlydir").exists(), false),
+    };
+    if has_data && !replaying {
+        println!("{} holds data: nothing to fetch", args.data.display());
+        return Ok(());
+    }
+    let target = match args.target.as_deref().filter(|t| !t.is_empty()) {
+        Some(t) => {
+            let at: k8s_openapi::jiff::Timestamp = t
+                .parse()
+                .map_err(|e| format!("spec.restore.pointInTime {t:?}: {e}"))?;
+            Some(at.strftime("%Y%m%dT%H%M%SZ").to_string())
+        }
+        None => None,
+    };
+    let remote = remote(args.s3)?;
+    let fetched = backup_agent::fetch(
+        args.store,
+        &args.into,
+        &remote,
+        target.as_deref(),
+        replaying,
+    )
+    .await
+    .map_err(|e| format!("fetching the backups from S3: {e}"))?;
+    println!(
+        "fetched {fetched} files from S3 into {}",
+        args.into.display()
+    );
+    Ok(())
 }

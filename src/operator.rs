@@ -23,6 +23,7 @@ pub struct RunConfig {
     pub lease_namespace: Option<String>,
     pub identity: String,
     pub concurrency: u16,
+    pub agent_image: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +111,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
             synced,
             instance: Some(config.identity.clone()),
             concurrency: config.concurrency,
+            agent_image: config.agent_image.clone(),
         };
         reconcile::run(shared, namespace, wait_stop(stop_rx.clone()))
     });

@@ -393,19 +393,29 @@ pub fn backup(pods: &[Pod]) -> BackupStatus {
         first_recoverable: String,
         last_recoverable: String,
     }
+    // (succeeded, what its last container to end said): the main
+    // container on success; on failure, whichever container failed (with
+    // S3, the backup runs in an init container before the upload).
     let finished = |p: &Pod| {
-        let phase = p.status.as_ref()?.phase.as_deref()?;
-        let terminated = p
-            .status
-            .as_ref()?
-            .container_statuses
-            .as_ref()?
-            .first()?
-            .state
-            .as_ref()?
-            .terminated
-            .clone()?;
-        matches!(phase, "Succeeded" | "Failed").then_some((phase == "Succeeded", terminated))
+        let status = p.status.as_ref()?;
+        let succeeded = match status.phase.as_deref()? {
+            "Succeeded" => true,
+            "Failed" => false,
+            _ => return None,
+        };
+        let ended = status
+            .init_container_statuses
+            .iter()
+            .flatten()
+            .chain(status.container_statuses.iter().flatten())
+            .filter_map(|c| c.state.as_ref()?.terminated.clone());
+        let mut ended = ended.rev();
+        let terminated = if succeeded {
+            ended.next()
+        } else {
+            ended.find(|t| t.exit_code != 0)
+        }?;
+        Some((succeeded, terminated))
     };
     let mut done: Vec<(
         &Pod,

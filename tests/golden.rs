@@ -117,8 +117,18 @@ fn backed_up_and_restored_children_match_golden_files() {
 }
 
 #[test]
+fn s3_backups_and_restore_match_golden_files() {
+    check("s3-restored");
+}
+
+#[test]
 fn no_password_appears_literally_in_any_workload() {
-    for name in ["shop.yaml", "cache-only.yaml", "restored-clone.yaml"] {
+    for name in [
+        "shop.yaml",
+        "cache-only.yaml",
+        "restored-clone.yaml",
+        "s3-restored.yaml",
+    ] {
         let stack = fixture(name);
         let children = build::children(&stack, &inputs(&stack)).unwrap();
         let workloads = serde_json::to_string(&(

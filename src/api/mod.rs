@@ -8,7 +8,7 @@ mod stored;
 pub use crd::crd_yaml;
 pub use spec::{
     AppStack, AppStackSpec, Autoscaling, BackupSpec, Component, PostgresSpec, RedisSpec,
-    RestoreSpec, ServiceType, StorageSpec, StoreKind,
+    RestoreSpec, S3Spec, ServiceType, StorageSpec, StoreKind,
 };
 pub use status::{AppStackStatus, BackupStatus, ComponentStatus, StoreStatus};
 pub use stored::StoredAppStack;

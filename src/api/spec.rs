@@ -121,6 +121,11 @@ pub struct RestoreSpec {
         )
     )]
     pub point_in_time: Option<String>,
+    /// Take the backups from this bucket (where spec.<store>.backup.target.s3
+    /// of the stack `from` put them) instead of the stack's backup volumes:
+    /// a restore into another cluster, or after the volumes were lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Spec>,
 }
 
 /// Scheduled backups of a store, to a volume of the stack's own.
@@ -170,6 +175,45 @@ pub struct BackupTargetSpec {
     /// made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume: Option<StorageSpec>,
+    /// S3-compatible object storage as well: every backup (and, for
+    /// PostgreSQL, every archived WAL file, within seconds) is copied to
+    /// `<prefix>/<stack>/<store>/` in the bucket, with the volume's
+    /// retention, so the backups survive the loss of the node or cluster.
+    /// The volume stays the first copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Spec>,
+}
+
+/// A bucket of an S3-compatible object store, and the Secret holding its keys.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Spec {
+    /// The bucket (it must exist).
+    #[schemars(
+        length(min = 3, max = 63),
+        regex(pattern = r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
+    )]
+    pub bucket: String,
+    /// The server, e.g. https://s3.eu-west-1.amazonaws.com or
+    /// http://minio.storage.svc:9000 (path-style requests).
+    #[schemars(length(max = 253), regex(pattern = r"^https?://[^/?#@ ]+$"))]
+    pub endpoint: String,
+    /// Default us-east-1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), regex(pattern = r"^[a-z0-9-]+$"))]
+    pub region: Option<String>,
+    /// Key prefix. Default: the stack's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 200),
+        regex(pattern = r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$")
+    )]
+    pub prefix: Option<String>,
+    /// A Secret in the stack's namespace with AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY. Give each namespace keys that reach only its
+    /// own prefix: whoever holds them can read the backups.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
 }
 
 /// TLS to the stores.

@@ -30,6 +30,14 @@ pub struct AppStackStatus {
 }
 
 impl AppStackStatus {
+    /// The status of one store, when the stack has it.
+    pub fn store(&self, kind: super::StoreKind) -> Option<&StoreStatus> {
+        match kind {
+            super::StoreKind::Redis => self.redis.as_ref(),
+            super::StoreKind::Postgres => self.postgres.as_ref(),
+        }
+    }
+
     /// The status field of one store.
     pub fn store_mut(&mut self, kind: super::StoreKind) -> &mut Option<StoreStatus> {
         match kind {

@@ -63,6 +63,8 @@ pub struct Inputs {
     /// Stores status says were restored: their pods no longer need the
     /// restore source.
     restored: BTreeSet<StoreKind>,
+    /// The backup agent's image (the operator's own), for S3 targets.
+    agent_image: Option<String>,
 }
 
 impl Inputs {
@@ -98,6 +100,14 @@ impl Inputs {
 
     pub fn restored(&self, store: StoreKind) -> bool {
         self.restored.contains(&store)
+    }
+
+    pub fn set_agent_image(&mut self, image: Option<String>) {
+        self.agent_image = image;
+    }
+
+    pub fn agent_image(&self) -> Option<&str> {
+        self.agent_image.as_deref()
     }
 
     pub fn set_ca(&mut self, ca: tls::CertifiedKey) {
@@ -188,6 +198,10 @@ pub enum BuildError {
     #[error("spec.tls: the certificates of {store} were not provided (operator bug)")]
     MissingCertificates { store: &'static str },
     #[error(
+        "{field}: S3 needs the backup agent's image, which this operator was started without (set --agent-image or APPSTACK_AGENT_IMAGE to the operator's own image; the Helm chart does)"
+    )]
+    NoAgentImage { field: &'static str },
+    #[error(
         "spec.postgres.backup: needs TLS (spec.tls.enabled: true): a base backup streams every row over the network"
     )]
     BackupWithoutTls,
@@ -241,8 +255,13 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
                         store: engine.part(),
                     })?;
                 out.secrets.push(secret::backup(&ctx, engine, creds));
-                out.cron_jobs
-                    .push(backup::cron_job(&ctx, stack, engine, spec));
+                out.cron_jobs.push(backup::cron_job(
+                    &ctx,
+                    stack,
+                    engine,
+                    spec,
+                    inputs.agent_image(),
+                )?);
                 out.backup_volumes
                     .push(backup::volume_claim(&ctx, engine, spec));
                 Some(creds)
@@ -260,7 +279,8 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
                 backup: backup_creds,
             },
             !inputs.restored(engine.kind()),
-        ));
+            inputs.agent_image(),
+        )?);
     }
     if backup::any(&stack.spec) && stores::of(&stack.spec).next().is_some() {
         out.config_maps.push(backup::scripts(&ctx));

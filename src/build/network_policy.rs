@@ -31,13 +31,13 @@ pub fn build(ctx: &StackRef, spec: &AppStackSpec) -> Vec<NetworkPolicy> {
     let components = spec.components.iter().map(|c| component(ctx, spec, c));
     let backups = stores::of(spec)
         .filter(|e| spec.backup(e.kind()).is_some())
-        .map(|e| backup_pods(ctx, e));
+        .map(|e| backup_pods(ctx, spec, e));
     stores.chain(components).chain(backups).collect()
 }
 
 /// A store's backup pods: nothing may connect to them, and they reach only
 /// DNS and their store.
-fn backup_pods(ctx: &StackRef, engine: &dyn Engine) -> NetworkPolicy {
+fn backup_pods(ctx: &StackRef, spec: &AppStackSpec, engine: &dyn Engine) -> NetworkPolicy {
     let part = backup::part(engine);
     NetworkPolicy {
         metadata: ctx.object_meta(backup::name(&ctx.name, engine), &part, labels::ROLE_BACKUP),
@@ -45,16 +45,21 @@ fn backup_pods(ctx: &StackRef, engine: &dyn Engine) -> NetworkPolicy {
             pod_selector: Some(selector(ctx.selector(&part))),
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
             ingress: Some(Vec::new()),
-            egress: Some(vec![
-                dns(),
-                NetworkPolicyEgressRule {
-                    to: Some(vec![NetworkPolicyPeer {
-                        pod_selector: Some(selector(ctx.selector(engine.part()))),
-                        ..NetworkPolicyPeer::default()
-                    }]),
-                    ports: Some(vec![tcp(engine.port())]),
-                },
-            ]),
+            egress: Some(
+                [
+                    dns(),
+                    NetworkPolicyEgressRule {
+                        to: Some(vec![NetworkPolicyPeer {
+                            pod_selector: Some(selector(ctx.selector(engine.part()))),
+                            ..NetworkPolicyPeer::default()
+                        }]),
+                        ports: Some(vec![tcp(engine.port())]),
+                    },
+                ]
+                .into_iter()
+                .chain(backup::s3_target(spec, engine).map(|s| object_store(&s.endpoint)))
+                .collect(),
+            ),
         }),
     }
 }
@@ -90,7 +95,11 @@ fn store(ctx: &StackRef, spec: &AppStackSpec, engine: &dyn Engine) -> NetworkPol
             pod_selector: Some(selector(ctx.selector(engine.part()))),
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
             ingress: Some(ingress.unwrap_or_default()),
-            egress: Some(vec![dns()]),
+            egress: Some(
+                std::iter::once(dns())
+                    .chain(object_stores(backup::store_endpoints(spec, engine)))
+                    .collect(),
+            ),
         }),
     }
 }
@@ -157,6 +166,29 @@ fn tcp(port: i32) -> NetworkPolicyPort {
         protocol: Some("TCP".into()),
         ..NetworkPolicyPort::default()
     }
+}
+
+/// An S3 endpoint, by its port: where it runs (in the cluster, or outside)
+/// is not known here, so any address on that port.
+fn object_store(endpoint: &str) -> NetworkPolicyEgressRule {
+    NetworkPolicyEgressRule {
+        to: None,
+        ports: Some(vec![tcp(backup::endpoint_port(endpoint))]),
+    }
+}
+
+/// One rule per port of these S3 endpoints.
+fn object_stores(endpoints: Vec<&str>) -> Vec<NetworkPolicyEgressRule> {
+    let mut ports: Vec<i32> = endpoints.into_iter().map(backup::endpoint_port).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+        .into_iter()
+        .map(|port| NetworkPolicyEgressRule {
+            to: None,
+            ports: Some(vec![tcp(port)]),
+        })
+        .collect()
 }
 
 /// Name lookups, wherever the cluster's DNS runs.

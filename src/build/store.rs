@@ -52,7 +52,8 @@ pub fn stateful_set(
     engine: &dyn Engine,
     creds: Credentials<'_>,
     restoring: bool,
-) -> StatefulSet {
+    agent: Option<&str>,
+) -> Result<StatefulSet, super::BuildError> {
     let part = engine.part();
     let name = engine.secret_name(&ctx.name);
     let policy = if stack.spec.retain_data() {
@@ -81,8 +82,8 @@ pub fn stateful_set(
         }),
         ..PersistentVolumeClaim::default()
     };
-    let (containers, backups) = containers(ctx, stack, engine, restoring);
-    StatefulSet {
+    let (containers, backups) = containers(ctx, stack, engine, restoring, agent)?;
+    Ok(StatefulSet {
         metadata: ctx.object_meta(name.clone(), part, labels::ROLE_STORE),
         spec: Some(StatefulSetSpec {
             replicas: Some(1),
@@ -113,7 +114,7 @@ pub fn stateful_set(
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
-                    init_containers: backups.init.map(|c| vec![c]),
+                    init_containers: Some(backups.init).filter(|i| !i.is_empty()),
                     containers,
                     volumes: volumes(ctx, stack, engine, backups.volumes),
                     security_context: Some(security::store_pod()),
@@ -127,7 +128,7 @@ pub fn stateful_set(
             ..StatefulSetSpec::default()
         }),
         ..StatefulSet::default()
-    }
+    })
 }
 
 /// The socket's emptyDir, the TLS Secret, and the backup volumes, where the
@@ -163,7 +164,8 @@ fn containers(
     stack: &AppStack,
     engine: &dyn Engine,
     restoring: bool,
-) -> (Vec<Container>, backup::StorePod) {
+    agent: Option<&str>,
+) -> Result<(Vec<Container>, backup::StorePod), super::BuildError> {
     let tls = stack.spec.tls_enabled();
     let mut store = engine.container(ctx, stack, tls);
     store.termination_message_policy = Some("FallbackToLogsOnError".into());
@@ -188,6 +190,7 @@ fn containers(
         stack,
         engine,
         restoring,
+        agent,
         store.env.as_deref().unwrap_or_default(),
         store
             .volume_mounts
@@ -196,7 +199,7 @@ fn containers(
             .find(|m| m.name == DATA)
             .cloned()
             .unwrap_or_else(|| data_mount("/data")),
-    );
+    )?;
     store
         .volume_mounts
         .get_or_insert_with(Vec::new)
@@ -241,7 +244,9 @@ fn containers(
         security_context: Some(security::container()),
         ..Container::default()
     };
-    (vec![store, check], backups)
+    let mut all = vec![store, check];
+    all.append(&mut backups.sidecars);
+    Ok((all, backups))
 }
 
 /// The store's one port, named after the store (the Services target it by name).

@@ -8,8 +8,12 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 
+use kube::runtime::events::{Event, EventType};
+
 use super::child_set::Finding;
+use super::context::Context;
 use crate::api::{AppStack, BackupStatus};
+use crate::build::stores::Engine;
 use crate::build::{FIELD_MANAGER, backup, labels, stores};
 use crate::error::brief;
 use crate::status;
@@ -115,4 +119,50 @@ pub async fn observe(
         }
     }
     (out, running)
+}
+
+/// A Normal Event saying what a restored store was restored from: the
+/// restore container's own account (which backup, which were skipped),
+/// read from the pod before the next reconcile rolls it without that
+/// container.
+pub async fn report_restore(ctx: &Context, stack: &AppStack, engine: &dyn Engine) {
+    let namespace = stack.namespace().unwrap_or_default();
+    let pod_name = format!("{}-0", engine.secret_name(&stack.name_any()));
+    let said = match Api::<Pod>::namespaced(ctx.client.clone(), &namespace)
+        .get_opt(&pod_name)
+        .await
+    {
+        Ok(pod) => pod
+            .and_then(|p| p.status)
+            .and_then(|s| s.init_container_statuses)
+            .into_iter()
+            .flatten()
+            .find(|c| c.name == backup::RESTORE_CONTAINER)
+            .and_then(|c| c.state?.terminated?.message)
+            .map(|m| m.trim().to_string()),
+        Err(error) => {
+            tracing::warn!(%error, pod = %pod_name, "could not read the restored store's pod");
+            None
+        }
+    };
+    let from = stack
+        .spec
+        .restore
+        .as_ref()
+        .map(|r| r.from.as_str())
+        .unwrap_or_default();
+    let note = format!(
+        "{}: {}",
+        engine.part(),
+        said.unwrap_or_else(|| format!("restored from the backups of stack {from}"))
+    );
+    tracing::info!(%note, "store restored");
+    let event = Event {
+        type_: EventType::Normal,
+        reason: "Restored".into(),
+        note: Some(crate::error::cut(&note, 1000)),
+        action: "Restore".into(),
+        secondary: None,
+    };
+    ctx.publish(stack, event).await;
 }

@@ -28,6 +28,8 @@ pub struct Context {
     pub(super) waiting: Waiting,
     pub(super) probes: super::enforcement::Probes,
     recorder: Recorder,
+    /// The backup agent's image (see [`super::Shared::agent_image`]).
+    pub agent_image: Option<String>,
     /// Consecutive failed reconciles per stack (namespace, name).
     failures: Mutex<HashMap<(String, String), u32>>,
 }
@@ -38,6 +40,7 @@ impl Context {
         caches: Caches,
         metrics: Arc<Metrics>,
         instance: Option<String>,
+        agent_image: Option<String>,
     ) -> Self {
         let reporter = Reporter {
             controller: crate::build::FIELD_MANAGER.into(),
@@ -52,6 +55,7 @@ impl Context {
             waiting: Waiting::default(),
             probes: super::enforcement::Probes::default(),
             failures: Mutex::new(HashMap::new()),
+            agent_image,
         }
     }
 

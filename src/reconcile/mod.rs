@@ -51,6 +51,9 @@ pub struct Shared {
     /// This replica's name, reported in Events.
     pub instance: Option<String>,
     pub concurrency: u16,
+    /// The image whose binary moves backups to and from S3 (the operator's
+    /// own), when configured.
+    pub agent_image: Option<String>,
 }
 
 /// Runs the controller for one namespace (or all) until `shutdown` resolves.
@@ -65,6 +68,7 @@ pub async fn run(
         caches.clone(),
         shared.metrics.clone(),
         shared.instance.clone(),
+        shared.agent_image.clone(),
     ));
     let synced = shared.synced.clone();
     let watched = caches.clone();

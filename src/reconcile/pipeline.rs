@@ -127,6 +127,8 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
         }
     }
 
+    inputs.set_agent_image(ctx.agent_image.clone());
+
     let mut children = match build::children(stack, &inputs) {
         Ok(children) => children,
         Err(error) => {
@@ -305,6 +307,15 @@ async fn conclude(
         && stack.status.as_ref().and_then(failing).as_ref() != Some(&message)
     {
         ctx.publish(stack, warning("BackupFailed", &message)).await;
+    }
+    for store in stores::of(&stack.spec) {
+        let restored = |s: Option<&AppStackStatus>| {
+            s.and_then(|s| s.store(store.kind()))
+                .and_then(|s| s.restored_from.clone())
+        };
+        if restored(Some(&computed)).is_some() && restored(stack.status.as_ref()).is_none() {
+            backups::report_restore(ctx, stack, store).await;
+        }
     }
     let outdated = findings
         .iter()

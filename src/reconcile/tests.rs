@@ -187,6 +187,7 @@ impl Harness {
             filled.caches.clone(),
             Arc::new(Metrics::default()),
             Some("test".into()),
+            Some("agent:test".into()),
         ));
         Self {
             filled,

@@ -37,6 +37,7 @@ pub fn inputs(stack: &AppStack, password: impl Fn(StoreKind) -> &'static str) ->
             },
         );
     }
+    inputs.set_agent_image(Some("ghcr.io/appstack/appstack-operator:test".into()));
     inputs.set_ca(CertifiedKey {
         cert: "<CA certificate>".into(),
         key: "<CA key>".into(),

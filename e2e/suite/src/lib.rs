@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod appstack;
+pub mod backups;
 pub mod children;
 pub mod client;
 pub mod cmd;

@@ -24,10 +24,12 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
+use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, EnvVar, SecurityContext};
+
 use super::meta::StackRef;
 use super::stores::Engine;
-use super::{labels, security, tls, wiring};
-use crate::api::{AppStack, AppStackSpec, BackupSpec, StoreKind};
+use super::{BuildError, labels, security, tls, wiring};
+use crate::api::{AppStack, AppStackSpec, BackupSpec, S3Spec, StoreKind};
 
 /// The stack's backup volume, in the store pod and the backup pods.
 pub const MOUNT: &str = "/var/lib/appstack/backup";
@@ -175,8 +177,10 @@ pub fn cron_job(
     stack: &AppStack,
     engine: &dyn Engine,
     backup: &BackupSpec,
-) -> CronJob {
+    agent: Option<&str>,
+) -> Result<CronJob, BuildError> {
     let tls = stack.spec.tls_enabled();
+    let s3 = backup.target.as_ref().and_then(|t| t.s3.as_ref());
     let name = name(&ctx.name, engine);
     let secret = name.clone();
     let store = engine.secret_name(&ctx.name);
@@ -277,7 +281,34 @@ pub fn cron_job(
         ..Container::default()
     };
     let pod_labels = labels::common(&ctx.name, &part(engine), labels::ROLE_BACKUP);
-    CronJob {
+    // With S3, the backup is taken first (an init container), then the
+    // agent copies the volume to the bucket and reports the backup.
+    let (init, containers) = match s3 {
+        None => (None, vec![container]),
+        Some(s3) => {
+            let agent = agent.ok_or(BuildError::NoAgentImage {
+                field: "backup.target.s3",
+            })?;
+            let root = format!("{MOUNT}/{}", engine.part());
+            let upload = agent_container(
+                "upload",
+                agent,
+                vec![
+                    "backup-sync".into(),
+                    "--store".into(),
+                    engine.part().into(),
+                    "--root".into(),
+                    root.clone(),
+                    "--summary".into(),
+                    format!("{root}/.summary.json"),
+                ],
+                s3_env(ctx, s3, &ctx.name, engine),
+                vec![own_mount()],
+            );
+            (Some(vec![container]), vec![upload])
+        }
+    };
+    Ok(CronJob {
         metadata: ctx.object_meta(name, &part(engine), labels::ROLE_BACKUP),
         spec: Some(CronJobSpec {
             schedule: backup
@@ -305,7 +336,8 @@ pub fn cron_job(
                             ..ObjectMeta::default()
                         }),
                         spec: Some(PodSpec {
-                            containers: vec![container],
+                            init_containers: init,
+                            containers,
                             volumes: Some(volumes),
                             affinity,
                             restart_policy: Some("Never".into()),
@@ -321,6 +353,94 @@ pub fn cron_job(
             ..CronJobSpec::default()
         }),
         ..CronJob::default()
+    })
+}
+
+/// The S3 target of a store's backups, when it has one.
+pub fn s3_target<'a>(spec: &'a AppStackSpec, engine: &dyn Engine) -> Option<&'a S3Spec> {
+    spec.backup(engine.kind())?.target.as_ref()?.s3.as_ref()
+}
+
+/// The bucket a store restores from, when its restore reads S3.
+fn s3_source(spec: &AppStackSpec) -> Option<&S3Spec> {
+    spec.restore.as_ref()?.s3.as_ref()
+}
+
+/// The S3 endpoints a store's pod talks to (its WAL copy, its restore).
+pub fn store_endpoints<'a>(spec: &'a AppStackSpec, engine: &dyn Engine) -> Vec<&'a str> {
+    let copies_wal = engine.kind() == StoreKind::Postgres;
+    s3_target(spec, engine)
+        .filter(|_| copies_wal)
+        .into_iter()
+        .chain(s3_source(spec))
+        .map(|s| s.endpoint.as_str())
+        .collect()
+}
+
+/// The TCP port of an S3 endpoint (http(s)://host[:port]).
+pub fn endpoint_port(endpoint: &str) -> i32 {
+    let (https, rest) = match endpoint.strip_prefix("https://") {
+        Some(rest) => (true, rest),
+        None => (false, endpoint.trim_start_matches("http://")),
+    };
+    let port = match rest.rsplit_once(':') {
+        Some((host, port)) if !host.starts_with('[') || host.ends_with(']') => port.parse().ok(),
+        _ => None,
+    };
+    port.unwrap_or(if https { 443 } else { 80 })
+}
+
+/// Where a store's backups are in the bucket: `<prefix>/<stack>/<store>/`
+/// (prefix default: the namespace).
+fn s3_env(ctx: &StackRef, s3: &S3Spec, stack: &str, engine: &dyn Engine) -> Vec<EnvVar> {
+    let prefix = s3.prefix.as_deref().unwrap_or(&ctx.namespace);
+    vec![
+        wiring::plain_env("S3_ENDPOINT", &s3.endpoint),
+        wiring::plain_env("S3_BUCKET", &s3.bucket),
+        wiring::plain_env("S3_REGION", s3.region.as_deref().unwrap_or("us-east-1")),
+        wiring::plain_env("S3_PREFIX", &format!("{prefix}/{stack}/{}/", engine.part())),
+        wiring::secret_env("AWS_ACCESS_KEY_ID", &s3.secret_name, "AWS_ACCESS_KEY_ID"),
+        wiring::secret_env(
+            "AWS_SECRET_ACCESS_KEY",
+            &s3.secret_name,
+            "AWS_SECRET_ACCESS_KEY",
+        ),
+    ]
+}
+
+/// A container of the backup agent (the operator's binary), as the store's
+/// user so that what it writes the store's tools can read.
+fn agent_container(
+    name: &str,
+    image: &str,
+    args: Vec<String>,
+    env: Vec<EnvVar>,
+    mounts: Vec<VolumeMount>,
+) -> Container {
+    Container {
+        name: name.into(),
+        image: Some(image.into()),
+        args: Some(args),
+        env: Some(env),
+        volume_mounts: Some(mounts),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_string(), Quantity("10m".into())),
+                ("memory".to_string(), Quantity("32Mi".into())),
+            ])),
+            limits: Some(BTreeMap::from([(
+                "memory".to_string(),
+                Quantity("256Mi".into()),
+            )])),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(SecurityContext {
+            run_as_user: Some(security::STORE_UID),
+            run_as_group: Some(security::STORE_UID),
+            ..security::container()
+        }),
+        ..Container::default()
     }
 }
 
@@ -378,7 +498,9 @@ fn restore_source(stack: &AppStack, engine: &dyn Engine) -> Option<String> {
 pub struct StorePod {
     pub volumes: Vec<Volume>,
     pub mounts: Vec<VolumeMount>,
-    pub init: Option<Container>,
+    pub init: Vec<Container>,
+    /// The agent copying PostgreSQL's archived WAL to S3.
+    pub sidecars: Vec<Container>,
     /// PostgreSQL settings (`-c` options) for WAL archiving.
     pub settings: Vec<String>,
 }
@@ -388,19 +510,21 @@ pub fn store_pod(
     stack: &AppStack,
     engine: &dyn Engine,
     restoring: bool,
-    store_env: &[k8s_openapi::api::core::v1::EnvVar],
+    agent: Option<&str>,
+    store_env: &[EnvVar],
     data_mount: VolumeMount,
-) -> StorePod {
+) -> Result<StorePod, BuildError> {
     let mut out = StorePod {
         volumes: Vec::new(),
         mounts: Vec::new(),
-        init: None,
+        init: Vec::new(),
+        sidecars: Vec::new(),
         settings: Vec::new(),
     };
     let backs_up = stack.spec.backup(engine.kind()).is_some();
     let source = restore_source(stack, engine).filter(|_| restoring);
     if !backs_up && source.is_none() {
-        return out;
+        return Ok(out);
     }
     out.volumes.push(scripts_volume(ctx));
     out.mounts.push(scripts_mount());
@@ -413,12 +537,95 @@ pub fn store_pod(
             format!("archive_command={SCRIPTS}/pg-archive-wal %p %f"),
             format!("archive_timeout={ARCHIVE_TIMEOUT}"),
         ];
+        if let Some(s3) = s3_target(&stack.spec, engine) {
+            let agent = agent.ok_or(BuildError::NoAgentImage {
+                field: "spec.postgres.backup.target.s3",
+            })?;
+            out.sidecars.push(agent_container(
+                "wal-to-s3",
+                agent,
+                [
+                    "backup-sync",
+                    "--store",
+                    "postgres",
+                    "--root",
+                    &format!("{MOUNT}/postgres"),
+                    "--only",
+                    "wal/",
+                    "--every",
+                    "5",
+                ]
+                .map(String::from)
+                .to_vec(),
+                s3_env(ctx, s3, &ctx.name, engine),
+                vec![own_mount()],
+            ));
+        }
     }
     if let Some(source) = source {
-        let own =
-            backs_up && engine.kind() == StoreKind::Postgres && source == name(&ctx.name, engine);
+        let from_s3 = s3_source(&stack.spec);
+        let own = from_s3.is_none()
+            && backs_up
+            && engine.kind() == StoreKind::Postgres
+            && source == name(&ctx.name, engine);
         let volume_name = if own { VOLUME } else { RESTORE_VOLUME };
-        if !own {
+        if let Some(s3) = from_s3 {
+            // Fetched for the restore into a volume of the pod's own.
+            let agent = agent.ok_or(BuildError::NoAgentImage {
+                field: "spec.restore.s3",
+            })?;
+            out.volumes.push(Volume {
+                name: RESTORE_VOLUME.into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Volume::default()
+            });
+            let data = match engine.kind() {
+                StoreKind::Postgres => store_env
+                    .iter()
+                    .find(|e| e.name == "PGDATA")
+                    .and_then(|e| e.value.clone())
+                    .unwrap_or_default(),
+                StoreKind::Redis => data_mount.mount_path.clone(),
+            };
+            let from = stack
+                .spec
+                .restore
+                .as_ref()
+                .map(|r| r.from.as_str())
+                .unwrap_or_default();
+            let mut env = s3_env(ctx, s3, from, engine);
+            env.push(wiring::plain_env(
+                "RESTORE_TARGET",
+                stack
+                    .spec
+                    .restore
+                    .as_ref()
+                    .and_then(|r| r.point_in_time.as_deref())
+                    .unwrap_or(""),
+            ));
+            out.init.push(agent_container(
+                "fetch",
+                agent,
+                vec![
+                    "backup-fetch".into(),
+                    "--store".into(),
+                    engine.part().into(),
+                    "--into".into(),
+                    format!("{RESTORE_MOUNT}/{}", engine.part()),
+                    "--data".into(),
+                    data,
+                ],
+                env,
+                vec![
+                    data_mount.clone(),
+                    VolumeMount {
+                        name: RESTORE_VOLUME.into(),
+                        mount_path: RESTORE_MOUNT.into(),
+                        ..VolumeMount::default()
+                    },
+                ],
+            ));
+        } else if !own {
             out.volumes.push(Volume {
                 name: RESTORE_VOLUME.into(),
                 persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
@@ -445,7 +652,10 @@ pub fn store_pod(
                 "RESTORE_FROM",
                 restore.map(|r| r.from.as_str()).unwrap_or(""),
             ),
-            wiring::plain_env("RESTORE_VOLUME", &source),
+            wiring::plain_env(
+                "RESTORE_VOLUME",
+                &from_s3.map_or(source.clone(), |s| format!("s3://{}", s.bucket)),
+            ),
             wiring::plain_env(
                 "RESTORE_TARGET",
                 restore
@@ -454,7 +664,7 @@ pub fn store_pod(
             ),
         ]);
         let (_, script) = scripts_of(engine.kind());
-        out.init = Some(Container {
+        out.init.push(Container {
             name: RESTORE_CONTAINER.into(),
             image: Some(engine.image(&stack.spec)),
             command: Some(vec![format!("{SCRIPTS}/{script}")]),
@@ -465,5 +675,5 @@ pub fn store_pod(
             ..Container::default()
         });
     }
-    out
+    Ok(out)
 }

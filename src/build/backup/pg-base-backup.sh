@@ -15,6 +15,13 @@ rm -rf "$root"/base/*.partial
 label=$(date -u +%Y%m%dT%H%M%SZ)
 dir="$root/base/$label"
 echo "base backup $label of $PGHOST as $PGUSER"
+# A new pod may wait a moment for the network policy to admit it.
+tries=0
+until pg_isready -q -t 5; do
+  tries=$((tries + 1))
+  [ "$tries" -lt 30 ] || fail "PostgreSQL at $PGHOST does not answer: $(pg_isready -t 5 2>&1)"
+  sleep 2
+done
 pg_basebackup -D "$dir.partial" -Fp -X stream -c fast --manifest-checksums=SHA256 \
   -l "appstack $label" 2> /tmp/err || fail "pg_basebackup failed: $(tail -n 3 /tmp/err)"
 pg_verifybackup -q "$dir.partial" 2> /tmp/err || fail "the backup does not verify: $(tail -n 3 /tmp/err)"
@@ -55,4 +62,5 @@ last=$end
 summary=$(printf '{"label":"%s","completed":"%s","sizeBytes":%s,"count":%s,"totalBytes":%s,"firstRecoverable":"%s","lastRecoverable":"%s"}' \
   "$label" "$(iso "$end")" "$size" "$kept" "$total" "$(iso "$(cat "$root/base/$oldest.end")")" "$(iso "$last")")
 printf '%s\n' "$summary" > /dev/termination-log
+printf '%s\n' "$summary" > "$root/.summary.json"
 echo "$summary"

@@ -8,18 +8,23 @@
 set -u
 src=/var/lib/appstack/restore/postgres
 fail() { printf '%s\n' "$*" > /dev/termination-log; printf '%s\n' "$*" >&2; exit 1; }
-if [ -s "$PGDATA/PG_VERSION" ]; then
-  echo "$PGDATA holds a database: nothing to restore"
-  exit 0
+done_() { printf '%s\n' "$*" > /dev/termination-log; echo "$*"; exit 0; }
+if [ -e "$PGDATA/recovery.signal" ]; then
+  done_ "a restore is under way: PostgreSQL replays the archived WAL"
+elif [ -s "$PGDATA/PG_VERSION" ]; then
+  done_ "$PGDATA holds a database: nothing restored"
 fi
 stage="$PGDATA.restoring"
 rm -rf "$stage"
 target=
 if [ -n "${RESTORE_TARGET:-}" ]; then
   target=$(date -u -d "$RESTORE_TARGET" +%s) || fail "spec.restore.pointInTime: $RESTORE_TARGET is no time this image's date understands"
+  # PostgreSQL takes no zone abbreviation (such as Z) here: a UTC offset.
+  target_time=$(date -u -d "$RESTORE_TARGET" '+%Y-%m-%d %H:%M:%S.%N+00')
 fi
 [ -d "$src/base" ] || fail "no PostgreSQL backup in volume $RESTORE_VOLUME of stack $RESTORE_FROM: take one first (kubectl create job --from=cronjob/$RESTORE_FROM-postgres-backup <name>)"
 chosen=
+skipped=
 for l in $(ls -1 "$src/base" | grep -E '^[0-9]{8}T[0-9]{6}Z$' | sort -r); do
   end=$(cat "$src/base/$l.end" 2>/dev/null) || continue
   if [ -n "$target" ] && [ "$end" -gt "$target" ]; then
@@ -30,6 +35,7 @@ for l in $(ls -1 "$src/base" | grep -E '^[0-9]{8}T[0-9]{6}Z$' | sort -r); do
     break
   fi
   echo "backup $l does not verify, trying an older one: $(tail -n 2 /tmp/err)" >&2
+  skipped="$skipped $l"
 done
 [ -n "$chosen" ] || fail "no verified PostgreSQL base backup of stack $RESTORE_FROM ended before ${RESTORE_TARGET:-now} in volume $RESTORE_VOLUME"
 echo "restoring base backup $chosen of stack $RESTORE_FROM${RESTORE_TARGET:+, then its WAL up to $RESTORE_TARGET}"
@@ -40,9 +46,9 @@ chmod 700 "$stage"
   echo "# Written by AppStack's restore of stack $RESTORE_FROM (backup $chosen)."
   echo "restore_command = '/etc/appstack/backup/pg-restore-wal %f %p'"
   echo "recovery_target_action = 'promote'"
-  [ -n "$target" ] && echo "recovery_target_time = '$RESTORE_TARGET'"
+  [ -n "$target" ] && echo "recovery_target_time = '$target_time'"
 } >> "$stage/postgresql.auto.conf"
 touch "$stage/recovery.signal"
 sync
 mv "$stage" "$PGDATA" || fail "could not move the restored data into $PGDATA"
-echo "restored into $PGDATA; PostgreSQL replays the archived WAL when it starts"
+done_ "restored base backup $chosen of stack $RESTORE_FROM${skipped:+ (skipped, as they fail verification:$skipped)}; PostgreSQL replays the archived WAL${RESTORE_TARGET:+ up to $RESTORE_TARGET}"

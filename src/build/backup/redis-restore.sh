@@ -6,9 +6,9 @@ set -u
 src=/var/lib/appstack/restore/redis
 fail() { printf '%s\n' "$*" > /dev/termination-log; printf '%s\n' "$*" >&2; exit 1; }
 label_epoch() { date -u -d "$(printf '%s' "$1" | sed -E 's/^(....)(..)(..)T(..)(..)(..)Z$/\1-\2-\3 \4:\5:\6Z/')" +%s; }
+done_() { printf '%s\n' "$*" > /dev/termination-log; echo "$*"; exit 0; }
 if [ -e /data/appendonlydir ]; then
-  echo "/data holds a dataset: nothing to restore"
-  exit 0
+  done_ "/data holds a dataset: nothing restored"
 fi
 # What an interrupted restore left: it starts over.
 stage=/data/restoring
@@ -19,6 +19,7 @@ if [ -n "${RESTORE_TARGET:-}" ]; then
 fi
 [ -d "$src" ] || fail "no Redis snapshot in volume $RESTORE_VOLUME of stack $RESTORE_FROM: take one first (kubectl create job --from=cronjob/$RESTORE_FROM-redis-backup <name>)"
 chosen=
+skipped=
 for f in $(ls -1 "$src" | grep -E '^[0-9]{8}T[0-9]{6}Z\.rdb$' | sort -r); do
   l=${f%.rdb}
   if [ -n "$target" ] && [ "$(label_epoch "$l")" -gt "$target" ]; then
@@ -30,6 +31,7 @@ for f in $(ls -1 "$src" | grep -E '^[0-9]{8}T[0-9]{6}Z\.rdb$' | sort -r); do
     break
   fi
   echo "snapshot $l does not check, trying an older one" >&2
+  skipped="$skipped $l"
 done
 [ -n "$chosen" ] || fail "no checked Redis snapshot of stack $RESTORE_FROM taken before ${RESTORE_TARGET:-now} in volume $RESTORE_VOLUME"
 echo "restoring snapshot $chosen of stack $RESTORE_FROM"
@@ -60,4 +62,4 @@ wait "$pid" || true
 sync "$stage"/appendonlydir/* "$stage/appendonlydir"
 mv "$stage/appendonlydir" /data/appendonlydir || fail "could not move the restored append-only file into /data"
 rm -rf "$stage"
-echo "restored snapshot $chosen into /data/appendonlydir"
+done_ "restored snapshot $chosen of stack $RESTORE_FROM${skipped:+ (skipped, as they fail their checks:$skipped)}"

@@ -14,8 +14,16 @@ rm -f "$root"/*.partial
 label=$(date -u +%Y%m%dT%H%M%SZ)
 file="$root/$label.rdb"
 echo "RDB snapshot $label of $REDIS_HOST as $REDIS_USER"
-redis-cli ${REDIS_TLS_CA_FILE:+--tls --cacert "$REDIS_TLS_CA_FILE"} -h "$REDIS_HOST" -p "$REDIS_PORT" \
-  --user "$REDIS_USER" --no-auth-warning --rdb "$file.partial" > /tmp/out 2>&1 \
+cli() { redis-cli ${REDIS_TLS_CA_FILE:+--tls --cacert "$REDIS_TLS_CA_FILE"} -h "$REDIS_HOST" -p "$REDIS_PORT" --user "$REDIS_USER" --no-auth-warning "$@"; }
+# A new pod may wait a moment for the network policy to admit it. The
+# backup user may not even PING: a refusal is an answer.
+tries=0
+until cli ping 2>&1 | grep -qE 'PONG|NOPERM'; do
+  tries=$((tries + 1))
+  [ "$tries" -lt 30 ] || fail "Redis at $REDIS_HOST does not answer: $(cli ping 2>&1 | head -n 1)"
+  sleep 2
+done
+cli --rdb "$file.partial" > /tmp/out 2>&1 \
   || fail "redis-cli --rdb failed: $(tail -n 3 /tmp/out)"
 redis-check-rdb "$file.partial" > /tmp/out 2>&1 || fail "the snapshot does not check: $(grep -v '^\[offset' /tmp/out | tail -n 3)"
 sha256sum "$file.partial" | cut -d' ' -f1 > "$file.sha256"
@@ -42,4 +50,5 @@ total=$(du -sb "$root" | cut -f1)
 summary=$(printf '{"label":"%s","completed":"%s","sizeBytes":%s,"count":%s,"totalBytes":%s,"firstRecoverable":"%s","lastRecoverable":"%s"}' \
   "$label" "$(iso "$now")" "$size" "$kept" "$total" "$(iso "$(label_epoch "$oldest")")" "$(iso "$(label_epoch "$label")")")
 printf '%s\n' "$summary" > /dev/termination-log
+printf '%s\n' "$summary" > "$root/.summary.json"
 echo "$summary"

@@ -14,7 +14,7 @@ use k8s_openapi::api::authorization::v1::{
 };
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRole;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
@@ -107,7 +107,7 @@ type Access = (
 
 async fn rbac(ctx: &mut Ctx) -> Result<()> {
     // What `kubectl auth can-i --as=<sa>` asks: SubjectAccessReviews.
-    let checks: [Access; 12] = [
+    let checks: [Access; 14] = [
         ("patch", "apps", "deployments", "", true, true),
         ("create", "apps", "statefulsets", "", true, true),
         ("watch", "appstack.dev", "appstacks", "", true, true),
@@ -115,7 +115,10 @@ async fn rbac(ctx: &mut Ctx) -> Result<()> {
         ("create", "", "secrets", "", true, true),
         ("create", "events.k8s.io", "events", "", true, true),
         ("delete", "", "persistentvolumeclaims", "", true, false),
-        ("list", "", "pods", "", false, false),
+        // The backup pods' termination messages (by label), for status.
+        ("list", "", "pods", "", true, true),
+        ("create", "batch", "jobs", "", true, false),
+        ("list", "", "persistentvolumeclaims", "", true, false),
         (
             "create",
             "rbac.authorization.k8s.io",
@@ -191,9 +194,9 @@ async fn rbac(ctx: &mut Ctx) -> Result<()> {
 
     let forbidden = [
         (
-            "list pods",
+            "read a pod's logs",
             Api::<Pod>::namespaced(sa.clone(), &ctx.ns)
-                .list(&ListParams::default())
+                .logs("e2e-rbac-probe", &Default::default())
                 .await
                 .map(|_| ()),
         ),

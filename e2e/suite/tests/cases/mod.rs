@@ -5,6 +5,9 @@ use std::time::Duration;
 use appstack_e2e::runner::Scenario;
 
 mod apply;
+mod backup_clone;
+mod backup_restore;
+mod backup_schedule;
 mod bad_manifests;
 mod child_refused;
 mod delete_reapply;
@@ -74,6 +77,9 @@ pub fn all() -> Vec<Scenario> {
         scenario("least-privilege", least_privilege::run, 8),
         scenario("tls", tls::run, 12),
         scenario("upgrade-from-previous-release", upgrade_previous::run, 15),
+        scenario("backup-restore-to-a-point-in-time", backup_restore::run, 15),
+        scenario("backup-killed-then-clone", backup_clone::run, 15),
+        scenario("backup-schedule-and-retention", backup_schedule::run, 15),
         scenario("hostile-secrets", hostile_secrets::run, 6),
         scenario("poisoned-upgrade", poisoned_upgrade::run, 10),
         scenario("leader-cut-off", leader_cut_off::run, 8),
