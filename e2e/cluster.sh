@@ -6,6 +6,7 @@
 #   e2e/cluster.sh up            start it (or check it); idempotent, recovers after a crash or reboot
 #   e2e/cluster.sh status        prove it works: node, pod, DNS + Service, PVC, metrics
 #   e2e/cluster.sh env           shell lines for: eval "$(e2e/cluster.sh env)"
+#   e2e/cluster.sh s3-credentials  the local S3 server's root keys (KEY=value lines)
 #   e2e/cluster.sh logs [NAME] [-f]   tails of all component logs, or one log
 #   e2e/cluster.sh down [--purge]     stop it and clean the host; --purge also deletes its data
 #
@@ -163,6 +164,14 @@ cmd_env() {
   printf 'export CONTAINERD_ADDRESS=%q\n' "$CONTAINERD_SOCK"
 }
 
+# The local S3 server's root keys (AWS_ACCESS_KEY_ID=..., AWS_SECRET_ACCESS_KEY=...),
+# for tests that make a bucket and hand a stack its keys.
+cmd_s3_credentials() {
+  [[ $CLUSTER == local ]] || die "s3-credentials: only the local cluster runs an S3 server"
+  [[ -r $CLUSTER_DIR/s3/credentials ]] || die "no S3 credentials yet: run e2e/cluster.sh up"
+  cat "$CLUSTER_DIR/s3/credentials"
+}
+
 cmd_status() {
   if [[ $CLUSTER == current ]]; then
     KUBECTL=(kubectl)
@@ -209,6 +218,7 @@ case ${1:-} in
   down) cmd_down "${2:-}" ;;
   status) cmd_status ;;
   env) cmd_env ;;
+  s3-credentials) cmd_s3_credentials ;;
   logs) cmd_logs "${2:-}" "${3:-}" ;;
   -h | --help | help) usage ;;
   *) usage 2 ;;

@@ -743,4 +743,56 @@ mod tests {
             ));
         assert_eq!(store_trouble("postgres", &deleting), None);
     }
+
+    fn backup_pod(name: &str, phase: &str, at: &str, exit: i32, message: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "status": {"phase": phase, "containerStatuses": [{
+                "name": "backup", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"terminated": {"exitCode": exit, "finishedAt": at, "message": message}}
+            }]}
+        }))
+        .unwrap()
+    }
+
+    const SUMMARY: &str = r#"{"label":"20261202T030000Z","completed":"2026-12-02T03:00:09Z","sizeBytes":48006139,"count":2,"totalBytes":96000000,"firstRecoverable":"2026-12-01T03:00:08Z","lastRecoverable":"2026-12-02T03:00:09Z"}"#;
+
+    #[test]
+    fn backup_status_comes_from_the_newest_pods_termination_messages() {
+        let ok = backup_pod("b-1", "Succeeded", "2026-12-02T03:00:10Z", 0, SUMMARY);
+        let s = backup(&[ok.clone()]);
+        assert_eq!(s.last_successful.as_deref(), Some("20261202T030000Z"));
+        assert_eq!(s.count, Some(2));
+        assert_eq!(
+            s.first_recoverable_time.as_deref(),
+            Some("2026-12-01T03:00:08Z")
+        );
+        assert_eq!(s.last_failure, None);
+
+        // A failure after it is reported, and the last good backup kept.
+        let failed = backup_pod(
+            "b-2",
+            "Failed",
+            "2026-12-02T04:00:10Z",
+            1,
+            "pg_basebackup failed: no replication",
+        );
+        let s = backup(&[failed.clone(), ok.clone()]);
+        assert_eq!(s.last_successful.as_deref(), Some("20261202T030000Z"));
+        assert!(
+            s.last_failure
+                .as_deref()
+                .unwrap()
+                .contains("b-2 failed: pg_basebackup failed")
+        );
+
+        // A success after the failure clears it; running pods count for nothing.
+        let again = backup_pod("b-3", "Succeeded", "2026-12-02T05:00:10Z", 0, SUMMARY);
+        let running: Pod = serde_json::from_value(
+            serde_json::json!({"metadata": {"name": "b-4"}, "status": {"phase": "Running"}}),
+        )
+        .unwrap();
+        let s = backup(&[again, failed, running]);
+        assert_eq!(s.last_failure, None);
+    }
 }

@@ -31,6 +31,107 @@ pub struct ErrorLabels {
     pub error: String,
 }
 
+/// One store of one stack, for the backup gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreLabels {
+    pub namespace: String,
+    pub stack: String,
+    pub store: String,
+}
+
+/// What status says of a store's backups, as gauges (a stack's series go
+/// when it is deleted).
+#[derive(Default)]
+pub struct BackupGauges {
+    pub last_success: Family<StoreLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub first_recoverable: Family<StoreLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub last_recoverable: Family<StoreLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub size: Family<StoreLabels, Gauge>,
+    pub total: Family<StoreLabels, Gauge>,
+    pub count: Family<StoreLabels, Gauge>,
+    pub failing: Family<StoreLabels, Gauge>,
+}
+
+impl BackupGauges {
+    /// Sets a store's gauges from its backup status (None: no backups).
+    pub fn set(&self, labels: &StoreLabels, status: Option<&crate::api::BackupStatus>) {
+        let Some(s) = status else {
+            self.forget(labels);
+            return;
+        };
+        let seconds = |t: &Option<String>| {
+            t.as_deref()
+                .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+                .map(|t| t.as_millisecond() as f64 / 1000.0)
+        };
+        if let Some(v) = seconds(&s.last_successful_time) {
+            self.last_success.get_or_create(labels).set(v);
+        }
+        if let Some(v) = seconds(&s.first_recoverable_time) {
+            self.first_recoverable.get_or_create(labels).set(v);
+        }
+        if let Some(v) = seconds(&s.last_recoverable_time) {
+            self.last_recoverable.get_or_create(labels).set(v);
+        }
+        if let Some(v) = s.last_size_bytes {
+            self.size.get_or_create(labels).set(v);
+        }
+        if let Some(v) = s.total_bytes {
+            self.total.get_or_create(labels).set(v);
+        }
+        if let Some(v) = s.count {
+            self.count.get_or_create(labels).set(i64::from(v));
+        }
+        self.failing
+            .get_or_create(labels)
+            .set(i64::from(s.last_failure.is_some()));
+    }
+
+    pub fn forget(&self, labels: &StoreLabels) {
+        self.last_success.remove(labels);
+        self.first_recoverable.remove(labels);
+        self.last_recoverable.remove(labels);
+        self.size.remove(labels);
+        self.total.remove(labels);
+        self.count.remove(labels);
+        self.failing.remove(labels);
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "backup_last_success_timestamp_seconds",
+            "When the newest successful backup of a store completed",
+            self.last_success.clone(),
+        );
+        registry.register(
+            "backup_first_recoverable_timestamp_seconds",
+            "The earliest moment a restore of the store can reach",
+            self.first_recoverable.clone(),
+        );
+        registry.register(
+            "backup_last_recoverable_timestamp_seconds",
+            "The latest moment a restore could reach when the last backup ran",
+            self.last_recoverable.clone(),
+        );
+        registry.register(
+            "backup_last_size_bytes",
+            "Size of the newest successful backup",
+            self.size.clone(),
+        );
+        registry.register(
+            "backup_target_bytes",
+            "Bytes the store's backups take on the backup volume",
+            self.total.clone(),
+        );
+        registry.register("backups", "Backups of the store kept", self.count.clone());
+        registry.register(
+            "backup_failing",
+            "1 while the newest backup of the store failed",
+            self.failing.clone(),
+        );
+    }
+}
+
 /// The operator's metrics, registered once and shared by the controller.
 pub struct Metrics {
     pub reconciles: Counter,
@@ -39,6 +140,7 @@ pub struct Metrics {
     pub applies: Counter,
     pub applies_skipped: Counter,
     pub leader: Gauge,
+    pub backups: BackupGauges,
     registry: Registry,
 }
 
@@ -79,6 +181,8 @@ impl Default for Metrics {
             "1 while this replica holds the leader lease (or runs without leader election)",
             leader.clone(),
         );
+        let backups = BackupGauges::default();
+        backups.register(&mut registry);
         Self {
             reconciles,
             failures,
@@ -86,6 +190,7 @@ impl Default for Metrics {
             applies,
             applies_skipped,
             leader,
+            backups,
             registry,
         }
     }

@@ -162,7 +162,15 @@ pub async fn report_restore(ctx: &Context, stack: &AppStack, engine: &dyn Engine
         reason: "Restored".into(),
         note: Some(crate::error::cut(&note, 1000)),
         action: "Restore".into(),
-        secondary: None,
+        // Names the store's StatefulSet, which also keeps the stores'
+        // events apart (the recorder folds events with equal keys).
+        secondary: Some(k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("apps/v1".into()),
+            kind: Some("StatefulSet".into()),
+            name: Some(engine.secret_name(&stack.name_any())),
+            namespace: Some(namespace.clone()),
+            ..Default::default()
+        }),
     };
     ctx.publish(stack, event).await;
 }

@@ -99,11 +99,19 @@ impl Context {
     }
 
     /// Forgets everything kept about a stack that no longer exists: the names
-    /// it waited for, its backoff and the memo of its children.
+    /// it waited for, its backoff, the memo of its children and its backup
+    /// gauges.
     pub(super) fn forget_stack(&self, namespace: &str, name: &str) {
         self.waiting.set(namespace, name, &[]);
         self.reset_backoff(namespace, name);
         self.memo.forget_stack(namespace, name);
+        for engine in crate::build::stores::ENGINES {
+            self.metrics.backups.forget(&crate::telemetry::StoreLabels {
+                namespace: namespace.to_string(),
+                stack: name.to_string(),
+                store: engine.part().to_string(),
+            });
+        }
     }
 
     /// A counter map is sound whatever panicked while it was held.

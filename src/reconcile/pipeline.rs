@@ -308,6 +308,15 @@ async fn conclude(
     {
         ctx.publish(stack, warning("BackupFailed", &message)).await;
     }
+    for store in stores::ENGINES {
+        let labels = crate::telemetry::StoreLabels {
+            namespace: namespace.clone(),
+            stack: stack.name_any(),
+            store: store.part().to_string(),
+        };
+        let backup = computed.store(store.kind()).and_then(|s| s.backup.as_ref());
+        ctx.metrics.backups.set(&labels, backup);
+    }
     for store in stores::of(&stack.spec) {
         let restored = |s: Option<&AppStackStatus>| {
             s.and_then(|s| s.store(store.kind()))

@@ -7,6 +7,7 @@ use appstack_e2e::runner::Scenario;
 mod apply;
 mod backup_clone;
 mod backup_restore;
+mod backup_s3;
 mod backup_schedule;
 mod bad_manifests;
 mod child_refused;
@@ -80,6 +81,7 @@ pub fn all() -> Vec<Scenario> {
         scenario("backup-restore-to-a-point-in-time", backup_restore::run, 15),
         scenario("backup-killed-then-clone", backup_clone::run, 15),
         scenario("backup-schedule-and-retention", backup_schedule::run, 15),
+        scenario("backup-to-s3-and-restore", backup_s3::run, 15),
         scenario("hostile-secrets", hostile_secrets::run, 6),
         scenario("poisoned-upgrade", poisoned_upgrade::run, 10),
         scenario("leader-cut-off", leader_cut_off::run, 8),

@@ -1,0 +1,285 @@
+//! The S3 target, and the loss of every volume: backups and WAL go to the
+//! local cluster's S3 server (versitygw); the AppStack and all of the
+//! namespace's volumes, backup volumes included, are deleted; a new
+//! AppStack restored from the bucket to a moment T has exactly the rows
+//! committed before T, the carts, and the sessions of the Redis snapshot.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use appstack_e2e::appstack;
+use appstack_e2e::backups;
+use appstack_e2e::cmd;
+use appstack_e2e::runner::{Ctx, ScenarioFuture};
+use appstack_e2e::shop;
+use appstack_e2e::stores;
+use appstack_e2e::wait::{self, Pending, Ready};
+use appstack_e2e::{apply, pods};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use serde_json::json;
+
+pub fn run(ctx: &mut Ctx) -> ScenarioFuture<'_> {
+    Box::pin(scenario(ctx))
+}
+
+const ENDPOINT: &str = "http://s3.kube-system.svc:9000";
+
+/// The local S3 server, from this host: its address and root keys.
+struct S3 {
+    url: String,
+    key: String,
+    secret: String,
+}
+
+impl S3 {
+    async fn local(ctx: &Ctx) -> Result<Self> {
+        let text = cmd::run_ok(
+            &ctx.env,
+            "e2e/cluster.sh",
+            &["s3-credentials"],
+            None,
+            Duration::from_secs(10),
+        )
+        .await?;
+        let value = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .map(str::to_string)
+                .with_context(|| format!("{k} missing from e2e/cluster.sh s3-credentials"))
+        };
+        let svc = Api::<Service>::namespaced(ctx.client.clone(), "kube-system")
+            .get("s3")
+            .await?;
+        let ip = svc
+            .spec
+            .and_then(|s| s.cluster_ip)
+            .context("Service s3 has no ClusterIP")?;
+        Ok(Self {
+            url: format!("http://{ip}:9000"),
+            key: value("AWS_ACCESS_KEY_ID")?,
+            secret: value("AWS_SECRET_ACCESS_KEY")?,
+        })
+    }
+
+    /// The keys under `prefix` (ListObjectsV2, first page).
+    async fn list(&self, ctx: &Ctx, bucket: &str, prefix: &str) -> Result<String> {
+        // SigV4 signs the query as encoded: '/' must travel as %2F.
+        let prefix = prefix.replace('/', "%2F");
+        self.curl(
+            ctx,
+            "GET",
+            &format!("/{bucket}?list-type=2&prefix={prefix}"),
+        )
+        .await
+    }
+
+    /// curl with SigV4, as any S3 client signs.
+    async fn curl(&self, ctx: &Ctx, method: &str, path: &str) -> Result<String> {
+        let user = format!("{}:{}", self.key, self.secret);
+        let url = format!("{}{path}", self.url);
+        cmd::run_ok(
+            &ctx.env,
+            "curl",
+            &[
+                "-fsS",
+                "--aws-sigv4",
+                "aws:amz:us-east-1:s3",
+                "--user",
+                &user,
+                "-H",
+                "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+                "-X",
+                method,
+                &url,
+            ],
+            None,
+            Duration::from_secs(20),
+        )
+        .await
+    }
+}
+
+async fn scenario(ctx: &mut Ctx) -> Result<()> {
+    let s3 = S3::local(ctx).await?;
+    let bucket = format!("appstack-{}", ctx.ns.rsplit('-').next().unwrap_or("e2e"));
+    s3.curl(ctx, "PUT", &format!("/{bucket}")).await?;
+    let keys = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("s3-keys".into()),
+            ..Default::default()
+        },
+        string_data: Some(
+            [
+                ("AWS_ACCESS_KEY_ID".to_string(), s3.key.clone()),
+                ("AWS_SECRET_ACCESS_KEY".to_string(), s3.secret.clone()),
+            ]
+            .into(),
+        ),
+        ..Secret::default()
+    };
+    Api::<Secret>::namespaced(ctx.client.clone(), &ctx.ns)
+        .create(&PostParams::default(), &keys)
+        .await?;
+    ctx.step(format!(
+        "bucket {bucket} on the local S3 server ({ENDPOINT}), keys in Secret s3-keys"
+    ));
+    let target = json!({"bucket": bucket, "endpoint": ENDPOINT, "secretName": "s3-keys"});
+
+    let stack = appstack::deploy_shop(ctx, |m| {
+        m["spec"]["postgres"]["backup"] =
+            json!({"schedule": "0 3 1 1 *", "target": {"volume": {"size": "2Gi"}, "s3": target}});
+        m["spec"]["redis"]["backup"] =
+            json!({"schedule": "0 3 1 1 *", "target": {"volume": {"size": "1Gi"}, "s3": target}});
+    })
+    .await?;
+    let pg = format!("{}-0", stack.postgres());
+    let (token, cart) = shop::seed(&stack.shop, "hedy").await?;
+    ctx.step(format!("logged in as hedy, cart {cart:?}"));
+    stores::psql_as_app(ctx, &pg, "create table ledger (note text primary key)").await?;
+    stores::psql_as_app(ctx, &pg, "insert into ledger values ('before-backup')").await?;
+    backups::take(ctx, &stack.name, "postgres", "pg-1").await?;
+    backups::take(ctx, &stack.name, "redis", "redis-1").await?;
+    let status =
+        backups::wait_status(ctx, &stack.name, "postgres", None, Duration::from_secs(60)).await?;
+    let label = status["lastSuccessful"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let prefix = format!("{}/{}", ctx.ns, stack.name);
+    let listed = s3
+        .list(ctx, &bucket, &format!("{prefix}/postgres/base/{label}.end"))
+        .await?;
+    if !listed.contains(&format!("{label}.end")) {
+        bail!("base backup {label} is not in the bucket: {listed}");
+    }
+    ctx.step(format!(
+        "base backup {label} and the Redis snapshot are in s3://{bucket}/{prefix}/"
+    ));
+
+    stores::psql_as_app(
+        ctx,
+        &pg,
+        "insert into ledger values ('after-backup-before-t')",
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let t = backups::psql_as_admin(ctx, &pg, "select replace(to_char(now() at time zone 'utc', 'YYYY-MM-DD HH24:MI:SS.US'), ' ', 'T') || 'Z'").await?;
+    ctx.step(format!("T = {t}"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stores::psql_as_app(ctx, &pg, "insert into ledger values ('after-t')").await?;
+    backups::archive_now(ctx, &pg).await?;
+    let segment =
+        backups::psql_as_admin(ctx, &pg, "select last_archived_wal from pg_stat_archiver").await?;
+    let archived = Instant::now();
+    wait::until(
+        &format!("WAL segment {segment} to reach the bucket"),
+        Duration::from_secs(60),
+        async || {
+            let listed = s3
+                .list(
+                    ctx,
+                    &bucket,
+                    &format!("{prefix}/postgres/wal/{segment}.gz.sha256"),
+                )
+                .await?;
+            Ok(if listed.contains(&segment) {
+                Ready(())
+            } else {
+                Pending("not yet".into())
+            })
+        },
+    )
+    .await?;
+    ctx.recovered("archived WAL to S3", archived.elapsed());
+
+    // Every volume of the namespace goes: data and backup volumes alike.
+    appstack::api(&ctx.client, &ctx.ns)
+        .delete(&stack.name, &DeleteParams::default())
+        .await?;
+    let selector = format!("app.kubernetes.io/instance={}", stack.name);
+    wait::until(
+        "the stack's pods to be gone",
+        Duration::from_secs(180),
+        async || {
+            let left = pods::list(&ctx.client, &ctx.ns, &selector).await?;
+            Ok(if left.is_empty() {
+                Ready(())
+            } else {
+                Pending(pods::describe(&left))
+            })
+        },
+    )
+    .await?;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    claims
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await?;
+    wait::until(
+        "every volume of the namespace to be gone",
+        Duration::from_secs(120),
+        async || {
+            let left = claims.list(&ListParams::default()).await?;
+            Ok(if left.items.is_empty() {
+                Ready(())
+            } else {
+                Pending(
+                    left.items
+                        .iter()
+                        .map(|c| c.name_any())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )
+            })
+        },
+    )
+    .await?;
+    ctx.step("deleted the AppStack and every volume, backup volumes included");
+
+    let mut manifest = stack.manifest.clone();
+    manifest["spec"]["restore"] = json!({"from": stack.name, "pointInTime": t, "s3": target});
+    let start = Instant::now();
+    apply::object(&ctx.client, &ctx.ns, manifest).await?;
+    appstack::wait_ready(&ctx.client, &ctx.ns, &stack.name, Duration::from_secs(420)).await?;
+    ctx.recovered("restore from S3 to T until Ready", start.elapsed());
+    let rows = stores::psql_as_app(
+        ctx,
+        &pg,
+        "select string_agg(note, ',' order by note) from ledger",
+    )
+    .await?;
+    if !rows.0 || rows.1.trim() != "after-backup-before-t,before-backup" {
+        bail!(
+            "expected exactly the rows committed before T, saw {:?}",
+            rows.1.trim()
+        );
+    }
+    ctx.step(format!(
+        "ledger after the restore from S3 to T: {}",
+        rows.1.trim()
+    ));
+    let shop = appstack::shop_client(ctx, &stack.web()).await?;
+    shop.expect_me(&token, "hedy").await?;
+    let (now, _) = shop.cart(&token).await?;
+    if now != cart {
+        bail!("expected hedy's cart {cart:?} after the restore, GET /cart returned {now:?}");
+    }
+    let events = appstack::events(&ctx.client, &ctx.ns, &stack.name).await?;
+    let restored: Vec<String> = events
+        .into_iter()
+        .filter(|(_, r, _)| r == "Restored")
+        .map(|(_, _, m)| m)
+        .collect();
+    if !restored
+        .iter()
+        .any(|m| m.contains(&format!("restored base backup {label}")))
+    {
+        bail!("expected an Event saying base backup {label} was restored, saw {restored:?}");
+    }
+    ctx.step(format!(
+        "hedy's session and cart are back; {}",
+        restored.join(" / ")
+    ));
+    Ok(())
+}
