@@ -117,6 +117,27 @@ fn local_files(root: &Path, only: Option<&str>) -> Result<BTreeMap<String, u64>,
     Ok(out)
 }
 
+/// Every directory under `dir`, relative to it.
+fn directories(dir: &Path) -> Result<Vec<String>, AgentError> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let full = dir.join(&rel);
+        let entries =
+            std::fs::read_dir(&full).map_err(|e| AgentError::Io(full.display().to_string(), e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| AgentError::Io(full.display().to_string(), e))?;
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let child = rel.join(entry.file_name());
+                out.push(child.to_string_lossy().to_string());
+                stack.push(child);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// The labels of the backups on the volume that are whole (committed).
 fn committed_labels(store: Store, files: &BTreeMap<String, u64>) -> BTreeSet<String> {
     files
@@ -164,6 +185,23 @@ pub async fn sync(
         .filter_map(|o| Some((o.key.strip_prefix(&remote.prefix)?.to_string(), o.size)))
         .collect();
     let mut synced = Synced::default();
+    // A bucket keeps no empty directory, and PostgreSQL will not start
+    // without its own (pg_notify, pg_replslot, ...): each base backup's
+    // directories go as a list beside it, before its marker.
+    if store == Store::Postgres && only.is_none() {
+        for label in committed_labels(store, &local) {
+            let key = format!("base/{label}.dirs");
+            if there.contains_key(&key) {
+                continue;
+            }
+            let dirs = directories(&root.join("base").join(&label))?;
+            remote
+                .bucket
+                .put_bytes(&remote.key(&key), dirs.join("\n").into_bytes())
+                .await?;
+            synced.uploaded += 1;
+        }
+    }
     let (markers, data): (Vec<_>, Vec<_>) = local.iter().partition(|(f, _)| is_marker(f));
     for (file, size) in data.into_iter().chain(markers) {
         if there.get(file) == Some(size) {
@@ -267,6 +305,28 @@ pub async fn fetch(
         })
         .collect();
     let mut fetched = 0;
+    for label in labels
+        .iter()
+        .filter(|_| store == Store::Postgres && !wal_only)
+    {
+        let key = format!("base/{label}.dirs");
+        if !files.contains_key(&key) {
+            continue;
+        }
+        let list = remote.bucket.get_bytes(&remote.key(&key)).await?;
+        for dir in String::from_utf8_lossy(&list)
+            .lines()
+            .filter(|d| !d.is_empty())
+        {
+            if dir.split('/').any(|part| part == ".." || part.is_empty()) {
+                continue;
+            }
+            let path = into.join("base").join(label).join(dir);
+            tokio::fs::create_dir_all(&path)
+                .await
+                .map_err(|e| AgentError::Io(path.display().to_string(), e))?;
+        }
+    }
     for file in wanted {
         let path = into.join(file);
         if let Some(parent) = path.parent() {

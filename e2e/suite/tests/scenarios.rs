@@ -1,4 +1,4 @@
-//! The end-to-end scenarios (issues 5, 6, 9, 10 and 11), run in order against the
+//! The end-to-end scenarios (issues 5, 6, 9, 10, 11 and 12), run in order against the
 //! cluster by `make e2e`:
 //!
 //!   cargo test --locked -p appstack-e2e --test scenarios -- --nocapture [FILTER...]

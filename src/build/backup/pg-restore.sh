@@ -41,6 +41,13 @@ done
 echo "restoring base backup $chosen of stack $RESTORE_FROM${RESTORE_TARGET:+, then its WAL up to $RESTORE_TARGET}"
 mkdir -m 700 "$stage" && cp -a "$src/base/$chosen/." "$stage/" || fail "could not copy backup $chosen into the data volume"
 rm -f "$stage/backup_manifest"
+# A copy that went through object storage may lack empty directories the
+# server needs (a bucket keeps none).
+for d in pg_commit_ts pg_dynshmem pg_logical/mappings pg_logical/snapshots pg_multixact/members \
+  pg_multixact/offsets pg_notify pg_replslot pg_serial pg_snapshots pg_stat pg_stat_tmp pg_subtrans \
+  pg_tblspc pg_twophase pg_wal/archive_status pg_xact; do
+  mkdir -p "$stage/$d"
+done
 chmod 700 "$stage"
 {
   echo "# Written by AppStack's restore of stack $RESTORE_FROM (backup $chosen)."
