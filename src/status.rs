@@ -760,7 +760,7 @@ mod tests {
     #[test]
     fn backup_status_comes_from_the_newest_pods_termination_messages() {
         let ok = backup_pod("b-1", "Succeeded", "2026-12-02T03:00:10Z", 0, SUMMARY);
-        let s = backup(&[ok.clone()]);
+        let s = backup(std::slice::from_ref(&ok));
         assert_eq!(s.last_successful.as_deref(), Some("20261202T030000Z"));
         assert_eq!(s.count, Some(2));
         assert_eq!(
