@@ -132,10 +132,7 @@ where
             let restored_from = stack
                 .status
                 .as_ref()
-                .and_then(|s| match e.kind() {
-                    StoreKind::Redis => s.redis.as_ref(),
-                    StoreKind::Postgres => s.postgres.as_ref(),
-                })
+                .and_then(|s| s.store(e.kind()))
                 .and_then(|s| s.restored_from.clone())
                 .or_else(|| {
                     spec.restore

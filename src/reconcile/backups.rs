@@ -108,10 +108,7 @@ pub async fn observe(
                 let old = stack
                     .status
                     .as_ref()
-                    .and_then(|s| match engine.kind() {
-                        crate::api::StoreKind::Redis => s.redis.as_ref(),
-                        crate::api::StoreKind::Postgres => s.postgres.as_ref(),
-                    })
+                    .and_then(|s| s.store(engine.kind()))
                     .and_then(|s| s.backup.clone())
                     .unwrap_or_default();
                 out.insert(engine.kind(), old);

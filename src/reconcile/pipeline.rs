@@ -118,10 +118,7 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
     }
 
     for store in stores::of(&stack.spec) {
-        let restored = stack.status.as_ref().and_then(|s| match store.kind() {
-            crate::api::StoreKind::Redis => s.redis.as_ref(),
-            crate::api::StoreKind::Postgres => s.postgres.as_ref(),
-        });
+        let restored = stack.status.as_ref().and_then(|s| s.store(store.kind()));
         if restored.is_some_and(|s| s.restored_from.is_some()) {
             inputs.set_restored(store.kind());
         }
@@ -467,10 +464,7 @@ pub async fn report_failure(ctx: &Context, stack: &AppStack, message: String) {
     let backups = stores::of(&stack.spec)
         .filter(|e| stack.spec.backup(e.kind()).is_some())
         .map(|e| {
-            let old = stack.status.as_ref().and_then(|s| match e.kind() {
-                crate::api::StoreKind::Redis => s.redis.as_ref(),
-                crate::api::StoreKind::Postgres => s.postgres.as_ref(),
-            });
+            let old = stack.status.as_ref().and_then(|s| s.store(e.kind()));
             (
                 e.kind(),
                 old.and_then(|s| s.backup.clone()).unwrap_or_default(),
