@@ -135,8 +135,10 @@ where
                 .and_then(|s| s.store(e.kind()))
                 .and_then(|s| s.restored_from.clone())
                 .or_else(|| {
+                    // Only a store the restore names (all by default).
                     spec.restore
                         .as_ref()
+                        .filter(|r| r.stores.as_ref().is_none_or(|s| s.contains(&e.kind())))
                         .filter(|_| ready)
                         .map(|r| r.from.clone())
                 });

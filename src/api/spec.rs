@@ -121,6 +121,12 @@ pub struct RestoreSpec {
         )
     )]
     pub point_in_time: Option<String>,
+    /// Which stores to restore. Default: every store of this stack (each
+    /// then needs a backup of the source); one left out starts empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2))]
+    #[x_kube(validation = Rule::new("self.all(x, self.exists_one(y, y == x))").message("spec.restore.stores: each store at most once"))]
+    pub stores: Option<Vec<StoreKind>>,
     /// Take the backups from this bucket (where spec.<store>.backup.target.s3
     /// of the stack `from` put them) instead of the stack's backup volumes:
     /// a restore into another cluster, or after the volumes were lost.

@@ -533,4 +533,32 @@ postgres: {}
             "Delete"
         );
     }
+
+    #[test]
+    fn a_restore_touches_only_the_stores_it_names() {
+        let init = |yaml: &str, store: &str| {
+            let mut inputs = inputs("a", "b");
+            inputs.set_backup(StoreKind::Postgres, creds("backup"));
+            let c = children(&stack(yaml), &inputs).unwrap();
+            let sts = c
+                .stateful_sets
+                .iter()
+                .find(|s| s.metadata.name.as_deref() == Some(store))
+                .unwrap()
+                .clone();
+            let pod = sts.spec.unwrap().template.spec.unwrap();
+            pod.init_containers
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| c.name)
+                .collect::<Vec<_>>()
+        };
+        let all = format!("{BOTH}restore: {{from: old}}");
+        assert_eq!(init(&all, "shop-redis"), vec!["restore"]);
+        assert_eq!(init(&all, "shop-postgres"), vec!["restore"]);
+        let only_pg = format!("{BOTH}restore: {{from: old, stores: [postgres]}}");
+        assert!(init(&only_pg, "shop-redis").is_empty());
+        assert_eq!(init(&only_pg, "shop-postgres"), vec!["restore"]);
+        assert!(init(BOTH, "shop-postgres").is_empty());
+    }
 }

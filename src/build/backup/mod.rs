@@ -488,7 +488,12 @@ fn scripts_mount() -> VolumeMount {
 /// `spec.restore.from`. When that is the stack itself (restored after its
 /// deletion) it is the volume the store also backs up into.
 fn restore_source(stack: &AppStack, engine: &dyn Engine) -> Option<String> {
-    stack.spec.restore.as_ref().map(|r| name(&r.from, engine))
+    let restore = stack.spec.restore.as_ref()?;
+    let chosen = restore
+        .stores
+        .as_ref()
+        .is_none_or(|s| s.contains(&engine.kind()));
+    chosen.then(|| name(&restore.from, engine))
 }
 
 /// What a store pod gains from backups and restores: volumes, mounts of
