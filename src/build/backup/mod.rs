@@ -10,21 +10,22 @@
 //! The scripts are shell, run by the store's own image (pg_basebackup,
 //! pg_verifybackup, redis-cli --rdb, redis-check-rdb), and end with the
 //! result as their container's termination message, which the operator
-//! reads into status.
+//! reads into status. With an S3 target, the operator's own binary (the
+//! backup agent) copies the volume to the bucket, from a sidecar beside
+//! PostgreSQL (WAL) and as the backup Job's last step; a restore from S3
+//! fetches into a volume of the pod's own first.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, ConfigMap, ConfigMapVolumeSource, Container, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodAffinity, PodAffinityTerm,
-    PodSpec, PodTemplateSpec, ResourceRequirements, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    Affinity, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource,
+    PodAffinity, PodAffinityTerm, PodSpec, PodTemplateSpec, ResourceRequirements, SecurityContext,
+    Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-
-use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, EnvVar, SecurityContext};
 
 use super::meta::StackRef;
 use super::stores::Engine;
