@@ -112,11 +112,25 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     )
     .await?;
     ctx.recovered("cut -> change reconciled", start.elapsed());
-    let reconciles = operator::reconciles(&http, &leader).await?;
-    ensure!(
-        reconciles > standby_reconciles,
-        "expected the new leader {new} to reconcile (appstack_reconciles_total {standby_reconciles} as standby), it shows {reconciles}"
-    );
+    // The counter counts finished reconciles: the one that applied the
+    // change may still be reporting status.
+    let reconciles = wait::until(
+        &format!("the new leader {new} to count a finished reconcile"),
+        secs(30),
+        async || {
+            let n = operator::reconciles(&http, &leader).await?;
+            Ok(if n > standby_reconciles {
+                Ready(n)
+            } else {
+                Pending(format!("appstack_reconciles_total {n}"))
+            })
+        },
+    )
+    .await
+    .with_context(|| {
+        format!("expected the new leader {new} to reconcile (appstack_reconciles_total {standby_reconciles} as standby)")
+    })?;
+    ctx.step(format!("the new leader counts {reconciles} reconciles"));
 
     // Still cut off: the old leader's container has to end by itself.
     let ended = wait::until(
