@@ -11,7 +11,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::api::{AppStack, AppStackStatus, BackupStatus, ComponentStatus, StoreKind, StoreStatus};
 use crate::build::CREDENTIALS_CONTAINER;
-use crate::build::{backup, names, stores};
+use crate::build::{names, stores};
 
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
@@ -289,18 +289,18 @@ pub fn store_trouble(part: &str, pod: &Pod) -> Option<Problem> {
             "{part} (pod {name}) keeps failing: {failure}; see kubectl logs {name} -c {part} --previous"
         )));
     }
+    // The restore's init containers (fetch from S3, restore): the first
+    // that fails, or cannot start (a missing Secret of S3 keys).
     let init = status
         .init_container_statuses
         .as_deref()
         .unwrap_or_default();
-    if let Some(failure) = init
+    if let Some((container, failure)) = init
         .iter()
-        .find(|s| s.name == backup::RESTORE_CONTAINER)
-        .and_then(failing)
+        .find_map(|s| failing(s).map(|f| (s.name.as_str(), f)))
     {
         return Some(Problem::StoreFailing(format!(
-            "{part} (pod {name}) cannot be restored: {failure}; see kubectl logs {name} -c {}",
-            backup::RESTORE_CONTAINER
+            "{part} (pod {name}) cannot be restored: {container}: {failure}; see kubectl logs {name} -c {container}"
         )));
     }
     if let Some(failure) = container(CREDENTIALS_CONTAINER).and_then(failing) {
