@@ -352,8 +352,22 @@ fn failing(c: &ContainerStatus) -> Option<String> {
         Some(t) => t,
         None => c.last_state.as_ref().and_then(|s| s.terminated.as_ref())?,
     };
-    // The message may be the log's tail (FallbackToLogsOnError): its last
-    // lines say what went wrong.
+    Some(last_lines(terminated).unwrap_or_else(|| {
+        format!(
+            "exit code {}{}",
+            terminated.exit_code,
+            terminated
+                .reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        )
+    }))
+}
+
+/// What a terminated container said: the last lines of its message (which
+/// may be the log's tail, FallbackToLogsOnError), joined; None when empty.
+fn last_lines(terminated: &k8s_openapi::api::core::v1::ContainerStateTerminated) -> Option<String> {
     let said: Vec<&str> = terminated
         .message
         .as_deref()
@@ -362,18 +376,8 @@ fn failing(c: &ContainerStatus) -> Option<String> {
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
-    Some(match said.len() {
-        0 => format!(
-            "exit code {}{}",
-            terminated.exit_code,
-            terminated
-                .reason
-                .as_deref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
-        ),
-        n => said[n.saturating_sub(LAST_LINES)..].join(" | "),
-    })
+    let n = said.len();
+    (n > 0).then(|| said[n.saturating_sub(LAST_LINES)..].join(" | "))
 }
 
 /// The backups of one store, from its backup pods (those of the CronJob's
@@ -449,18 +453,7 @@ pub fn backup(pods: &[Pod]) -> BackupStatus {
         }
     }
     if let Some((pod, false, t)) = done.last() {
-        let said: Vec<&str> = t
-            .message
-            .as_deref()
-            .unwrap_or_default()
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect();
-        let why = match said.len() {
-            0 => format!("exit code {}", t.exit_code),
-            n => said[n.saturating_sub(LAST_LINES)..].join(" | "),
-        };
+        let why = last_lines(t).unwrap_or_else(|| format!("exit code {}", t.exit_code));
         status.last_failure = Some(format!("backup pod {} failed: {why}", pod.name_any()));
     }
     status
