@@ -198,3 +198,52 @@ pub async fn list(ctx: &Ctx, pod: &str, container: &str, dir: &str) -> Result<Ve
     }
     Ok(out.lines().map(str::to_string).collect())
 }
+
+/// The worst case: deletes the AppStack, waits until its pods are gone,
+/// then deletes the namespace's volumes that `volumes` selects (a label
+/// selector; empty: every volume) and waits until they are gone.
+pub async fn delete_stack_and_volumes(ctx: &Ctx, stack: &str, volumes: &str) -> Result<()> {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    use kube::api::{DeleteParams, ListParams};
+    appstack::api(&ctx.client, &ctx.ns)
+        .delete(stack, &DeleteParams::default())
+        .await?;
+    let pods = format!("app.kubernetes.io/instance={stack}");
+    wait::until(
+        "the stack's pods to be gone",
+        Duration::from_secs(180),
+        async || {
+            let left = crate::pods::list(&ctx.client, &ctx.ns, &pods).await?;
+            Ok(if left.is_empty() {
+                Ready(())
+            } else {
+                Pending(crate::pods::describe(&left))
+            })
+        },
+    )
+    .await?;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let selected = ListParams::default().labels(volumes);
+    claims
+        .delete_collection(&DeleteParams::default(), &selected)
+        .await?;
+    wait::until(
+        "the volumes to be gone",
+        Duration::from_secs(120),
+        async || {
+            let left = claims.list(&selected).await?;
+            Ok(if left.items.is_empty() {
+                Ready(())
+            } else {
+                Pending(
+                    left.items
+                        .iter()
+                        .map(|c| c.name_any())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )
+            })
+        },
+    )
+    .await
+}

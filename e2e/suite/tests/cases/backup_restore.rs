@@ -8,16 +8,16 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use appstack_e2e::apply;
 use appstack_e2e::appstack;
 use appstack_e2e::backups;
 use appstack_e2e::runner::{Ctx, ScenarioFuture};
 use appstack_e2e::shop;
 use appstack_e2e::stores;
 use appstack_e2e::wait::{self, Pending, Ready};
-use appstack_e2e::{apply, pods};
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, ListParams};
+use kube::api::{Api, ListParams};
 use serde_json::json;
 
 pub fn run(ctx: &mut Ctx) -> ScenarioFuture<'_> {
@@ -106,51 +106,9 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     );
 
     // The worst case: the stack and its data volumes go.
-    appstack::api(&ctx.client, &ctx.ns)
-        .delete(&stack.name, &DeleteParams::default())
-        .await?;
     let selector = format!("app.kubernetes.io/instance={}", stack.name);
-    wait::until(
-        "the stack's pods to be gone",
-        Duration::from_secs(180),
-        async || {
-            let left = pods::list(&ctx.client, &ctx.ns, &selector).await?;
-            Ok(if left.is_empty() {
-                Ready(())
-            } else {
-                Pending(pods::describe(&left))
-            })
-        },
-    )
-    .await?;
+    backups::delete_stack_and_volumes(ctx, &stack.name, &selector).await?;
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ctx.ns);
-    claims
-        .delete_collection(
-            &DeleteParams::default(),
-            &ListParams::default().labels(&selector),
-        )
-        .await?;
-    wait::until(
-        "the data volumes to be gone",
-        Duration::from_secs(120),
-        async || {
-            let left = claims
-                .list(&ListParams::default().labels(&selector))
-                .await?;
-            Ok(if left.items.is_empty() {
-                Ready(())
-            } else {
-                Pending(
-                    left.items
-                        .iter()
-                        .map(|c| c.name_any())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                )
-            })
-        },
-    )
-    .await?;
     let kept: Vec<String> = claims
         .list(&ListParams::default())
         .await?

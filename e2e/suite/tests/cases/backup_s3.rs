@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use appstack_e2e::apply;
 use appstack_e2e::appstack;
 use appstack_e2e::backups;
 use appstack_e2e::cmd;
@@ -14,10 +15,8 @@ use appstack_e2e::runner::{Ctx, ScenarioFuture};
 use appstack_e2e::shop;
 use appstack_e2e::stores;
 use appstack_e2e::wait::{self, Pending, Ready};
-use appstack_e2e::{apply, pods};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
-use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use k8s_openapi::api::core::v1::{Secret, Service};
+use kube::api::{Api, PostParams};
 use serde_json::json;
 
 pub fn run(ctx: &mut Ctx) -> ScenarioFuture<'_> {
@@ -197,46 +196,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     ctx.recovered("WAL switch to the segment in S3", switched.elapsed());
 
     // Every volume of the namespace goes: data and backup volumes alike.
-    appstack::api(&ctx.client, &ctx.ns)
-        .delete(&stack.name, &DeleteParams::default())
-        .await?;
-    let selector = format!("app.kubernetes.io/instance={}", stack.name);
-    wait::until(
-        "the stack's pods to be gone",
-        Duration::from_secs(180),
-        async || {
-            let left = pods::list(&ctx.client, &ctx.ns, &selector).await?;
-            Ok(if left.is_empty() {
-                Ready(())
-            } else {
-                Pending(pods::describe(&left))
-            })
-        },
-    )
-    .await?;
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ctx.ns);
-    claims
-        .delete_collection(&DeleteParams::default(), &ListParams::default())
-        .await?;
-    wait::until(
-        "every volume of the namespace to be gone",
-        Duration::from_secs(120),
-        async || {
-            let left = claims.list(&ListParams::default()).await?;
-            Ok(if left.items.is_empty() {
-                Ready(())
-            } else {
-                Pending(
-                    left.items
-                        .iter()
-                        .map(|c| c.name_any())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                )
-            })
-        },
-    )
-    .await?;
+    backups::delete_stack_and_volumes(ctx, &stack.name, "").await?;
     ctx.step("deleted the AppStack and every volume, backup volumes included");
 
     let mut manifest = stack.manifest.clone();
