@@ -52,7 +52,9 @@ login() { PGPASSWORD="$APP_PASSWORD" PGCONNECT_TIMEOUT=5 psql -h 127.0.0.1 -p 54
 roles() {
   who=$POSTGRES_USER
   psql -h /var/run/postgresql -U "$who" -d postgres -Atqc 'select 1' >/dev/null 2>&1 || who=$APP_USER
-  psql -q -h /var/run/postgresql -U "$who" -d postgres -v ON_ERROR_STOP=1 -v admin="$POSTGRES_USER" -v adminpw="$POSTGRES_PASSWORD" -v app="$APP_USER" -v apppw="$APP_PASSWORD" -v db="$POSTGRES_DB" 2>&1 >/dev/null <<'SQL' || return 1
+  psql -q -h /var/run/postgresql -U "$who" -d postgres -v ON_ERROR_STOP=1 -v admin="$POSTGRES_USER" -v app="$APP_USER" -v db="$POSTGRES_DB" 2>&1 >/dev/null <<'SQL' || return 1
+\getenv adminpw POSTGRES_PASSWORD
+\getenv apppw APP_PASSWORD
 SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'admin') AS missing \gset
 \if :missing
 CREATE ROLE :"admin";
@@ -69,7 +71,8 @@ SQL
 ALTER SCHEMA public OWNER TO :"app";
 SQL
   [ -n "${BACKUP_USER:-}" ] || return 0
-  psql -q -h /var/run/postgresql -U "$POSTGRES_USER" -d postgres -v ON_ERROR_STOP=1 -v backup="$BACKUP_USER" -v backuppw="$BACKUP_PASSWORD" 2>&1 >/dev/null <<'SQL'
+  psql -q -h /var/run/postgresql -U "$POSTGRES_USER" -d postgres -v ON_ERROR_STOP=1 -v backup="$BACKUP_USER" 2>&1 >/dev/null <<'SQL'
+\getenv backuppw BACKUP_PASSWORD
 SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'backup') AS missing \gset
 \if :missing
 CREATE ROLE :"backup";
@@ -77,11 +80,40 @@ CREATE ROLE :"backup";
 ALTER ROLE :"backup" WITH LOGIN REPLICATION NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS PASSWORD :'backuppw';
 SQL
 }
+# A restore writes its recovery settings (restore_command, recovery_target_*)
+# into postgresql.auto.conf; once the server has promoted they must go, or
+# every later base backup carries the old target and cannot be restored
+# past it. This also mends servers restored by an earlier release.
+forget_restore() {
+  psql -Atq -h /var/run/postgresql -U "$POSTGRES_USER" -d postgres -v ON_ERROR_STOP=1 2>&1 <<'SQL'
+SELECT count(*) > 0 AS restored FROM pg_file_settings
+ WHERE sourcefile LIKE '%/postgresql.auto.conf'
+   AND (name = 'restore_command' OR name LIKE 'recovery\_target%') \gset
+\if :restored
+ALTER SYSTEM RESET restore_command;
+ALTER SYSTEM RESET recovery_target;
+ALTER SYSTEM RESET recovery_target_action;
+ALTER SYSTEM RESET recovery_target_inclusive;
+ALTER SYSTEM RESET recovery_target_lsn;
+ALTER SYSTEM RESET recovery_target_name;
+ALTER SYSTEM RESET recovery_target_time;
+ALTER SYSTEM RESET recovery_target_timeline;
+ALTER SYSTEM RESET recovery_target_xid;
+SELECT pg_reload_conf() \gset
+\echo removed the restore's recovery settings from postgresql.auto.conf: later backups restore to any point
+\endif
+SQL
+}
 cert=/etc/appstack/tls/tls.crt
 served=$(cksum < $cert 2>/dev/null)
 until up; do sleep 2 & wait $!; done
 out=$(roles) || fail "could not set the roles from Secrets $APPSTACK_SECRET and $APPSTACK_SECRET-admin: $out. Fix the roles in pod $HOSTNAME; this check runs again when its container restarts"
 echo "roles $POSTGRES_USER (administrator), $APP_USER (the apps')${BACKUP_USER:+ and $BACKUP_USER (backups)} set from the Secrets"
+if out=$(forget_restore); then
+  [ -z "$out" ] || echo "$out"
+else
+  echo "could not remove the restore's recovery settings: $out. Backups refuse to run until they are gone; this runs again when the container restarts" >&2
+fi
 while :; do
   now=$(cksum < $cert 2>/dev/null)
   if [ "$now" != "$served" ] && up && psql -h /var/run/postgresql -U "$POSTGRES_USER" -d postgres -Atqc 'select pg_reload_conf()' >/dev/null 2>&1; then

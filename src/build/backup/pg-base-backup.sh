@@ -25,6 +25,14 @@ done
 pg_basebackup -D "$dir.partial" -Fp -X stream -c fast --manifest-checksums=SHA256 \
   -l "appstack $label" 2> /tmp/err || fail "pg_basebackup failed: $(tail -n 3 /tmp/err)"
 pg_verifybackup -q "$dir.partial" 2> /tmp/err || fail "the backup does not verify: $(tail -n 3 /tmp/err)"
+# A server restored once keeps that restore's recovery target in
+# postgresql.auto.conf until its credentials container removes it; a base
+# backup taken before then would stop every later restore at the old target.
+held=$(grep -E "^[[:space:]]*(restore_command|recovery_target[a-z_]*)[[:space:]]*=" "$dir.partial/postgresql.auto.conf" 2>/dev/null | head -n 3 | tr '\n' ' ')
+if [ -n "$held" ]; then
+  rm -rf "$dir.partial"
+  fail "refused: the server's postgresql.auto.conf still holds an earlier restore's recovery settings ($held), so this backup could not be restored past that point. The store's credentials container removes them once the server has promoted: check its log (kubectl logs ${PGHOST%%.*} -c credentials), or restart the store pod, then take the backup again"
+fi
 end=$(date -u +%s)
 echo "$end" > "$dir.end"
 sync "$dir.end"

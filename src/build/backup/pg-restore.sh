@@ -49,12 +49,42 @@ for d in pg_commit_ts pg_dynshmem pg_logical/mappings pg_logical/snapshots pg_mu
   mkdir -p "$stage/$d"
 done
 chmod 700 "$stage"
+# What the backup brings besides data is not trusted: a bucket or volume may
+# hold settings that run commands (archive_command, ssl_passphrase_command),
+# load libraries, open the server (pg_hba.conf), or an earlier restore's
+# recovery target. The server's configuration is written anew: of the
+# backup's postgresql.conf only the settings initdb makes, with plain values;
+# then this restore's own recovery settings, and nothing else.
+links=$(find "$stage" -type l | head -n 3)
+[ -z "$links" ] || fail "backup $chosen of stack $RESTORE_FROM holds symbolic links ($links): tablespaces and links are not restored; nothing was changed"
+rm -f "$stage/tablespace_map" "$stage/standby.signal" "$stage/recovery.signal" "$stage/postmaster.pid" "$stage/postmaster.opts"
+keys='max_connections|shared_buffers|dynamic_shared_memory_type|max_wal_size|min_wal_size|log_timezone|timezone|datestyle|lc_messages|lc_monetary|lc_numeric|lc_time|default_text_search_config'
 {
-  echo "# Written by AppStack's restore of stack $RESTORE_FROM (backup $chosen)."
+  echo "# Written by AppStack's restore of stack $RESTORE_FROM (backup $chosen): the"
+  echo "# settings initdb makes, kept from the backup; the operator passes the rest."
+  echo "listen_addresses = '*'"
+  grep -E "^($keys)[[:space:]]*=[[:space:]]*('[A-Za-z0-9_ ,./+:-]*'|[A-Za-z0-9_.]+)[[:space:]]*(#.*)?$" \
+    "$stage/postgresql.conf" 2>/dev/null | sed -E 's/[[:space:]]*#.*$//'
+} > "$stage/postgresql.conf.new"
+mv "$stage/postgresql.conf.new" "$stage/postgresql.conf"
+cat > "$stage/pg_hba.conf" <<'HBA'
+# Written by AppStack's restore (as the image's initdb does): the pod's own
+# socket is trusted, every address needs the password.
+local all all trust
+local replication all trust
+host all all 127.0.0.1/32 scram-sha-256
+host all all ::1/128 scram-sha-256
+host all all all scram-sha-256
+HBA
+echo "# Written by AppStack's restore: no user name maps." > "$stage/pg_ident.conf"
+{
+  echo "# Written by AppStack's restore of stack $RESTORE_FROM (backup $chosen); the"
+  echo "# store's credentials container removes these once the server has promoted."
   echo "restore_command = '/etc/appstack/backup/pg-restore-wal %f %p'"
   echo "recovery_target_action = 'promote'"
   [ -n "$target" ] && echo "recovery_target_time = '$target_time'"
-} >> "$stage/postgresql.auto.conf"
+} > "$stage/postgresql.auto.conf"
+chmod 600 "$stage/postgresql.conf" "$stage/pg_hba.conf" "$stage/pg_ident.conf" "$stage/postgresql.auto.conf"
 touch "$stage/recovery.signal"
 sync
 mv "$stage" "$PGDATA" || fail "could not move the restored data into $PGDATA"

@@ -7,6 +7,7 @@ use appstack_e2e::runner::Scenario;
 mod apply;
 mod backup_clone;
 mod backup_restore;
+mod backup_restore_again;
 mod backup_s3;
 mod backup_schedule;
 mod bad_manifests;
@@ -79,6 +80,7 @@ pub fn all() -> Vec<Scenario> {
         scenario("tls", tls::run, 12),
         scenario("upgrade-from-previous-release", upgrade_previous::run, 15),
         scenario("backup-restore-to-a-point-in-time", backup_restore::run, 15),
+        scenario("backup-restore-again", backup_restore_again::run, 15),
         scenario("backup-killed-then-clone", backup_clone::run, 15),
         scenario("backup-schedule-and-retention", backup_schedule::run, 15),
         scenario("backup-to-s3-and-restore", backup_s3::run, 15),
