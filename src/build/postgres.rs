@@ -100,7 +100,7 @@ ALTER SYSTEM RESET recovery_target_time;
 ALTER SYSTEM RESET recovery_target_timeline;
 ALTER SYSTEM RESET recovery_target_xid;
 SELECT pg_reload_conf() \gset
-\echo removed the restore's recovery settings from postgresql.auto.conf: later backups restore to any point
+\echo removed the recovery settings of the restore from postgresql.auto.conf: later backups restore to any point
 \endif
 SQL
 }
