@@ -182,3 +182,27 @@ async fn without_policies_nothing_waits_for_one() {
     h.reconcile().await.unwrap();
     assert!(h.wrote("PATCH statefulsets/shop-redis"));
 }
+
+#[tokio::test]
+async fn a_running_component_whose_policy_is_gone_and_refused_is_held_not_stopped() {
+    let mut h = Harness::new(spec(SHOP));
+    h.filled
+        .put(&ours("Deployment", "apps/v1", "shop-worker", "4"));
+    h.refuse(
+        "PATCH",
+        "/networkpolicies/shop-worker",
+        403,
+        "denied: no NetworkPolicies here",
+    );
+    h.reconcile().await.unwrap();
+    assert!(
+        !h.wrote("PATCH deployments/shop-worker"),
+        "neither updated nor scaled: {:?}",
+        h.child_writes()
+    );
+    let message = h.degraded("GuardRefused");
+    assert!(
+        message.contains("Deployment shop-worker not updated"),
+        "{message}"
+    );
+}
