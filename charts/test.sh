@@ -125,6 +125,12 @@ for want in "replicas: 2" "runAsNonRoot: true" "readOnlyRootFilesystem: true" "a
   grep -qF -- "$want" <<<"$dep" || fail "Deployment lacks '$want'"
 done
 grep -q APPSTACK_NAMESPACES <<<"$dep" && fail "APPSTACK_NAMESPACES set without watchNamespaces" || pass "Deployment: restricted security, probes, downward API, image"
+np=$(doc "$def" NetworkPolicy appstack-operator)
+for want in "- Ingress" "port: http" 'kubernetes.io/metadata.name: "monitoring"' "app.kubernetes.io/instance: appstack-operator"; do
+  grep -qF -- "$want" <<<"$np" || fail "operator NetworkPolicy lacks '$want'"
+done
+grep -q Egress <<<"$np" && fail "operator NetworkPolicy restricts egress (API server, DNS, probe)" \
+  || pass "NetworkPolicy: the operator's port only from namespace monitoring, egress open"
 if [[ -s "$CHART/crds/appstack.dev_appstacks.yaml" ]]; then
   [[ $(count "$def" CustomResourceDefinition) == 1 ]] && pass "CRD from crds/" || fail "CRD missing from --include-crds"
 else
@@ -148,6 +154,19 @@ if { doc "$def" ClusterRole; doc "$def" Role; doc "$ns" Role; } | grep -q '\*'; 
 else pass "no wildcard in any (Cluster)Role"; fi
 grep -q 'value: "team-a,team-b"' <<<"$(doc "$ns" Deployment)" && pass "APPSTACK_NAMESPACES=team-a,team-b" || fail "APPSTACK_NAMESPACES not passed"
 
+echo "== render: networkPolicy values"
+npv="$work/netpol.yaml"
+render "$npv" --set networkPolicy.enabled=false
+[[ $(count "$npv" NetworkPolicy) == 0 ]] && pass "no NetworkPolicy when disabled" || fail "NetworkPolicy rendered though disabled"
+render "$npv" --set-json 'networkPolicy.metricsNamespaces=[]'
+doc "$npv" NetworkPolicy appstack-operator | grep -q '^  ingress: \[\]$' \
+  && pass "no namespace named: ingress [] (only the node)" || fail "no namespace named, yet ingress is not []"
+render "$npv" --set-json 'networkPolicy.metricsNamespaces=["monitoring","ops"]' \
+  --set-json 'networkPolicy.metricsFrom=[{"ipBlock":{"cidr":"10.0.0.0/8"}}]'
+got=$(doc "$npv" NetworkPolicy appstack-operator)
+grep -qF 'kubernetes.io/metadata.name: "ops"' <<<"$got" && grep -qF 'cidr: 10.0.0.0/8' <<<"$got" \
+  && pass "metricsNamespaces and metricsFrom both admitted" || fail "metricsNamespaces/metricsFrom not rendered: $got"
+
 echo "== render: metrics.serviceMonitor.enabled=true"
 sm="$work/servicemonitor.yaml"
 render "$sm" --set metrics.serviceMonitor.enabled=true
@@ -170,6 +189,7 @@ refuse "2 replicas without leader election" --set leaderElection.enabled=false
 refuse "logFormat=xml" --set logFormat=xml
 refuse "an unknown key" --set replicas=3
 refuse "an invalid namespace name" --set "watchNamespaces={Team_A}"
+refuse "an invalid metrics namespace" --set "networkPolicy.metricsNamespaces={Team_A}"
 refuse "a ServiceMonitor without the metrics Service" --set metrics.serviceMonitor.enabled=true --set metrics.service.enabled=false
 
 # ---- cluster checks -------------------------------------------------------

@@ -40,6 +40,10 @@ pub enum Problem {
     /// A store refuses the credentials its Secret holds, so the apps cannot
     /// connect; the message says why and what to do.
     CredentialsOutOfSync(String),
+    /// A NetworkPolicy the API server refused is missing, so what it guards
+    /// is not applied (a store is stopped): the message names the policy,
+    /// the refusal and what was held back.
+    GuardRefused(String),
 }
 
 impl Problem {
@@ -51,6 +55,7 @@ impl Problem {
             Problem::ReconcileFailed(_) => "ReconcileFailed",
             Problem::StoreFailing(_) => "StoreFailing",
             Problem::CredentialsOutOfSync(_) => "CredentialsOutOfSync",
+            Problem::GuardRefused(_) => "GuardRefused",
         }
     }
 
@@ -64,6 +69,7 @@ impl Problem {
             Problem::ReconcileFailed(m) => Problem::ReconcileFailed(cut(m)),
             Problem::StoreFailing(m) => Problem::StoreFailing(cut(m)),
             Problem::CredentialsOutOfSync(m) => Problem::CredentialsOutOfSync(cut(m)),
+            Problem::GuardRefused(m) => Problem::GuardRefused(cut(m)),
         }
     }
 
@@ -74,7 +80,8 @@ impl Problem {
             | Problem::NameConflict(m)
             | Problem::ReconcileFailed(m)
             | Problem::StoreFailing(m)
-            | Problem::CredentialsOutOfSync(m) => m,
+            | Problem::CredentialsOutOfSync(m)
+            | Problem::GuardRefused(m) => m,
         }
     }
 }
@@ -227,6 +234,13 @@ fn conditions(problem: Option<&Problem>, all_ready: bool, waiting: &[String]) ->
             (READY, false, "NameConflict", msg.clone()),
             (PROGRESSING, false, "NameConflict", msg.clone()),
             (DEGRADED, true, "NameConflict", msg.clone()),
+        ],
+        // Something is held back or stopped for want of its guard: never
+        // Ready, even when what still runs is (a store scaled to 0 is).
+        Some(Problem::GuardRefused(msg)) => vec![
+            (READY, false, "GuardRefused", msg.clone()),
+            (PROGRESSING, false, "GuardRefused", msg.clone()),
+            (DEGRADED, true, "GuardRefused", msg.clone()),
         ],
         // What already runs keeps serving: Ready follows the children.
         Some(

@@ -7,14 +7,15 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::apply::{Key, hash_of};
 use super::context::Context;
-use super::kinds::ChildKind;
+use super::kinds::{ChildKind, Meta};
 use super::ownership::foreign_holder;
 use crate::api::AppStack;
 use crate::build::{Children, FIELD_MANAGER, labels};
@@ -51,6 +52,27 @@ pub enum Finding {
         name: String,
         on: Vec<String>,
     },
+    /// Runs pods that its NetworkPolicy (of the same name) guards, and that
+    /// policy does not exist: the API server refused it, or its name is
+    /// someone else's. Not applied; see [`Guard`] for what runs meanwhile.
+    Unguarded {
+        kind: &'static str,
+        name: String,
+        guard: Guard,
+    },
+}
+
+/// What an unguarded workload does while its NetworkPolicy is missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Guard {
+    /// It does not exist, and is not created.
+    NotCreated,
+    /// It existed and was scaled to 0 (a store: no store pod runs open to
+    /// every namespace).
+    Stopped,
+    /// It exists and keeps running as it was, unchanged (a component or a
+    /// backup schedule: stopping it would be an outage nobody asked for).
+    Held,
 }
 
 impl Finding {
@@ -60,7 +82,19 @@ impl Finding {
             | Finding::Rejected { name, .. }
             | Finding::Refused { name, .. }
             | Finding::Outdated { name, .. }
-            | Finding::Blocked { name, .. } => name,
+            | Finding::Blocked { name, .. }
+            | Finding::Unguarded { name, .. } => name,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Finding::Conflict { kind, .. }
+            | Finding::Rejected { kind, .. }
+            | Finding::Refused { kind, .. }
+            | Finding::Outdated { kind, .. }
+            | Finding::Blocked { kind, .. }
+            | Finding::Unguarded { kind, .. } => kind,
         }
     }
 }
@@ -125,14 +159,16 @@ impl<'a> ChildSet<'a> {
             })
             .cloned()
             .collect();
-        let result = if held.is_empty() {
-            self.apply(object, name).await
-        } else {
+        let result = if !held.is_empty() {
             Err(Finding::Blocked {
                 kind: K::KIND,
                 name,
                 on: held,
             })
+        } else if let Some(unguarded) = self.unguarded::<K>(&name).await {
+            Err(unguarded)
+        } else {
+            self.apply(object, name).await
         };
         if let Err(finding) = result {
             self.findings.push(finding);
@@ -182,6 +218,69 @@ impl<'a> ChildSet<'a> {
                 Err(classify::<K>(&key.name, &error, cached.is_some()))
             }
         }
+    }
+
+    /// Fail closed on a missing guard: a workload whose NetworkPolicy (the
+    /// one of its name, applied before it) was refused this round, and does
+    /// not stand from an earlier round, is not applied; an existing one is
+    /// stopped when its kind says how. A refused update of a policy that
+    /// exists keeps the old policy in force, so the workload goes ahead.
+    async fn unguarded<K: ChildKind>(&self, name: &str) -> Option<Finding> {
+        if !K::GUARDED
+            || !self
+                .children
+                .network_policies
+                .iter()
+                .any(|p| p.metadata.name.as_deref() == Some(name))
+        {
+            return None;
+        }
+        let failed = self.findings.iter().find(|f| {
+            f.kind() == <NetworkPolicy as k8s_openapi::Resource>::KIND && f.name() == name
+        })?;
+        let namespace = &self.owner.namespace;
+        let standing = !matches!(failed, Finding::Conflict { .. })
+            && self
+                .ctx
+                .caches
+                .get::<Meta<NetworkPolicy>>(namespace, name)
+                .is_some_and(|p| foreign_holder(p.meta(), &self.owner.uid).is_none());
+        if standing {
+            return None;
+        }
+        let cached = self.ctx.caches.get::<K::Cached>(namespace, name);
+        // A name someone else holds is reported by the apply's own check.
+        let ours = cached
+            .as_ref()
+            .filter(|c| foreign_holder(c.meta(), &self.owner.uid).is_none());
+        let guard = match ours {
+            None if cached.is_some() => return None,
+            None => Guard::NotCreated,
+            Some(existing) => {
+                let api: Api<K> = Api::namespaced(self.ctx.client.clone(), namespace);
+                match K::stop(&api, existing).await {
+                    Ok(true) => {
+                        warn!(kind = K::KIND, %name, "stopped: its NetworkPolicy is missing");
+                        Guard::Stopped
+                    }
+                    Ok(false) => Guard::Held,
+                    Err(error) => {
+                        return Some(refused::<K>(
+                            name,
+                            format!(
+                                "stopping it while its NetworkPolicy is missing: {}",
+                                brief(&error)
+                            ),
+                        ));
+                    }
+                }
+            }
+        };
+        Some(Finding::Unguarded {
+            kind: K::KIND,
+            name: name.to_string(),
+            guard,
+        })
     }
 
     /// Who holds a name the cache does not show: nobody, or an object the

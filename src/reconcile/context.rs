@@ -70,13 +70,19 @@ impl Context {
     }
 
     /// Tries once whether the cluster enforces `stack`'s NetworkPolicies,
-    /// by connecting to `host:port` (one of its stores) a while from now.
-    pub(super) fn probe_network_policy(&self, stack: &AppStack, host: String, port: u16) {
-        let uid = stack.meta().uid.clone().unwrap_or_default();
-        self.probes.start(
-            &uid,
-            host,
+    /// by connecting a while from now to one of its stores: the ClusterIP of
+    /// `service` (which the stack must control then) on `port`.
+    pub(super) fn probe_network_policy(&self, stack: &AppStack, service: String, port: u16) {
+        let target = super::enforcement::Target {
+            namespace: stack.meta().namespace.clone().unwrap_or_default(),
+            stack: stack.meta().name.clone().unwrap_or_default(),
+            uid: stack.meta().uid.clone().unwrap_or_default(),
+            service,
             port,
+        };
+        self.probes.start(
+            target,
+            self.client.clone(),
             self.recorder.clone(),
             stack.object_ref(&()),
         );
@@ -99,10 +105,11 @@ impl Context {
     }
 
     /// Forgets everything kept about a stack that no longer exists: the names
-    /// it waited for, its backoff, the memo of its children and its backup
-    /// gauges.
+    /// it waited for, its backoff, the memo of its children, its
+    /// NetworkPolicy probe and its backup gauges.
     pub(super) fn forget_stack(&self, namespace: &str, name: &str) {
         self.waiting.set(namespace, name, &[]);
+        self.probes.forget(namespace, name);
         self.reset_backoff(namespace, name);
         self.memo.forget_stack(namespace, name);
         for engine in crate::build::stores::ENGINES {

@@ -14,10 +14,11 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::PartialObjectMeta;
+use kube::api::{Api, PartialObjectMeta, Patch, PatchParams};
 use kube::core::NamespaceResourceScope;
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
+use serde_json::json;
 
 use super::caches::{self, CacheMap, ChildEvents};
 use super::child_set::ChildSet;
@@ -86,6 +87,20 @@ pub trait ChildKind: Child {
         Box::pin(async { Ok(()) })
     }
 
+    /// Whether its objects run pods that the NetworkPolicy of the same name
+    /// guards: such an object is applied only once that policy exists.
+    const GUARDED: bool = false;
+
+    /// Makes an existing object of a guarded kind run no pods while its
+    /// policy is missing. True when none runs now; false when the kind is
+    /// only held (left as it is, not updated).
+    fn stop<'a>(
+        _api: &'a Api<Self>,
+        _cached: &'a Self::Cached,
+    ) -> BoxFuture<'a, Result<bool, kube::Error>> {
+        Box::pin(async { Ok(false) })
+    }
+
     /// What to do when the API server forbids changing an existing object of
     /// this kind in place; `None` when nothing more than its message helps.
     fn in_place_advice(_name: &str) -> Option<String> {
@@ -118,6 +133,7 @@ impl ChildKind for ConfigMap {
 /// what the backup said from the backup pods.
 impl ChildKind for CronJob {
     type Cached = Meta<CronJob>;
+    const GUARDED: bool = true;
     fn desired(children: &Children) -> &[Self] {
         &children.cron_jobs
     }
@@ -133,6 +149,26 @@ impl ChildKind for Service {
 impl ChildKind for StatefulSet {
     type Cached = StatefulSet;
     const LIST_PAGE: u32 = FULL_OBJECTS_PAGE;
+    const GUARDED: bool = true;
+    /// A store: scaled to 0 (its volumes stay). The next apply once its
+    /// policy exists takes the count back, as the count is ours.
+    fn stop<'a>(
+        api: &'a Api<Self>,
+        cached: &'a StatefulSet,
+    ) -> BoxFuture<'a, Result<bool, kube::Error>> {
+        Box::pin(async move {
+            if cached.spec.as_ref().and_then(|s| s.replicas) == Some(0) {
+                return Ok(true);
+            }
+            let params = PatchParams {
+                field_manager: Some(GUARD_MANAGER.into()),
+                ..PatchParams::default()
+            };
+            let zero = Patch::Merge(json!({"spec": {"replicas": 0}}));
+            api.patch(&cached.name_any(), &params, &zero).await?;
+            Ok(true)
+        })
+    }
     fn desired(children: &Children) -> &[Self] {
         &children.stateful_sets
     }
@@ -156,6 +192,7 @@ impl ChildKind for StatefulSet {
 impl ChildKind for Deployment {
     type Cached = Deployment;
     const LIST_PAGE: u32 = FULL_OBJECTS_PAGE;
+    const GUARDED: bool = true;
     fn desired(children: &Children) -> &[Self] {
         &children.deployments
     }
@@ -199,6 +236,9 @@ impl ChildKind for NetworkPolicy {
         &children.network_policies
     }
 }
+
+/// Who scales a store to 0 while its NetworkPolicy is missing.
+const GUARD_MANAGER: &str = "appstack-operator-guard";
 
 /// List page of the kinds cached whole: 10 of the largest objects the API
 /// server stores (about 1.5 MB each) stay well within the operator's memory.

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use super::backups;
 use super::certificates::{self, Ca};
-use super::child_set::{ChildSet, Finding, Owner};
+use super::child_set::{ChildSet, Finding, Guard, Owner};
 use super::context::Context;
 use super::credentials::{self, Resolved};
 use super::kinds::KINDS;
@@ -284,7 +284,7 @@ async fn conclude(
         let name = store.secret_name(&stack.name_any());
         let sts: Option<Arc<StatefulSet>> = ctx.caches.get(&namespace, &name);
         if sts.is_some_and(|s| status::stateful_set_ready(&s)) {
-            ctx.probe_network_policy(stack, format!("{name}.{namespace}.svc"), port);
+            ctx.probe_network_policy(stack, name, port);
         }
     }
     if let Some(p) = &problem
@@ -402,8 +402,8 @@ async fn store_trouble(
 }
 
 /// The one problem status shows: names taken first (nothing under them is
-/// this stack's), then forbidden changes, then refusals; its message lists
-/// every finding.
+/// this stack's), then what is held back for want of its NetworkPolicy,
+/// then forbidden changes, then refusals; its message lists every finding.
 fn problem(findings: &[Finding]) -> Option<Problem> {
     let mut conflicts = Vec::new();
     let mut others = Vec::new();
@@ -428,6 +428,17 @@ fn problem(findings: &[Finding]) -> Option<Problem> {
                 "{kind} {name} not applied: it would be wired to {}, which this stack does not own",
                 on.join(", ")
             )),
+            Finding::Unguarded { kind, name, guard } => others.push(match guard {
+                Guard::NotCreated => format!(
+                    "{kind} {name} not created: no pod of it runs before its NetworkPolicy {name} exists"
+                ),
+                Guard::Stopped => format!(
+                    "{kind} {name} scaled to 0: its NetworkPolicy {name} is missing and cannot be created, and no store pod runs unguarded"
+                ),
+                Guard::Held => format!(
+                    "{kind} {name} not updated: its NetworkPolicy {name} is missing and cannot be created; what runs is not guarded"
+                ),
+            }),
         }
     }
     let also = |m: String| {
@@ -442,6 +453,12 @@ fn problem(findings: &[Finding]) -> Option<Problem> {
             "child names already taken: {}; rename the component or the stack so that their children's names differ",
             conflicts.join("; ")
         ))));
+    }
+    if findings
+        .iter()
+        .any(|f| matches!(f, Finding::Unguarded { .. }))
+    {
+        return Some(Problem::GuardRefused(others.join("; ")));
     }
     let rejected = findings
         .iter()

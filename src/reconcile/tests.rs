@@ -19,6 +19,8 @@ use crate::api::{AppStack, StoredAppStack};
 use crate::error::Error;
 use crate::telemetry::Metrics;
 
+mod guard;
+
 const NS: &str = "team-a";
 const UID: &str = "uid-shop";
 
@@ -209,6 +211,11 @@ impl Harness {
 
     fn refuse(&self, method: &'static str, path: &str, code: u16, message: &str) {
         self.answer(method, path, code, status_body(code, "Invalid", message));
+    }
+
+    /// The API server stops answering as scripted: every request succeeds.
+    fn lift_refusals(&self) {
+        self.server.lock().expect("lock").rules.clear();
     }
 
     async fn reconcile(&mut self) -> Result<Next, Error> {

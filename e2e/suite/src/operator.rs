@@ -70,6 +70,16 @@ pub async fn helm_upgrade_install(env: &TestEnv, extra: &[String]) -> Result<Str
                 format!("podAnnotations.e2e\\.appstack\\.dev/image-digest={digest}"),
             ]);
         }
+    } else {
+        // There the suite reads /metrics from a helper pod in a scenario's
+        // namespace, which the chart's NetworkPolicy would keep out.
+        args.extend([
+            "--set-json".into(),
+            format!(
+                "networkPolicy.metricsFrom=[{{\"namespaceSelector\":{{\"matchLabels\":{{\"{}\":\"true\"}}}}}}]",
+                crate::namespace::LABEL
+            ),
+        ]);
     }
     args.extend(extra.iter().cloned());
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -14,6 +14,7 @@ mod bad_manifests;
 mod child_refused;
 mod delete_reapply;
 mod drift;
+mod guard_refused;
 mod helm_install;
 mod helm_upgrade;
 mod hostile_secrets;
@@ -25,6 +26,7 @@ mod least_privilege;
 mod name_conflict;
 mod network_policy;
 mod not_adopted;
+mod operator_metrics_policy;
 mod operator_restart;
 mod password_rotation;
 mod poisoned_upgrade;
@@ -87,6 +89,8 @@ pub fn all() -> Vec<Scenario> {
         scenario("hostile-secrets", hostile_secrets::run, 6),
         scenario("poisoned-upgrade", poisoned_upgrade::run, 10),
         scenario("leader-cut-off", leader_cut_off::run, 8),
+        scenario("guard-refused", guard_refused::run, 6),
+        scenario("operator-metrics-policy", operator_metrics_policy::run, 4),
         scenario("helm-upgrade-uninstall", helm_upgrade::run, 10),
     ]
 }
