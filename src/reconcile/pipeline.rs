@@ -292,7 +292,7 @@ async fn conclude(
     {
         ctx.publish(stack, warning(p.reason(), p.message())).await;
     }
-    let (backups, backing_up) = backups::observe(&ctx.client, stack).await;
+    let (backups, backing_up) = backups::observe(ctx, stack).await;
     let failing = |s: &AppStackStatus| {
         s.conditions
             .iter()
