@@ -2,15 +2,17 @@
 //! child of the stack, so they outlive it), and what the backup pods said,
 //! for status.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-
 use std::fmt::Debug;
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, PostParams};
+use kube::core::NamespaceResourceScope;
 use kube::{Client, Resource, ResourceExt};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use kube::runtime::events::{Event, EventType};
@@ -22,6 +24,7 @@ use crate::api::{AppStack, BackupStatus};
 use crate::build::stores::Engine;
 use crate::build::{FIELD_MANAGER, backup, labels, stores};
 use crate::error::brief;
+use crate::lean::LeanMeta;
 use crate::status;
 
 /// Creates each backup volume that does not exist. One that exists is used
@@ -164,8 +167,65 @@ async fn backup_pods(
         return Ok(Vec::new());
     }
     let selector = format!("{JOB_UID} in ({})", jobs.join(","));
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-    controlled(&pods, &selector, &jobs).await
+    let pods: Api<BackupPod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let pods = controlled(&pods, &selector, &jobs).await?;
+    Ok(pods
+        .into_iter()
+        .map(|p| Pod {
+            metadata: p.metadata,
+            status: p.status,
+            ..Pod::default()
+        })
+        .collect())
+}
+
+/// A pod as the backup lookup decodes it: its metadata lean (a pod anyone
+/// made with the backup pods' labels and 1 MB more is skipped unread, see
+/// `lean`) and its status, which only the kubelet and scheduler write.
+#[derive(Clone, Debug)]
+struct BackupPod {
+    metadata: ObjectMeta,
+    status: Option<PodStatus>,
+}
+
+impl<'de> Deserialize<'de> for BackupPod {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Wire {
+            #[serde(default)]
+            metadata: LeanMeta,
+            status: Option<PodStatus>,
+        }
+        let wire = Wire::deserialize(deserializer)?;
+        Ok(Self {
+            metadata: wire.metadata.into(),
+            status: wire.status,
+        })
+    }
+}
+
+impl Resource for BackupPod {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(dt: &()) -> Cow<'_, str> {
+        Pod::kind(dt)
+    }
+    fn group(dt: &()) -> Cow<'_, str> {
+        Pod::group(dt)
+    }
+    fn version(dt: &()) -> Cow<'_, str> {
+        Pod::version(dt)
+    }
+    fn plural(dt: &()) -> Cow<'_, str> {
+        Pod::plural(dt)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
 }
 
 /// The objects a label selector finds that one of `owners` (uids) controls,

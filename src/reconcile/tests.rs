@@ -1228,6 +1228,10 @@ async fn backup_pods_are_those_its_jobs_control_not_any_with_their_labels() {
         let mut labels = labels.clone();
         // The Job controller's label, copied: the tenant's pod claims our Job.
         labels["batch.kubernetes.io/controller-uid"] = json!("job-uid");
+        if owner != "job-uid" {
+            let heavy = crate::lean::tests::megabyte_of_labels();
+            labels.as_object_mut().expect("labels").extend(heavy);
+        }
         json!({"apiVersion": "v1", "kind": "Pod",
                "metadata": {"name": name, "namespace": NS, "labels": labels,
                             "ownerReferences": controlled_by("Job", "shop-redis-backup-1", owner)},
