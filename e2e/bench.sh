@@ -13,8 +13,12 @@
 #   idle writes     = child applies sent during an idle minute (goal 0)
 #   restart changes = child resourceVersions moved by an operator restart (goal 0)
 #   memory ratio    = operator RSS with N stacks / RSS with none
-#   hostile ratio   = RSS with 100 Secrets of 650 KB that anyone labelled
-#                     managed-by=appstack-operator / RSS without (goal ~1)
+#   hostile ratios  = RSS among what any tenant may write / RSS without, group
+#                     by group (goal ~1, at most +10 MiB): 100 Secrets of 650 KB
+#                     labelled managed-by=appstack-operator; then 60 such
+#                     Secrets with 1 MB of labels; then 20 Pods with a backed-up
+#                     stack's backup-pod labels and 1 MB more; then 30 AppStacks
+#                     with 240 KiB of annotations (e2e/hostile-secrets.sh)
 # The stacks have two components with replicas 0 and no stores, so the one
 # real node runs no pods for them: this measures the controller, not kubelet.
 # BENCH_BIN=path/to/appstack-operator runs another build (e.g. an older commit's).
@@ -165,8 +169,8 @@ resync=$((SECONDS - r0))
 snap > "$OUT/after"
 moved=$(comm -3 "$OUT/before" "$OUT/after" | grep -c . || true)
 
-log "hostile Secrets: RSS of a fresh operator without and with 100 Secrets of 650 KB labelled as its own"
-read -r hostile0 hostile1 hostile_start < <(BENCH_BIN="$BIN" e2e/hostile-secrets.sh)
+log "hostile input: RSS of a fresh operator without and with what any tenant may write"
+read -r hostile0 hostile1 hostile_labels hostile_pods hostile_stacks hostile_start < <(BENCH_BIN="$BIN" e2e/hostile-secrets.sh)
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b == 0) b = 1; printf "%.2f", a / b }'; }
 cat <<EOT | tee "$OUT/summary.md"
@@ -183,6 +187,9 @@ cat <<EOT | tee "$OUT/summary.md"
 | child resourceVersions moved by a restart | $((moved / 2)) |
 | operator RSS with $N stacks / with none | $(ratio "$rss1" "$rss0") ($((rss1 / 1024)) MiB / $((rss0 / 1024)) MiB) |
 | operator RSS with 100 hostile 650 KB Secrets / without | $(ratio "$hostile1" "$hostile0") ($((hostile1 / 1024)) MiB / $((hostile0 / 1024)) MiB) |
-| peak RSS of an operator starting among them / RSS without | $(ratio "$hostile_start" "$hostile0") ($((hostile_start / 1024)) MiB / $((hostile0 / 1024)) MiB) |
+| ... and 60 Secrets with 1 MB of labels / without | $(ratio "$hostile_labels" "$hostile0") ($((hostile_labels / 1024)) MiB / $((hostile0 / 1024)) MiB) |
+| ... and 20 Pods with backup-pod labels and 1 MB more / without | $(ratio "$hostile_pods" "$hostile0") ($((hostile_pods / 1024)) MiB / $((hostile0 / 1024)) MiB) |
+| ... and 30 AppStacks with 240 KiB of annotations / without | $(ratio "$hostile_stacks" "$hostile0") ($((hostile_stacks / 1024)) MiB / $((hostile0 / 1024)) MiB) |
+| peak RSS of an operator starting among them all / RSS without | $(ratio "$hostile_start" "$hostile0") ($((hostile_start / 1024)) MiB / $((hostile0 / 1024)) MiB) |
 EOT
 log "bench done in $((SECONDS - T0))s; details in $OUT"

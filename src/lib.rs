@@ -3,7 +3,8 @@
 //! The data path runs one way: [`api`] (types, schema, CEL) -> [`build`]
 //! (pure builders, one per child kind or store) -> [`reconcile`] (credentials,
 //! Server-Side Apply, prune, status). [`operator`] wires the binary together;
-//! [`backup_agent`] is the same binary's S3 side of the stores' backups.
+//! [`backup_agent`] is the same binary's S3 side of the stores' backups;
+//! [`lean`] is what any cache keeps of an object anyone may write.
 
 pub mod api;
 pub mod backup_agent;
@@ -11,6 +12,7 @@ pub mod build;
 pub mod error;
 pub mod http;
 pub mod leader;
+pub mod lean;
 pub mod operator;
 pub mod reconcile;
 pub mod status;

@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::{AppStack, AppStackStatus};
+use crate::lean::{self, LeanMeta};
 
 #[derive(Clone, Debug)]
 pub struct StoredAppStack {
@@ -32,25 +33,34 @@ impl StoredAppStack {
         }
     }
 
-    /// Drops managedFields (most of a stored object's metadata).
+    /// Trims the metadata to what the reconcile reads (see `lean`): a
+    /// decoded stack is already trimmed; this keeps a stack made by hand so.
     pub fn strip(&mut self) {
-        self.metadata.managed_fields = None;
+        lean::keep(&mut self.metadata);
         if let Ok(stack) = &mut self.decoded {
-            stack.metadata.managed_fields = None;
+            lean::keep(&mut stack.metadata);
         }
     }
 }
 
 impl<'de> Deserialize<'de> for StoredAppStack {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(deserializer)?;
+        let mut value = Value::deserialize(deserializer)?;
+        // Of the metadata only what the reconcile reads, before anything is
+        // copied: a stack's annotations (up to 256 KiB), labels and
+        // managedFields are anyone's to write and never read.
         let metadata: ObjectMeta = value
-            .get("metadata")
-            .cloned()
-            .map(serde_json::from_value)
+            .get_mut("metadata")
+            .map(Value::take)
+            .map(serde_json::from_value::<LeanMeta>)
             .transpose()
             .map_err(serde::de::Error::custom)?
+            .map(ObjectMeta::from)
             .unwrap_or_default();
+        if let Some(object) = value.as_object_mut() {
+            let lean = serde_json::to_value(&metadata).map_err(serde::de::Error::custom)?;
+            object.insert("metadata".into(), lean);
+        }
         let decoded = serde_path_to_error::deserialize::<_, AppStack>(&value).map_err(|e| {
             let path = e.path().to_string();
             // serde's message names the value and the type, never the object.
@@ -113,6 +123,29 @@ mod tests {
             "{reason}"
         );
         assert!(reason.contains("4294967296"), "{reason}");
+    }
+
+    #[test]
+    fn a_stack_keeps_none_of_its_annotations_and_labels() {
+        let mut metadata = json!({
+            "name": "big", "namespace": "t", "uid": "u", "generation": 3,
+            "annotations": {"note": "x".repeat(255 * 1024)},
+            "managedFields": [{"manager": "kubectl", "operation": "Apply"}],
+        });
+        metadata["labels"] = Value::Object(crate::lean::tests::megabyte_of_labels());
+        let stored: StoredAppStack = serde_json::from_value(json!({
+            "apiVersion": "appstack.dev/v1alpha1", "kind": "AppStack", "metadata": metadata,
+            "spec": {"components": [{"name": "web", "image": "i", "port": 80}]}
+        }))
+        .unwrap();
+        let stack = stored.decoded.as_ref().unwrap();
+        for meta in [stored.meta(), &stack.metadata] {
+            assert_eq!(meta.name.as_deref(), Some("big"));
+            assert_eq!(meta.generation, Some(3));
+            let size = serde_json::to_vec(meta).unwrap().len();
+            assert!(size < 256, "kept {size} bytes of metadata");
+        }
+        assert_eq!(stack.spec.components[0].name, "web");
     }
 
     #[test]

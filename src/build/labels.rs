@@ -19,6 +19,17 @@ pub const ROLE_STORE: &str = "store";
 /// ... and of what backs the stores up.
 pub const ROLE_BACKUP: &str = "backup";
 
+/// Every label key the operator sets on what it makes: all that its caches
+/// keep of an object's labels (anyone may add thousands more).
+pub const OWN: [&str; 6] = [
+    NAME,
+    INSTANCE,
+    COMPONENT,
+    PART_OF,
+    MANAGED_BY_KEY,
+    super::backup::BACKUP_OF,
+];
+
 /// Label selector of everything the operator made (what its watches see).
 pub fn managed_selector() -> String {
     format!("{MANAGED_BY_KEY}={MANAGED_BY}")

@@ -2,20 +2,29 @@
 //! child of the stack, so they outlive it), and what the backup pods said,
 //! for status.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt::Debug;
 
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, PostParams};
-use kube::{Client, ResourceExt};
+use kube::core::NamespaceResourceScope;
+use kube::{Client, Resource, ResourceExt};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use kube::runtime::events::{Event, EventType};
 
 use super::child_set::Finding;
 use super::context::Context;
+use super::kinds::Meta;
 use crate::api::{AppStack, BackupStatus};
 use crate::build::stores::Engine;
 use crate::build::{FIELD_MANAGER, backup, labels, stores};
 use crate::error::brief;
+use crate::lean::LeanMeta;
 use crate::status;
 
 /// Creates each backup volume that does not exist. One that exists is used
@@ -71,36 +80,39 @@ pub async fn ensure_volumes(
     findings
 }
 
+/// Objects per page when listing a store's backup Jobs and pods, and the
+/// most pages one lookup reads. Anyone can make Jobs and pods that carry the
+/// labels these lists select by, with about 1.5 MB of labels each: neither
+/// their size nor their number decides what a reconcile holds.
+const PAGE: u32 = 10;
+const MAX_PAGES: usize = 20;
+
+/// The label the Job controller puts on the pods of a Job: the Job's uid.
+/// It narrows the list only; anyone can copy it, so the pods' controller
+/// reference decides.
+const JOB_UID: &str = "batch.kubernetes.io/controller-uid";
+
 /// What each backed-up store's backup pods say, and whether one is still
 /// running (its result is then worth a look soon).
 pub async fn observe(
-    client: &Client,
+    ctx: &Context,
     stack: &AppStack,
 ) -> (BTreeMap<crate::api::StoreKind, BackupStatus>, bool) {
-    let namespace = stack.namespace().unwrap_or_default();
-    let name = stack.name_any();
-    let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
     let mut out = BTreeMap::new();
     let mut running = false;
     for engine in stores::of(&stack.spec) {
         if stack.spec.backup(engine.kind()).is_none() {
             continue;
         }
-        let selector = format!(
-            "{},{}={}",
-            labels::stack_selector(&name),
-            labels::NAME,
-            backup::part(engine)
-        );
-        match api.list(&ListParams::default().labels(&selector)).await {
+        match backup_pods(ctx, stack, engine).await {
             Ok(pods) => {
-                running |= pods.items.iter().any(|p| {
+                running |= pods.iter().any(|p| {
                     matches!(
                         p.status.as_ref().and_then(|s| s.phase.as_deref()),
                         Some("Pending" | "Running")
                     )
                 });
-                out.insert(engine.kind(), status::backup(&pods.items));
+                out.insert(engine.kind(), status::backup(&pods));
             }
             Err(error) => {
                 tracing::warn!(%error, "could not list the backup pods");
@@ -116,6 +128,143 @@ pub async fn observe(
         }
     }
     (out, running)
+}
+
+/// A store's backup pods, found through what the operator made: its backup
+/// CronJob (cached, and controlled by this stack), the Jobs that CronJob
+/// controls, and the pods those Jobs control. Labels only narrow the lists:
+/// a Job or pod anyone made with the same labels is controlled by neither
+/// and is ignored.
+async fn backup_pods(
+    ctx: &Context,
+    stack: &AppStack,
+    engine: &dyn Engine,
+) -> Result<Vec<Pod>, kube::Error> {
+    let namespace = stack.namespace().unwrap_or_default();
+    let name = stack.name_any();
+    let stack_uid = stack.uid().unwrap_or_default();
+    let cron = ctx
+        .caches
+        .get::<Meta<CronJob>>(&namespace, &backup::name(&name, engine))
+        .filter(|c| controller_uid(c.meta()) == Some(stack_uid.as_str()))
+        .and_then(|c| c.uid());
+    let Some(cron) = cron else {
+        return Ok(Vec::new());
+    };
+    let selector = format!(
+        "{},{}={}",
+        labels::stack_selector(&name),
+        labels::NAME,
+        backup::part(engine)
+    );
+    let jobs: Api<Meta<Job>> = Api::namespaced(ctx.client.clone(), &namespace);
+    let jobs: Vec<String> = controlled(&jobs, &selector, &[cron])
+        .await?
+        .iter()
+        .filter_map(|j| j.uid())
+        .collect();
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let selector = format!("{JOB_UID} in ({})", jobs.join(","));
+    let pods: Api<BackupPod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let pods = controlled(&pods, &selector, &jobs).await?;
+    Ok(pods
+        .into_iter()
+        .map(|p| Pod {
+            metadata: p.metadata,
+            status: p.status,
+            ..Pod::default()
+        })
+        .collect())
+}
+
+/// A pod as the backup lookup decodes it: its metadata lean (a pod anyone
+/// made with the backup pods' labels and 1 MB more is skipped unread, see
+/// `lean`) and its status, which only the kubelet and scheduler write.
+#[derive(Clone, Debug)]
+struct BackupPod {
+    metadata: ObjectMeta,
+    status: Option<PodStatus>,
+}
+
+impl<'de> Deserialize<'de> for BackupPod {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Wire {
+            #[serde(default)]
+            metadata: LeanMeta,
+            status: Option<PodStatus>,
+        }
+        let wire = Wire::deserialize(deserializer)?;
+        Ok(Self {
+            metadata: wire.metadata.into(),
+            status: wire.status,
+        })
+    }
+}
+
+impl Resource for BackupPod {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(dt: &()) -> Cow<'_, str> {
+        Pod::kind(dt)
+    }
+    fn group(dt: &()) -> Cow<'_, str> {
+        Pod::group(dt)
+    }
+    fn version(dt: &()) -> Cow<'_, str> {
+        Pod::version(dt)
+    }
+    fn plural(dt: &()) -> Cow<'_, str> {
+        Pod::plural(dt)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// The objects a label selector finds that one of `owners` (uids) controls,
+/// listed a page at a time; each page is dropped but for those.
+async fn controlled<K>(
+    api: &Api<K>,
+    selector: &str,
+    owners: &[String],
+) -> Result<Vec<K>, kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    let mut params = ListParams::default().labels(selector).limit(PAGE);
+    let mut kept = Vec::new();
+    for _ in 0..MAX_PAGES {
+        let page = api.list(&params).await?;
+        kept.extend(page.items.into_iter().filter(|o| {
+            controller_uid(o.meta()).is_some_and(|uid| owners.iter().any(|u| u == uid))
+        }));
+        match page.metadata.continue_.filter(|token| !token.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(kept),
+        }
+    }
+    tracing::warn!(
+        kind = %K::kind(&()),
+        %selector,
+        "stopped after {MAX_PAGES} pages of {PAGE}: more objects carry these labels than backups make"
+    );
+    Ok(kept)
+}
+
+/// The uid of an object's controller, if it has one.
+fn controller_uid(meta: &ObjectMeta) -> Option<&str> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true))
+        .map(|r| r.uid.as_str())
 }
 
 /// A Normal Event saying what a restored store was restored from: the

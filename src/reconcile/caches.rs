@@ -16,7 +16,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 
-use super::kinds::{Cacheable, ChildKind, KINDS};
+use super::kinds::{Cacheable, ChildKind, KINDS, LIST_PAGE};
 use crate::api::{AppStack, StoredAppStack};
 use crate::build::labels;
 
@@ -147,7 +147,7 @@ pub fn watch_kind<K: ChildKind>(
 ) -> ChildEvents {
     let config = watcher::Config::default()
         .labels(&labels::managed_selector())
-        .page_size(K::LIST_PAGE);
+        .page_size(LIST_PAGE);
     let (reader, events) =
         reflected::<K::Cached>(client, namespace, config, K::trim, &caches.listed);
     caches.insert(reader);
@@ -174,13 +174,15 @@ pub fn watch(client: &Client, namespace: Option<&str>) -> (Caches, StackEvents, 
 }
 
 /// The stacks are watched as stored: one that does not decode is reported
-/// on itself instead of failing the list of all of them.
+/// on itself instead of failing the list of all of them. They list in small
+/// pages too: a stack can carry 256 KiB of annotations (dropped as it is
+/// decoded) and a spec of up to about 1.5 MB.
 fn watch_stacks(
     client: &Client,
     namespace: Option<&str>,
     listed: &Arc<AtomicUsize>,
 ) -> (Store<StoredAppStack>, StackEvents) {
-    let config = watcher::Config::default();
+    let config = watcher::Config::default().page_size(LIST_PAGE);
     let (reader, events) = reflected(client, namespace, config, StoredAppStack::strip, listed);
     (reader, events.applied_objects().boxed())
 }

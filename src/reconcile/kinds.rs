@@ -13,8 +13,7 @@ use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, PartialObjectMeta, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::core::NamespaceResourceScope;
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -24,6 +23,7 @@ use super::caches::{self, CacheMap, ChildEvents};
 use super::child_set::ChildSet;
 use super::handoff;
 use crate::build::Children;
+use crate::lean::{self, Slim};
 
 /// What a watch cache can hold: a whole child or its metadata only.
 pub trait Cacheable:
@@ -60,21 +60,16 @@ pub trait ChildKind: Child {
     /// object's spec or status, [`Meta<Self>`] when names and owners suffice.
     type Cached: Cacheable;
 
-    /// Objects per page of the watch's list (at start and after a re-list).
-    /// A page arrives whole, before anything is trimmed: kinds cached as
-    /// full objects list in small pages, so objects anyone labels as ours
-    /// cannot make a new leader's start-up spike its memory.
-    const LIST_PAGE: u32 = 500;
-
     /// The built objects of this kind.
     fn desired(children: &Children) -> &[Self];
 
     /// Trims a watched copy before it is cached, to what the reconcile
-    /// reads: names, labels and owners, plus what a kind's hooks and status
-    /// need. Anyone may label an object `managed-by: appstack-operator`, so
-    /// what the caches keep of it must not depend on how large it is.
+    /// reads: names, the operator's own labels and the controller, plus
+    /// what a kind's hooks and status need. Anyone may label an object
+    /// `managed-by: appstack-operator`, so what the caches keep of it must
+    /// not depend on how large it is (see `lean`).
     fn trim(cached: &mut Self::Cached) {
-        slim(cached.meta_mut());
+        lean::keep(cached.meta_mut());
     }
 
     /// Runs before `desired` is sent (never when it is skipped as unchanged),
@@ -108,7 +103,8 @@ pub trait ChildKind: Child {
     }
 }
 
-pub type Meta<K> = PartialObjectMeta<K>;
+/// A child cached as metadata, trimmed while it is decoded.
+pub type Meta<K> = Slim<K>;
 
 /// Metadata only: the watch never carries a Secret's data (anyone may label
 /// a Secret as ours, at any size), and credentials are read by a GET of the
@@ -148,7 +144,6 @@ impl ChildKind for Service {
 
 impl ChildKind for StatefulSet {
     type Cached = StatefulSet;
-    const LIST_PAGE: u32 = FULL_OBJECTS_PAGE;
     const GUARDED: bool = true;
     /// A store: scaled to 0 (its volumes stay). The next apply once its
     /// policy exists takes the count back, as the count is ours.
@@ -174,7 +169,7 @@ impl ChildKind for StatefulSet {
     }
     /// Status reads the replica count and the status.
     fn trim(s: &mut StatefulSet) {
-        slim(&mut s.metadata);
+        lean::keep(&mut s.metadata);
         s.spec = s.spec.as_ref().map(|spec| StatefulSetSpec {
             replicas: spec.replicas,
             ..StatefulSetSpec::default()
@@ -191,7 +186,6 @@ impl ChildKind for StatefulSet {
 
 impl ChildKind for Deployment {
     type Cached = Deployment;
-    const LIST_PAGE: u32 = FULL_OBJECTS_PAGE;
     const GUARDED: bool = true;
     fn desired(children: &Children) -> &[Self] {
         &children.deployments
@@ -200,7 +194,7 @@ impl ChildKind for Deployment {
     /// manager's claim on the count.
     fn trim(d: &mut Deployment) {
         let claim = handoff::our_claim(d.managed_fields());
-        slim(&mut d.metadata);
+        lean::keep(&mut d.metadata);
         d.metadata.managed_fields = claim;
         d.spec = d.spec.as_ref().map(|spec| DeploymentSpec {
             replicas: spec.replicas,
@@ -240,16 +234,12 @@ impl ChildKind for NetworkPolicy {
 /// Who scales a store to 0 while its NetworkPolicy is missing.
 const GUARD_MANAGER: &str = "appstack-operator-guard";
 
-/// List page of the kinds cached whole: 10 of the largest objects the API
-/// server stores (about 1.5 MB each) stay well within the operator's memory.
-const FULL_OBJECTS_PAGE: u32 = 10;
-
-/// What every cache keeps of an object's metadata: no managedFields, no
-/// annotations.
-fn slim(meta: &mut ObjectMeta) {
-    meta.managed_fields = None;
-    meta.annotations = None;
-}
+/// Objects per page of every watch's list (at start and after a re-list).
+/// A page arrives whole, before anything is trimmed, and anyone can label an
+/// object of about 1.5 MB as ours (labels are metadata too): 10 of the
+/// largest objects the API server stores stay well within the operator's
+/// memory, so such objects cannot make a leader's start-up spike it.
+pub const LIST_PAGE: u32 = 10;
 
 /// Every kind, in apply order: credentials, the backup scripts and the
 /// NetworkPolicies (so no store ever runs unguarded), then the Services and stores the components

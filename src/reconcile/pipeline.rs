@@ -6,7 +6,7 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, PartialObjectMeta, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -21,6 +21,7 @@ use super::kinds::KINDS;
 use crate::api::{AppStack, AppStackStatus, StoredAppStack};
 use crate::build::{self, Access, FIELD_MANAGER, Inputs, stores, tls};
 use crate::error::{Error, Result, cut};
+use crate::lean::Slim;
 use crate::status::{self, DEGRADED, Observed, Problem};
 
 /// When to look at a reconciled stack again.
@@ -292,7 +293,7 @@ async fn conclude(
     {
         ctx.publish(stack, warning(p.reason(), p.message())).await;
     }
-    let (backups, backing_up) = backups::observe(&ctx.client, stack).await;
+    let (backups, backing_up) = backups::observe(ctx, stack).await;
     let failing = |s: &AppStackStatus| {
         s.conditions
             .iter()
@@ -552,8 +553,9 @@ async fn write_status(
 }
 
 /// Server-Side Apply of `status` on the stack's status subresource. The
-/// answer is read as metadata only: a stack that does not decode is written
-/// the same way, and nothing of the answer is used.
+/// answer is read as lean metadata only (its annotations skipped unread): a
+/// stack that does not decode is written the same way, and nothing of the
+/// answer is used.
 async fn patch_status(
     ctx: &Context,
     stack: &impl Resource,
@@ -566,7 +568,7 @@ async fn patch_status(
     });
     let namespace = stack.meta().namespace.clone().unwrap_or_default();
     let name = stack.meta().name.clone().unwrap_or_default();
-    Api::<PartialObjectMeta<AppStack>>::namespaced(ctx.client.clone(), &namespace)
+    Api::<Slim<AppStack>>::namespaced(ctx.client.clone(), &namespace)
         .patch_status(
             &name,
             &PatchParams::apply(FIELD_MANAGER).force(),

@@ -1196,3 +1196,117 @@ async fn a_password_edited_during_the_reconcile_is_never_written_back() {
     let (status, reason, _) = h.condition("Degraded");
     assert_eq!((status.as_str(), reason.as_str()), ("False", "AsExpected"));
 }
+
+/// A stack whose Redis is backed up, its backup CronJob cached, and the
+/// labels the CronJob's Jobs and pods carry (which anyone can copy).
+fn backed_up() -> (Harness, Value) {
+    let mut h = Harness::new(spec(
+        r#"{"components": [{"name": "web", "image": "shop:1", "port": 8080}], "redis": {"backup": {}}}"#,
+    ));
+    let mut cron = ours("CronJob", "batch/v1", "shop-redis-backup", "1");
+    cron["metadata"]["uid"] = json!("cron-uid");
+    h.filled.put(&cron);
+    let labels = json!({"app.kubernetes.io/instance": "shop", "app.kubernetes.io/name": "redis-backup",
+                        "app.kubernetes.io/managed-by": "appstack-operator"});
+    (h, labels)
+}
+
+fn controlled_by(kind: &str, name: &str, uid: &str) -> Value {
+    json!([{"apiVersion": "batch/v1", "kind": kind, "name": name, "uid": uid, "controller": true}])
+}
+
+#[tokio::test]
+async fn backup_pods_are_those_its_jobs_control_not_any_with_their_labels() {
+    let (h, labels) = backed_up();
+    let job = |name: &str, uid: &str, owner: &str| {
+        json!({"metadata": {"name": name, "namespace": NS, "uid": uid, "labels": labels,
+                            "ownerReferences": controlled_by("CronJob", "shop-redis-backup", owner)}})
+    };
+    h.answer(
+        "GET",
+        "/jobs",
+        200,
+        json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {},
+               "items": [job("shop-redis-backup-1", "job-uid", "cron-uid"), job("copy", "copy-uid", "other")]}),
+    );
+    let summary = json!({"label": "b1", "completed": "2026-01-01T00:00:00Z", "sizeBytes": 1, "count": 1,
+                         "totalBytes": 1, "firstRecoverable": "t0", "lastRecoverable": "t1"});
+    let pod = |name: &str, owner: &str, phase: &str, code: i32, message: String| {
+        let mut labels = labels.clone();
+        // The Job controller's label, copied: the tenant's pod claims our Job.
+        labels["batch.kubernetes.io/controller-uid"] = json!("job-uid");
+        if owner != "job-uid" {
+            let heavy = crate::lean::tests::megabyte_of_labels();
+            labels.as_object_mut().expect("labels").extend(heavy);
+        }
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": name, "namespace": NS, "labels": labels,
+                            "ownerReferences": controlled_by("Job", "shop-redis-backup-1", owner)},
+               "status": {"phase": phase, "containerStatuses": [{"name": "backup", "ready": false,
+                   "restartCount": 0, "image": "i", "imageID": "",
+                   "state": {"terminated": {"exitCode": code, "message": message,
+                                            "finishedAt": "2026-01-01T00:00:00Z"}}}]}})
+    };
+    h.answer(
+        "GET",
+        "/pods",
+        200,
+        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [
+            pod("shop-redis-backup-1-x", "job-uid", "Succeeded", 0, summary.to_string()),
+            pod("planted", "fake-uid", "Failed", 1, "planted failure".into()),
+        ]}),
+    );
+    let (backups, running) = super::backups::observe(&h.ctx, &h.stack).await;
+    assert!(!running);
+    let redis = &backups[&crate::api::StoreKind::Redis];
+    assert_eq!(redis.last_successful.as_deref(), Some("b1"));
+    assert_eq!(redis.last_failure, None, "{redis:?}");
+    let calls = h.calls();
+    let pods = calls
+        .iter()
+        .find(|c| c.path.ends_with("/pods"))
+        .expect("pods listed");
+    assert!(pods.query.contains("job-uid"), "{}", pods.query);
+    assert!(!pods.query.contains("copy-uid"), "{}", pods.query);
+    for list in calls.iter().filter(|c| c.method == "GET") {
+        assert!(list.query.contains("limit=10"), "{}", list.query);
+    }
+}
+
+#[tokio::test]
+async fn a_backup_lookup_reads_a_bounded_number_of_pages() {
+    let (h, labels) = backed_up();
+    let fake = json!({"metadata": {"name": "copy", "namespace": NS, "uid": "copy-uid", "labels": labels,
+                                   "ownerReferences": controlled_by("CronJob", "x", "other")}});
+    h.answer(
+        "GET",
+        "/jobs",
+        200,
+        json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
+               "metadata": {"continue": "more"}, "items": vec![fake; 10]}),
+    );
+    let (backups, _) = super::backups::observe(&h.ctx, &h.stack).await;
+    assert_eq!(
+        backups[&crate::api::StoreKind::Redis],
+        crate::api::BackupStatus::default()
+    );
+    let calls = h.calls();
+    let lists = calls.iter().filter(|c| c.path.ends_with("/jobs")).count();
+    assert_eq!(lists, 20);
+    assert!(!calls.iter().any(|c| c.path.ends_with("/pods")));
+}
+
+#[tokio::test]
+async fn a_cronjob_this_stack_does_not_control_finds_no_backup_pods() {
+    let (mut h, _) = backed_up();
+    let mut cron = ours("CronJob", "batch/v1", "shop-redis-backup", "2");
+    cron["metadata"]["uid"] = json!("cron-uid");
+    cron["metadata"]["ownerReferences"] = controlled_by("AppStack", "other", "other-uid");
+    h.filled.put(&cron);
+    let (backups, _) = super::backups::observe(&h.ctx, &h.stack).await;
+    assert_eq!(
+        backups[&crate::api::StoreKind::Redis],
+        crate::api::BackupStatus::default()
+    );
+    assert!(h.calls().is_empty(), "{:?}", h.calls());
+}

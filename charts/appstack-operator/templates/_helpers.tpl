@@ -88,10 +88,14 @@ the OwnerReferencesPermissionEnforcement admission plugin runs (OpenShift). */}}
   resources: ["services", "secrets", "configmaps"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{- /* Read only: a store pod, to say why it is not ready; a stack's backup
-pods (listed by label), whose termination messages say what a backup holds. */}}
+pods (those its backup Jobs control), whose termination messages say what a
+backup holds, found through the Jobs its backup CronJobs control. */}}
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list"]
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["list"]
 {{- /* Backup volumes are created once and never changed or deleted: they
 outlive the stack. */}}
 - apiGroups: [""]

@@ -107,7 +107,7 @@ type Access = (
 
 async fn rbac(ctx: &mut Ctx) -> Result<()> {
     // What `kubectl auth can-i --as=<sa>` asks: SubjectAccessReviews.
-    let checks: [Access; 14] = [
+    let checks: [Access; 15] = [
         ("patch", "apps", "deployments", "", true, true),
         ("create", "apps", "statefulsets", "", true, true),
         ("watch", "appstack.dev", "appstacks", "", true, true),
@@ -115,8 +115,10 @@ async fn rbac(ctx: &mut Ctx) -> Result<()> {
         ("create", "", "secrets", "", true, true),
         ("create", "events.k8s.io", "events", "", true, true),
         ("delete", "", "persistentvolumeclaims", "", true, false),
-        // The backup pods' termination messages (by label), for status.
+        // The backup pods' termination messages, for status: the pods of
+        // the Jobs the backup CronJobs control.
         ("list", "", "pods", "", true, true),
+        ("list", "batch", "jobs", "", true, true),
         ("create", "batch", "jobs", "", true, false),
         ("list", "", "persistentvolumeclaims", "", true, false),
         (

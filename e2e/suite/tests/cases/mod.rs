@@ -17,7 +17,7 @@ mod drift;
 mod guard_refused;
 mod helm_install;
 mod helm_upgrade;
-mod hostile_secrets;
+mod hostile_memory;
 mod hpa;
 mod kill_app;
 mod kill_stores;
@@ -86,7 +86,7 @@ pub fn all() -> Vec<Scenario> {
         scenario("backup-killed-then-clone", backup_clone::run, 15),
         scenario("backup-schedule-and-retention", backup_schedule::run, 15),
         scenario("backup-to-s3-and-restore", backup_s3::run, 15),
-        scenario("hostile-secrets", hostile_secrets::run, 6),
+        scenario("hostile-input-memory", hostile_memory::run, 8),
         scenario("poisoned-upgrade", poisoned_upgrade::run, 10),
         scenario("leader-cut-off", leader_cut_off::run, 8),
         scenario("guard-refused", guard_refused::run, 6),
