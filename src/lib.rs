@@ -13,5 +13,6 @@ pub mod http;
 pub mod leader;
 pub mod operator;
 pub mod reconcile;
+pub mod redact;
 pub mod status;
 pub mod telemetry;

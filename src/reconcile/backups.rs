@@ -16,6 +16,7 @@ use crate::api::{AppStack, BackupStatus};
 use crate::build::stores::Engine;
 use crate::build::{FIELD_MANAGER, backup, labels, stores};
 use crate::error::brief;
+use crate::redact::Known;
 use crate::status;
 
 /// Creates each backup volume that does not exist. One that exists is used
@@ -71,11 +72,13 @@ pub async fn ensure_volumes(
     findings
 }
 
-/// What each backed-up store's backup pods say, and whether one is still
-/// running (its result is then worth a look soon).
+/// What each backed-up store's backup pods say (without the passwords in
+/// `known`), and whether one is still running (its result is then worth a
+/// look soon).
 pub async fn observe(
     client: &Client,
     stack: &AppStack,
+    known: &Known,
 ) -> (BTreeMap<crate::api::StoreKind, BackupStatus>, bool) {
     let namespace = stack.namespace().unwrap_or_default();
     let name = stack.name_any();
@@ -100,7 +103,7 @@ pub async fn observe(
                         Some("Pending" | "Running")
                     )
                 });
-                out.insert(engine.kind(), status::backup(&pods.items));
+                out.insert(engine.kind(), status::backup(&pods.items, known));
             }
             Err(error) => {
                 tracing::warn!(%error, "could not list the backup pods");
@@ -121,8 +124,8 @@ pub async fn observe(
 /// A Normal Event saying what a restored store was restored from: the
 /// restore container's own account (which backup, which were skipped),
 /// read from the pod before the next reconcile rolls it without that
-/// container.
-pub async fn report_restore(ctx: &Context, stack: &AppStack, engine: &dyn Engine) {
+/// container, without the passwords in `known`.
+pub async fn report_restore(ctx: &Context, stack: &AppStack, engine: &dyn Engine, known: &Known) {
     let namespace = stack.namespace().unwrap_or_default();
     let pod_name = format!("{}-0", engine.secret_name(&stack.name_any()));
     let said = match Api::<Pod>::namespaced(ctx.client.clone(), &namespace)
@@ -136,7 +139,7 @@ pub async fn report_restore(ctx: &Context, stack: &AppStack, engine: &dyn Engine
             .flatten()
             .find(|c| c.name == backup::RESTORE_CONTAINER)
             .and_then(|c| c.state?.terminated?.message)
-            .map(|m| m.trim().to_string()),
+            .map(|m| known.redact(m.trim())),
         Err(error) => {
             tracing::warn!(%error, pod = %pod_name, "could not read the restored store's pod");
             None
