@@ -559,11 +559,12 @@ postgres: {}
                 .map(|c| c.name)
                 .collect::<Vec<_>>()
         };
+        // Redis always writes its users first.
         let all = format!("{BOTH}restore: {{from: old}}");
-        assert_eq!(init(&all, "shop-redis"), vec!["restore"]);
+        assert_eq!(init(&all, "shop-redis"), vec!["users", "restore"]);
         assert_eq!(init(&all, "shop-postgres"), vec!["restore"]);
         let only_pg = format!("{BOTH}restore: {{from: old, stores: [postgres]}}");
-        assert!(init(&only_pg, "shop-redis").is_empty());
+        assert_eq!(init(&only_pg, "shop-redis"), vec!["users"]);
         assert_eq!(init(&only_pg, "shop-postgres"), vec!["restore"]);
         assert!(init(BOTH, "shop-postgres").is_empty());
     }

@@ -69,16 +69,13 @@ named() {
 named "$APPSTACK_SECRET" "$APP_USER"
 [ -n "$REDISCLI_AUTH" ] && [ -n "$APP_PASSWORD" ] || fail "a password of Secret $APPSTACK_SECRET or $APPSTACK_SECRET-admin is empty"
 {
-  printf 'user default on #%s ~* &* +@all
-' "$(digest "$REDISCLI_AUTH")"
-  printf 'user %s on #%s ~* &* +@all -@admin -@dangerous
-' "$APP_USER" "$(digest "$APP_PASSWORD")"
+  printf 'user default on #%s ~* &* +@all\n' "$(digest "$REDISCLI_AUTH")"
+  printf 'user %s on #%s ~* &* +@all -@admin -@dangerous\n' "$APP_USER" "$(digest "$APP_PASSWORD")"
   if [ -n "${BACKUP_USER:-}" ]; then
     named "$APPSTACK_SECRET-backup" "$BACKUP_USER"
     [ "$BACKUP_USER" != "$APP_USER" ] || fail "Secrets $APPSTACK_SECRET and $APPSTACK_SECRET-backup name the same user $APP_USER: change one of them"
     [ -n "$BACKUP_PASSWORD" ] || fail "the password of Secret $APPSTACK_SECRET-backup is empty"
-    printf 'user %s on #%s resetkeys resetchannels -@all +sync +replconf
-' "$BACKUP_USER" "$(digest "$BACKUP_PASSWORD")"
+    printf 'user %s on #%s resetkeys resetchannels -@all +sync +replconf\n' "$BACKUP_USER" "$(digest "$BACKUP_PASSWORD")"
   fi
 } > "$file.new" && mv "$file.new" "$file" || fail "could not write $file"
 echo "wrote Redis' users into $file""#;
