@@ -169,7 +169,10 @@ mod tests {
         );
         assert_eq!(k.redact(&hashed), "user app on #[redacted] ~*");
         // A password ending in a newline, as a log line quotes it.
-        assert_eq!(k.redact("password pw refused"), "password [redacted] refused");
+        assert_eq!(
+            k.redact("password pw refused"),
+            "password [redacted] refused"
+        );
     }
 
     #[test]

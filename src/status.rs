@@ -754,7 +754,10 @@ mod tests {
             Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
                 k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
             ));
-        assert_eq!(store_trouble("postgres", &deleting, &Known::default()), None);
+        assert_eq!(
+            store_trouble("postgres", &deleting, &Known::default()),
+            None
+        );
     }
 
     fn backup_pod(name: &str, phase: &str, at: &str, exit: i32, message: &str) -> Pod {
@@ -855,7 +858,10 @@ mod tests {
         let log = format!(
             "*** FATAL CONFIG FILE ERROR (Redis 7.4.1) ***\nReading the configuration file, at line 2\n>>> 'user app on >{PASSWORD} ~* &* +@all'\nError in user declaration '>{PASSWORD}': Syntax error\nconnecting to redis://app:{ENCODED}@shop-redis:6379/0\n"
         );
-        let mut c = container("redis", serde_json::json!({"waiting": {"reason": "CrashLoopBackOff"}}));
+        let mut c = container(
+            "redis",
+            serde_json::json!({"waiting": {"reason": "CrashLoopBackOff"}}),
+        );
         c["lastState"] = serde_json::json!({"terminated": {"exitCode": 1, "message": log}});
         let p = pod(serde_json::json!([c]), serde_json::json!([]));
         let problem = store_trouble("redis", &p, &known())
@@ -903,7 +909,9 @@ mod tests {
             "Failed",
             "2026-12-02T04:00:10Z",
             1,
-            &format!("AUTH failed for admin-password-0123456789\nredis-cli --rdb failed: {ENCODED}"),
+            &format!(
+                "AUTH failed for admin-password-0123456789\nredis-cli --rdb failed: {ENCODED}"
+            ),
         );
         let b = backup(&[failed], &known());
         let status = compute_with(None, [(StoreKind::Redis, b)].into());
@@ -913,7 +921,9 @@ mod tests {
             .find(|c| c.type_ == BACKUP_FAILING)
             .unwrap();
         assert!(
-            failing.message.contains("AUTH failed for [redacted] | redis-cli --rdb failed: [redacted]"),
+            failing
+                .message
+                .contains("AUTH failed for [redacted] | redis-cli --rdb failed: [redacted]"),
             "{}",
             failing.message
         );

@@ -526,7 +526,13 @@ postgres: {backup: {}}
         .flatten()
         .map(|e| e.name.as_str())
         .collect();
-    for var in ["REDISCLI_AUTH", "APP_USER", "APP_PASSWORD", "BACKUP_USER", "BACKUP_PASSWORD"] {
+    for var in [
+        "REDISCLI_AUTH",
+        "APP_USER",
+        "APP_PASSWORD",
+        "BACKUP_USER",
+        "BACKUP_PASSWORD",
+    ] {
         assert!(env.contains(&var), "{var} missing from {env:?}");
     }
     let pod = c.stateful_sets[0]

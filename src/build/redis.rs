@@ -307,7 +307,9 @@ mod tests {
             assert!(!file.contains(password), "{password} in {file}");
         }
         let mode = std::os::unix::fs::PermissionsExt::mode(
-            &std::fs::metadata(dir.join("users.acl")).unwrap().permissions(),
+            &std::fs::metadata(dir.join("users.acl"))
+                .unwrap()
+                .permissions(),
         );
         assert_eq!(mode & 0o777, 0o600, "only the server's user reads it");
 
@@ -328,10 +330,25 @@ mod tests {
     fn users_redis_cannot_take_are_refused_with_the_secret_named() {
         let dir = tempdir("names");
         for (user, backup, backup_password, expected) in [
-            ("two words", "backup", "c", "username of Secret shop-redis is no Redis user name"),
-            ("default", "backup", "c", "username of Secret shop-redis is default"),
+            (
+                "two words",
+                "backup",
+                "c",
+                "username of Secret shop-redis is no Redis user name",
+            ),
+            (
+                "default",
+                "backup",
+                "c",
+                "username of Secret shop-redis is default",
+            ),
             ("app", "app", "c", "name the same user app"),
-            ("app", "backup", "", "password of Secret shop-redis-backup is empty"),
+            (
+                "app",
+                "backup",
+                "",
+                "password of Secret shop-redis-backup is empty",
+            ),
         ] {
             let (ok, _, said) = write_users(
                 &dir,

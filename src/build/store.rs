@@ -201,14 +201,17 @@ fn containers(
         env.push(wiring::secret_env("BACKUP_PASSWORD", &secret, "password"));
     }
     let users = engine.users_script().map(|script| {
-        store.volume_mounts.get_or_insert_with(Vec::new).push(VolumeMount {
-            name: USERS.into(),
-            mount_path: USERS_DIR.into(),
-            // The server cannot write its users back (ACL SAVE): a restart
-            // takes them from the Secrets again.
-            read_only: Some(true),
-            ..VolumeMount::default()
-        });
+        store
+            .volume_mounts
+            .get_or_insert_with(Vec::new)
+            .push(VolumeMount {
+                name: USERS.into(),
+                mount_path: USERS_DIR.into(),
+                // The server cannot write its users back (ACL SAVE): a restart
+                // takes them from the Secrets again.
+                read_only: Some(true),
+                ..VolumeMount::default()
+            });
         script_container(
             USERS_CONTAINER,
             &store,
