@@ -1189,3 +1189,42 @@ async fn a_password_edited_during_the_reconcile_is_never_written_back() {
     let (status, reason, _) = h.condition("Degraded");
     assert_eq!((status.as_str(), reason.as_str()), ("False", "AsExpected"));
 }
+
+#[tokio::test]
+async fn a_password_a_store_quotes_reaches_neither_status_nor_events() {
+    let mut h = Harness::new(spec(SHOP));
+    let mut secret = ours("Secret", "v1", "shop-redis", "4");
+    // username app, password "P@ss:w/rd#1%x"
+    secret["data"] = json!({"username": "YXBw", "password": "UEBzczp3L3JkIzElcQ=="});
+    h.answer("GET", "/secrets/shop-redis", 200, secret);
+    unready_store(
+        &mut h,
+        "shop-redis",
+        json!([
+            crash_looping(
+                "redis",
+                "*** FATAL CONFIG FILE ERROR ***\n>>> 'user app on >P@ss:w/rd#1%q ~*'\nconnecting to rediss://app:P%40ss%3Aw%2Frd%231%25q@shop-redis failed"
+            ),
+            running("credentials")
+        ]),
+    );
+    h.reconcile().await.unwrap();
+    let message = h.degraded("StoreFailing");
+    assert!(
+        message.contains(">>> 'user app on >[redacted] ~*' | connecting to rediss://app:[redacted]@shop-redis failed"),
+        "{message}"
+    );
+    let written = serde_json::to_string(&(
+        h.events(),
+        h.calls()
+            .iter()
+            .filter(|c| c.path.ends_with("/status"))
+            .map(|c| c.body.clone())
+            .collect::<Vec<_>>(),
+    ))
+    .unwrap();
+    assert!(written.contains("[redacted]"), "{written}");
+    for password in ["P@ss:w/rd#1%q", "P%40ss%3Aw%2Frd%231%25q"] {
+        assert!(!written.contains(password), "{password} in {written}");
+    }
+}
