@@ -324,6 +324,7 @@ mod tests {
         );
         assert!(ok, "{said}");
         assert_eq!(file.lines().count(), 2, "{file}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -363,6 +364,7 @@ mod tests {
             assert!(!ok, "{user}/{backup} accepted");
             assert!(said.contains(expected), "{said}");
         }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     fn tempdir(name: &str) -> std::path::PathBuf {
