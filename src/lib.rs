@@ -15,5 +15,6 @@ pub mod leader;
 pub mod lean;
 pub mod operator;
 pub mod reconcile;
+pub mod redact;
 pub mod status;
 pub mod telemetry;

@@ -10,8 +10,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{Resource, ResourceExt};
 
 use crate::api::{AppStack, AppStackStatus, BackupStatus, ComponentStatus, StoreKind, StoreStatus};
-use crate::build::CREDENTIALS_CONTAINER;
+use crate::build::{CREDENTIALS_CONTAINER, USERS_CONTAINER};
 use crate::build::{names, stores};
+use crate::redact::Known;
 
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
@@ -61,15 +62,24 @@ impl Problem {
 
     /// The same problem with its message cut to what a condition holds.
     pub fn bounded(self) -> Self {
-        let cut = |m: String| crate::error::cut(&m, crate::error::CONDITION_MESSAGE_MAX);
+        self.map(|m| crate::error::cut(&m, crate::error::CONDITION_MESSAGE_MAX))
+    }
+
+    /// The same problem with the stack's passwords taken out of its message
+    /// (before it is cut, or a cut could leave a piece unrecognised).
+    pub fn redacted(self, known: &Known) -> Self {
+        self.map(|m| known.redact(&m))
+    }
+
+    fn map(self, f: impl FnOnce(String) -> String) -> Self {
         match self {
-            Problem::InvalidSpec(m) => Problem::InvalidSpec(cut(m)),
-            Problem::ChangeRejected(m) => Problem::ChangeRejected(cut(m)),
-            Problem::NameConflict(m) => Problem::NameConflict(cut(m)),
-            Problem::ReconcileFailed(m) => Problem::ReconcileFailed(cut(m)),
-            Problem::StoreFailing(m) => Problem::StoreFailing(cut(m)),
-            Problem::CredentialsOutOfSync(m) => Problem::CredentialsOutOfSync(cut(m)),
-            Problem::GuardRefused(m) => Problem::GuardRefused(cut(m)),
+            Problem::InvalidSpec(m) => Problem::InvalidSpec(f(m)),
+            Problem::ChangeRejected(m) => Problem::ChangeRejected(f(m)),
+            Problem::NameConflict(m) => Problem::NameConflict(f(m)),
+            Problem::ReconcileFailed(m) => Problem::ReconcileFailed(f(m)),
+            Problem::StoreFailing(m) => Problem::StoreFailing(f(m)),
+            Problem::CredentialsOutOfSync(m) => Problem::CredentialsOutOfSync(f(m)),
+            Problem::GuardRefused(m) => Problem::GuardRefused(f(m)),
         }
     }
 
@@ -288,8 +298,9 @@ fn conditions(problem: Option<&Problem>, all_ready: bool, waiting: &[String]) ->
 /// Why a store's pod does not serve, from what the kubelet reports: the
 /// store container failing first (its last log lines, kept as termination
 /// message), then the credentials check's verdict, then a pod that cannot
-/// be scheduled. None while it merely starts.
-pub fn store_trouble(part: &str, pod: &Pod) -> Option<Problem> {
+/// be scheduled. None while it merely starts. What the pod's containers
+/// said is quoted without the passwords in `known`.
+pub fn store_trouble(part: &str, pod: &Pod, known: &Known) -> Option<Problem> {
     // A pod on its way out stops its containers: that is no failure.
     if pod.metadata.deletion_timestamp.is_some() {
         return None;
@@ -298,26 +309,32 @@ pub fn store_trouble(part: &str, pod: &Pod) -> Option<Problem> {
     let status = pod.status.as_ref()?;
     let statuses = status.container_statuses.as_deref().unwrap_or_default();
     let container = |c: &str| statuses.iter().find(|s| s.name == c);
-    if let Some(failure) = container(part).and_then(failing) {
+    let fails = |c: &ContainerStatus| failing(c, known);
+    if let Some(failure) = container(part).and_then(fails) {
         return Some(Problem::StoreFailing(format!(
             "{part} (pod {name}) keeps failing: {failure}; see kubectl logs {name} -c {part} --previous"
         )));
     }
-    // The restore's init containers (fetch from S3, restore): the first
-    // that fails, or cannot start (a missing Secret of S3 keys).
+    // The init containers (the server's users; fetch from S3, restore):
+    // the first that fails, or cannot start (a missing Secret of S3 keys).
     let init = status
         .init_container_statuses
         .as_deref()
         .unwrap_or_default();
     if let Some((container, failure)) = init
         .iter()
-        .find_map(|s| failing(s).map(|f| (s.name.as_str(), f)))
+        .find_map(|s| fails(s).map(|f| (s.name.as_str(), f)))
     {
+        let what = if container == USERS_CONTAINER {
+            "cannot take the users of its Secrets"
+        } else {
+            "cannot be restored"
+        };
         return Some(Problem::StoreFailing(format!(
-            "{part} (pod {name}) cannot be restored: {container}: {failure}; see kubectl logs {name} -c {container}"
+            "{part} (pod {name}) {what}: {container}: {failure}; see kubectl logs {name} -c {container}"
         )));
     }
-    if let Some(failure) = container(CREDENTIALS_CONTAINER).and_then(failing) {
+    if let Some(failure) = container(CREDENTIALS_CONTAINER).and_then(fails) {
         return Some(Problem::CredentialsOutOfSync(format!("{part}: {failure}")));
     }
     let unschedulable = status
@@ -341,12 +358,12 @@ pub fn store_trouble(part: &str, pod: &Pod) -> Option<Problem> {
 /// What a container that is not running says of itself: waiting to be
 /// restarted after a failure (its last termination message), or unable to
 /// start at all (image, config). None when running or merely starting.
-fn failing(c: &ContainerStatus) -> Option<String> {
+fn failing(c: &ContainerStatus, known: &Known) -> Option<String> {
     let state = c.state.as_ref()?;
     if let Some(waiting) = &state.waiting {
         let reason = waiting.reason.as_deref().unwrap_or_default();
         if CANNOT_START.contains(&reason) {
-            let message = waiting.message.as_deref().unwrap_or_default();
+            let message = known.redact(waiting.message.as_deref().unwrap_or_default());
             return Some(
                 format!("{reason}: {message}")
                     .trim_end_matches([' ', ':'])
@@ -366,7 +383,7 @@ fn failing(c: &ContainerStatus) -> Option<String> {
         Some(t) => t,
         None => c.last_state.as_ref().and_then(|s| s.terminated.as_ref())?,
     };
-    Some(last_lines(terminated).unwrap_or_else(|| {
+    Some(last_lines(terminated, known).unwrap_or_else(|| {
         format!(
             "exit code {}{}",
             terminated.exit_code,
@@ -380,12 +397,15 @@ fn failing(c: &ContainerStatus) -> Option<String> {
 }
 
 /// What a terminated container said: the last lines of its message (which
-/// may be the log's tail, FallbackToLogsOnError), joined; None when empty.
-fn last_lines(terminated: &k8s_openapi::api::core::v1::ContainerStateTerminated) -> Option<String> {
-    let said: Vec<&str> = terminated
-        .message
-        .as_deref()
-        .unwrap_or_default()
+/// may be the log's tail, FallbackToLogsOnError), joined, without the
+/// passwords in `known`; None when empty. Redacted whole, before the lines
+/// are cut: the message's own ends are where a password may be cut short.
+fn last_lines(
+    terminated: &k8s_openapi::api::core::v1::ContainerStateTerminated,
+    known: &Known,
+) -> Option<String> {
+    let message = known.redact(terminated.message.as_deref().unwrap_or_default());
+    let said: Vec<&str> = message
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
@@ -397,8 +417,9 @@ fn last_lines(terminated: &k8s_openapi::api::core::v1::ContainerStateTerminated)
 /// The backups of one store, from its backup pods (those of the CronJob's
 /// Jobs that still exist): the newest pod that succeeded gives what the
 /// backups hold (its termination message, JSON); a pod that failed after
-/// it gives the failure. Pods still running count for nothing yet.
-pub fn backup(pods: &[Pod]) -> BackupStatus {
+/// it gives the failure, without the passwords in `known`. Pods still
+/// running count for nothing yet.
+pub fn backup(pods: &[Pod], known: &Known) -> BackupStatus {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Summary {
@@ -467,7 +488,7 @@ pub fn backup(pods: &[Pod]) -> BackupStatus {
         }
     }
     if let Some((pod, false, t)) = done.last() {
-        let why = last_lines(t).unwrap_or_else(|| format!("exit code {}", t.exit_code));
+        let why = last_lines(t, known).unwrap_or_else(|| format!("exit code {}", t.exit_code));
         status.last_failure = Some(format!("backup pod {} failed: {why}", pod.name_any()));
     }
     status
@@ -647,7 +668,7 @@ mod tests {
                 ]),
                 serde_json::json!([]),
             );
-            assert_eq!(store_trouble("redis", &p), None);
+            assert_eq!(store_trouble("redis", &p, &Known::default()), None);
         }
     }
 
@@ -660,7 +681,7 @@ mod tests {
             )]),
             serde_json::json!([]),
         );
-        let Some(Problem::StoreFailing(m)) = store_trouble("redis", &p) else {
+        let Some(Problem::StoreFailing(m)) = store_trouble("redis", &p, &Known::default()) else {
             panic!("expected StoreFailing");
         };
         assert!(
@@ -676,7 +697,7 @@ mod tests {
             serde_json::json!([{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                                 "message": "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims"}]),
         );
-        let Some(Problem::StoreFailing(m)) = store_trouble("redis", &p) else {
+        let Some(Problem::StoreFailing(m)) = store_trouble("redis", &p, &Known::default()) else {
             panic!("expected StoreFailing");
         };
         assert!(m.contains("cannot be scheduled: 0/1 nodes"), "{m}");
@@ -691,7 +712,7 @@ mod tests {
             )]),
             serde_json::json!([]),
         );
-        let Some(Problem::StoreFailing(m)) = store_trouble("redis", &p) else {
+        let Some(Problem::StoreFailing(m)) = store_trouble("redis", &p, &Known::default()) else {
             panic!("expected StoreFailing");
         };
         assert!(m.contains("exit code 137 (OOMKilled)"), "{m}");
@@ -716,7 +737,7 @@ mod tests {
             })]),
             serde_json::json!([]),
         );
-        let Some(Problem::StoreFailing(m)) = store_trouble("redis", &p) else {
+        let Some(Problem::StoreFailing(m)) = store_trouble("redis", &p, &Known::default()) else {
             panic!("expected StoreFailing");
         };
         assert!(
@@ -733,7 +754,7 @@ mod tests {
             serde_json::json!([container("credentials", stopped)]),
             serde_json::json!([]),
         );
-        assert_eq!(store_trouble("postgres", &p), None);
+        assert_eq!(store_trouble("postgres", &p, &Known::default()), None);
 
         let mut deleting = pod(
             serde_json::json!([container(
@@ -742,12 +763,15 @@ mod tests {
             )]),
             serde_json::json!([]),
         );
-        assert!(store_trouble("postgres", &deleting).is_some());
+        assert!(store_trouble("postgres", &deleting, &Known::default()).is_some());
         deleting.metadata.deletion_timestamp =
             Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
                 k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
             ));
-        assert_eq!(store_trouble("postgres", &deleting), None);
+        assert_eq!(
+            store_trouble("postgres", &deleting, &Known::default()),
+            None
+        );
     }
 
     fn backup_pod(name: &str, phase: &str, at: &str, exit: i32, message: &str) -> Pod {
@@ -766,7 +790,7 @@ mod tests {
     #[test]
     fn backup_status_comes_from_the_newest_pods_termination_messages() {
         let ok = backup_pod("b-1", "Succeeded", "2026-12-02T03:00:10Z", 0, SUMMARY);
-        let s = backup(std::slice::from_ref(&ok));
+        let s = backup(std::slice::from_ref(&ok), &Known::default());
         assert_eq!(s.last_successful.as_deref(), Some("20261202T030000Z"));
         assert_eq!(s.count, Some(2));
         assert_eq!(
@@ -783,7 +807,7 @@ mod tests {
             1,
             "pg_basebackup failed: no replication",
         );
-        let s = backup(&[failed.clone(), ok.clone()]);
+        let s = backup(&[failed.clone(), ok.clone()], &Known::default());
         assert_eq!(s.last_successful.as_deref(), Some("20261202T030000Z"));
         assert!(
             s.last_failure
@@ -798,7 +822,125 @@ mod tests {
             serde_json::json!({"metadata": {"name": "b-4"}, "status": {"phase": "Running"}}),
         )
         .unwrap();
-        let s = backup(&[again, failed, running]);
+        let s = backup(&[again, failed, running], &Known::default());
         assert_eq!(s.last_failure, None);
+    }
+
+    /// The apps' password, rotated by hand to one a URL must encode.
+    const PASSWORD: &str = "P@ss:w/rd#1%x";
+    const ENCODED: &str = "P%40ss%3Aw%2Frd%231%25x";
+
+    fn known() -> Known {
+        Known::new([PASSWORD, "admin-password-0123456789"])
+    }
+
+    fn shop() -> AppStack {
+        let spec = serde_json::from_value(serde_json::json!({
+            "components": [{"name": "web", "image": "i", "port": 80}],
+            "redis": {"backup": {}}
+        }))
+        .unwrap();
+        let mut stack = AppStack::new("shop", spec);
+        stack.metadata.namespace = Some("team-a".into());
+        stack
+    }
+
+    fn compute_with(
+        problem: Option<&Problem>,
+        backups: std::collections::BTreeMap<StoreKind, BackupStatus>,
+    ) -> AppStackStatus {
+        let observed = Observed {
+            deployment: |_: &str| None,
+            stateful_set: |_: &str| None,
+            backups,
+        };
+        let now = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+        compute(&shop(), &observed, problem, &now)
+    }
+
+    fn assert_no_password(status: &AppStackStatus) {
+        let all = serde_json::to_string(status).unwrap();
+        for p in [PASSWORD, ENCODED, "admin-password-0123456789"] {
+            assert!(!all.contains(p), "{p} in status: {all}");
+        }
+    }
+
+    #[test]
+    fn a_password_in_a_failing_stores_log_never_reaches_the_conditions() {
+        // What a Redis that refuses a user line prints (its log's tail, as
+        // the kubelet keeps it), and a client that quotes its URL.
+        let log = format!(
+            "*** FATAL CONFIG FILE ERROR (Redis 7.4.1) ***\nReading the configuration file, at line 2\n>>> 'user app on >{PASSWORD} ~* &* +@all'\nError in user declaration '>{PASSWORD}': Syntax error\nconnecting to redis://app:{ENCODED}@shop-redis:6379/0\n"
+        );
+        let mut c = container(
+            "redis",
+            serde_json::json!({"waiting": {"reason": "CrashLoopBackOff"}}),
+        );
+        c["lastState"] = serde_json::json!({"terminated": {"exitCode": 1, "message": log}});
+        let p = pod(serde_json::json!([c]), serde_json::json!([]));
+        let problem = store_trouble("redis", &p, &known())
+            .expect("a failing store")
+            .redacted(&known())
+            .bounded();
+        let status = compute_with(Some(&problem), Default::default());
+        let degraded = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == DEGRADED)
+            .unwrap();
+        assert_eq!(degraded.reason, "StoreFailing");
+        assert!(
+            degraded.message.contains(
+                "Error in user declaration '>[redacted]': Syntax error | connecting to redis://app:[redacted]@shop-redis"
+            ),
+            "{}",
+            degraded.message
+        );
+        assert_no_password(&status);
+    }
+
+    #[test]
+    fn a_password_in_what_init_and_backup_containers_say_is_redacted() {
+        let said = format!("wrote user app with password {PASSWORD}");
+        let p: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "shop-redis-0"},
+            "status": {"initContainerStatuses": [container(
+                "users",
+                serde_json::json!({"terminated": {"exitCode": 1, "message": said}})
+            )]}
+        }))
+        .unwrap();
+        let Some(Problem::StoreFailing(m)) = store_trouble("redis", &p, &known()) else {
+            panic!("expected StoreFailing");
+        };
+        assert!(
+            m.contains("cannot take the users of its Secrets: users: wrote user app with password [redacted];"),
+            "{m}"
+        );
+
+        let failed = backup_pod(
+            "shop-redis-backup-1",
+            "Failed",
+            "2026-12-02T04:00:10Z",
+            1,
+            &format!(
+                "AUTH failed for admin-password-0123456789\nredis-cli --rdb failed: {ENCODED}"
+            ),
+        );
+        let b = backup(&[failed], &known());
+        let status = compute_with(None, [(StoreKind::Redis, b)].into());
+        let failing = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == BACKUP_FAILING)
+            .unwrap();
+        assert!(
+            failing
+                .message
+                .contains("AUTH failed for [redacted] | redis-cli --rdb failed: [redacted]"),
+            "{}",
+            failing.message
+        );
+        assert_no_password(&status);
     }
 }

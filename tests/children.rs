@@ -438,6 +438,149 @@ fn app_pods_meet_the_restricted_profile_and_drain_gracefully() {
     }
 }
 
+/// The store pods' containers and init containers of a stack, by name.
+fn store_containers(c: &Children, sts: &str) -> Vec<k8s_openapi::api::core::v1::Container> {
+    let pod = c
+        .stateful_sets
+        .iter()
+        .find(|s| s.name_any() == sts)
+        .unwrap()
+        .spec
+        .clone()
+        .unwrap()
+        .template
+        .spec
+        .unwrap();
+    pod.init_containers
+        .into_iter()
+        .flatten()
+        .chain(pod.containers)
+        .collect()
+}
+
+#[test]
+fn no_store_process_gets_a_password_on_its_command_line() {
+    let s = stack(
+        "shop",
+        "
+components: [{name: web, image: i, port: 80}]
+redis: {backup: {}}
+postgres: {backup: {}}
+",
+    );
+    let c = build(&s);
+    for sts in ["shop-redis", "shop-postgres"] {
+        for container in store_containers(&c, sts) {
+            let words: Vec<String> = container
+                .command
+                .iter()
+                .flatten()
+                .chain(container.args.iter().flatten())
+                .cloned()
+                .collect();
+            // The kubelet expands $(VAR) into the process's arguments.
+            let secrets = container
+                .env
+                .iter()
+                .flatten()
+                .filter(|e| {
+                    e.value_from
+                        .as_ref()
+                        .is_some_and(|v| v.secret_key_ref.is_some())
+                })
+                .map(|e| format!("$({})", e.name));
+            for var in secrets {
+                assert!(
+                    !words.iter().any(|w| w.contains(&var)),
+                    "{sts}/{}: {var} in its arguments",
+                    container.name
+                );
+            }
+        }
+    }
+    // Redis takes every user from a file on a memory volume, which the
+    // server cannot write back.
+    let redis = store_containers(&c, "shop-redis");
+    let users = redis.iter().find(|c| c.name == "users").unwrap();
+    let server = redis.iter().find(|c| c.name == "redis").unwrap();
+    let args = server.args.clone().unwrap();
+    assert!(
+        args.windows(2)
+            .any(|w| w[0] == "--aclfile" && w[1].starts_with("/var/run/appstack/users/")),
+        "{args:?}"
+    );
+    assert!(!args.iter().any(|a| a == "--user" || a == "--requirepass"));
+    let mount = |c: &k8s_openapi::api::core::v1::Container| {
+        c.volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.name == "users")
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(mount(server).read_only, Some(true));
+    assert_eq!(mount(users).read_only, None);
+    let env: Vec<&str> = users
+        .env
+        .iter()
+        .flatten()
+        .map(|e| e.name.as_str())
+        .collect();
+    for var in [
+        "REDISCLI_AUTH",
+        "APP_USER",
+        "APP_PASSWORD",
+        "BACKUP_USER",
+        "BACKUP_PASSWORD",
+    ] {
+        assert!(env.contains(&var), "{var} missing from {env:?}");
+    }
+    let pod = c.stateful_sets[0]
+        .spec
+        .clone()
+        .unwrap()
+        .template
+        .spec
+        .unwrap();
+    let volume = pod
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find(|v| v.name == "users")
+        .unwrap();
+    assert_eq!(
+        volume.empty_dir.and_then(|e| e.medium).as_deref(),
+        Some("Memory")
+    );
+}
+
+#[test]
+fn every_redis_password_change_rolls_redis_which_writes_its_users_at_start() {
+    let s = stack(
+        "shop",
+        "
+components: [{name: web, image: i, port: 80}]
+redis: {backup: {}}
+",
+    );
+    let template = |c: &Children| {
+        serde_json::to_value(&c.stateful_sets[0].spec.as_ref().unwrap().template).unwrap()
+    };
+    let before = template(&build(&s));
+    let mut admin = inputs(&s);
+    let mut creds = admin.admin(StoreKind::Redis).unwrap().clone();
+    creds.password = "new-admin".into();
+    admin.set_admin(StoreKind::Redis, creds);
+    let mut backup = inputs(&s);
+    let mut creds = backup.backup(StoreKind::Redis).unwrap().clone();
+    creds.password = "new-backup".into();
+    backup.set_backup(StoreKind::Redis, creds);
+    for changed in [admin, backup] {
+        let after = template(&build::children(&s, &changed).unwrap());
+        assert_ne!(before, after, "the pod template must change");
+    }
+}
+
 #[test]
 fn a_store_password_change_rolls_the_store_itself() {
     let s = stack("shop", FULL);

@@ -11,15 +11,17 @@ use crate::api::{AppStack, AppStackSpec, StorageSpec, StoreKind};
 pub const PORT: i32 = 6379;
 pub const DEFAULT_IMAGE: &str = "redis:7.4";
 
-/// Redis takes both users from the Secrets at every start (the `default`
-/// user is the administrator, the apps' ACL user may run every data command
-/// but none of `@admin` or `@dangerous`), so they differ from the Secrets
-/// only when someone changed them inside Redis (CONFIG SET requirepass, ACL
-/// SETUSER). The credentials container checks both every few seconds and,
-/// when Redis refuses one, exits with the reason as its termination message
-/// (Degraded CredentialsOutOfSync on the stack). A Redis that is down or
-/// loading is not a credentials problem. When the server certificate in the
-/// mounted Secret changes (the operator renewed it), it has Redis load it.
+/// Redis takes its users from the file [`USERS`] writes at every start of
+/// the pod (the `default` user is the administrator, the apps' ACL user may
+/// run every data command but none of `@admin` or `@dangerous`), so they
+/// differ from the Secrets only when someone changed them inside Redis
+/// (CONFIG SET requirepass, ACL SETUSER; ACL SAVE cannot write the file,
+/// mounted read-only). The credentials container checks both every few
+/// seconds and, when Redis refuses one, exits with the reason as its
+/// termination message (Degraded CredentialsOutOfSync on the stack). A Redis
+/// that is down or loading is not a credentials problem. When the server
+/// certificate in the mounted Secret changes (the operator renewed it), it
+/// has Redis load it.
 const CREDENTIALS: &str = r#"refused() { case "$1" in *NOAUTH*|*WRONGPASS*|*NOPERM*) return 0 ;; esac; return 1; }
 cli() { redis-cli ${REDIS_TLS_CA_FILE:+--tls --cacert $REDIS_TLS_CA_FILE} -h 127.0.0.1 -p 6379 "$@" 2>&1; }
 cert=/etc/appstack/tls/tls.crt
@@ -37,10 +39,46 @@ while :; do
   sleep 10 & wait $!
 done"#;
 
-/// What the apps' ACL user may do: every key and channel, every command
-/// but the administrative and dangerous ones (CONFIG, FLUSHALL, FLUSHDB,
-/// DEBUG, SHUTDOWN, KEYS, ACL, ...).
-const APP_RULES: [&str; 6] = ["on", "~*", "&*", "+@all", "-@admin", "-@dangerous"];
+/// The ACL file Redis reads its users from, on the pod's memory volume.
+const ACL_FILE: &str = "/var/run/appstack/users/users.acl";
+
+/// The users init container's script: every user Redis has, in its ACL
+/// file, from the Secrets in the environment, so that no password is ever
+/// an argument of a process (readable in /proc by anyone in the pod) and
+/// the file holds only SHA-256 hashes (`#<hex>`, which Redis compares
+/// against). `printf` is the shell's own, so the passwords reach sha256sum
+/// on its standard input only. Users are
+/// - `default`, the administrator: everything;
+/// - the apps' user: every key and channel, every command but the
+///   administrative and dangerous ones (CONFIG, FLUSHALL, FLUSHDB, DEBUG,
+///   SHUTDOWN, KEYS, ACL, ...);
+/// - with backups, the backup user: only a snapshot (redis-cli --rdb sends
+///   REPLCONF, then SYNC; with REPLCONF allowed the transfer is diskless),
+///   no key, no channel, no other command.
+const USERS: &str = r#"umask 077
+file=/var/run/appstack/users/users.acl
+command -v sha256sum > /dev/null || fail "this Redis image has no sha256sum, without which Redis' users would hold their passwords in clear: use an image with coreutils or busybox"
+digest() { printf '%s' "$1" | sha256sum | cut -d ' ' -f 1; }
+# A user name is one word of printable characters, and no one else's.
+named() {
+  case "$2" in
+    ''|*[![:graph:]]*) fail "the username of Secret $1 is no Redis user name (one word of printable characters): change it there" ;;
+    default) fail "the username of Secret $1 is default, Redis' administrator: change it there" ;;
+  esac
+}
+named "$APPSTACK_SECRET" "$APP_USER"
+[ -n "$REDISCLI_AUTH" ] && [ -n "$APP_PASSWORD" ] || fail "a password of Secret $APPSTACK_SECRET or $APPSTACK_SECRET-admin is empty"
+{
+  printf 'user default on #%s ~* &* +@all\n' "$(digest "$REDISCLI_AUTH")"
+  printf 'user %s on #%s ~* &* +@all -@admin -@dangerous\n' "$APP_USER" "$(digest "$APP_PASSWORD")"
+  if [ -n "${BACKUP_USER:-}" ]; then
+    named "$APPSTACK_SECRET-backup" "$BACKUP_USER"
+    [ "$BACKUP_USER" != "$APP_USER" ] || fail "Secrets $APPSTACK_SECRET and $APPSTACK_SECRET-backup name the same user $APP_USER: change one of them"
+    [ -n "$BACKUP_PASSWORD" ] || fail "the password of Secret $APPSTACK_SECRET-backup is empty"
+    printf 'user %s on #%s resetkeys resetchannels -@all +sync +replconf\n' "$BACKUP_USER" "$(digest "$BACKUP_PASSWORD")"
+  fi
+} > "$file.new" && mv "$file.new" "$file" || fail "could not write $file"
+echo "wrote Redis' users into $file""#;
 
 pub struct Redis;
 
@@ -71,25 +109,6 @@ impl Engine for Redis {
     }
     fn storage<'a>(&self, spec: &'a AppStackSpec) -> Option<&'a StorageSpec> {
         spec.redis.as_ref().and_then(|r| r.storage.as_ref())
-    }
-
-    /// The backup user may only take a snapshot (redis-cli --rdb sends
-    /// REPLCONF, then SYNC; with REPLCONF allowed the transfer is diskless):
-    /// no key, no channel, no other command.
-    fn backup_user_args(&self) -> Vec<String> {
-        [
-            "--user",
-            "$(BACKUP_USER)",
-            "on",
-            ">$(BACKUP_PASSWORD)",
-            "resetkeys",
-            "resetchannels",
-            "-@all",
-            "+sync",
-            "+replconf",
-        ]
-        .map(String::from)
-        .to_vec()
     }
 
     fn validate(&self, _ctx: &StackRef, _spec: &AppStackSpec) -> Result<(), BuildError> {
@@ -125,16 +144,13 @@ impl Engine for Redis {
             "yes",
             "--appendfsync",
             "everysec",
-            "--requirepass",
-            "$(REDIS_PASSWORD)",
-            "--user",
-            "$(APP_USER)",
-            ">$(APP_PASSWORD)",
+            "--aclfile",
+            ACL_FILE,
+            "--dir",
+            "/data",
         ]
         .map(String::from)
         .to_vec();
-        args.extend(APP_RULES.map(String::from));
-        args.extend(["--dir", "/data"].map(String::from));
         if tls {
             // Clients authenticate with their password, not a certificate.
             args.extend(
@@ -158,7 +174,6 @@ impl Engine for Redis {
             args.extend(["--port", "6379"].map(String::from));
         }
         let mut env = vec![
-            wiring::secret_env("REDIS_PASSWORD", &admin, "password"),
             // redis-cli reads it, so probes need no password on the command line.
             wiring::secret_env("REDISCLI_AUTH", &admin, "password"),
             wiring::secret_env("APP_USER", &secret, "username"),
@@ -170,8 +185,7 @@ impl Engine for Redis {
         Container {
             name: self.part().into(),
             image: Some(self.image(&stack.spec)),
-            // The kubelet expands $(VAR) from the env below, so the passwords
-            // live only in the Secrets; the ACL is rebuilt at every start.
+            // No password: the users come from the file (see USERS).
             args: Some(args),
             env: Some(env),
             ports: store::port(self.part(), PORT),
@@ -188,6 +202,10 @@ impl Engine for Redis {
 
     fn credentials_script(&self) -> &'static str {
         CREDENTIALS
+    }
+
+    fn users_script(&self) -> Option<&'static str> {
+        Some(USERS)
     }
 
     fn client_env(&self, tls: bool) -> Vec<(&'static str, &'static str)> {
@@ -218,5 +236,143 @@ impl Engine for Redis {
             "until redis-cli ${REDIS_TLS_CA_FILE:+--tls --cacert $REDIS_TLS_CA_FILE} --user \"$REDIS_USERNAME\" -h \"$REDIS_HOST\" -p \"$REDIS_PORT\" ping 2>/dev/null | grep -q PONG; do echo waiting for redis at $REDIS_HOST to accept $REDIS_USERNAME; sleep 1; done",
             vars,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+    use std::process::Command;
+
+    #[test]
+    fn the_acl_file_is_where_the_users_volume_is_mounted() {
+        assert!(ACL_FILE.starts_with(&format!("{}/", store::USERS_DIR)));
+        assert!(USERS.contains(&format!("file={ACL_FILE}\n")));
+    }
+
+    /// Runs the users script as the init container does (sh, the
+    /// environment), writing into `dir`: its exit status, the file and what
+    /// it said.
+    fn write_users(dir: &std::path::Path, env: &[(&str, &str)]) -> (bool, String, String) {
+        let script = format!(
+            "fail() {{ printf '%s\\n' \"$*\" >&2; exit 1; }}\n{}",
+            USERS.replace(store::USERS_DIR, dir.to_str().unwrap())
+        );
+        let out = Command::new("sh")
+            .args(["-c", &script])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("APPSTACK_SECRET", "shop-redis")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let file = std::fs::read_to_string(dir.join("users.acl")).unwrap_or_default();
+        (
+            out.status.success(),
+            file,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn sha(s: &str) -> String {
+        hex::encode(Sha256::digest(s.as_bytes()))
+    }
+
+    #[test]
+    fn the_users_file_holds_every_user_with_hashed_passwords_only() {
+        let dir = tempdir("users");
+        let app = "p@ss:w/rd #1%x\n";
+        let (ok, file, said) = write_users(
+            &dir,
+            &[
+                ("REDISCLI_AUTH", "admin-secret"),
+                ("APP_USER", "app"),
+                ("APP_PASSWORD", app),
+                ("BACKUP_USER", "backup"),
+                ("BACKUP_PASSWORD", "backup-secret"),
+            ],
+        );
+        assert!(ok, "{said}");
+        assert_eq!(
+            file,
+            format!(
+                "user default on #{} ~* &* +@all\nuser app on #{} ~* &* +@all -@admin -@dangerous\nuser backup on #{} resetkeys resetchannels -@all +sync +replconf\n",
+                sha("admin-secret"),
+                sha(app),
+                sha("backup-secret")
+            )
+        );
+        for password in ["admin-secret", "p@ss", "backup-secret"] {
+            assert!(!file.contains(password), "{password} in {file}");
+        }
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dir.join("users.acl"))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "only the server's user reads it");
+
+        // Without backups, no backup user.
+        let (ok, file, said) = write_users(
+            &dir,
+            &[
+                ("REDISCLI_AUTH", "admin-secret"),
+                ("APP_USER", "app"),
+                ("APP_PASSWORD", "x"),
+            ],
+        );
+        assert!(ok, "{said}");
+        assert_eq!(file.lines().count(), 2, "{file}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn users_redis_cannot_take_are_refused_with_the_secret_named() {
+        let dir = tempdir("names");
+        for (user, backup, backup_password, expected) in [
+            (
+                "two words",
+                "backup",
+                "c",
+                "username of Secret shop-redis is no Redis user name",
+            ),
+            (
+                "default",
+                "backup",
+                "c",
+                "username of Secret shop-redis is default",
+            ),
+            ("app", "app", "c", "name the same user app"),
+            (
+                "app",
+                "backup",
+                "",
+                "password of Secret shop-redis-backup is empty",
+            ),
+        ] {
+            let (ok, _, said) = write_users(
+                &dir,
+                &[
+                    ("REDISCLI_AUTH", "a"),
+                    ("APP_USER", user),
+                    ("APP_PASSWORD", "b"),
+                    ("BACKUP_USER", backup),
+                    ("BACKUP_PASSWORD", backup_password),
+                ],
+            );
+            assert!(!ok, "{user}/{backup} accepted");
+            assert!(said.contains(expected), "{said}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn tempdir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "appstack-redis-users-{name}-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 }

@@ -29,9 +29,17 @@ const SOCKET: &str = "socket";
 /// The store pod's container that checks the server's credentials against
 /// the Secret (see [`Engine::credentials_script`]).
 pub const CREDENTIALS_CONTAINER: &str = "credentials";
-/// What every engine's credentials script starts with: it runs as PID 1, so
-/// it traps SIGTERM (or it would hold the pod for the whole grace period),
-/// and `fail` ends it with the reason as its termination message.
+/// The store pod's init container that writes the server's users (see
+/// [`Engine::users_script`]).
+pub const USERS_CONTAINER: &str = "users";
+/// Where it writes them: a memory volume, so that the passwords (hashed
+/// where the engine can) never reach a disk, mounted read-only in the
+/// store container.
+pub const USERS_DIR: &str = "/var/run/appstack/users";
+const USERS: &str = "users";
+/// What every engine's credentials and users scripts start with: it runs as
+/// PID 1, so it traps SIGTERM (or it would hold the pod for the whole grace
+/// period), and `fail` ends it with the reason as its termination message.
 const CREDENTIALS_PRELUDE: &str = r#"trap 'exit 0' TERM INT
 fail() { printf '%s\n' "$*" > /dev/termination-log; printf '%s\n' "$*" >&2; exit 1; }
 "#;
@@ -131,8 +139,8 @@ pub fn stateful_set(
     })
 }
 
-/// The socket's emptyDir, the TLS Secret, and the backup volumes, where the
-/// store has them.
+/// The socket's and the users' emptyDirs, the TLS Secret, and the backup
+/// volumes, where the store has them.
 fn volumes(
     ctx: &StackRef,
     stack: &AppStack,
@@ -147,6 +155,16 @@ fn volumes(
             ..Volume::default()
         });
     }
+    if engine.users_script().is_some() {
+        volumes.push(Volume {
+            name: USERS.into(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                medium: Some("Memory".into()),
+                size_limit: Some(Quantity("1Mi".into())),
+            }),
+            ..Volume::default()
+        });
+    }
     if stack.spec.tls_enabled() {
         volumes.push(tls::store_volume(ctx, engine));
     }
@@ -157,8 +175,9 @@ fn volumes(
 /// The store's container, whose last log lines become its termination
 /// message when it fails (a corrupt file, a data directory of another
 /// version): the operator shows them in status. Then the credentials check,
-/// with the store container's environment and socket. Also what backups
-/// and a restore add to the pod.
+/// with the store container's environment and socket, and where the engine
+/// has one, the init container that writes the server's users. Also what
+/// backups and a restore add to the pod.
 fn containers(
     ctx: &StackRef,
     stack: &AppStack,
@@ -180,11 +199,31 @@ fn containers(
         let env = store.env.get_or_insert_with(Vec::new);
         env.push(wiring::secret_env("BACKUP_USER", &secret, "username"));
         env.push(wiring::secret_env("BACKUP_PASSWORD", &secret, "password"));
-        store
-            .args
-            .get_or_insert_with(Vec::new)
-            .extend(engine.backup_user_args());
     }
+    let users = engine.users_script().map(|script| {
+        store
+            .volume_mounts
+            .get_or_insert_with(Vec::new)
+            .push(VolumeMount {
+                name: USERS.into(),
+                mount_path: USERS_DIR.into(),
+                // The server cannot write its users back (ACL SAVE): a restart
+                // takes them from the Secrets again.
+                read_only: Some(true),
+                ..VolumeMount::default()
+            });
+        script_container(
+            USERS_CONTAINER,
+            &store,
+            script,
+            vec![VolumeMount {
+                name: USERS.into(),
+                mount_path: USERS_DIR.into(),
+                ..VolumeMount::default()
+            }],
+            &engine.secret_name(&ctx.name),
+        )
+    });
     let mut backups = backup::store_pod(
         ctx,
         stack,
@@ -215,18 +254,40 @@ fn containers(
     if tls {
         mounts.push(tls::mount());
     }
-    let mut env = store.env.clone().unwrap_or_default();
-    env.push(wiring::plain_env(
-        "APPSTACK_SECRET",
+    let check = script_container(
+        CREDENTIALS_CONTAINER,
+        &store,
+        engine.credentials_script(),
+        mounts,
         &engine.secret_name(&ctx.name),
-    ));
-    let check = Container {
-        name: CREDENTIALS_CONTAINER.into(),
+    );
+    // The users first: a Secret the server cannot take says so at once,
+    // not after a long restore.
+    backups.init.splice(0..0, users);
+    let mut all = vec![store, check];
+    all.append(&mut backups.sidecars);
+    Ok((all, backups))
+}
+
+/// A small container of the store's image running `script` (after the
+/// prelude) with the store container's environment and the store's Secret
+/// named in APPSTACK_SECRET.
+fn script_container(
+    name: &str,
+    store: &Container,
+    script: &str,
+    mounts: Vec<VolumeMount>,
+    secret: &str,
+) -> Container {
+    let mut env = store.env.clone().unwrap_or_default();
+    env.push(wiring::plain_env("APPSTACK_SECRET", secret));
+    Container {
+        name: name.into(),
         image: store.image.clone(),
         command: Some(vec![
             "sh".into(),
             "-c".into(),
-            format!("{CREDENTIALS_PRELUDE}{}", engine.credentials_script()),
+            format!("{CREDENTIALS_PRELUDE}{script}"),
         ]),
         env: Some(env),
         volume_mounts: Some(mounts).filter(|m| !m.is_empty()),
@@ -243,10 +304,7 @@ fn containers(
         }),
         security_context: Some(security::container()),
         ..Container::default()
-    };
-    let mut all = vec![store, check];
-    all.append(&mut backups.sidecars);
-    Ok((all, backups))
+    }
 }
 
 /// The store's one port, named after the store (the Services target it by name).

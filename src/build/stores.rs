@@ -50,11 +50,14 @@ pub trait Engine: Sync {
     /// the caller), with both Secrets' credentials in its environment; with
     /// `tls`, serving only TLS to the network from the files in tls::DIR.
     fn container(&self, ctx: &StackRef, stack: &AppStack, tls: bool) -> Container;
-    /// Arguments of the store container that create the backup user from
-    /// $(BACKUP_USER) and $(BACKUP_PASSWORD), where the server takes its
-    /// users from its command line.
-    fn backup_user_args(&self) -> Vec<String> {
-        Vec::new()
+    /// The script of an init container (after the prelude that defines
+    /// `fail`) that writes the server's users, passwords included, into
+    /// `store::USERS_DIR`, a memory volume the store container mounts
+    /// read-only: for a server that would otherwise take them from its
+    /// command line. It runs with the store container's environment, which
+    /// has BACKUP_USER and BACKUP_PASSWORD when the store is backed up.
+    fn users_script(&self) -> Option<&'static str> {
+        None
     }
     /// Files the store's TLS Secret carries besides the certificates.
     fn tls_files(&self) -> Vec<(&'static str, String)> {

@@ -25,6 +25,7 @@ use crate::build::stores::Engine;
 use crate::build::{FIELD_MANAGER, backup, labels, stores};
 use crate::error::brief;
 use crate::lean::LeanMeta;
+use crate::redact::Known;
 use crate::status;
 
 /// Creates each backup volume that does not exist. One that exists is used
@@ -92,11 +93,13 @@ const MAX_PAGES: usize = 20;
 /// reference decides.
 const JOB_UID: &str = "batch.kubernetes.io/controller-uid";
 
-/// What each backed-up store's backup pods say, and whether one is still
-/// running (its result is then worth a look soon).
+/// What each backed-up store's backup pods say (without the passwords in
+/// `known`), and whether one is still running (its result is then worth a
+/// look soon).
 pub async fn observe(
     ctx: &Context,
     stack: &AppStack,
+    known: &Known,
 ) -> (BTreeMap<crate::api::StoreKind, BackupStatus>, bool) {
     let mut out = BTreeMap::new();
     let mut running = false;
@@ -112,7 +115,7 @@ pub async fn observe(
                         Some("Pending" | "Running")
                     )
                 });
-                out.insert(engine.kind(), status::backup(&pods));
+                out.insert(engine.kind(), status::backup(&pods, known));
             }
             Err(error) => {
                 tracing::warn!(%error, "could not list the backup pods");
@@ -270,8 +273,8 @@ fn controller_uid(meta: &ObjectMeta) -> Option<&str> {
 /// A Normal Event saying what a restored store was restored from: the
 /// restore container's own account (which backup, which were skipped),
 /// read from the pod before the next reconcile rolls it without that
-/// container.
-pub async fn report_restore(ctx: &Context, stack: &AppStack, engine: &dyn Engine) {
+/// container, without the passwords in `known`.
+pub async fn report_restore(ctx: &Context, stack: &AppStack, engine: &dyn Engine, known: &Known) {
     let namespace = stack.namespace().unwrap_or_default();
     let pod_name = format!("{}-0", engine.secret_name(&stack.name_any()));
     let said = match Api::<Pod>::namespaced(ctx.client.clone(), &namespace)
@@ -285,7 +288,7 @@ pub async fn report_restore(ctx: &Context, stack: &AppStack, engine: &dyn Engine
             .flatten()
             .find(|c| c.name == backup::RESTORE_CONTAINER)
             .and_then(|c| c.state?.terminated?.message)
-            .map(|m| m.trim().to_string()),
+            .map(|m| known.redact(m.trim())),
         Err(error) => {
             tracing::warn!(%error, pod = %pod_name, "could not read the restored store's pod");
             None

@@ -22,6 +22,7 @@ use crate::api::{AppStack, AppStackStatus, StoredAppStack};
 use crate::build::{self, Access, FIELD_MANAGER, Inputs, stores, tls};
 use crate::error::{Error, Result, cut};
 use crate::lean::Slim;
+use crate::redact::Known;
 use crate::status::{self, DEGRADED, Observed, Problem};
 
 /// When to look at a reconciled stack again.
@@ -114,8 +115,10 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
         )
         .await?;
     }
+    // Whatever pods say is quoted without these.
+    let known = Known::new(inputs.passwords());
     if !held.is_empty() {
-        return conclude(ctx, stack, &held, None).await;
+        return conclude(ctx, stack, &held, None, &known).await;
     }
 
     for store in stores::of(&stack.spec) {
@@ -132,7 +135,7 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
         Err(error) => {
             let problem = Problem::InvalidSpec(error.to_string());
             warn!(message = %problem.message(), "spec cannot be realised");
-            return conclude(ctx, stack, &[], Some(problem)).await;
+            return conclude(ctx, stack, &[], Some(problem), &known).await;
         }
     };
     // The Secrets whose credentials were read are applied only over the
@@ -193,7 +196,7 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
         kind.prune(&mut set).await;
     }
     findings.extend(set.finish());
-    conclude(ctx, stack, &findings, None).await
+    conclude(ctx, stack, &findings, None, &known).await
 }
 
 /// The stack's CA and its stores' server certificates into `inputs`: the
@@ -256,12 +259,13 @@ async fn certificates(
 /// Reports what the reconcile found (a Warning Event when a problem first
 /// appears), and remembers which names the stack waits for: the watch event
 /// that frees one wakes it, and for objects no watch of ours sees it looks
-/// again soon.
+/// again soon. Nothing it reports holds a password in `known`.
 async fn conclude(
     ctx: &Context,
     stack: &AppStack,
     findings: &[Finding],
     invalid: Option<Problem>,
+    known: &Known,
 ) -> Result<Next> {
     let namespace = stack.namespace().unwrap_or_default();
     let waiting_for: Vec<String> = findings
@@ -273,9 +277,9 @@ async fn conclude(
     let unready = unready_stores(ctx, stack);
     let mut problem = invalid.or_else(|| problem(findings));
     if problem.is_none() && !unready.is_empty() {
-        problem = store_trouble(ctx, &namespace, &unready).await;
+        problem = store_trouble(ctx, &namespace, &unready, known).await;
     }
-    let problem = problem.map(Problem::bounded);
+    let problem = problem.map(|p| p.redacted(known).bounded());
     // A ready store behind a policy the operator is not admitted by.
     if problem.is_none()
         && stack.spec.network_policies_enabled()
@@ -293,7 +297,7 @@ async fn conclude(
     {
         ctx.publish(stack, warning(p.reason(), p.message())).await;
     }
-    let (backups, backing_up) = backups::observe(ctx, stack).await;
+    let (backups, backing_up) = backups::observe(ctx, stack, known).await;
     let failing = |s: &AppStackStatus| {
         s.conditions
             .iter()
@@ -321,7 +325,7 @@ async fn conclude(
                 .and_then(|s| s.restored_from.clone())
         };
         if restored(Some(&computed)).is_some() && restored(stack.status.as_ref()).is_none() {
-            backups::report_restore(ctx, stack, store).await;
+            backups::report_restore(ctx, stack, store, known).await;
         }
     }
     let outdated = findings
@@ -364,6 +368,7 @@ async fn store_trouble(
     ctx: &Context,
     namespace: &str,
     unready: &[(&'static str, Arc<StatefulSet>)],
+    known: &Known,
 ) -> Option<Problem> {
     let pods = Api::<Pod>::namespaced(ctx.client.clone(), namespace);
     let mut found: Vec<Problem> = Vec::new();
@@ -382,7 +387,7 @@ async fn store_trouble(
             .iter()
             .any(|o| o.controller == Some(true) && Some(&o.uid) == sts.metadata.uid.as_ref());
         if let Some(p) = controlled
-            .then(|| status::store_trouble(part, &pod))
+            .then(|| status::store_trouble(part, &pod, known))
             .flatten()
         {
             found.push(p);

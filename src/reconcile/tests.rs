@@ -1256,7 +1256,8 @@ async fn backup_pods_are_those_its_jobs_control_not_any_with_their_labels() {
             pod("planted", "fake-uid", "Failed", 1, "planted failure".into()),
         ]}),
     );
-    let (backups, running) = super::backups::observe(&h.ctx, &h.stack).await;
+    let (backups, running) =
+        super::backups::observe(&h.ctx, &h.stack, &crate::redact::Known::default()).await;
     assert!(!running);
     let redis = &backups[&crate::api::StoreKind::Redis];
     assert_eq!(redis.last_successful.as_deref(), Some("b1"));
@@ -1285,7 +1286,8 @@ async fn a_backup_lookup_reads_a_bounded_number_of_pages() {
         json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
                "metadata": {"continue": "more"}, "items": vec![fake; 10]}),
     );
-    let (backups, _) = super::backups::observe(&h.ctx, &h.stack).await;
+    let (backups, _) =
+        super::backups::observe(&h.ctx, &h.stack, &crate::redact::Known::default()).await;
     assert_eq!(
         backups[&crate::api::StoreKind::Redis],
         crate::api::BackupStatus::default()
@@ -1303,10 +1305,49 @@ async fn a_cronjob_this_stack_does_not_control_finds_no_backup_pods() {
     cron["metadata"]["uid"] = json!("cron-uid");
     cron["metadata"]["ownerReferences"] = controlled_by("AppStack", "other", "other-uid");
     h.filled.put(&cron);
-    let (backups, _) = super::backups::observe(&h.ctx, &h.stack).await;
+    let (backups, _) =
+        super::backups::observe(&h.ctx, &h.stack, &crate::redact::Known::default()).await;
     assert_eq!(
         backups[&crate::api::StoreKind::Redis],
         crate::api::BackupStatus::default()
     );
     assert!(h.calls().is_empty(), "{:?}", h.calls());
+}
+#[tokio::test]
+async fn a_password_a_store_quotes_reaches_neither_status_nor_events() {
+    let mut h = Harness::new(spec(SHOP));
+    let mut secret = ours("Secret", "v1", "shop-redis", "4");
+    // username app, password "P@ss:w/rd#1%x"
+    secret["data"] = json!({"username": "YXBw", "password": "UEBzczp3L3JkIzElcQ=="});
+    h.answer("GET", "/secrets/shop-redis", 200, secret);
+    unready_store(
+        &mut h,
+        "shop-redis",
+        json!([
+            crash_looping(
+                "redis",
+                "*** FATAL CONFIG FILE ERROR ***\n>>> 'user app on >P@ss:w/rd#1%q ~*'\nconnecting to rediss://app:P%40ss%3Aw%2Frd%231%25q@shop-redis failed"
+            ),
+            running("credentials")
+        ]),
+    );
+    h.reconcile().await.unwrap();
+    let message = h.degraded("StoreFailing");
+    assert!(
+        message.contains(">>> 'user app on >[redacted] ~*' | connecting to rediss://app:[redacted]@shop-redis failed"),
+        "{message}"
+    );
+    let written = serde_json::to_string(&(
+        h.events(),
+        h.calls()
+            .iter()
+            .filter(|c| c.path.ends_with("/status"))
+            .map(|c| c.body.clone())
+            .collect::<Vec<_>>(),
+    ))
+    .unwrap();
+    assert!(written.contains("[redacted]"), "{written}");
+    for password in ["P@ss:w/rd#1%q", "P%40ss%3Aw%2Frd%231%25q"] {
+        assert!(!written.contains(password), "{password} in {written}");
+    }
 }

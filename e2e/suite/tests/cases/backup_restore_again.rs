@@ -129,7 +129,9 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     insert(ctx, &pg, "x-after-t1").await?;
     backups::archive_now(ctx, &pg).await?;
-    ctx.step(format!("origin: rows before and after T1 = {t1}, WAL archived"));
+    ctx.step(format!(
+        "origin: rows before and after T1 = {t1}, WAL archived"
+    ));
 
     // The first restore: a clone of the origin at T1.
     let first = format!("{}-r1", stack.name);
@@ -188,7 +190,9 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     insert(ctx, &first_pg, "e-after-t2").await?;
     backups::archive_now(ctx, &first_pg).await?;
-    ctx.step(format!("restored stack: a new backup, rows around T2 = {t2}"));
+    ctx.step(format!(
+        "restored stack: a new backup, rows around T2 = {t2}"
+    ));
 
     // Restored again, both at once: to the latest point, and to T2.
     let latest = format!("{}-r2", stack.name);

@@ -31,6 +31,7 @@ mod operator_restart;
 mod password_rotation;
 mod poisoned_upgrade;
 mod policy_probe;
+mod secrets_in_the_open;
 mod smoke;
 mod store_change_refused;
 mod store_not_hijacked;
@@ -76,6 +77,7 @@ pub fn all() -> Vec<Scenario> {
         scenario("bad-manifests", bad_manifests::run, 3),
         scenario("password-rotation", password_rotation::run, 10),
         scenario("store-trouble", store_trouble::run, 10),
+        scenario("secrets-not-in-the-open", secrets_in_the_open::run, 6),
         scenario("network-policy", network_policy::run, 8),
         scenario("network-policy-probe", policy_probe::run, 6),
         scenario("least-privilege", least_privilege::run, 8),
