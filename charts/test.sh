@@ -71,7 +71,7 @@ expected_rules=$(cat <<'EOF'
     verbs: ["get", "list"]
   - apiGroups: ["batch"]
     resources: ["jobs"]
-    verbs: ["list"]
+    verbs: ["list", "watch"]
   - apiGroups: [""]
     resources: ["persistentvolumeclaims"]
     verbs: ["get", "create"]

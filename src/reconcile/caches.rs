@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::batch::v1::Job;
 use kube::api::Api;
 use kube::core::NamespaceResourceScope;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -19,6 +20,7 @@ use kube::{Client, Resource, ResourceExt};
 use super::kinds::{Cacheable, ChildKind, KINDS, LIST_PAGE};
 use crate::api::{AppStack, StoredAppStack};
 use crate::build::labels;
+use crate::lean::Slim;
 
 /// A child's watch event, as much of it as wakes stacks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,14 +159,45 @@ pub fn watch_kind<K: ChildKind>(
         .boxed()
 }
 
-/// Starts every watch: the AppStacks' and each declared kind's.
+/// Backup Jobs wake their stack when they start and end: the CronJob's
+/// status tracks only the Jobs it made itself, so one made from it by hand
+/// (`kubectl create job --from=cronjob/...`) would otherwise be noticed only
+/// by chance. Nothing is cached; each event is decoded lean. A Job counts
+/// only when a CronJob controls it, and it can wake only a stack of its own
+/// namespace.
+fn watch_backup_jobs(client: &Client, namespace: Option<&str>) -> ChildEvents {
+    let config = watcher::Config::default()
+        .labels(&labels::managed_selector())
+        .page_size(LIST_PAGE);
+    watcher(api::<Slim<Job>>(client, namespace), config)
+        .default_backoff()
+        .touched_objects()
+        .map_ok(|job| {
+            let by_cron_job = job
+                .owner_references()
+                .iter()
+                .any(|r| r.controller == Some(true) && r.kind == "CronJob");
+            Touched {
+                namespace: job.namespace().unwrap_or_default(),
+                name: job.name_any(),
+                controller: by_cron_job
+                    .then(|| job.labels().get(labels::INSTANCE).cloned())
+                    .flatten(),
+            }
+        })
+        .boxed()
+}
+
+/// Starts every watch: the AppStacks', each declared kind's, and the
+/// backup Jobs'.
 pub fn watch(client: &Client, namespace: Option<&str>) -> (Caches, StackEvents, Vec<ChildEvents>) {
     let mut map = CacheMap::default();
     let (stacks, stack_events) = watch_stacks(client, namespace, &map.listed);
-    let children = KINDS
+    let mut children: Vec<ChildEvents> = KINDS
         .iter()
         .map(|kind| kind.watch(client, namespace, &mut map))
         .collect();
+    children.push(watch_backup_jobs(client, namespace));
     let caches = Caches {
         stacks,
         children: Arc::new(map),

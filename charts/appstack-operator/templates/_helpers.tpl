@@ -95,7 +95,7 @@ backup holds, found through the Jobs its backup CronJobs control. */}}
   verbs: ["get", "list"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["list"]
+  verbs: ["list", "watch"]
 {{- /* Backup volumes are created once and never changed or deleted: they
 outlive the stack. */}}
 - apiGroups: [""]

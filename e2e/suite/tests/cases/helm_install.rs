@@ -107,7 +107,7 @@ type Access = (
 
 async fn rbac(ctx: &mut Ctx) -> Result<()> {
     // What `kubectl auth can-i --as=<sa>` asks: SubjectAccessReviews.
-    let checks: [Access; 15] = [
+    let checks: [Access; 16] = [
         ("patch", "apps", "deployments", "", true, true),
         ("create", "apps", "statefulsets", "", true, true),
         ("watch", "appstack.dev", "appstacks", "", true, true),
@@ -119,6 +119,7 @@ async fn rbac(ctx: &mut Ctx) -> Result<()> {
         // the Jobs the backup CronJobs control.
         ("list", "", "pods", "", true, true),
         ("list", "batch", "jobs", "", true, true),
+        ("watch", "batch", "jobs", "", true, true),
         ("create", "batch", "jobs", "", true, false),
         ("list", "", "persistentvolumeclaims", "", true, false),
         (
