@@ -154,3 +154,72 @@ fn add(object: &mut Map<String, Value>, rules: &[(&str, &str, &str)]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    fn component() -> Value {
+        let crd = serde_json::to_value(super::super::crd::crd()).unwrap();
+        crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+            ["components"]["items"]["properties"]
+            .clone()
+    }
+
+    fn rules(schema: &Value) -> Vec<String> {
+        schema["x-kubernetes-validations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| r["rule"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn peers_and_ports_carry_their_rules_and_bounds() {
+        let c = component();
+        let ingress_peer = &c["ingressFrom"]["items"];
+        let egress = &c["egressTo"];
+        let egress_peer = &egress["items"]["properties"]["to"]["items"];
+        for peer in [ingress_peer, egress_peer] {
+            assert_eq!(rules(peer).len(), 2, "{peer}");
+            let block = &peer["properties"]["ipBlock"];
+            assert!(rules(block)[0].contains("containsCIDR"), "{block}");
+            let cidr = &block["properties"]["cidr"];
+            assert!(rules(cidr)[0].starts_with("isCIDR(self)"), "{cidr}");
+            // Short strings and few items keep the rules within the CEL budget.
+            assert_eq!(cidr["maxLength"], 64);
+            assert_eq!(block["properties"]["except"]["maxItems"], 8);
+            assert_eq!(block["properties"]["except"]["items"]["maxLength"], 64);
+        }
+        assert_eq!(egress["maxItems"], 16);
+        assert_eq!(egress["items"]["properties"]["to"]["maxItems"], 8);
+        let port = &egress["items"]["properties"]["ports"]["items"];
+        let port_rules = rules(port);
+        assert!(port_rules[0].contains("self.port <= 65535"), "{port}");
+        assert!(port_rules[1].contains("self.endPort"), "{port}");
+    }
+
+    #[test]
+    fn annotations_and_endpoints_carry_their_rules() {
+        let annotations = rules(&component()["podAnnotations"]);
+        assert!(
+            annotations
+                .iter()
+                .any(|r| r.contains("container.apparmor.security.beta.kubernetes.io/"))
+        );
+        assert!(
+            annotations
+                .iter()
+                .any(|r| r.contains("seccomp.security.alpha.kubernetes.io/"))
+        );
+
+        let crd = serde_json::to_string(&super::super::crd::crd()).unwrap();
+        // The backup targets of both stores and the restore source.
+        assert_eq!(
+            crd.matches("s3.endpoint: the port must be a number from 1 to 65535")
+                .count(),
+            3
+        );
+    }
+}

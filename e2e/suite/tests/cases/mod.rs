@@ -10,6 +10,7 @@ mod backup_restore;
 mod backup_s3;
 mod backup_schedule;
 mod bad_manifests;
+mod capabilities;
 mod child_refused;
 mod delete_reapply;
 mod drift;
@@ -71,6 +72,7 @@ pub fn all() -> Vec<Scenario> {
         scenario("hpa", hpa::run, 12),
         scenario("delete-and-reapply", delete_reapply::run, 10),
         scenario("bad-manifests", bad_manifests::run, 3),
+        scenario("capabilities", capabilities::run, 4),
         scenario("password-rotation", password_rotation::run, 10),
         scenario("store-trouble", store_trouble::run, 10),
         scenario("network-policy", network_policy::run, 8),
