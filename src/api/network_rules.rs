@@ -19,6 +19,8 @@ const MAX_CIDR: u64 = 64;
 const MAX_EXCEPT: u64 = 8;
 /// Most peers in one egress rule.
 const MAX_PEERS: u64 = 8;
+/// Longest port name (an IANA service name).
+const MAX_PORT_NAME: u64 = 15;
 /// Most egress rules of one component.
 const MAX_EGRESS_RULES: u64 = 16;
 
@@ -48,9 +50,9 @@ const EXCEPT_RULE: (&str, &str, &str) = (
 
 const PORT_RULES: [(&str, &str, &str); 3] = [
     (
-        "!has(self.port) || type(self.port) == string || (self.port >= 1 && self.port <= 65535)",
+        "!has(self.port) || (type(self.port) == int ? (self.port >= 1 && self.port <= 65535) : (self.port.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && self.port.matches('[a-z]') && !self.port.contains('--')))",
         ".port",
-        "port: must be a port name or a number from 1 to 65535",
+        "port: must be a number from 1 to 65535 or a port name (a-z, 0-9 and '-', with a letter, no '--')",
     ),
     (
         "!has(self.endPort) || (has(self.port) && type(self.port) == int && self.endPort >= self.port && self.endPort <= 65535)",
@@ -111,6 +113,16 @@ fn lay(schema: &mut Value) {
     }
     if port {
         add(object, &PORT_RULES);
+        // A port name is at most 15 characters; the bound also keeps the
+        // rule's string matching within the cost budget (an int-or-string
+        // has no other length).
+        if let Some(number_or_name) = object
+            .get_mut("properties")
+            .and_then(|p| p.get_mut("port"))
+            .and_then(Value::as_object_mut)
+        {
+            number_or_name.insert("maxLength".into(), MAX_PORT_NAME.into());
+        }
     }
     for key in ["properties", "items"] {
         match object.get_mut(key) {
@@ -197,6 +209,7 @@ mod tests {
         let port = &egress["items"]["properties"]["ports"]["items"];
         let port_rules = rules(port);
         assert!(port_rules[0].contains("self.port <= 65535"), "{port}");
+        assert_eq!(port["properties"]["port"]["maxLength"], 15);
         assert!(port_rules[1].contains("self.endPort"), "{port}");
     }
 
