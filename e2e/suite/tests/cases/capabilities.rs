@@ -121,7 +121,10 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
 /// this scenario claims.
 async fn refused_without_drop_all(ctx: &mut Ctx, pod: &Pod) -> Result<()> {
     let mut spec = pod.spec.clone().context("pod without spec")?;
+    // What admission set on the running pod would be refused on a new one.
     spec.node_name = None;
+    spec.priority = None;
+    spec.preemption_policy = None;
     for c in &mut spec.containers {
         if let Some(caps) = c
             .security_context
