@@ -335,11 +335,11 @@ pub struct Component {
     /// (container.apparmor.security.beta.kubernetes.io/*) must be
     /// runtime/default or localhost/<profile>, seccomp annotations
     /// (seccomp.security.alpha.kubernetes.io/pod,
-    /// container.seccomp.security.alpha.kubernetes.io/*) runtime/default,
-    /// docker/default or localhost/<profile>.
+    /// container.seccomp.security.alpha.kubernetes.io/*) runtime/default
+    /// (a Localhost profile goes in the seccompProfile fields).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('container.apparmor.security.beta.kubernetes.io/') || self[k] == 'runtime/default' || self[k].startsWith('localhost/'))").message("spec.components[].podAnnotations: an AppArmor annotation (container.apparmor.security.beta.kubernetes.io/*) must be runtime/default or localhost/<profile>; unconfined is not allowed (Pod Security baseline)"))]
-    #[x_kube(validation = Rule::new("self.all(k, !(k.startsWith('seccomp.security.alpha.kubernetes.io/') || k.startsWith('container.seccomp.security.alpha.kubernetes.io/')) || self[k] in ['runtime/default', 'docker/default'] || self[k].startsWith('localhost/'))").message("spec.components[].podAnnotations: a seccomp annotation (seccomp.security.alpha.kubernetes.io/pod, container.seccomp.security.alpha.kubernetes.io/*) must be runtime/default, docker/default or localhost/<profile>; unconfined is not allowed (Pod Security baseline)"))]
+    #[x_kube(validation = Rule::new("self.all(k, !(k.startsWith('seccomp.security.alpha.kubernetes.io/') || k.startsWith('container.seccomp.security.alpha.kubernetes.io/')) || self[k] in ['runtime/default', 'docker/default'])").message("spec.components[].podAnnotations: a seccomp annotation (seccomp.security.alpha.kubernetes.io/pod, container.seccomp.security.alpha.kubernetes.io/*) may only be runtime/default: unconfined is not allowed (Pod Security baseline), and for a Localhost profile set securityContext.seccompProfile or podSecurityContext.seccompProfile (an annotation that disagrees with those fields makes the API server refuse the pods)"))]
     pub pod_annotations: Option<BTreeMap<String, String>>,
 
     /// Type of the component's Service: ClusterIP (default), NodePort or LoadBalancer.

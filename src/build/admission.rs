@@ -138,7 +138,7 @@ fn unconfined(seccomp: Option<&str>, apparmor: Option<&str>) -> Result<(), Probl
 }
 
 /// The message for an AppArmor or seccomp annotation that loosens the pod's
-/// confinement (anything but the runtime's default or a profile on the node).
+/// confinement, or that its pods would be refused for.
 pub fn loosening_annotation(key: &str, value: &str) -> Option<String> {
     if key.starts_with(APPARMOR_ANNOTATION) {
         let ok = value == "runtime/default" || value.starts_with("localhost/");
@@ -147,10 +147,12 @@ pub fn loosening_annotation(key: &str, value: &str) -> Option<String> {
         });
     }
     if SECCOMP_ANNOTATIONS.iter().any(|p| key.starts_with(p)) {
-        let ok = ["runtime/default", "docker/default"].contains(&value)
-            || value.starts_with("localhost/");
+        // The pods always carry a RuntimeDefault seccompProfile field (or
+        // the user's), and the API server refuses an annotation that
+        // disagrees with it: a Localhost profile goes in the field.
+        let ok = ["runtime/default", "docker/default"].contains(&value);
         return (!ok).then(|| {
-            format!("seccomp profile {value:?} is not allowed: use runtime/default or localhost/<profile> (Pod Security baseline)")
+            format!("seccomp profile {value:?} is not allowed: only runtime/default (Pod Security baseline; a Localhost profile goes in seccompProfile)")
         });
     }
     None
@@ -381,6 +383,11 @@ mod tests {
             "prometheus.io/scrape": "true"
         }}));
         assert_eq!(super::component(0, &fine), Ok(()));
+        // A Localhost profile by annotation would disagree with the field.
+        let e = error(
+            json!({"podAnnotations": {"seccomp.security.alpha.kubernetes.io/pod": "localhost/p.json"}}),
+        );
+        assert!(e.contains("seccompProfile"), "{e}");
     }
 
     #[test]
