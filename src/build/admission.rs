@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::{PodSecurityContext, SecurityContext};
 use k8s_openapi::api::networking::v1::{NetworkPolicyPeer, NetworkPolicyPort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{BuildError, backup, security};
-use crate::api::{AppStackSpec, Component, StoreKind};
+use super::{BuildError, backup, security, stores};
+use crate::api::{AppStackSpec, Component};
 
 /// Pod annotations that set a container's AppArmor profile.
 pub const APPARMOR_ANNOTATION: &str = "container.apparmor.security.beta.kubernetes.io/";
@@ -66,16 +66,11 @@ pub fn component(index: usize, c: &Component) -> Result<(), BuildError> {
 
 /// Every S3 endpoint of the spec has a port the NetworkPolicies can name.
 pub fn endpoints(spec: &AppStackSpec) -> Result<(), BuildError> {
-    let targets = [StoreKind::Redis, StoreKind::Postgres].map(|kind| {
-        let store = match kind {
-            StoreKind::Redis => "redis",
-            StoreKind::Postgres => "postgres",
-        };
-        let s3 = spec
-            .backup(kind)
-            .and_then(|b| b.target.as_ref())
-            .and_then(|t| t.s3.as_ref());
-        (format!("spec.{store}.backup.target.s3.endpoint"), s3)
+    let targets = stores::ENGINES.map(|engine| {
+        (
+            format!("spec.{}.backup.target.s3.endpoint", engine.part()),
+            backup::s3_target(spec, engine),
+        )
     });
     let restore = (
         "spec.restore.s3.endpoint".to_string(),
