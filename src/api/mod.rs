@@ -1,6 +1,7 @@
 //! The AppStack resource: spec, status, and the CRD generated from them.
 
 mod crd;
+mod network_rules;
 mod spec;
 mod status;
 mod stored;

@@ -202,7 +202,11 @@ pub struct S3Spec {
     pub bucket: String,
     /// The server, e.g. https://s3.eu-west-1.amazonaws.com or
     /// http://minio.storage.svc:9000 (path-style requests).
+    /// The port, when given, is a number from 1 to 65535 (the store's
+    /// NetworkPolicy opens it).
     #[schemars(length(max = 253), regex(pattern = r"^https?://[^/?#@ ]+$"))]
+    #[x_kube(validation = Rule::new("!self.matches(':[0-9]*$') || (self.matches(':[0-9]{1,5}$') && int(self.substring(self.lastIndexOf(':') + 1)) >= 1 && int(self.substring(self.lastIndexOf(':') + 1)) <= 65535)").message("s3.endpoint: the port must be a number from 1 to 65535"))]
+    #[x_kube(validation = Rule::new(r"self.matches('^https?://([^]/?#@ :[]+|[[][0-9A-Fa-f:.]+[]])(:[0-9]*)?$')").message("s3.endpoint: must be http(s)://host[:port], the host a name, an IPv4 address or an IPv6 address in brackets"))]
     pub endpoint: String,
     /// Default us-east-1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -326,8 +330,16 @@ pub struct Component {
     #[x_kube(validation = Rule::new(PROBE_NO_HOST).message("spec.components[].livenessProbe: httpGet.host and tcpSocket.host must be unset: a probe checks its own pod (Pod Security baseline)"))]
     pub liveness_probe: Option<Probe>,
 
-    /// Annotations added to the component's pods.
+    /// Annotations added to the component's pods. None may loosen the pods'
+    /// confinement: AppArmor annotations
+    /// (container.apparmor.security.beta.kubernetes.io/*) must be
+    /// runtime/default or localhost/<profile>, seccomp annotations
+    /// (seccomp.security.alpha.kubernetes.io/pod,
+    /// container.seccomp.security.alpha.kubernetes.io/*) runtime/default
+    /// (a Localhost profile goes in the seccompProfile fields).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('container.apparmor.security.beta.kubernetes.io/') || self[k] == 'runtime/default' || self[k].startsWith('localhost/'))").message("spec.components[].podAnnotations: an AppArmor annotation (container.apparmor.security.beta.kubernetes.io/*) must be runtime/default or localhost/<profile>; unconfined is not allowed (Pod Security baseline)"))]
+    #[x_kube(validation = Rule::new("self.all(k, !(k.startsWith('seccomp.security.alpha.kubernetes.io/') || k.startsWith('container.seccomp.security.alpha.kubernetes.io/')) || self[k] in ['runtime/default', 'docker/default'])").message("spec.components[].podAnnotations: a seccomp annotation (seccomp.security.alpha.kubernetes.io/pod, container.seccomp.security.alpha.kubernetes.io/*) may only be runtime/default: unconfined is not allowed (Pod Security baseline), and for a Localhost profile set securityContext.seccompProfile or podSecurityContext.seccompProfile (an annotation that disagrees with those fields makes the API server refuse the pods)"))]
     pub pod_annotations: Option<BTreeMap<String, String>>,
 
     /// Type of the component's Service: ClusterIP (default), NodePort or LoadBalancer.
@@ -371,14 +383,20 @@ pub struct Component {
     /// Who may connect to the component's port (NetworkPolicy peers), e.g.
     /// only an ingress controller's namespace: `[{namespaceSelector:
     /// {matchLabels: {kubernetes.io/metadata.name: ingress-nginx}}}]`.
-    /// Default: anyone, on that port only.
+    /// Default: anyone, on that port only. Checked as the API server checks
+    /// a NetworkPolicy (an ipBlock's cidr and except are CIDRs, at most 8
+    /// exceptions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::network_rules::ingress_from_schema")]
     pub ingress_from: Option<Vec<NetworkPolicyPeer>>,
 
     /// Where the component may connect besides DNS and the stores it uses
     /// (NetworkPolicy egress rules). Default: anywhere (no egress policy);
-    /// `[]` allows only DNS and its stores.
+    /// `[]` allows only DNS and its stores. Checked as the API server checks
+    /// a NetworkPolicy (ports 1-65535 or a name, CIDRs); at most 16 rules of
+    /// 8 peers each, and 8 exceptions an ipBlock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::network_rules::egress_to_schema")]
     pub egress_to: Option<Vec<NetworkPolicyEgressRule>>,
 }
 

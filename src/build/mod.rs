@@ -2,6 +2,7 @@
 //! client, no clock, no randomness: the same inputs give the same objects, so
 //! applying them again changes nothing.
 
+mod admission;
 mod autoscaler;
 pub mod backup;
 mod component;
@@ -211,6 +212,10 @@ pub enum BuildError {
         "spec.postgres.backup: needs TLS (spec.tls.enabled: true): a base backup streams every row over the network"
     )]
     BackupWithoutTls,
+    /// What the CRD refuses at admission, met in an object stored before
+    /// the rule existed.
+    #[error("{field}: {message}")]
+    NotAdmitted { field: String, message: String },
     #[error(
         "spec.postgres.database: {0:?} is not a valid PostgreSQL identifier (lower-case letters, digits, '_', starting with a letter or '_', at most 63)"
     )]
@@ -362,6 +367,7 @@ fn validate(stack: &AppStack) -> Result<(), BuildError> {
                 max: a.max_replicas,
             });
         }
+        admission::component(index, c)?;
         for engine in stores::ENGINES {
             let kind = engine.kind();
             if !spec.has_store(kind) && c.uses.as_ref().is_some_and(|u| u.contains(&kind)) {
@@ -378,6 +384,7 @@ fn validate(stack: &AppStack) -> Result<(), BuildError> {
     if spec.backup(StoreKind::Postgres).is_some() && !spec.tls_enabled() {
         return Err(BuildError::BackupWithoutTls);
     }
+    admission::endpoints(spec)?;
     Ok(())
 }
 
@@ -508,6 +515,15 @@ postgres: {}
             (
                 "components: [{name: a, image: i, port: 1, env: [{name: X, value: '1'}, {name: X}]}]",
                 "spec.components[0].env",
+            ),
+            // Stored before admission refused them.
+            (
+                "components: [{name: a, image: i, port: 1, securityContext: {capabilities: {add: [NET_RAW]}}}]",
+                "spec.components[0].securityContext.capabilities.add",
+            ),
+            (
+                "components: [{name: a, image: i, port: 1}]\npostgres: {backup: {target: {s3: {bucket: b, endpoint: 'http://m:99999', secretName: k}}}}",
+                "spec.postgres.backup.target.s3.endpoint",
             ),
         ];
         for (yaml, field) in cases {

@@ -57,7 +57,7 @@ fn backup_pods(ctx: &StackRef, spec: &AppStackSpec, engine: &dyn Engine) -> Netw
                     },
                 ]
                 .into_iter()
-                .chain(backup::s3_target(spec, engine).map(|s| object_store(&s.endpoint)))
+                .chain(backup::s3_target(spec, engine).and_then(|s| object_store(&s.endpoint)))
                 .collect(),
             ),
         }),
@@ -169,17 +169,21 @@ fn tcp(port: i32) -> NetworkPolicyPort {
 }
 
 /// An S3 endpoint, by its port: where it runs (in the cluster, or outside)
-/// is not known here, so any address on that port.
-fn object_store(endpoint: &str) -> NetworkPolicyEgressRule {
-    NetworkPolicyEgressRule {
+/// is not known here, so any address on that port. An endpoint without a
+/// valid port gets no rule (the build refused it before this runs).
+fn object_store(endpoint: &str) -> Option<NetworkPolicyEgressRule> {
+    Some(NetworkPolicyEgressRule {
         to: None,
-        ports: Some(vec![tcp(backup::endpoint_port(endpoint))]),
-    }
+        ports: Some(vec![tcp(backup::endpoint_port(endpoint).ok()?)]),
+    })
 }
 
 /// One rule per port of these S3 endpoints.
 fn object_stores(endpoints: Vec<&str>) -> Vec<NetworkPolicyEgressRule> {
-    let mut ports: Vec<i32> = endpoints.into_iter().map(backup::endpoint_port).collect();
+    let mut ports: Vec<i32> = endpoints
+        .into_iter()
+        .filter_map(|e| backup::endpoint_port(e).ok())
+        .collect();
     ports.sort_unstable();
     ports.dedup();
     ports

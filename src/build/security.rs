@@ -1,5 +1,6 @@
 //! Security contexts: the restricted Pod Security profile by default.
 
+use k8s_openapi::DeepMerge;
 use k8s_openapi::api::core::v1::{
     Capabilities, PodSecurityContext, SeccompProfile, SecurityContext,
 };
@@ -41,53 +42,49 @@ pub fn store_pod() -> PodSecurityContext {
     }
 }
 
-/// The component's container: the user's fields over the restricted defaults.
+/// The only capability a component may add: the restricted Pod Security
+/// profile allows it and nothing else.
+pub const ADDABLE_CAPABILITY: &str = "NET_BIND_SERVICE";
+
+const DROP_ALL: &str = "ALL";
+
+/// The component's container: the user's fields merged over the restricted
+/// defaults field by field (k8s-openapi's DeepMerge), except that the dropped
+/// capabilities are the union of ALL and the user's list: adding
+/// NET_BIND_SERVICE must not take `drop: [ALL]` away (a list replaced whole
+/// did, and the pod then left the restricted profile). What may be added is
+/// checked before building (`admission::component`).
 pub fn app_container(user: Option<&SecurityContext>) -> SecurityContext {
-    let d = container();
-    let Some(u) = user.cloned() else {
-        return d;
+    let mut merged = container();
+    let Some(user) = user.cloned() else {
+        return merged;
     };
-    SecurityContext {
-        allow_privilege_escalation: u
-            .allow_privilege_escalation
-            .or(d.allow_privilege_escalation),
-        app_armor_profile: u.app_armor_profile.or(d.app_armor_profile),
-        capabilities: u.capabilities.or(d.capabilities),
-        privileged: u.privileged.or(d.privileged),
-        proc_mount: u.proc_mount.or(d.proc_mount),
-        read_only_root_filesystem: u.read_only_root_filesystem.or(d.read_only_root_filesystem),
-        run_as_group: u.run_as_group.or(d.run_as_group),
-        run_as_non_root: u.run_as_non_root.or(d.run_as_non_root),
-        run_as_user: u.run_as_user.or(d.run_as_user),
-        se_linux_options: u.se_linux_options.or(d.se_linux_options),
-        seccomp_profile: u.seccomp_profile.or(d.seccomp_profile),
-        windows_options: u.windows_options.or(d.windows_options),
+    let user_drop = user
+        .capabilities
+        .as_ref()
+        .and_then(|c| c.drop.clone())
+        .unwrap_or_default();
+    merged.merge_from(user);
+    let mut drop = vec![DROP_ALL.to_string()];
+    for cap in user_drop {
+        if !drop.contains(&cap) {
+            drop.push(cap);
+        }
     }
+    merged
+        .capabilities
+        .get_or_insert_with(Capabilities::default)
+        .drop = Some(drop);
+    merged
 }
 
-/// The component's pods: the user's fields over [`app_pod`].
+/// The component's pods: the user's fields merged over [`app_pod`].
 pub fn app_pod_with(user: Option<&PodSecurityContext>) -> PodSecurityContext {
-    let d = app_pod();
-    let Some(u) = user.cloned() else {
-        return d;
-    };
-    PodSecurityContext {
-        app_armor_profile: u.app_armor_profile.or(d.app_armor_profile),
-        fs_group: u.fs_group.or(d.fs_group),
-        fs_group_change_policy: u.fs_group_change_policy.or(d.fs_group_change_policy),
-        run_as_group: u.run_as_group.or(d.run_as_group),
-        run_as_non_root: u.run_as_non_root.or(d.run_as_non_root),
-        run_as_user: u.run_as_user.or(d.run_as_user),
-        se_linux_change_policy: u.se_linux_change_policy.or(d.se_linux_change_policy),
-        se_linux_options: u.se_linux_options.or(d.se_linux_options),
-        seccomp_profile: u.seccomp_profile.or(d.seccomp_profile),
-        supplemental_groups: u.supplemental_groups.or(d.supplemental_groups),
-        supplemental_groups_policy: u
-            .supplemental_groups_policy
-            .or(d.supplemental_groups_policy),
-        sysctls: u.sysctls.or(d.sysctls),
-        windows_options: u.windows_options.or(d.windows_options),
+    let mut merged = app_pod();
+    if let Some(user) = user.cloned() {
+        merged.merge_from(user);
     }
+    merged
 }
 
 fn runtime_default() -> SeccompProfile {
@@ -124,5 +121,62 @@ mod tests {
         assert_eq!((pod.run_as_user, pod.fs_group), (Some(1000), Some(2000)));
         assert_eq!(pod.run_as_non_root, Some(true));
         assert_eq!(pod.seccomp_profile, app_pod().seccomp_profile);
+    }
+
+    fn caps(add: &[&str], drop: Option<&[&str]>) -> SecurityContext {
+        let list = |l: &[&str]| l.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        SecurityContext {
+            capabilities: Some(Capabilities {
+                add: Some(list(add)),
+                drop: drop.map(list),
+            }),
+            ..SecurityContext::default()
+        }
+    }
+
+    #[test]
+    fn adding_a_capability_keeps_drop_all() {
+        let merged = app_container(Some(&caps(&["NET_BIND_SERVICE"], None)));
+        let c = merged.capabilities.unwrap();
+        assert_eq!(c.add, Some(vec!["NET_BIND_SERVICE".to_string()]));
+        assert_eq!(c.drop, Some(vec!["ALL".to_string()]));
+        // The rest of the restricted defaults stay too.
+        assert_eq!(merged.allow_privilege_escalation, Some(false));
+        assert_eq!(merged.seccomp_profile, Some(runtime_default()));
+    }
+
+    #[test]
+    fn the_users_drop_list_is_merged_never_replaces_all() {
+        let merged = app_container(Some(&caps(&[], Some(&["NET_RAW", "ALL", "CHOWN"]))));
+        assert_eq!(
+            merged.capabilities.unwrap().drop,
+            Some(vec!["ALL".into(), "NET_RAW".into(), "CHOWN".into()])
+        );
+        // An explicit empty list does not take ALL away either.
+        let merged = app_container(Some(&caps(&["NET_BIND_SERVICE"], Some(&[]))));
+        assert_eq!(merged.capabilities.unwrap().drop, Some(vec!["ALL".into()]));
+        // Capabilities without lists at all.
+        let merged = app_container(Some(&SecurityContext {
+            capabilities: Some(Capabilities::default()),
+            ..SecurityContext::default()
+        }));
+        assert_eq!(merged.capabilities, container().capabilities);
+    }
+
+    #[test]
+    fn nested_settings_merge_field_by_field() {
+        let merged = app_container(Some(&SecurityContext {
+            seccomp_profile: Some(SeccompProfile {
+                type_: "Localhost".into(),
+                localhost_profile: Some("profiles/web.json".into()),
+            }),
+            ..SecurityContext::default()
+        }));
+        let seccomp = merged.seccomp_profile.unwrap();
+        assert_eq!(
+            (seccomp.type_.as_str(), seccomp.localhost_profile.as_deref()),
+            ("Localhost", Some("profiles/web.json"))
+        );
+        assert_eq!(merged.capabilities, container().capabilities);
     }
 }

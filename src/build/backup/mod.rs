@@ -378,17 +378,40 @@ pub fn store_endpoints<'a>(spec: &'a AppStackSpec, engine: &dyn Engine) -> Vec<&
         .collect()
 }
 
-/// The TCP port of an S3 endpoint (http(s)://host[:port]).
-pub fn endpoint_port(endpoint: &str) -> i32 {
-    let (https, rest) = match endpoint.strip_prefix("https://") {
-        Some(rest) => (true, rest),
-        None => (false, endpoint.trim_start_matches("http://")),
+/// The TCP port of an S3 endpoint (http(s)://host[:port], the host a name,
+/// an IPv4 address or an IPv6 address in brackets), or why it has none: an
+/// endpoint stored before admission refused it must not put a port the API
+/// server refuses into a NetworkPolicy.
+pub fn endpoint_port(endpoint: &str) -> Result<i32, &'static str> {
+    let (default, authority) = match endpoint.strip_prefix("https://") {
+        Some(rest) => (443, rest),
+        None => (
+            80,
+            endpoint
+                .strip_prefix("http://")
+                .ok_or("must begin with http:// or https://")?,
+        ),
     };
-    let port = match rest.rsplit_once(':') {
-        Some((host, port)) if !host.starts_with('[') || host.ends_with(']') => port.parse().ok(),
-        _ => None,
+    let port = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (_, after) = v6.split_once(']').ok_or("an IPv6 address needs its ']'")?;
+            match after {
+                "" => None,
+                _ => Some(after.strip_prefix(':').ok_or("only :port may follow ']'")?),
+            }
+        }
+        None => authority.split_once(':').map(|(_, port)| port),
     };
-    port.unwrap_or(if https { 443 } else { 80 })
+    let Some(port) = port else {
+        return Ok(default);
+    };
+    if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("the port must be a number from 1 to 65535");
+    }
+    match port.parse::<i32>() {
+        Ok(n) if (1..=65535).contains(&n) => Ok(n),
+        _ => Err("the port must be a number from 1 to 65535"),
+    }
 }
 
 /// Where a store's backups are in the bucket: `<prefix>/<stack>/<store>/`

@@ -1,5 +1,8 @@
 //! Bad AppStacks are refused by the API server (CRD schema, CEL rules,
-//! strict field validation) with a message that names the field.
+//! strict field validation) with a message that names the field: among
+//! them what would loosen a pod's confinement (capabilities, AppArmor and
+//! seccomp annotations) and what would make a NetworkPolicy the API server
+//! refuses (S3 endpoint ports, ipBlock CIDRs, egress ports).
 
 use std::time::Duration;
 
@@ -33,6 +36,11 @@ fn valid() -> Value {
             "postgres": {"storage": {"size": "1Gi"}}
         }
     })
+}
+
+/// A bucket at `endpoint`, otherwise valid.
+fn s3(endpoint: &str) -> Value {
+    json!({"bucket": "backups", "endpoint": endpoint, "secretName": "s3-keys"})
 }
 
 /// (case, how to break the valid manifest, any of these must be in the message)
@@ -144,6 +152,81 @@ fn cases() -> Vec<Case> {
                     json!({"capabilities": {"add": ["NET_BIND_SERVICE", "SYS_ADMIN"]}});
             },
             &["spec.components[0].securityContext.capabilities.add"],
+        ),
+        (
+            "added capability NET_RAW (only NET_BIND_SERVICE may be added)",
+            |m| {
+                m["spec"]["components"][0]["securityContext"] =
+                    json!({"capabilities": {"add": ["NET_RAW"]}});
+            },
+            &["spec.components[0].securityContext.capabilities.add"],
+        ),
+        (
+            "AppArmor unconfined by pod annotation",
+            |m| {
+                m["spec"]["components"][0]["podAnnotations"] =
+                    json!({"container.apparmor.security.beta.kubernetes.io/web": "unconfined"});
+            },
+            &["spec.components[0].podAnnotations"],
+        ),
+        (
+            "seccomp unconfined by pod annotation",
+            |m| {
+                m["spec"]["components"][0]["podAnnotations"] =
+                    json!({"seccomp.security.alpha.kubernetes.io/pod": "unconfined"});
+            },
+            &["spec.components[0].podAnnotations"],
+        ),
+        (
+            "seccomp unconfined by container annotation",
+            |m| {
+                m["spec"]["components"][0]["podAnnotations"] =
+                    json!({"container.seccomp.security.alpha.kubernetes.io/web": "unconfined"});
+            },
+            &["spec.components[0].podAnnotations"],
+        ),
+        (
+            "S3 endpoint with port 99999 (its NetworkPolicy would be refused)",
+            |m| {
+                m["spec"]["postgres"]["backup"] =
+                    json!({"target": {"s3": s3("http://minio.storage.svc:99999")}});
+            },
+            &["spec.postgres.backup.target.s3.endpoint"],
+        ),
+        (
+            "S3 endpoint with port 0",
+            |m| m["spec"]["redis"]["backup"] = json!({"target": {"s3": s3("http://minio:0")}}),
+            &["spec.redis.backup.target.s3.endpoint"],
+        ),
+        (
+            "restore from an S3 endpoint with port 70000",
+            |m| {
+                m["spec"]["restore"] =
+                    json!({"from": "old", "s3": s3("https://s3.example.com:70000")});
+            },
+            &["spec.restore.s3.endpoint"],
+        ),
+        (
+            "ipBlock that is not a CIDR (its NetworkPolicy would be refused)",
+            |m| {
+                m["spec"]["components"][0]["ingressFrom"] =
+                    json!([{"ipBlock": {"cidr": "10.0.0.300/8"}}]);
+            },
+            &["spec.components[0].ingressFrom[0].ipBlock.cidr"],
+        ),
+        (
+            "ipBlock exception outside its CIDR",
+            |m| {
+                m["spec"]["components"][0]["egressTo"] = json!([{"to": [
+                    {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["192.168.0.0/16"]}}
+                ]}]);
+            },
+            &["spec.components[0].egressTo[0].to[0].ipBlock.except"],
+        ),
+        (
+            "egress port 99999",
+            |m| m["spec"]["components"][0]["egressTo"] = json!([{"ports": [{"port": 99999}]}]),
+            &["spec.components[0].egressTo[0].ports[0].port"],
         ),
         (
             "Unconfined seccomp on the pod",

@@ -11,6 +11,7 @@ mod backup_restore_again;
 mod backup_s3;
 mod backup_schedule;
 mod bad_manifests;
+mod capabilities;
 mod child_refused;
 mod delete_reapply;
 mod drift;
@@ -75,6 +76,7 @@ pub fn all() -> Vec<Scenario> {
         scenario("hpa", hpa::run, 12),
         scenario("delete-and-reapply", delete_reapply::run, 10),
         scenario("bad-manifests", bad_manifests::run, 3),
+        scenario("capabilities", capabilities::run, 4),
         scenario("password-rotation", password_rotation::run, 10),
         scenario("store-trouble", store_trouble::run, 10),
         scenario("secrets-not-in-the-open", secrets_in_the_open::run, 6),
