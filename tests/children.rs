@@ -502,8 +502,9 @@ fn s3_prefixes(c: &Children) -> Vec<String> {
     for o in all_json(c) {
         let text = o.to_string();
         let mut rest = text.as_str();
-        while let Some(i) = rest.find(r#""name":"S3_PREFIX","value":""#) {
-            rest = &rest[i + 27..];
+        let needle = r#""name":"S3_PREFIX","value":""#;
+        while let Some(i) = rest.find(needle) {
+            rest = &rest[i + needle.len()..];
             let end = rest.find('"').unwrap();
             out.push(rest[..end].to_string());
         }

@@ -439,8 +439,10 @@ pub(crate) async fn sync_new(
 
 /// Syncs every `every` (WAL as it is archived), or once. Errors are logged
 /// and retried: the files stay on the volume until they are copied. With
-/// `only`, each round sends only what is new since the last (`sync_new`):
-/// measured with 100,000 objects under the prefix, see README.
+/// `only`, each round sends only what is new since the last (`sync_new`).
+/// Measured against versitygw with 100,000 objects under the prefix (debug
+/// build): peak RSS 30.8 MiB, as with an empty bucket (30.7 MiB); listing
+/// the whole prefix each round, as before, peaked at 55.1 MiB.
 pub async fn sync_loop(
     store: Store,
     root: &Path,
