@@ -51,8 +51,8 @@ async fn in_namespaces(ctx: &mut Ctx, other: &str) -> Result<()> {
     ));
     // B's backups, where B's stack `shop` keeps them by default.
     let b_keys = [
-        format!("{other}/shop/postgres/base/{B_LABEL}/PG_VERSION"),
         format!("{other}/shop/postgres/base/{B_LABEL}.end"),
+        format!("{other}/shop/postgres/base/{B_LABEL}/PG_VERSION"),
     ];
     for key in &b_keys {
         s3.put(ctx, &bucket, key, "B's own backup\n").await?;
@@ -105,7 +105,8 @@ async fn in_namespaces(ctx: &mut Ctx, other: &str) -> Result<()> {
     if end.is_empty() {
         bail!("A's base backup {label} is not under {own}");
     }
-    let in_b = s3.keys(ctx, &bucket, &format!("{other}/")).await?;
+    let mut in_b = s3.keys(ctx, &bucket, &format!("{other}/")).await?;
+    in_b.sort();
     if in_b != b_keys {
         bail!("B's part of the bucket changed: expected exactly {b_keys:?}, found {in_b:?}");
     }
@@ -116,7 +117,8 @@ async fn in_namespaces(ctx: &mut Ctx, other: &str) -> Result<()> {
         }
     }
     let top = top_level(&s3, ctx, &bucket).await?;
-    let expected = vec![format!("{}/", ctx.ns), format!("{other}/")];
+    let mut expected = vec![format!("{}/", ctx.ns), format!("{other}/")];
+    expected.sort();
     if top != expected {
         bail!("expected the bucket's top level to be {expected:?} (A's and B's), found {top:?}");
     }
@@ -241,10 +243,12 @@ async fn top_level(s3: &S3, ctx: &Ctx, bucket: &str) -> Result<Vec<String>> {
             None,
         )
         .await?;
-    Ok(xml
-        .split("<CommonPrefixes><Prefix>")
+    let mut top: Vec<String> = xml
+        .split("<CommonPrefixes>")
         .skip(1)
-        .filter_map(|s| s.split("</Prefix>").next())
+        .filter_map(|s| s.split("<Prefix>").nth(1)?.split("</Prefix>").next())
         .map(str::to_string)
-        .collect())
+        .collect();
+    top.sort();
+    Ok(top)
 }
