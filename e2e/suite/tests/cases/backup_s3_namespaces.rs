@@ -170,6 +170,10 @@ async fn in_namespaces(ctx: &mut Ctx, other: &str) -> Result<()> {
     ctx.step(format!(
         "restored clone holds the row and none of the planted settings ({settings:?})"
     ));
+    // Room on a small cluster for the next clone.
+    appstack::api(&ctx.client, &ctx.ns)
+        .delete("planted", &Default::default())
+        .await?;
 
     // A key the agent refuses. versitygw stores keys as paths and folds
     // `..`, `.` and `//` away, so those cannot be planted here (the unit
