@@ -204,10 +204,7 @@ fn remote(s3: S3Args) -> Result<appstack::backup_agent::Remote, String> {
         &s3.secret_key,
     )
     .map_err(|e| e.to_string())?;
-    Ok(appstack::backup_agent::Remote {
-        bucket,
-        prefix: s3.prefix,
-    })
+    appstack::backup_agent::Remote::new(bucket, &s3.prefix).map_err(|e| e.to_string())
 }
 
 async fn backup_sync(args: SyncArgs) -> Result<(), String> {

@@ -638,3 +638,70 @@ fn stack_names_that_cannot_prefix_services_are_refused() {
     let err = build::children(&s, &inputs(&s)).unwrap_err();
     assert!(err.to_string().contains("43"), "{err}");
 }
+
+/// The S3 key prefix of every store, in the stack's env, by container.
+fn s3_prefixes(c: &Children) -> Vec<String> {
+    let mut out = Vec::new();
+    for o in all_json(c) {
+        let text = o.to_string();
+        let mut rest = text.as_str();
+        let needle = r#""name":"S3_PREFIX","value":""#;
+        while let Some(i) = rest.find(needle) {
+            rest = &rest[i + needle.len()..];
+            let end = rest.find('"').unwrap();
+            out.push(rest[..end].to_string());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[test]
+fn s3_keys_stay_inside_the_namespace() {
+    let s3 = "{bucket: b, endpoint: 'http://s3.example:9000', secretName: k}";
+    let without = stack(
+        "shop",
+        &format!(
+            "components: [{{name: web, image: i, port: 1}}]\npostgres: {{backup: {{target: {{s3: {s3}}}}}}}\nrestore: {{from: old, s3: {s3}}}"
+        ),
+    );
+    // Backups under the default prefix stay where they always were.
+    assert_eq!(
+        s3_prefixes(&build(&without)),
+        vec!["team-a/old/postgres/", "team-a/shop/postgres/"]
+    );
+    let with = stack(
+        "shop",
+        "components: [{name: web, image: i, port: 1}]\npostgres: {backup: {target: {s3: {bucket: b, endpoint: 'http://s3.example:9000', secretName: k, prefix: team-b/x}}}}",
+    );
+    assert_eq!(
+        s3_prefixes(&build(&with)),
+        vec!["team-a/team-b/x/shop/postgres/"]
+    );
+}
+
+#[test]
+fn a_stored_s3_prefix_that_leaves_the_namespace_is_refused() {
+    for (bad, why) in [
+        ("../team-b", "'..'"),
+        ("a/./b", "'.'"),
+        ("a//b", "empty"),
+        ("/team-b", "absolute"),
+        ("a\\..\\b", "backslash"),
+    ] {
+        let s = stack(
+            "shop",
+            &format!(
+                "components: [{{name: web, image: i, port: 1}}]\nredis: {{backup: {{target: {{s3: {{bucket: b, endpoint: 'http://s3.example:9000', secretName: k, prefix: {bad:?}}}}}}}}}"
+            ),
+        );
+        let err = build::children(&s, &inputs(&s)).unwrap_err();
+        assert!(matches!(err, BuildError::S3Prefix { .. }), "{bad}: {err}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("spec.redis.backup.target.s3.prefix:") && text.contains(why),
+            "{bad}: {text}"
+        );
+    }
+}

@@ -212,16 +212,22 @@ pub struct S3Spec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64), regex(pattern = r"^[a-z0-9-]+$"))]
     pub region: Option<String>,
-    /// Key prefix. Default: the stack's namespace.
+    /// Key prefix, inside the stack's namespace: the keys are
+    /// `<namespace>/<prefix>/<stack>/<store>/...` (without a prefix,
+    /// `<namespace>/<stack>/<store>/...`), so keys shared by several
+    /// namespaces never make one namespace the reader of another's backups.
+    /// Segments of letters, digits and `!_.*'()-` separated by '/'; no `.` or
+    /// `..` segment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(max = 200),
         regex(pattern = r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$")
     )]
+    #[x_kube(validation = Rule::new("!self.split('/').exists(s, s == '.' || s == '..')").message("s3.prefix: no '.' or '..' segment: the prefix always stays inside the stack's namespace"))]
     pub prefix: Option<String>,
     /// A Secret in the stack's namespace with AWS_ACCESS_KEY_ID and
-    /// AWS_SECRET_ACCESS_KEY. Give each namespace keys that reach only its
-    /// own prefix: whoever holds them can read the backups.
+    /// AWS_SECRET_ACCESS_KEY. Give each namespace keys that reach only
+    /// `<namespace>/` in the bucket: whoever holds them can read the backups.
     #[schemars(length(min = 1, max = 253))]
     pub secret_name: String,
 }

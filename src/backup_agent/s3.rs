@@ -64,6 +64,13 @@ pub struct Object {
     pub size: u64,
 }
 
+/// One page of a listing, and whether more follow.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub objects: Vec<Object>,
+    pub truncated: bool,
+}
+
 impl Bucket {
     pub fn new(
         endpoint: &str,
@@ -128,25 +135,36 @@ impl Bucket {
         Ok(())
     }
 
-    /// Downloads `key` into `path` (written beside it, then renamed).
+    /// Downloads `key` into `path`: written to a fresh file beside it (an
+    /// existing one, or a symlink planted there, is removed, never followed),
+    /// then renamed over `path` (which replaces a symlink, not its target).
     pub async fn get_file(&self, key: &str, path: &Path) -> Result<(), S3Error> {
         let response = self.send(Method::GET, key, &[], empty(), None).await?;
-        let tmp = path.with_extension("download");
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = path.with_file_name(format!(".{name}.download"));
         let io = |e| S3Error::Io(tmp.display().to_string(), e);
-        let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
+        match tokio::fs::remove_file(&tmp).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            _ => {}
+        }
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .await
+            .map_err(io)?;
         let mut body = response.into_body();
         while let Some(frame) = body.frame().await {
             let frame =
                 frame.map_err(|e| S3Error::Transport(format!("GET {key}"), e.to_string()))?;
             if let Ok(data) = frame.into_data() {
-                file.write_all(&data)
-                    .await
-                    .map_err(|e| S3Error::Io(tmp.display().to_string(), e))?;
+                file.write_all(&data).await.map_err(io)?;
             }
         }
-        file.sync_all()
-            .await
-            .map_err(|e| S3Error::Io(tmp.display().to_string(), e))?;
+        file.sync_all().await.map_err(io)?;
         tokio::fs::rename(&tmp, path)
             .await
             .map_err(|e| S3Error::Io(path.display().to_string(), e))
@@ -181,29 +199,45 @@ impl Bucket {
             if let Some(t) = &token {
                 query.push(("continuation-token".to_string(), t.clone()));
             }
-            let response = self.send(Method::GET, "", &query, empty(), None).await?;
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| S3Error::Transport("list".into(), e.to_string()))?
-                .to_bytes();
-            let xml = String::from_utf8_lossy(&body);
-            for contents in elements(&xml, "Contents") {
-                let key = elements(contents, "Key").next().map(unescape);
-                let size = elements(contents, "Size")
-                    .next()
-                    .and_then(|s| s.parse().ok());
-                if let (Some(key), Some(size)) = (key, size) {
-                    out.push(Object { key, size });
-                }
-            }
-            let truncated = elements(&xml, "IsTruncated").next() == Some("true");
+            let xml = self.list_xml(&query).await?;
+            let (objects, truncated) = parse_listing(&xml);
+            out.extend(objects);
             token = elements(&xml, "NextContinuationToken").next().map(unescape);
             if !truncated || token.is_none() {
                 return Ok(out);
             }
         }
+    }
+
+    /// One page of at most `max_keys` objects under `prefix` whose keys sort
+    /// after `start_after` (ListObjectsV2 `start-after`): what a caller that
+    /// remembers where it stopped lists, never the whole prefix.
+    pub async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: &str,
+        max_keys: usize,
+    ) -> Result<Page, S3Error> {
+        let query = vec![
+            ("list-type".to_string(), "2".to_string()),
+            ("prefix".to_string(), prefix.to_string()),
+            ("start-after".to_string(), start_after.to_string()),
+            ("max-keys".to_string(), max_keys.to_string()),
+        ];
+        let xml = self.list_xml(&query).await?;
+        let (objects, truncated) = parse_listing(&xml);
+        Ok(Page { objects, truncated })
+    }
+
+    async fn list_xml(&self, query: &[(String, String)]) -> Result<String, S3Error> {
+        let response = self.send(Method::GET, "", query, empty(), None).await?;
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| S3Error::Transport("list".into(), e.to_string()))?
+            .to_bytes();
+        Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
     async fn send(
@@ -332,6 +366,18 @@ fn elements<'a>(xml: &'a str, tag: &str) -> impl Iterator<Item = &'a str> {
     })
 }
 
+/// The objects of a ListObjectsV2 answer, and whether it was truncated.
+fn parse_listing(xml: &str) -> (Vec<Object>, bool) {
+    let objects = elements(xml, "Contents")
+        .filter_map(|contents| {
+            let key = elements(contents, "Key").next().map(unescape)?;
+            let size = elements(contents, "Size").next()?.parse().ok()?;
+            Some(Object { key, size })
+        })
+        .collect();
+    (objects, elements(xml, "IsTruncated").next() == Some("true"))
+}
+
 fn unescape(s: &str) -> String {
     s.replace("&lt;", "<")
         .replace("&gt;", ">")
@@ -349,10 +395,10 @@ mod tests {
     #[test]
     fn lists_are_read_from_the_xml() {
         let xml = "<ListBucketResult><IsTruncated>true</IsTruncated><Contents><Key>a/b&amp;c</Key><Size>12</Size></Contents><Contents><Key>d</Key><Size>0</Size></Contents><NextContinuationToken>t1</NextContinuationToken></ListBucketResult>";
-        let keys: Vec<String> = elements(xml, "Contents")
-            .map(|c| unescape(elements(c, "Key").next().unwrap()))
-            .collect();
+        let (objects, truncated) = parse_listing(xml);
+        let keys: Vec<&str> = objects.iter().map(|o| o.key.as_str()).collect();
         assert_eq!(keys, vec!["a/b&c", "d"]);
+        assert!(truncated);
         assert_eq!(elements(xml, "NextContinuationToken").next(), Some("t1"));
     }
 

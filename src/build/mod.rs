@@ -209,6 +209,14 @@ pub enum BuildError {
     )]
     NoAgentImage { field: &'static str },
     #[error(
+        "{field}: {prefix:?} {why}; the prefix goes inside the stack's namespace (segments of letters, digits and !_.*'()- separated by '/')"
+    )]
+    S3Prefix {
+        field: &'static str,
+        prefix: String,
+        why: &'static str,
+    },
+    #[error(
         "spec.postgres.backup: needs TLS (spec.tls.enabled: true): a base backup streams every row over the network"
     )]
     BackupWithoutTls,

@@ -18,6 +18,7 @@ pub mod node;
 pub mod operator;
 pub mod pods;
 pub mod runner;
+pub mod s3;
 pub mod shop;
 pub mod stores;
 pub mod table;

@@ -303,7 +303,7 @@ pub fn cron_job(
                     "--summary".into(),
                     format!("{root}/.summary.json"),
                 ],
-                s3_env(ctx, s3, &ctx.name, engine),
+                s3_env(ctx, s3, &ctx.name, engine, backup_prefix_field(engine))?,
                 vec![own_mount()],
             );
             (Some(vec![container]), vec![upload])
@@ -414,22 +414,56 @@ pub fn endpoint_port(endpoint: &str) -> Result<i32, &'static str> {
     }
 }
 
-/// Where a store's backups are in the bucket: `<prefix>/<stack>/<store>/`
-/// (prefix default: the namespace).
-fn s3_env(ctx: &StackRef, s3: &S3Spec, stack: &str, engine: &dyn Engine) -> Vec<EnvVar> {
-    let prefix = s3.prefix.as_deref().unwrap_or(&ctx.namespace);
-    vec![
+/// Where a store's backups are in the bucket: always under the stack's
+/// namespace, so that keys shared by several namespaces do not let a stack
+/// read, overwrite or prune another namespace's backups:
+/// `<namespace>/<stack>/<store>/`, or `<namespace>/<prefix>/<stack>/<store>/`
+/// with a prefix (admission refuses `.` and `..` segments in it, and the
+/// agent refuses them again).
+pub fn s3_key_prefix(namespace: &str, prefix: Option<&str>, stack: &str, store: &str) -> String {
+    match prefix {
+        Some(p) => format!("{namespace}/{p}/{stack}/{store}/"),
+        None => format!("{namespace}/{stack}/{store}/"),
+    }
+}
+
+fn backup_prefix_field(engine: &dyn Engine) -> &'static str {
+    match engine.kind() {
+        StoreKind::Postgres => "spec.postgres.backup.target.s3.prefix",
+        StoreKind::Redis => "spec.redis.backup.target.s3.prefix",
+    }
+}
+
+fn s3_env(
+    ctx: &StackRef,
+    s3: &S3Spec,
+    stack: &str,
+    engine: &dyn Engine,
+    field: &'static str,
+) -> Result<Vec<EnvVar>, BuildError> {
+    // Admission refuses these; a stack stored before that rule is refused here.
+    if let Some(p) = &s3.prefix
+        && let Some(why) = crate::backup_agent::unsafe_path(p)
+    {
+        return Err(BuildError::S3Prefix {
+            field,
+            prefix: p.clone(),
+            why,
+        });
+    }
+    let prefix = s3_key_prefix(&ctx.namespace, s3.prefix.as_deref(), stack, engine.part());
+    Ok(vec![
         wiring::plain_env("S3_ENDPOINT", &s3.endpoint),
         wiring::plain_env("S3_BUCKET", &s3.bucket),
         wiring::plain_env("S3_REGION", s3.region.as_deref().unwrap_or("us-east-1")),
-        wiring::plain_env("S3_PREFIX", &format!("{prefix}/{stack}/{}/", engine.part())),
+        wiring::plain_env("S3_PREFIX", &prefix),
         wiring::secret_env("AWS_ACCESS_KEY_ID", &s3.secret_name, "AWS_ACCESS_KEY_ID"),
         wiring::secret_env(
             "AWS_SECRET_ACCESS_KEY",
             &s3.secret_name,
             "AWS_SECRET_ACCESS_KEY",
         ),
-    ]
+    ])
 }
 
 /// A container of the backup agent (the operator's binary), as the store's
@@ -586,7 +620,13 @@ pub fn store_pod(
                 ]
                 .map(String::from)
                 .to_vec(),
-                s3_env(ctx, s3, &ctx.name, engine),
+                s3_env(
+                    ctx,
+                    s3,
+                    &ctx.name,
+                    engine,
+                    "spec.postgres.backup.target.s3.prefix",
+                )?,
                 vec![own_mount()],
             ));
         }
@@ -622,7 +662,7 @@ pub fn store_pod(
                 .as_ref()
                 .map(|r| r.from.as_str())
                 .unwrap_or_default();
-            let mut env = s3_env(ctx, s3, from, engine);
+            let mut env = s3_env(ctx, s3, from, engine, "spec.restore.s3.prefix")?;
             env.push(wiring::plain_env(
                 "RESTORE_TARGET",
                 stack
@@ -705,4 +745,23 @@ pub fn store_pod(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_begin_with_the_namespace() {
+        // The default is what it always was: existing backups stay found.
+        assert_eq!(
+            s3_key_prefix("team-a", None, "shop", "postgres"),
+            "team-a/shop/postgres/"
+        );
+        // A prefix goes inside the namespace, whatever it names.
+        assert_eq!(
+            s3_key_prefix("team-a", Some("team-b"), "shop", "redis"),
+            "team-a/team-b/shop/redis/"
+        );
+    }
 }

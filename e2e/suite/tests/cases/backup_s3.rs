@@ -6,121 +6,26 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use appstack_e2e::apply;
 use appstack_e2e::appstack;
 use appstack_e2e::backups;
-use appstack_e2e::cmd;
 use appstack_e2e::runner::{Ctx, ScenarioFuture};
+use appstack_e2e::s3::{ENDPOINT, S3};
 use appstack_e2e::shop;
 use appstack_e2e::stores;
 use appstack_e2e::wait::{self, Pending, Ready};
-use k8s_openapi::api::core::v1::{Secret, Service};
-use kube::api::{Api, PostParams};
 use serde_json::json;
 
 pub fn run(ctx: &mut Ctx) -> ScenarioFuture<'_> {
     Box::pin(scenario(ctx))
 }
 
-const ENDPOINT: &str = "http://s3.kube-system.svc:9000";
-
-/// The local S3 server, from this host: its address and root keys.
-struct S3 {
-    url: String,
-    key: String,
-    secret: String,
-}
-
-impl S3 {
-    async fn local(ctx: &Ctx) -> Result<Self> {
-        let text = cmd::run_ok(
-            &ctx.env,
-            "e2e/cluster.sh",
-            &["s3-credentials"],
-            None,
-            Duration::from_secs(10),
-        )
-        .await?;
-        let value = |k: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(&format!("{k}=")))
-                .map(str::to_string)
-                .with_context(|| format!("{k} missing from e2e/cluster.sh s3-credentials"))
-        };
-        let svc = Api::<Service>::namespaced(ctx.client.clone(), "kube-system")
-            .get("s3")
-            .await?;
-        let ip = svc
-            .spec
-            .and_then(|s| s.cluster_ip)
-            .context("Service s3 has no ClusterIP")?;
-        Ok(Self {
-            url: format!("http://{ip}:9000"),
-            key: value("AWS_ACCESS_KEY_ID")?,
-            secret: value("AWS_SECRET_ACCESS_KEY")?,
-        })
-    }
-
-    /// The keys under `prefix` (ListObjectsV2, first page).
-    async fn list(&self, ctx: &Ctx, bucket: &str, prefix: &str) -> Result<String> {
-        // SigV4 signs the query as encoded: '/' must travel as %2F.
-        let prefix = prefix.replace('/', "%2F");
-        self.curl(
-            ctx,
-            "GET",
-            &format!("/{bucket}?list-type=2&prefix={prefix}"),
-        )
-        .await
-    }
-
-    /// curl with SigV4, as any S3 client signs.
-    async fn curl(&self, ctx: &Ctx, method: &str, path: &str) -> Result<String> {
-        let user = format!("{}:{}", self.key, self.secret);
-        let url = format!("{}{path}", self.url);
-        cmd::run_ok(
-            &ctx.env,
-            "curl",
-            &[
-                "-fsS",
-                "--aws-sigv4",
-                "aws:amz:us-east-1:s3",
-                "--user",
-                &user,
-                "-H",
-                "x-amz-content-sha256: UNSIGNED-PAYLOAD",
-                "-X",
-                method,
-                &url,
-            ],
-            None,
-            Duration::from_secs(20),
-        )
-        .await
-    }
-}
-
 async fn scenario(ctx: &mut Ctx) -> Result<()> {
     let s3 = S3::local(ctx).await?;
     let bucket = format!("appstack-{}", ctx.ns.rsplit('-').next().unwrap_or("e2e"));
-    s3.curl(ctx, "PUT", &format!("/{bucket}")).await?;
-    let keys = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some("s3-keys".into()),
-            ..Default::default()
-        },
-        string_data: Some(
-            [
-                ("AWS_ACCESS_KEY_ID".to_string(), s3.key.clone()),
-                ("AWS_SECRET_ACCESS_KEY".to_string(), s3.secret.clone()),
-            ]
-            .into(),
-        ),
-        ..Secret::default()
-    };
-    Api::<Secret>::namespaced(ctx.client.clone(), &ctx.ns)
-        .create(&PostParams::default(), &keys)
-        .await?;
+    s3.curl(ctx, "PUT", &format!("/{bucket}"), None).await?;
+    s3.keys_secret(ctx, &ctx.ns, "s3-keys").await?;
     ctx.step(format!(
         "bucket {bucket} on the local S3 server ({ENDPOINT}), keys in Secret s3-keys"
     ));

@@ -9,6 +9,7 @@ mod backup_clone;
 mod backup_restore;
 mod backup_restore_again;
 mod backup_s3;
+mod backup_s3_namespaces;
 mod backup_schedule;
 mod bad_manifests;
 mod capabilities;
@@ -90,6 +91,7 @@ pub fn all() -> Vec<Scenario> {
         scenario("backup-killed-then-clone", backup_clone::run, 15),
         scenario("backup-schedule-and-retention", backup_schedule::run, 15),
         scenario("backup-to-s3-and-restore", backup_s3::run, 15),
+        scenario("backup-s3-namespaces", backup_s3_namespaces::run, 12),
         scenario("hostile-input-memory", hostile_memory::run, 8),
         scenario("poisoned-upgrade", poisoned_upgrade::run, 10),
         scenario("leader-cut-off", leader_cut_off::run, 8),
