@@ -13,6 +13,7 @@ use anyhow::{Result, bail};
 use appstack_e2e::apply;
 use appstack_e2e::appstack;
 use appstack_e2e::backups;
+use appstack_e2e::pods;
 use appstack_e2e::runner::{Ctx, ScenarioFuture};
 use appstack_e2e::stores;
 use appstack_e2e::wait::{self, Pending, Ready};
@@ -91,6 +92,32 @@ async fn expect_rows(ctx: &Ctx, pod: &str, want: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Waits until the restored store has restarted without its restore source
+/// (the operator rolls it once the restore is done) and serves again.
+async fn wait_restore_source_gone(ctx: &Ctx, pod: &str) -> Result<()> {
+    wait::until(
+        &format!("{pod} to run without the restore init container"),
+        Duration::from_secs(180),
+        async || {
+            let p = ctx.pods().get(pod).await?;
+            let restoring = p
+                .spec
+                .as_ref()
+                .and_then(|s| s.init_containers.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.name == "restore"));
+            let ready = pods::is_ready(&p) && p.metadata.deletion_timestamp.is_none();
+            Ok(if !restoring && ready {
+                Ready(())
+            } else {
+                Pending(format!(
+                    "restore init container: {restoring}, ready: {ready}"
+                ))
+            })
+        },
+    )
+    .await
+}
+
 /// Waits until the server of `pod` reads no recovery setting from its files.
 async fn wait_recovery_settings_gone(ctx: &Ctx, pod: &str) -> Result<()> {
     wait::until(
@@ -114,7 +141,9 @@ async fn restore(ctx: &mut Ctx, manifest: Value, what: &str) -> Result<String> {
     apply::object(&ctx.client, &ctx.ns, manifest).await?;
     appstack::wait_ready(&ctx.client, &ctx.ns, &name, Duration::from_secs(420)).await?;
     ctx.recovered(what, start.elapsed());
-    Ok(format!("{name}-postgres-0"))
+    let pod = format!("{name}-postgres-0");
+    wait_restore_source_gone(ctx, &pod).await?;
+    Ok(pod)
 }
 
 async fn scenario(ctx: &mut Ctx) -> Result<()> {
@@ -208,6 +237,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     let start = Instant::now();
     for name in [&latest, &at_t2] {
         appstack::wait_ready(&ctx.client, &ctx.ns, name, Duration::from_secs(420)).await?;
+        wait_restore_source_gone(ctx, &format!("{name}-postgres-0")).await?;
     }
     ctx.recovered(
         "two restores of the restored stack until Ready",

@@ -205,7 +205,12 @@ async fn redis_users_file(ctx: &Ctx, passwords: &BTreeMap<String, String>) -> Re
         users.len() == 3 && users[0] == "default" && file.lines().all(|l| l.contains(" #")),
         "expected the administrator, the apps' and the backup user, each with a hashed password, in {USERS_FILE}: {users:?}"
     );
-    let (_, mount) = in_redis(ctx, "grep ' /var/run/appstack/users ' /proc/mounts").await?;
+    // /var/run is a link to /run in Debian images: the mount shows there.
+    let (_, mount) = in_redis(
+        ctx,
+        "grep -E ' (/var)?/run/appstack/users ' /proc/mounts; true",
+    )
+    .await?;
     ensure!(
         mount.starts_with("tmpfs ") && mount.contains(" ro,"),
         "expected the users' volume to be memory (tmpfs) mounted read-only in the Redis container: {mount}"
