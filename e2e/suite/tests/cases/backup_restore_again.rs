@@ -180,7 +180,11 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     backups::psql_as_admin(
         ctx,
         &first_pg,
-        &format!("alter system set recovery_target_time = '{t1}'"),
+        // In the form the restore wrote it (PostgreSQL takes no `T` or `Z`).
+        &format!(
+            "alter system set recovery_target_time = '{}'",
+            t1.replace('T', " ").replace('Z', "+00")
+        ),
     )
     .await?;
     backups::start(ctx, &format!("{first}-postgres-backup"), "leftover").await?;
