@@ -124,6 +124,7 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    appstack::allocator::tune();
     let cli = Cli::parse();
     match cli.command {
         Command::Crd => match appstack::api::crd_yaml() {
