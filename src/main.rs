@@ -141,6 +141,7 @@ fn main() -> ExitCode {
         Command::BackupFetch(args) => agent(backup_fetch(args)),
         Command::Run(args) => {
             telemetry::init_logging(args.log_format);
+            appstack::allocator::start_trimming();
             let config = RunConfig {
                 namespaces: args
                     .namespaces
