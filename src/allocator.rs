@@ -14,8 +14,8 @@
 //! process of a few tens of MiB keeps short. Measured on a private API
 //! server among the hostile-input scenario's objects, with backup lookups
 //! already one object a page: the leader grew by 11.2 MiB with glibc's
-//! defaults, 6.7 to 7.6 MiB with these settings, 4.6 MiB with the trimming
-//! too (see the README).
+//! defaults, 6.7 to 7.6 MiB with these settings, 3.9 to 4.6 MiB with the
+//! trimming too (see the README).
 //!
 //! A `MALLOC_*_` variable in the environment wins over its setting here.
 
