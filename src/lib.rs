@@ -6,6 +6,7 @@
 //! [`backup_agent`] is the same binary's S3 side of the stores' backups;
 //! [`lean`] is what any cache keeps of an object anyone may write.
 
+pub mod allocator;
 pub mod api;
 pub mod backup_agent;
 pub mod build;

@@ -124,6 +124,7 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    appstack::allocator::tune();
     let cli = Cli::parse();
     match cli.command {
         Command::Crd => match appstack::api::crd_yaml() {
@@ -140,6 +141,7 @@ fn main() -> ExitCode {
         Command::BackupFetch(args) => agent(backup_fetch(args)),
         Command::Run(args) => {
             telemetry::init_logging(args.log_format);
+            appstack::allocator::start_trimming();
             let config = RunConfig {
                 namespaces: args
                     .namespaces

@@ -82,11 +82,16 @@ pub async fn ensure_volumes(
 }
 
 /// Objects per page when listing a store's backup Jobs and pods, and the
-/// most pages one lookup reads. Anyone can make Jobs and pods that carry the
-/// labels these lists select by, with about 1.5 MB of labels each: neither
-/// their size nor their number decides what a reconcile holds.
-const PAGE: u32 = 10;
-const MAX_PAGES: usize = 20;
+/// most objects one lookup reads. Anyone can make Jobs and pods that carry
+/// the labels these lists select by, with about 1.5 MB of labels each, and a
+/// page arrives whole (and is copied once more) before anything is trimmed:
+/// one object a page bounds what a lookup holds to one object's size,
+/// whatever their number. The operator's own are few (a CronJob keeps a few
+/// Jobs, a Job retries a few pods), so a lookup stays short unless a tenant
+/// plants more than MAX_OBJECTS in its own namespace, which then hides only
+/// its own stack's backup status (and is logged).
+pub(super) const PAGE: u32 = 1;
+pub(super) const MAX_OBJECTS: usize = 60;
 
 /// The label the Job controller puts on the pods of a Job: the Job's uid.
 /// It narrows the list only; anyone can copy it, so the pods' controller
@@ -243,7 +248,7 @@ where
 {
     let mut params = ListParams::default().labels(selector).limit(PAGE);
     let mut kept = Vec::new();
-    for _ in 0..MAX_PAGES {
+    for _ in 0..MAX_OBJECTS.div_ceil(PAGE as usize) {
         let page = api.list(&params).await?;
         kept.extend(page.items.into_iter().filter(|o| {
             controller_uid(o.meta()).is_some_and(|uid| owners.iter().any(|u| u == uid))
@@ -256,7 +261,7 @@ where
     tracing::warn!(
         kind = %K::kind(&()),
         %selector,
-        "stopped after {MAX_PAGES} pages of {PAGE}: more objects carry these labels than backups make"
+        "stopped after {MAX_OBJECTS} objects: more carry these labels than backups make"
     );
     Ok(kept)
 }
