@@ -7,8 +7,12 @@ use crate::cmd;
 use crate::env::TestEnv;
 use crate::operator;
 
+/// Printed in one piece: scenarios run side by side, and their progress
+/// lines must not cut through another's diagnostics.
 pub async fn print(env: &TestEnv, namespace: &str) {
-    println!("    --- diagnostics for namespace {namespace} ---");
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "    --- diagnostics for namespace {namespace} ---");
     let t = Duration::from_secs(20);
     let runs: [(&str, Vec<&str>); 3] = [
         (
@@ -40,9 +44,10 @@ pub async fn print(env: &TestEnv, namespace: &str) {
     ];
     for (what, args) in runs {
         match cmd::run(env, "kubectl", &args, None, t).await {
-            Ok(out) => println!("    {what}:\n{}", cmd::indent(&tail(&out.text(), 25))),
-            Err(e) => println!("    {what}: {e:#}"),
+            Ok(o) => writeln!(out, "    {what}:\n{}", cmd::indent(&tail(&o.text(), 25))),
+            Err(e) => writeln!(out, "    {what}: {e:#}"),
         }
+        .ok();
     }
     let logs = [
         "logs",
@@ -55,13 +60,15 @@ pub async fn print(env: &TestEnv, namespace: &str) {
         "--max-log-requests=4",
     ];
     match cmd::run(env, "kubectl", &logs, None, t).await {
-        Ok(out) => println!(
+        Ok(o) => writeln!(
+            out,
             "    operator logs:\n{}",
-            cmd::indent(&clip_lines(&out.text(), 400))
+            cmd::indent(&clip_lines(&o.text(), 400))
         ),
-        Err(e) => println!("    operator logs: {e:#}"),
+        Err(e) => writeln!(out, "    operator logs: {e:#}"),
     }
-    println!("    --- end of diagnostics ---");
+    .ok();
+    println!("{out}    --- end of diagnostics ---");
 }
 
 /// Long (JSON) log lines cut to `width` characters.

@@ -1,5 +1,8 @@
-//! Runs scenarios one after another, each in its own namespace with a time
-//! bound, and prints the summary table.
+//! Runs scenarios, each in its own namespace with a time bound, and prints
+//! the summary table. Those that install the operator run first; those that
+//! restart, reinstall or measure the shared operator (or cut it off) run
+//! alone at the end; the rest run side by side, `E2E_PARALLEL` at a time
+//! (default 4): most of a scenario's time is spent waiting for pods.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,6 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 
@@ -26,12 +31,16 @@ pub struct Scenario {
     /// This scenario installs the operator; selected automatically when a
     /// selected scenario needs it.
     pub installs_operator: bool,
+    /// Restarts, reinstalls or measures the operator every scenario shares,
+    /// or the node: runs with no other scenario beside it.
+    pub alone: bool,
     pub timeout: Duration,
 }
 
 /// What a scenario gets: the environment, an admin client, its namespace,
 /// and places to record recovery times and notes for the summary.
 pub struct Ctx {
+    pub name: &'static str,
     pub env: Arc<TestEnv>,
     pub client: Client,
     pub ns: String,
@@ -43,9 +52,11 @@ pub struct Ctx {
 
 impl Ctx {
     /// Prints a progress line with the time since the scenario started.
+    /// Names the scenario: lines of scenarios run side by side interleave.
     pub fn step(&self, message: impl AsRef<str>) {
         println!(
-            "    [{:>5.1}s] {}",
+            "    [{} {:>5.1}s] {}",
+            self.name,
             self.started.elapsed().as_secs_f64(),
             message.as_ref()
         );
@@ -187,29 +198,88 @@ async fn run_all(scenarios: Vec<Scenario>, filters: &[String]) -> Result<bool> {
         );
     }
 
-    let mut rows = Vec::new();
+    let parallel = parallelism();
+    let started = Instant::now();
+    let total = selected.len();
+    let mut rows: Vec<Option<Row>> = (0..total).map(|_| None).collect();
+    let indexed: Vec<(usize, &Scenario)> = selected.iter().copied().enumerate().collect();
+    let (first, rest): (Vec<_>, Vec<_>) = indexed.into_iter().partition(|(_, s)| !s.needs_operator);
+    let (alone, shared): (Vec<_>, Vec<_>) = rest.into_iter().partition(|(_, s)| s.alone);
+
     let mut operator_ok = true;
-    for (i, scenario) in selected.iter().enumerate() {
-        println!("\n==> [{}/{}] {}", i + 1, selected.len(), scenario.name);
-        if scenario.needs_operator && !operator_ok {
-            println!("    skipped: the operator is not installed (helm-install failed)");
-            rows.push(Row {
-                name: scenario.name,
-                outcome: Outcome::Skip("operator not installed".into()),
-                seconds: 0.0,
-                recovery: String::new(),
-                notes: vec![],
-            });
-            continue;
-        }
+    for (i, scenario) in first {
+        println!("\n==> [{}/{total}] {}", i + 1, scenario.name);
         let row = run_one(&env, &client, scenario).await;
         if scenario.installs_operator && !matches!(row.outcome, Outcome::Pass) {
             operator_ok = false;
         }
-        rows.push(row);
+        rows[i] = Some(row);
     }
+    if !shared.is_empty() && operator_ok {
+        println!(
+            "\ne2e: {} scenario(s) side by side, {parallel} at a time",
+            shared.len()
+        );
+    }
+    let mut queue = shared.into_iter();
+    let mut running = FuturesUnordered::new();
+    loop {
+        while running.len() < parallel {
+            let Some((i, scenario)) = queue.next() else {
+                break;
+            };
+            if !operator_ok {
+                rows[i] = Some(skipped(scenario));
+                continue;
+            }
+            println!("\n==> [{}/{total}] {}", i + 1, scenario.name);
+            let (env, client) = (&env, &client);
+            running.push(async move { (i, run_one(env, client, scenario).await) });
+        }
+        match running.next().await {
+            Some((i, row)) => rows[i] = Some(row),
+            None => break,
+        }
+    }
+    for (i, scenario) in alone {
+        if !operator_ok {
+            rows[i] = Some(skipped(scenario));
+            continue;
+        }
+        println!("\n==> [{}/{total}] {} (alone)", i + 1, scenario.name);
+        rows[i] = Some(run_one(&env, &client, scenario).await);
+    }
+    let rows: Vec<Row> = rows.into_iter().flatten().collect();
     print_summary(&rows);
+    println!(
+        "e2e: {total} scenario(s) in {:.0}s ({parallel} side by side)",
+        started.elapsed().as_secs_f64()
+    );
     Ok(rows.iter().all(|r| !matches!(r.outcome, Outcome::Fail(_))))
+}
+
+/// `E2E_PARALLEL`: how many scenarios run side by side (1 runs them one
+/// after another).
+fn parallelism() -> usize {
+    std::env::var("E2E_PARALLEL")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(4)
+}
+
+fn skipped(scenario: &Scenario) -> Row {
+    println!(
+        "\n==> {}: skipped, the operator is not installed (helm-install failed)",
+        scenario.name
+    );
+    Row {
+        name: scenario.name,
+        outcome: Outcome::Skip("operator not installed".into()),
+        seconds: 0.0,
+        recovery: String::new(),
+        notes: vec![],
+    }
 }
 
 async fn run_one(env: &Arc<TestEnv>, client: &Client, scenario: &Scenario) -> Row {
@@ -226,8 +296,9 @@ async fn run_one(env: &Arc<TestEnv>, client: &Client, scenario: &Scenario) -> Ro
             };
         }
     };
-    println!("    namespace {ns}");
+    println!("    [{}] namespace {ns}", scenario.name);
     let mut ctx = Ctx {
+        name: scenario.name,
         env: env.clone(),
         client: client.clone(),
         ns: ns.clone(),

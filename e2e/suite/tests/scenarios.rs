@@ -1,8 +1,9 @@
-//! The end-to-end scenarios (issues 5, 6, 9, 10, 11 and 12), run in order against the
-//! cluster by `make e2e`:
+//! The end-to-end scenarios, run against the cluster by `make e2e`:
 //!
 //!   cargo test --locked -p appstack-e2e --test scenarios -- --nocapture [FILTER...]
 //!
+//! E2E_PARALLEL (default 4) sets how many independent scenarios run side by
+//! side; 1 runs them one after another.
 //! FILTER selects scenarios whose name contains it (helm-install is added
 //! when a selected scenario needs the operator, unless E2E_NO_INSTALL=1).
 //! E2E_KEEP=1 keeps every scenario's namespace; E2E_POD_SECURITY sets the

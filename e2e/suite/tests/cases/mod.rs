@@ -1,4 +1,6 @@
-//! One module per scenario, listed here in the order they run.
+//! One module per scenario. Those without the operator run first; then the
+//! shared ones side by side, started in the order listed (longest first, so
+//! the short ones fill the gaps at the end); then the `alone` ones in order.
 
 use std::time::Duration;
 
@@ -48,7 +50,15 @@ fn scenario(name: &'static str, run: appstack_e2e::runner::ScenarioFn, minutes: 
         run,
         needs_operator: true,
         installs_operator: false,
+        alone: false,
         timeout: Duration::from_secs(minutes * 60),
+    }
+}
+
+fn alone(name: &'static str, run: appstack_e2e::runner::ScenarioFn, minutes: u64) -> Scenario {
+    Scenario {
+        alone: true,
+        ..scenario(name, run, minutes)
     }
 }
 
@@ -63,40 +73,42 @@ pub fn all() -> Vec<Scenario> {
             installs_operator: true,
             ..scenario("helm-install", helm_install::run, 7)
         },
-        scenario("apply", apply::run, 7),
-        scenario("kill-app-pods", kill_app::run, 8),
-        scenario("kill-stores", kill_stores::run, 8),
-        scenario("zero-downtime", zero_downtime::run, 7),
-        scenario("operator-restart", operator_restart::run, 8),
-        scenario("drift", drift::run, 6),
-        scenario("store-change-refused", store_change_refused::run, 6),
-        scenario("name-conflict", name_conflict::run, 5),
-        scenario("not-adopted", not_adopted::run, 4),
-        scenario("store-not-hijacked", store_not_hijacked::run, 4),
-        scenario("child-refused", child_refused::run, 4),
-        scenario("hpa", hpa::run, 12),
-        scenario("delete-and-reapply", delete_reapply::run, 10),
-        scenario("bad-manifests", bad_manifests::run, 3),
-        scenario("capabilities", capabilities::run, 4),
-        scenario("password-rotation", password_rotation::run, 10),
-        scenario("store-trouble", store_trouble::run, 10),
-        scenario("secrets-not-in-the-open", secrets_in_the_open::run, 6),
-        scenario("network-policy", network_policy::run, 8),
-        scenario("network-policy-probe", policy_probe::run, 6),
-        scenario("least-privilege", least_privilege::run, 8),
-        scenario("tls", tls::run, 12),
-        scenario("upgrade-from-previous-release", upgrade_previous::run, 15),
-        scenario("backup-restore-to-a-point-in-time", backup_restore::run, 15),
-        scenario("backup-restore-again", backup_restore_again::run, 15),
-        scenario("backup-killed-then-clone", backup_clone::run, 15),
+        // Side by side, longest first (seconds from the last CI run).
         scenario("backup-schedule-and-retention", backup_schedule::run, 15),
         scenario("backup-to-s3-and-restore", backup_s3::run, 15),
+        scenario("backup-restore-again", backup_restore_again::run, 15),
+        scenario("hpa", hpa::run, 12),
+        scenario("backup-restore-to-a-point-in-time", backup_restore::run, 15),
+        scenario("tls", tls::run, 12),
+        scenario("backup-killed-then-clone", backup_clone::run, 15),
         scenario("backup-s3-namespaces", backup_s3_namespaces::run, 12),
-        scenario("hostile-input-memory", hostile_memory::run, 8),
-        scenario("poisoned-upgrade", poisoned_upgrade::run, 10),
-        scenario("leader-cut-off", leader_cut_off::run, 8),
+        scenario("secrets-not-in-the-open", secrets_in_the_open::run, 6),
+        scenario("store-trouble", store_trouble::run, 10),
+        scenario("password-rotation", password_rotation::run, 10),
+        scenario("zero-downtime", zero_downtime::run, 7),
+        scenario("network-policy-probe", policy_probe::run, 6),
+        scenario("delete-and-reapply", delete_reapply::run, 10),
         scenario("guard-refused", guard_refused::run, 6),
-        scenario("operator-metrics-policy", operator_metrics_policy::run, 4),
-        scenario("helm-upgrade-uninstall", helm_upgrade::run, 10),
+        scenario("network-policy", network_policy::run, 8),
+        scenario("kill-stores", kill_stores::run, 8),
+        scenario("kill-app-pods", kill_app::run, 8),
+        scenario("apply", apply::run, 7),
+        scenario("drift", drift::run, 6),
+        scenario("least-privilege", least_privilege::run, 8),
+        scenario("store-change-refused", store_change_refused::run, 6),
+        scenario("not-adopted", not_adopted::run, 4),
+        scenario("capabilities", capabilities::run, 4),
+        scenario("store-not-hijacked", store_not_hijacked::run, 4),
+        scenario("bad-manifests", bad_manifests::run, 3),
+        scenario("name-conflict", name_conflict::run, 5),
+        scenario("child-refused", child_refused::run, 4),
+        // Alone: they restart, reinstall, measure or cut off the operator.
+        alone("operator-restart", operator_restart::run, 8),
+        alone("upgrade-from-previous-release", upgrade_previous::run, 15),
+        alone("hostile-input-memory", hostile_memory::run, 8),
+        alone("poisoned-upgrade", poisoned_upgrade::run, 10),
+        alone("leader-cut-off", leader_cut_off::run, 8),
+        alone("operator-metrics-policy", operator_metrics_policy::run, 4),
+        alone("helm-upgrade-uninstall", helm_upgrade::run, 10),
     ]
 }
