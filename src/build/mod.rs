@@ -10,7 +10,7 @@
 //!   `store` (the StatefulSet), `backup`; `inputs`;
 //! - the engines, `stores/` (one file per store kind, and the registry);
 //! - what iterates the stack's stores: `wiring`, `component`,
-//!   `network_policy`, `admission`;
+//!   `network_policy`, `admission`, `validate`;
 //! - on top, `children` here.
 
 mod admission;
@@ -34,6 +34,7 @@ mod service;
 mod store;
 pub mod stores;
 pub mod tls;
+mod validate;
 mod wiring;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -42,7 +43,6 @@ use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::ResourceExt;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -104,7 +104,7 @@ impl Children {
 /// Builds every child of `stack`.
 pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildError> {
     let ctx = meta::StackRef::new(stack)?;
-    validate(stack)?;
+    validate::stack(stack)?;
     for engine in stores::of(&stack.spec) {
         engine.validate(&ctx, &stack.spec)?;
     }
@@ -205,76 +205,6 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
     }
     out.network_policies = network_policy::build(&ctx, &stack.spec);
     Ok(out)
-}
-
-/// What CEL checks at admission, checked again: objects that bypassed
-/// admission (or an older CRD) must still never produce invalid children.
-fn validate(stack: &AppStack) -> Result<(), BuildError> {
-    let spec = &stack.spec;
-    if spec.components.is_empty() {
-        return Err(BuildError::NoComponents);
-    }
-    let stack_name = stack.name_any();
-    names::check_stack(&stack_name)?;
-    let parts = stores::parts();
-    for (index, c) in spec.components.iter().enumerate() {
-        names::check_component(&stack_name, index, &c.name, &parts)?;
-        if spec.components[..index].iter().any(|o| o.name == c.name) {
-            return Err(BuildError::ComponentName {
-                index,
-                message: format!("{:?} is used by another component", c.name),
-            });
-        }
-        let duplicate = c
-            .env
-            .iter()
-            .enumerate()
-            .find(|(n, e)| c.env[..*n].iter().any(|o| o.name == e.name));
-        if let Some((_, e)) = duplicate {
-            return Err(BuildError::DuplicateEnv {
-                index,
-                name: e.name.clone(),
-            });
-        }
-        if !(1..=65535).contains(&c.port) {
-            return Err(BuildError::Port {
-                index,
-                port: c.port,
-            });
-        }
-        if let Some(a) = &c.autoscaling
-            && a.min_replicas > a.max_replicas
-        {
-            return Err(BuildError::Autoscaling {
-                index,
-                min: a.min_replicas,
-                max: a.max_replicas,
-            });
-        }
-        admission::component(index, c)?;
-        for engine in stores::ENGINES {
-            let kind = engine.kind();
-            if !engine.runs(spec) && c.uses.as_ref().is_some_and(|u| u.contains(&kind)) {
-                return Err(BuildError::MissingStore {
-                    index,
-                    store: engine.part(),
-                });
-            }
-        }
-    }
-    if stores::of(spec).next().is_some() {
-        names::check_stack_with_stores(&stack_name)?;
-    }
-    for engine in stores::of(spec).filter(|e| e.backup(spec).is_some()) {
-        if let Some(why) = engine.backup_needs_tls().filter(|_| !spec.tls_enabled()) {
-            return Err(BuildError::BackupWithoutTls {
-                store: engine.part(),
-                why,
-            });
-        }
-    }
-    admission::endpoints(spec)?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -130,6 +130,21 @@ mod tests {
     const PARTS: [&str; 2] = ["redis", "postgres"];
 
     #[test]
+    fn the_reserved_names_are_the_stores_their_services_and_backups() {
+        assert_eq!(
+            reserved(&PARTS),
+            [
+                "redis",
+                "postgres",
+                "redis-headless",
+                "postgres-headless",
+                "redis-backup",
+                "postgres-backup",
+            ]
+        );
+    }
+
+    #[test]
     fn component_names_are_checked() {
         assert!(check_component("shop", 0, "web", &PARTS).is_ok());
         for bad in ["", "Web", "1web", "web-", "we_b"] {

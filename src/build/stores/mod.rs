@@ -57,6 +57,20 @@ mod tests {
         }
     }
 
+    /// The longest stack name the CRD admits with a store must give every
+    /// engine valid names: its StatefulSet's pods and its headless Service.
+    #[test]
+    fn every_engine_fits_the_longest_stack_name() {
+        use crate::build::names;
+        let stack = "a".repeat(names::MAX_STACK_WITH_STORES);
+        for e in ENGINES {
+            let name = e.secret_name(&stack);
+            assert!(names::headless(&name).len() <= 63, "{}", e.part());
+            assert!(name.len() + 11 <= 63, "{}", e.part());
+            assert!(format!("{}-backup", name).len() <= 63, "{}", e.part());
+        }
+    }
+
     /// The CRD's CEL rules list the reserved component names and the
     /// stores `uses` may name: they must be the engines' own.
     #[test]
