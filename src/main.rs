@@ -49,10 +49,22 @@ struct S3Args {
     secret_key: String,
 }
 
+/// The backup layout of the store named by `--store` (redis, postgres), as
+/// its engine gives it.
+fn store_layout(part: &str) -> Result<appstack::backup_agent::Layout, String> {
+    use appstack::build::stores;
+    stores::by_part(part).map(|e| e.layout()).ok_or_else(|| {
+        format!(
+            "unknown store {part:?}: one of {}",
+            stores::parts().join(", ")
+        )
+    })
+}
+
 #[derive(clap::Args)]
 struct SyncArgs {
-    #[arg(long, value_enum)]
-    store: appstack::backup_agent::Store,
+    #[arg(long, value_parser = store_layout)]
+    store: appstack::backup_agent::Layout,
     /// The store's directory on the backup volume.
     #[arg(long)]
     root: std::path::PathBuf,
@@ -72,8 +84,8 @@ struct SyncArgs {
 
 #[derive(clap::Args)]
 struct FetchArgs {
-    #[arg(long, value_enum)]
-    store: appstack::backup_agent::Store,
+    #[arg(long, value_parser = store_layout)]
+    store: appstack::backup_agent::Layout,
     /// Where the backups go, in the volume's layout.
     #[arg(long)]
     into: std::path::PathBuf,
@@ -240,14 +252,12 @@ async fn backup_sync(args: SyncArgs) -> Result<(), String> {
 }
 
 async fn backup_fetch(args: FetchArgs) -> Result<(), String> {
-    use appstack::backup_agent::{self, Store};
-    let (has_data, replaying) = match args.store {
-        Store::Postgres => (
-            args.data.join("PG_VERSION").exists(),
-            args.data.join("recovery.signal").exists(),
-        ),
-        Store::Redis => (args.data.join("appendonlydir").exists(), false),
-    };
+    use appstack::backup_agent;
+    let has_data = args.data.join(args.store.data_marker).exists();
+    let replaying = args
+        .store
+        .replay_marker
+        .is_some_and(|m| args.data.join(m).exists());
     if has_data && !replaying {
         println!("{} holds data: nothing to fetch", args.data.display());
         return Ok(());

@@ -10,8 +10,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{Resource, ResourceExt};
 
 use crate::api::{AppStack, AppStackStatus, BackupStatus, ComponentStatus, StoreKind, StoreStatus};
+use crate::build::names;
+use crate::build::stores::{self, Engine};
 use crate::build::{CREDENTIALS_CONTAINER, USERS_CONTAINER};
-use crate::build::{names, stores};
 use crate::redact::Known;
 
 pub const READY: &str = "Ready";
@@ -140,7 +141,7 @@ where
     let components_total = components.len();
     let components_ready = components.iter().filter(|(_, done)| *done).count();
 
-    let stores: Vec<(&'static str, StoreKind, StoreStatus)> = stores::of(spec)
+    let stores: Vec<(&'static dyn Engine, StoreStatus)> = stores::of(spec)
         .map(|e| {
             let name = e.secret_name(&stack_name);
             let sts = (observed.stateful_set)(&name);
@@ -149,7 +150,7 @@ where
             let restored_from = stack
                 .status
                 .as_ref()
-                .and_then(|s| s.store(e.kind()))
+                .and_then(|s| e.status(s))
                 .and_then(|s| s.restored_from.clone())
                 .or_else(|| {
                     // Only a store the restore names (all by default).
@@ -166,7 +167,7 @@ where
                 backup: observed.backups.get(&e.kind()).cloned(),
                 restored_from,
             };
-            (e.part(), e.kind(), status)
+            (e, status)
         })
         .collect();
 
@@ -180,9 +181,9 @@ where
             )
         })
         .collect();
-    for (part, _, s) in &stores {
+    for (e, s) in &stores {
         if !s.ready {
-            waiting.push(part.to_string());
+            waiting.push(e.part().to_string());
         }
     }
     let all_ready = waiting.is_empty();
@@ -192,9 +193,9 @@ where
     if !observed.backups.is_empty() {
         let failing: Vec<String> = stores
             .iter()
-            .filter_map(|(part, _, s)| {
+            .filter_map(|(e, s)| {
                 let failure = s.backup.as_ref()?.last_failure.as_ref()?;
-                Some(format!("{part}: {failure}"))
+                Some(format!("{}: {failure}", e.part()))
             })
             .collect();
         conds.push(if failing.is_empty() {
@@ -217,8 +218,8 @@ where
         components_ready: Some(format!("{components_ready}/{components_total}")),
         ..AppStackStatus::default()
     };
-    for (_, kind, s) in stores {
-        *status.store_mut(kind) = Some(s);
+    for (e, s) in stores {
+        *e.status_mut(&mut status) = Some(s);
     }
     status
 }

@@ -29,24 +29,6 @@ pub struct AppStackStatus {
     pub postgres: Option<StoreStatus>,
 }
 
-impl AppStackStatus {
-    /// The status of one store, when the stack has it.
-    pub fn store(&self, kind: super::StoreKind) -> Option<&StoreStatus> {
-        match kind {
-            super::StoreKind::Redis => self.redis.as_ref(),
-            super::StoreKind::Postgres => self.postgres.as_ref(),
-        }
-    }
-
-    /// The status field of one store.
-    pub fn store_mut(&mut self, kind: super::StoreKind) -> &mut Option<StoreStatus> {
-        match kind {
-            super::StoreKind::Redis => &mut self.redis,
-            super::StoreKind::Postgres => &mut self.postgres,
-        }
-    }
-}
-
 /// Replicas of one component's Deployment.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

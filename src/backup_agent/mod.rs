@@ -33,11 +33,27 @@ pub enum AgentError {
     Refused(String),
 }
 
-/// Which store's layout.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Store {
-    Postgres,
-    Redis,
+/// How a store lays its backups out on the volume (and in the bucket),
+/// given by the store's engine (`Engine::layout`): the agent knows no store
+/// by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Where the backups are, relative to the root ("" for the root itself):
+    /// each `<backups><label>...`.
+    pub backups: &'static str,
+    /// The suffix of the file that commits a backup, `<backups><label><commit>`.
+    pub commit: &'static str,
+    /// A backup is a directory whose empty subdirectories the store needs
+    /// back: they are listed in `<backups><label>.dirs` (a bucket keeps none).
+    pub dirs: bool,
+    /// The directory of the log the store archives between backups (WAL
+    /// segments, each committed by its `.sha256`), when it has one.
+    pub log: Option<&'static str>,
+    /// A file in the data directory that says it holds data.
+    pub data_marker: &'static str,
+    /// A file in the data directory that says a restore is still replaying
+    /// the log (its files are then fetched again).
+    pub replay_marker: Option<&'static str>,
 }
 
 /// Where in the bucket: the store's key prefix (ending in '/').
@@ -126,11 +142,8 @@ fn is_label(s: &str) -> bool {
 }
 
 /// The label a relative path belongs to (a base backup or snapshot), if any.
-fn label_of(store: Store, relative: &str) -> Option<&str> {
-    let name = match store {
-        Store::Postgres => relative.strip_prefix("base/")?,
-        Store::Redis => relative,
-    };
+fn label_of(store: Layout, relative: &str) -> Option<&str> {
+    let name = relative.strip_prefix(store.backups)?;
     let label = name.get(..16)?;
     is_label(label).then_some(label)
 }
@@ -211,20 +224,18 @@ fn directories(dir: &Path) -> Result<Vec<String>, AgentError> {
 }
 
 /// The labels of the backups on the volume that are whole (committed).
-fn committed_labels(store: Store, files: &BTreeMap<String, u64>) -> BTreeSet<String> {
+fn committed_labels(store: Layout, files: &BTreeMap<String, u64>) -> BTreeSet<String> {
     files
         .keys()
-        .filter(|f| match store {
-            Store::Postgres => f.ends_with(".end"),
-            Store::Redis => f.ends_with(".rdb.sha256"),
-        })
+        .filter(|f| f.ends_with(store.commit))
         .filter_map(|f| label_of(store, f).map(str::to_string))
         .collect()
 }
 
 /// The first WAL segment position the oldest kept base backup needs.
-fn wal_cutoff(root: &Path, label: &str) -> Option<String> {
-    let text = std::fs::read_to_string(root.join("base").join(label).join("backup_label")).ok()?;
+fn wal_cutoff(root: &Path, store: Layout, label: &str) -> Option<String> {
+    let backup = root.join(format!("{}{label}", store.backups));
+    let text = std::fs::read_to_string(backup.join("backup_label")).ok()?;
     let line = text.lines().find(|l| l.starts_with("START WAL LOCATION"))?;
     let file = line.rsplit("(file ").next()?.trim_end_matches(')');
     segment_position(&format!("wal/{file}")).map(str::to_string)
@@ -245,7 +256,7 @@ pub struct Synced {
 /// whole backup deletes nothing (a new, empty volume must never empty the
 /// bucket).
 pub async fn sync(
-    store: Store,
+    store: Layout,
     root: &Path,
     remote: &Remote,
     only: Option<&str>,
@@ -260,13 +271,13 @@ pub async fn sync(
     // A bucket keeps no empty directory, and PostgreSQL will not start
     // without its own (pg_notify, pg_replslot, ...): each base backup's
     // directories go as a list beside it, before its marker.
-    if store == Store::Postgres && only.is_none() {
+    if store.dirs && only.is_none() {
         for label in committed_labels(store, &local) {
-            let key = format!("base/{label}.dirs");
+            let key = format!("{}{label}.dirs", store.backups);
             if there.contains_key(&key) {
                 continue;
             }
-            let dirs = directories(&root.join("base").join(&label))?;
+            let dirs = directories(&root.join(format!("{}{label}", store.backups)))?;
             remote
                 .bucket
                 .put_bytes(&remote.key(&key), dirs.join("\n").into_bytes())
@@ -293,10 +304,7 @@ pub async fn sync(
     let Some(oldest) = kept.iter().next() else {
         return Ok(synced);
     };
-    let cutoff = match store {
-        Store::Postgres => wal_cutoff(root, oldest),
-        Store::Redis => None,
-    };
+    let cutoff = store.log.and_then(|_| wal_cutoff(root, store, oldest));
     for file in there.keys() {
         let old_backup = label_of(store, file).is_some_and(|l| l < oldest.as_str());
         let old_wal = cutoff
@@ -444,7 +452,7 @@ pub(crate) async fn sync_new(
 /// build): peak RSS 30.8 MiB, as with an empty bucket (30.7 MiB); listing
 /// the whole prefix each round, as before, peaked at 55.1 MiB.
 pub async fn sync_loop(
-    store: Store,
+    store: Layout,
     root: &Path,
     remote: &Remote,
     only: Option<&str>,
@@ -479,7 +487,7 @@ pub async fn sync_loop(
 /// archived WAL from the older one's start. With `wal_only`, only the WAL
 /// (a restore interrupted while PostgreSQL replayed it).
 pub async fn fetch(
-    store: Store,
+    store: Layout,
     into: &Path,
     remote: &Remote,
     target: Option<&str>,
@@ -499,7 +507,7 @@ pub async fn fetch(
 async fn fetch_from(
     bucket: &impl Objects,
     prefix: &str,
-    store: Store,
+    store: Layout,
     into: &Path,
     target: Option<&str>,
     wal_only: bool,
@@ -541,16 +549,13 @@ async fn fetch_from(
         .filter(|f| {
             let backup =
                 !wal_only && label_of(store, f).is_some_and(|l| labels.iter().any(|k| k == l));
-            let wal = store == Store::Postgres && f.starts_with("wal/");
+            let wal = store.log.is_some_and(|log| f.starts_with(log));
             backup || wal
         })
         .collect();
     let mut fetched = 0;
-    for label in labels
-        .iter()
-        .filter(|_| store == Store::Postgres && !wal_only)
-    {
-        let dirs_file = format!("base/{label}.dirs");
+    for label in labels.iter().filter(|_| store.dirs && !wal_only) {
+        let dirs_file = format!("{}{label}.dirs", store.backups);
         if !files.contains_key(&dirs_file) {
             continue;
         }
@@ -564,7 +569,8 @@ async fn fetch_from(
             )));
         }
         for dir in dirs {
-            create_dirs_under(into, &Path::new("base").join(label).join(dir)).await?;
+            let backup = format!("{}{label}", store.backups);
+            create_dirs_under(into, &Path::new(&backup).join(dir)).await?;
         }
     }
     for file in wanted {
@@ -582,22 +588,35 @@ async fn fetch_from(
 mod tests {
     use super::*;
 
+    /// The engines' own layouts: what the agent is given in the pods.
+    fn layout(part: &str) -> Layout {
+        crate::build::stores::by_part(part).unwrap().layout()
+    }
+
+    fn postgres() -> Layout {
+        layout("postgres")
+    }
+
+    fn redis() -> Layout {
+        layout("redis")
+    }
+
     #[test]
     fn labels_and_segments_are_recognised() {
         assert_eq!(
-            label_of(Store::Postgres, "base/20261202T035449Z/global/pg_control"),
+            label_of(postgres(), "base/20261202T035449Z/global/pg_control"),
             Some("20261202T035449Z")
         );
         assert_eq!(
-            label_of(Store::Postgres, "base/20261202T035449Z.end"),
+            label_of(postgres(), "base/20261202T035449Z.end"),
             Some("20261202T035449Z")
         );
         assert_eq!(
-            label_of(Store::Postgres, "wal/000000010000000000000003.gz"),
+            label_of(postgres(), "wal/000000010000000000000003.gz"),
             None
         );
         assert_eq!(
-            label_of(Store::Redis, "20261202T035449Z.rdb.sha256"),
+            label_of(redis(), "20261202T035449Z.rdb.sha256"),
             Some("20261202T035449Z")
         );
         assert_eq!(
@@ -623,7 +642,7 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         assert_eq!(
-            committed_labels(Store::Postgres, &files)
+            committed_labels(postgres(), &files)
                 .into_iter()
                 .collect::<Vec<_>>(),
             vec!["20261201T000000Z"]
@@ -895,7 +914,7 @@ mod tests {
             "..".to_string(),
         ] {
             let into = scratch("fetch-refused");
-            let err = fetch_from(&planted(&bad), PREFIX, Store::Postgres, &into, None, false)
+            let err = fetch_from(&planted(&bad), PREFIX, postgres(), &into, None, false)
                 .await
                 .unwrap_err();
             let text = err.to_string();
@@ -920,7 +939,7 @@ mod tests {
             format!("{PREFIX}base/{LABEL}.dirs"),
             b"global\n../../../../tmp/x".to_vec(),
         );
-        let err = fetch_from(&bucket, PREFIX, Store::Postgres, &into, None, false)
+        let err = fetch_from(&bucket, PREFIX, postgres(), &into, None, false)
             .await
             .unwrap_err();
         assert!(err.to_string().contains("../../../../tmp/x"), "{err}");
@@ -932,16 +951,9 @@ mod tests {
         let into = scratch("fetch-symlink");
         let outside = scratch("fetch-symlink-outside");
         std::os::unix::fs::symlink(&outside, into.join("base")).unwrap();
-        let err = fetch_from(
-            &planted("wal/x.gz"),
-            PREFIX,
-            Store::Postgres,
-            &into,
-            None,
-            false,
-        )
-        .await
-        .unwrap_err();
+        let err = fetch_from(&planted("wal/x.gz"), PREFIX, postgres(), &into, None, false)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("symlink"), "{err}");
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
         std::fs::remove_dir_all(&into).unwrap();
@@ -951,16 +963,9 @@ mod tests {
     #[tokio::test]
     async fn a_fetch_brings_back_a_whole_backup() {
         let into = scratch("fetch-ok");
-        let fetched = fetch_from(
-            &planted("wal/x.gz"),
-            PREFIX,
-            Store::Postgres,
-            &into,
-            None,
-            false,
-        )
-        .await
-        .unwrap();
+        let fetched = fetch_from(&planted("wal/x.gz"), PREFIX, postgres(), &into, None, false)
+            .await
+            .unwrap();
         assert_eq!(fetched, 5);
         assert_eq!(
             std::fs::read_to_string(into.join(format!("base/{LABEL}/PG_VERSION"))).unwrap(),

@@ -10,7 +10,8 @@ use k8s_openapi::api::core::v1::{PodSecurityContext, SecurityContext};
 use k8s_openapi::api::networking::v1::{NetworkPolicyPeer, NetworkPolicyPort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{BuildError, backup, security, stores};
+use super::error::BuildError;
+use super::{backup, security, stores};
 use crate::api::{AppStackSpec, Component};
 
 /// Pod annotations that set a container's AppArmor profile.

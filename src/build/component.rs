@@ -12,8 +12,9 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::inputs::Inputs;
 use super::meta::StackRef;
-use super::{Inputs, labels, names, security, tls, wiring};
+use super::{labels, names, security, tls, wiring};
 use crate::api::{AppStack, Component};
 
 /// Seconds a terminating pod keeps serving after it was taken out of the

@@ -9,15 +9,16 @@ pub const PART_OF: &str = "app.kubernetes.io/part-of";
 pub const MANAGED_BY_KEY: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "appstack-operator";
 
-/// The `part` label values of the stores.
-pub const REDIS: &str = "redis";
-pub const POSTGRES: &str = "postgres";
-
 /// app.kubernetes.io/component of stateless components and of stores.
 pub const ROLE_APP: &str = "app";
 pub const ROLE_STORE: &str = "store";
 /// ... and of what backs the stores up.
 pub const ROLE_BACKUP: &str = "backup";
+
+/// The label key on a backup volume naming its stack. The volume has no
+/// `app.kubernetes.io/instance` label, so selecting the stack's volumes by
+/// it (to delete them) leaves the backups.
+pub const BACKUP_OF: &str = "appstack.dev/backup-of";
 
 /// Every label key the operator sets on what it makes: all that its caches
 /// keep of an object's labels (anyone may add thousands more).
@@ -27,7 +28,7 @@ pub const OWN: [&str; 6] = [
     COMPONENT,
     PART_OF,
     MANAGED_BY_KEY,
-    super::backup::BACKUP_OF,
+    BACKUP_OF,
 ];
 
 /// Label selector of everything the operator made (what its watches see).

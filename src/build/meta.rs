@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
 
-use super::{BuildError, labels};
+use super::error::BuildError;
+use super::labels;
 use crate::api::AppStack;
 
 /// The owning stack, as every builder needs it.

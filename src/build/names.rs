@@ -1,6 +1,6 @@
 //! Child object names: stable, derived from the stack's name only.
 
-use super::BuildError;
+use super::error::BuildError;
 
 /// Longest stack name when the stack has a store: `<stack>-postgres` (a
 /// StatefulSet) leaves room for the pod ordinal and the controller-revision-hash
@@ -9,15 +9,15 @@ pub const MAX_STACK_WITH_STORES: usize = 43;
 const MAX_NAME: usize = 63;
 
 /// Component names that would give a child the name (and pod selector) of a
-/// store's Service, or of a store's backups.
-pub const RESERVED: [&str; 6] = [
-    "redis",
-    "postgres",
-    "redis-headless",
-    "postgres-headless",
-    "redis-backup",
-    "postgres-backup",
-];
+/// store's Service, or of a store's backups, for the stores of these parts:
+/// the stores' names, then their headless Services', then their backups'
+/// (the order of the CRD's rule).
+pub fn reserved(parts: &[&str]) -> Vec<String> {
+    let stores = parts.iter().map(|p| p.to_string());
+    let headless = parts.iter().map(|p| headless(p));
+    let backups = parts.iter().map(|p| format!("{p}-backup"));
+    stores.chain(headless).chain(backups).collect()
+}
 
 pub fn component(stack: &str, component: &str) -> String {
     format!("{stack}-{component}")
@@ -32,9 +32,14 @@ pub fn headless(base: &str) -> String {
     format!("{base}-headless")
 }
 
-/// A component's name must be a DNS-1123 label and `<stack>-<component>` a
-/// valid name.
-pub(super) fn check_component(stack: &str, index: usize, name: &str) -> Result<(), BuildError> {
+/// A component's name must be a DNS-1123 label, none of the `reserved`
+/// names of the stores of `parts`, and `<stack>-<component>` a valid name.
+pub(super) fn check_component(
+    stack: &str,
+    index: usize,
+    name: &str,
+    parts: &[&str],
+) -> Result<(), BuildError> {
     let err = |message: String| BuildError::ComponentName { index, message };
     let valid_label = !name.is_empty()
         && name.starts_with(|c: char| c.is_ascii_lowercase())
@@ -47,14 +52,17 @@ pub(super) fn check_component(stack: &str, index: usize, name: &str) -> Result<(
             "{name:?} must be a DNS-1123 label: lower-case letters, digits and '-', starting with a letter"
         )));
     }
-    if let Some(suffix) = RESERVED.iter().find(|r| name.ends_with(&format!("-{r}"))) {
+    let reserved = reserved(parts);
+    if let Some(suffix) = reserved.iter().find(|r| name.ends_with(&format!("-{r}"))) {
         return Err(err(format!(
             "{name:?} must not end in -{suffix}: <stack>-{name} would be the name of another stack's store"
         )));
     }
-    if RESERVED.contains(&name) {
+    if reserved.iter().any(|r| r == name) {
+        let services: Vec<String> = parts.iter().map(|p| format!("<stack>-{p}")).collect();
         return Err(err(format!(
-            "{name:?} is reserved: the stores' Services are named <stack>-redis, <stack>-postgres and <stack>-<store>-headless"
+            "{name:?} is reserved: the stores' Services are named {} and <stack>-<store>-headless",
+            services.join(", ")
         )));
     }
     let full = component(stack, name);
@@ -119,25 +127,42 @@ mod tests {
         assert!(err.to_string().starts_with("metadata.name:"), "{err}");
     }
 
+    const PARTS: [&str; 2] = ["redis", "postgres"];
+
+    #[test]
+    fn the_reserved_names_are_the_stores_their_services_and_backups() {
+        assert_eq!(
+            reserved(&PARTS),
+            [
+                "redis",
+                "postgres",
+                "redis-headless",
+                "postgres-headless",
+                "redis-backup",
+                "postgres-backup",
+            ]
+        );
+    }
+
     #[test]
     fn component_names_are_checked() {
-        assert!(check_component("shop", 0, "web").is_ok());
+        assert!(check_component("shop", 0, "web", &PARTS).is_ok());
         for bad in ["", "Web", "1web", "web-", "we_b"] {
-            let err = check_component("shop", 2, bad).unwrap_err();
+            let err = check_component("shop", 2, bad, &PARTS).unwrap_err();
             assert!(
                 err.to_string().starts_with("spec.components[2].name:"),
                 "{err}"
             );
         }
         let long = "c".repeat(60);
-        assert!(check_component("shop", 0, &long).is_err());
-        for reserved in RESERVED {
-            let err = check_component("shop", 1, reserved).unwrap_err();
+        assert!(check_component("shop", 0, &long, &PARTS).is_err());
+        for reserved in reserved(&PARTS) {
+            let err = check_component("shop", 1, &reserved, &PARTS).unwrap_err();
             assert!(err.to_string().contains("reserved"), "{err}");
-            let err = check_component("a", 1, &format!("b-{reserved}")).unwrap_err();
+            let err = check_component("a", 1, &format!("b-{reserved}"), &PARTS).unwrap_err();
             assert!(err.to_string().contains("another stack's store"), "{err}");
         }
-        assert!(check_component("shop", 0, "redisproxy").is_ok());
+        assert!(check_component("shop", 0, "redisproxy", &PARTS).is_ok());
     }
 
     #[test]

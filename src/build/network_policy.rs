@@ -15,8 +15,9 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::engine::Engine;
 use super::meta::StackRef;
-use super::stores::{self, Engine};
+use super::stores;
 use super::{backup, labels, names};
 use crate::api::{AppStackSpec, Component};
 
@@ -30,7 +31,7 @@ pub fn build(ctx: &StackRef, spec: &AppStackSpec) -> Vec<NetworkPolicy> {
     let stores = stores::of(spec).map(|e| store(ctx, spec, e));
     let components = spec.components.iter().map(|c| component(ctx, spec, c));
     let backups = stores::of(spec)
-        .filter(|e| spec.backup(e.kind()).is_some())
+        .filter(|e| e.backup(spec).is_some())
         .map(|e| backup_pods(ctx, spec, e));
     stores.chain(components).chain(backups).collect()
 }
@@ -68,11 +69,11 @@ fn store(ctx: &StackRef, spec: &AppStackSpec, engine: &dyn Engine) -> NetworkPol
     let mut clients: Vec<String> = spec
         .components
         .iter()
-        .filter(|c| c.uses(spec, engine.kind()))
+        .filter(|c| engine.used_by(spec, c))
         .map(|c| c.name.clone())
         .collect();
     // Its backup pods take their backups over the network too.
-    if spec.backup(engine.kind()).is_some() {
+    if engine.backup(spec).is_some() {
         clients.push(backup::part(engine));
     }
     // No client, no ingress rule: nothing may connect.
@@ -225,10 +226,7 @@ mod tests {
         }))
         .unwrap();
         let mut inputs = crate::build::Inputs::default();
-        for kind in [
-            crate::api::StoreKind::Redis,
-            crate::api::StoreKind::Postgres,
-        ] {
+        for kind in crate::build::stores::ENGINES.map(|e| e.kind()) {
             let creds = crate::build::StoreCredentials {
                 username: "u".into(),
                 password: "p".into(),

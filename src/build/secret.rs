@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 
-use super::StoreCredentials;
+use super::credentials::StoreCredentials;
+use super::engine::Engine;
 use super::labels;
 use super::meta::StackRef;
-use super::stores::Engine;
 use crate::api::AppStackSpec;
 
 /// The store's backup user: for the backup pods only.

@@ -3,8 +3,8 @@
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::engine::Engine;
 use super::meta::StackRef;
-use super::stores::Engine;
 use super::{labels, names};
 use crate::api::{Component, ServiceType};
 

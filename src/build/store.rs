@@ -9,33 +9,26 @@ use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, ExecAction, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
-    TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
+    Container, EmptyDirVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec,
+    PodTemplateSpec, ResourceRequirements, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::credentials::StoreCredentials;
+use super::engine::Engine;
+use super::error::BuildError;
 use super::meta::StackRef;
-use super::stores::Engine;
-use super::{StoreCredentials, backup, labels, names, security, tls, wiring};
+use super::pod::{DATA, SOCKET, USERS_DIR, data_mount, socket_mount};
+use super::{backup, env, labels, names, security, tls, wiring};
 use crate::api::AppStack;
 
-/// Name of the data volume (and the PVC prefix: `data-<stack>-<store>-0`).
-pub const DATA: &str = "data";
-/// The volume holding the server's unix socket, where the engine has one.
-const SOCKET: &str = "socket";
 /// The store pod's container that checks the server's credentials against
 /// the Secret (see [`Engine::credentials_script`]).
 pub const CREDENTIALS_CONTAINER: &str = "credentials";
 /// The store pod's init container that writes the server's users (see
 /// [`Engine::users_script`]).
 pub const USERS_CONTAINER: &str = "users";
-/// Where it writes them: a memory volume, so that the passwords (hashed
-/// where the engine can) never reach a disk, mounted read-only in the
-/// store container.
-pub const USERS_DIR: &str = "/var/run/appstack/users";
 const USERS: &str = "users";
 /// What every engine's credentials and users scripts start with: it runs as
 /// PID 1, so it traps SIGTERM (or it would hold the pod for the whole grace
@@ -61,7 +54,7 @@ pub fn stateful_set(
     creds: Credentials<'_>,
     restoring: bool,
     agent: Option<&str>,
-) -> Result<StatefulSet, super::BuildError> {
+) -> Result<StatefulSet, BuildError> {
     let part = engine.part();
     let name = engine.secret_name(&ctx.name);
     let policy = if stack.spec.retain_data() {
@@ -184,7 +177,7 @@ fn containers(
     engine: &dyn Engine,
     restoring: bool,
     agent: Option<&str>,
-) -> Result<(Vec<Container>, backup::StorePod), super::BuildError> {
+) -> Result<(Vec<Container>, backup::StorePod), BuildError> {
     let tls = stack.spec.tls_enabled();
     let mut store = engine.container(ctx, stack, tls);
     store.termination_message_policy = Some("FallbackToLogsOnError".into());
@@ -194,11 +187,11 @@ fn containers(
             .get_or_insert_with(Vec::new)
             .push(tls::mount());
     }
-    if stack.spec.backup(engine.kind()).is_some() {
+    if engine.backup(&stack.spec).is_some() {
         let secret = backup::name(&ctx.name, engine);
         let env = store.env.get_or_insert_with(Vec::new);
-        env.push(wiring::secret_env("BACKUP_USER", &secret, "username"));
-        env.push(wiring::secret_env("BACKUP_PASSWORD", &secret, "password"));
+        env.push(env::secret_env("BACKUP_USER", &secret, "username"));
+        env.push(env::secret_env("BACKUP_PASSWORD", &secret, "password"));
     }
     let users = engine.users_script().map(|script| {
         store
@@ -243,12 +236,11 @@ fn containers(
         .volume_mounts
         .get_or_insert_with(Vec::new)
         .append(&mut backups.mounts);
-    if !backups.settings.is_empty() {
-        store.args.get_or_insert_with(Vec::new).extend(
-            std::mem::take(&mut backups.settings)
-                .into_iter()
-                .flat_map(|setting| ["-c".to_string(), setting]),
-        );
+    if !backups.server_args.is_empty() {
+        store
+            .args
+            .get_or_insert_with(Vec::new)
+            .append(&mut backups.server_args);
     }
     let mut mounts: Vec<VolumeMount> = engine.socket_dir().map(socket_mount).into_iter().collect();
     if tls {
@@ -280,7 +272,7 @@ fn script_container(
     secret: &str,
 ) -> Container {
     let mut env = store.env.clone().unwrap_or_default();
-    env.push(wiring::plain_env("APPSTACK_SECRET", secret));
+    env.push(env::plain_env("APPSTACK_SECRET", secret));
     Container {
         name: name.into(),
         image: store.image.clone(),
@@ -304,60 +296,5 @@ fn script_container(
         }),
         security_context: Some(security::container()),
         ..Container::default()
-    }
-}
-
-/// The store's one port, named after the store (the Services target it by name).
-pub fn port(part: &str, number: i32) -> Option<Vec<ContainerPort>> {
-    Some(vec![ContainerPort {
-        name: Some(part.into()),
-        container_port: number,
-        protocol: Some("TCP".into()),
-        ..ContainerPort::default()
-    }])
-}
-
-/// Ready when `script` (run by the image's sh) succeeds: the store answers.
-pub fn ready_when(script: &str) -> Option<Probe> {
-    Some(Probe {
-        exec: Some(ExecAction {
-            command: Some(vec!["sh".into(), "-c".into(), script.into()]),
-        }),
-        period_seconds: Some(5),
-        timeout_seconds: Some(3),
-        ..Probe::default()
-    })
-}
-
-/// Restarted only when the port stays closed for a minute: a store busy
-/// recovering (AOF replay, WAL redo) must not be killed for being slow.
-pub fn alive_on(number: i32, initial_delay: i32) -> Option<Probe> {
-    Some(Probe {
-        tcp_socket: Some(TCPSocketAction {
-            port: IntOrString::Int(number),
-            ..TCPSocketAction::default()
-        }),
-        initial_delay_seconds: Some(initial_delay),
-        period_seconds: Some(10),
-        failure_threshold: Some(6),
-        ..Probe::default()
-    })
-}
-
-/// The data volume, mounted at `path`.
-pub fn data_mount(path: &str) -> VolumeMount {
-    VolumeMount {
-        name: DATA.into(),
-        mount_path: path.into(),
-        ..VolumeMount::default()
-    }
-}
-
-/// The socket volume, mounted at `dir`.
-pub fn socket_mount(dir: &str) -> VolumeMount {
-    VolumeMount {
-        name: SOCKET.into(),
-        mount_path: dir.into(),
-        ..VolumeMount::default()
     }
 }

@@ -15,10 +15,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{KeyToPath, Secret, SecretVolumeSource, Volume, VolumeMount};
 
+use super::engine::Engine;
 use super::labels;
 use super::meta::StackRef;
 use super::names;
-use super::stores::Engine;
 
 /// Where the pods find the TLS files: `ca.crt` everywhere, and in a store's
 /// pod its `tls.crt` and `tls.key`.

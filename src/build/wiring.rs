@@ -2,41 +2,19 @@
 //! secretKeyRef, init containers that wait for the stores, and the hash that
 //! rolls the pods when credentials change.
 
-use k8s_openapi::api::core::v1::{
-    Container, EnvVar, EnvVarSource, ResourceRequirements, SecretKeySelector,
-};
+use k8s_openapi::api::core::v1::{Container, EnvVar, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use sha2::{Digest, Sha256};
 
+use super::credentials::StoreCredentials;
+use super::env::secret_env;
+use super::inputs::Inputs;
 use super::meta::StackRef;
-use super::{Inputs, StoreCredentials, security, stores};
+use super::{security, stores};
 use crate::api::{AppStack, Component};
 
 /// Pod template annotation whose change rolls the pods.
 pub const CREDENTIALS_HASH: &str = "appstack.dev/credentials-hash";
-
-pub fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: secret.into(),
-                key: key.into(),
-                optional: Some(false),
-            }),
-            ..EnvVarSource::default()
-        }),
-        ..EnvVar::default()
-    }
-}
-
-pub fn plain_env(name: &str, value: &str) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: Some(value.into()),
-        ..EnvVar::default()
-    }
-}
 
 /// The connection variables of the stores `c` uses.
 pub fn connection_env(ctx: &StackRef, stack: &AppStack, c: &Component) -> Vec<EnvVar> {

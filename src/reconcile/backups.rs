@@ -109,7 +109,7 @@ pub async fn observe(
     let mut out = BTreeMap::new();
     let mut running = false;
     for engine in stores::of(&stack.spec) {
-        if stack.spec.backup(engine.kind()).is_none() {
+        if engine.backup(&stack.spec).is_none() {
             continue;
         }
         match backup_pods(ctx, stack, engine).await {
@@ -128,7 +128,7 @@ pub async fn observe(
                 let old = stack
                     .status
                     .as_ref()
-                    .and_then(|s| s.store(engine.kind()))
+                    .and_then(|s| engine.status(s))
                     .and_then(|s| s.backup.clone())
                     .unwrap_or_default();
                 out.insert(engine.kind(), old);

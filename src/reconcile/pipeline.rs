@@ -66,7 +66,7 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
                 store.admin_user(),
             ),
         ];
-        if stack.spec.backup(store.kind()).is_some() {
+        if store.backup(&stack.spec).is_some() {
             all.push((
                 Access::Backup,
                 build::backup::name(&owner.name, store),
@@ -122,7 +122,7 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
     }
 
     for store in stores::of(&stack.spec) {
-        let restored = stack.status.as_ref().and_then(|s| s.store(store.kind()));
+        let restored = stack.status.as_ref().and_then(|s| store.status(s));
         if restored.is_some_and(|s| s.restored_from.is_some()) {
             inputs.set_restored(store.kind());
         }
@@ -316,12 +316,12 @@ async fn conclude(
             stack: stack.name_any(),
             store: store.part().to_string(),
         };
-        let backup = computed.store(store.kind()).and_then(|s| s.backup.as_ref());
+        let backup = store.status(&computed).and_then(|s| s.backup.as_ref());
         ctx.metrics.backups.set(&labels, backup);
     }
     for store in stores::of(&stack.spec) {
         let restored = |s: Option<&AppStackStatus>| {
-            s.and_then(|s| s.store(store.kind()))
+            s.and_then(|s| store.status(s))
                 .and_then(|s| s.restored_from.clone())
         };
         if restored(Some(&computed)).is_some() && restored(stack.status.as_ref()).is_none() {
@@ -485,9 +485,9 @@ pub async fn report_failure(ctx: &Context, stack: &AppStack, message: String) {
     let problem = Problem::ReconcileFailed(message).bounded();
     // What the backups held is kept as status last said it.
     let backups = stores::of(&stack.spec)
-        .filter(|e| stack.spec.backup(e.kind()).is_some())
+        .filter(|e| e.backup(&stack.spec).is_some())
         .map(|e| {
-            let old = stack.status.as_ref().and_then(|s| s.store(e.kind()));
+            let old = stack.status.as_ref().and_then(|s| e.status(s));
             (
                 e.kind(),
                 old.and_then(|s| s.backup.clone()).unwrap_or_default(),

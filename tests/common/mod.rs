@@ -21,7 +21,7 @@ pub fn inputs(stack: &AppStack, password: impl Fn(StoreKind) -> &'static str) ->
             password: format!("{password}-admin"),
         };
         inputs.set_admin(e.kind(), admin);
-        if stack.spec.backup(e.kind()).is_some() {
+        if e.backup(&stack.spec).is_some() {
             let backup = StoreCredentials {
                 username: "backup".into(),
                 password: format!("{password}-backup"),

@@ -1,17 +1,27 @@
 //! PostgreSQL: PGDATA in a subdirectory of the volume (a fresh volume's
 //! root may hold lost+found, which initdb refuses).
 
-use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::api::core::v1::{Container, EnvVar};
 
-use super::meta::StackRef;
-use super::stores::{self, Engine};
-use super::{BuildError, StoreCredentials, security, store, tls, wiring};
-use crate::api::{AppStack, AppStackSpec, StorageSpec, StoreKind};
+use crate::api::{
+    AppStack, AppStackSpec, AppStackStatus, BackupSpec, StorageSpec, StoreKind, StoreStatus,
+};
+use crate::backup_agent::Layout;
+use crate::build::backup::SCRIPTS;
+use crate::build::credentials::StoreCredentials;
+use crate::build::engine::{BackupScripts, Engine};
+use crate::build::error::BuildError;
+use crate::build::meta::StackRef;
+use crate::build::{env, pod, security, tls};
 
 pub const PORT: i32 = 5432;
 pub const DEFAULT_IMAGE: &str = "postgres:17";
 const MOUNT: &str = "/var/lib/postgresql/data";
 const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
+
+/// WAL is archived at least this often (seconds) while anything is written:
+/// the bound on what a lost volume can take with it.
+pub const ARCHIVE_TIMEOUT: u32 = 60;
 
 /// The unix socket's directory, shared with the credentials container.
 const SOCKET_DIR: &str = "/var/run/postgresql";
@@ -132,6 +142,24 @@ while :; do
   sleep 10 & wait $!
 done"#;
 
+/// The backup and restore scripts: base backups (pg_basebackup, checked
+/// with pg_verifybackup) and the WAL archived between them.
+const BACKUP_FILES: [(&str, &str); 4] = [
+    (
+        "pg-archive-wal",
+        include_str!("../backup/pg-archive-wal.sh"),
+    ),
+    (
+        "pg-restore-wal",
+        include_str!("../backup/pg-restore-wal.sh"),
+    ),
+    (
+        "pg-base-backup",
+        include_str!("../backup/pg-base-backup.sh"),
+    ),
+    ("pg-restore", include_str!("../backup/pg-restore.sh")),
+];
+
 pub struct Postgres;
 
 /// spec.postgres.database, default the stack's name as an identifier.
@@ -173,6 +201,18 @@ impl Engine for Postgres {
     fn storage<'a>(&self, spec: &'a AppStackSpec) -> Option<&'a StorageSpec> {
         spec.postgres.as_ref().and_then(|p| p.storage.as_ref())
     }
+    fn runs(&self, spec: &AppStackSpec) -> bool {
+        spec.postgres.is_some()
+    }
+    fn backup<'a>(&self, spec: &'a AppStackSpec) -> Option<&'a BackupSpec> {
+        spec.postgres.as_ref()?.backup.as_ref()
+    }
+    fn status<'a>(&self, status: &'a AppStackStatus) -> Option<&'a StoreStatus> {
+        status.postgres.as_ref()
+    }
+    fn status_mut<'a>(&self, status: &'a mut AppStackStatus) -> &'a mut Option<StoreStatus> {
+        &mut status.postgres
+    }
 
     fn validate(&self, ctx: &StackRef, spec: &AppStackSpec) -> Result<(), BuildError> {
         let db = database(ctx, spec);
@@ -200,8 +240,8 @@ impl Engine for Postgres {
         let database = database(ctx, spec);
         let mut url = format!(
             "postgresql://{}:{}@{host}:{PORT}/{database}",
-            stores::userinfo(&creds.username),
-            stores::userinfo(&creds.password)
+            env::userinfo(&creds.username),
+            env::userinfo(&creds.password)
         );
         let mut entries = Vec::new();
         if tls {
@@ -244,25 +284,22 @@ impl Engine for Postgres {
             // The server's bootstrap superuser is the administrator; the
             // apps' role is made and kept by the credentials container.
             env: Some(vec![
-                wiring::secret_env("POSTGRES_USER", &admin, "username"),
-                wiring::secret_env("POSTGRES_PASSWORD", &admin, "password"),
-                wiring::plain_env("POSTGRES_DB", &database(ctx, &stack.spec)),
-                wiring::plain_env("PGDATA", PGDATA),
-                wiring::secret_env("APP_USER", &secret, "username"),
-                wiring::secret_env("APP_PASSWORD", &secret, "password"),
+                env::secret_env("POSTGRES_USER", &admin, "username"),
+                env::secret_env("POSTGRES_PASSWORD", &admin, "password"),
+                env::plain_env("POSTGRES_DB", &database(ctx, &stack.spec)),
+                env::plain_env("PGDATA", PGDATA),
+                env::secret_env("APP_USER", &secret, "username"),
+                env::secret_env("APP_PASSWORD", &secret, "password"),
             ]),
-            ports: store::port(self.part(), PORT),
+            ports: pod::port(self.part(), PORT),
             // Ready only when the apps' credentials work: a query over TCP
             // authenticates with the Secret's password against the stack's
             // database (pg_isready would pass with neither).
-            readiness_probe: store::ready_when(
+            readiness_probe: pod::ready_when(
                 "PGPASSWORD=\"$APP_PASSWORD\" PGCONNECT_TIMEOUT=2 psql -h 127.0.0.1 -p 5432 -U \"$APP_USER\" -d \"$POSTGRES_DB\" -Atqc 'select 1' >/dev/null",
             ),
-            liveness_probe: store::alive_on(PORT, 30),
-            volume_mounts: Some(vec![
-                store::data_mount(MOUNT),
-                store::socket_mount(SOCKET_DIR),
-            ]),
+            liveness_probe: pod::alive_on(PORT, 30),
+            volume_mounts: Some(vec![pod::data_mount(MOUNT), pod::socket_mount(SOCKET_DIR)]),
             resources: stack
                 .spec
                 .postgres
@@ -308,6 +345,69 @@ impl Engine for Postgres {
             "until PGCONNECT_TIMEOUT=2 psql -Atqc 'select 1' >/dev/null 2>&1; do echo waiting for postgres at $PGHOST to accept $PGUSER on $PGDATABASE; sleep 1; done",
             vars,
         )
+    }
+
+    fn backup_scripts(&self) -> BackupScripts {
+        BackupScripts {
+            files: &BACKUP_FILES,
+            backup: "pg-base-backup",
+            restore: "pg-restore",
+        }
+    }
+
+    /// libpq's variables: pg_basebackup connects as the backup user.
+    fn backup_env(&self, host: &str, secret: &str, tls: bool) -> Vec<EnvVar> {
+        let mut env = vec![
+            env::plain_env("PGHOST", host),
+            env::plain_env("PGPORT", &PORT.to_string()),
+            env::secret_env("PGUSER", secret, "username"),
+            env::secret_env("PGPASSWORD", secret, "password"),
+            env::plain_env("PGCONNECT_TIMEOUT", "10"),
+        ];
+        if tls {
+            env.extend([
+                env::plain_env("PGSSLMODE", "verify-full"),
+                env::plain_env("PGSSLROOTCERT", tls::CA_FILE),
+            ]);
+        }
+        env
+    }
+
+    fn data_dir(&self) -> &'static str {
+        PGDATA
+    }
+
+    /// `base/<label>/...` committed by `base/<label>.end`, and the WAL in
+    /// `wal/`.
+    fn layout(&self) -> Layout {
+        Layout {
+            backups: "base/",
+            commit: ".end",
+            dirs: true,
+            log: Some("wal/"),
+            data_marker: "PG_VERSION",
+            replay_marker: Some("recovery.signal"),
+        }
+    }
+
+    /// The server archives each WAL segment into the backup volume with
+    /// the archive script, at least every ARCHIVE_TIMEOUT seconds.
+    fn log_archiving(&self) -> Option<Vec<String>> {
+        let settings = [
+            "archive_mode=on".to_string(),
+            format!("archive_command={SCRIPTS}/pg-archive-wal %p %f"),
+            format!("archive_timeout={ARCHIVE_TIMEOUT}"),
+        ];
+        Some(
+            settings
+                .into_iter()
+                .flat_map(|setting| ["-c".to_string(), setting])
+                .collect(),
+        )
+    }
+
+    fn backup_needs_tls(&self) -> Option<&'static str> {
+        Some("a base backup streams every row over the network")
     }
 }
 

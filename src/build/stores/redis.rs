@@ -1,12 +1,17 @@
 //! Redis: append-only file on the volume, password required, TLS only
 //! (unless the stack turns TLS off).
 
-use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::api::core::v1::{Container, EnvVar};
 
-use super::meta::StackRef;
-use super::stores::{self, Engine};
-use super::{BuildError, StoreCredentials, security, store, tls, wiring};
-use crate::api::{AppStack, AppStackSpec, StorageSpec, StoreKind};
+use crate::api::{
+    AppStack, AppStackSpec, AppStackStatus, BackupSpec, StorageSpec, StoreKind, StoreStatus,
+};
+use crate::backup_agent::Layout;
+use crate::build::credentials::StoreCredentials;
+use crate::build::engine::{BackupScripts, Engine};
+use crate::build::error::BuildError;
+use crate::build::meta::StackRef;
+use crate::build::{env, pod, security, tls};
 
 pub const PORT: i32 = 6379;
 pub const DEFAULT_IMAGE: &str = "redis:7.4";
@@ -80,6 +85,19 @@ named "$APPSTACK_SECRET" "$APP_USER"
 } > "$file.new" && mv "$file.new" "$file" || fail "could not write $file"
 echo "wrote Redis' users into $file""#;
 
+/// The backup and restore scripts: RDB snapshots (redis-cli --rdb,
+/// checked with redis-check-rdb).
+const BACKUP_FILES: [(&str, &str); 2] = [
+    (
+        "redis-snapshot",
+        include_str!("../backup/redis-snapshot.sh"),
+    ),
+    ("redis-restore", include_str!("../backup/redis-restore.sh")),
+];
+
+/// Where the append-only file and snapshots live, on the data volume.
+const DATA_DIR: &str = "/data";
+
 pub struct Redis;
 
 impl Engine for Redis {
@@ -110,6 +128,18 @@ impl Engine for Redis {
     fn storage<'a>(&self, spec: &'a AppStackSpec) -> Option<&'a StorageSpec> {
         spec.redis.as_ref().and_then(|r| r.storage.as_ref())
     }
+    fn runs(&self, spec: &AppStackSpec) -> bool {
+        spec.redis.is_some()
+    }
+    fn backup<'a>(&self, spec: &'a AppStackSpec) -> Option<&'a BackupSpec> {
+        spec.redis.as_ref()?.backup.as_ref()
+    }
+    fn status<'a>(&self, status: &'a AppStackStatus) -> Option<&'a StoreStatus> {
+        status.redis.as_ref()
+    }
+    fn status_mut<'a>(&self, status: &'a mut AppStackStatus) -> &'a mut Option<StoreStatus> {
+        &mut status.redis
+    }
 
     fn validate(&self, _ctx: &StackRef, _spec: &AppStackSpec) -> Result<(), BuildError> {
         Ok(())
@@ -123,8 +153,8 @@ impl Engine for Redis {
         host: &str,
         tls: bool,
     ) -> Vec<(&'static str, String)> {
-        let user = stores::userinfo(&creds.username);
-        let password = stores::userinfo(&creds.password);
+        let user = env::userinfo(&creds.username);
+        let password = env::userinfo(&creds.password);
         let scheme = if tls { "rediss" } else { "redis" };
         let mut entries = vec![(
             "url",
@@ -147,7 +177,7 @@ impl Engine for Redis {
             "--aclfile",
             ACL_FILE,
             "--dir",
-            "/data",
+            DATA_DIR,
         ]
         .map(String::from)
         .to_vec();
@@ -175,12 +205,12 @@ impl Engine for Redis {
         }
         let mut env = vec![
             // redis-cli reads it, so probes need no password on the command line.
-            wiring::secret_env("REDISCLI_AUTH", &admin, "password"),
-            wiring::secret_env("APP_USER", &secret, "username"),
-            wiring::secret_env("APP_PASSWORD", &secret, "password"),
+            env::secret_env("REDISCLI_AUTH", &admin, "password"),
+            env::secret_env("APP_USER", &secret, "username"),
+            env::secret_env("APP_PASSWORD", &secret, "password"),
         ];
         if tls {
-            env.push(wiring::plain_env("REDIS_TLS_CA_FILE", tls::CA_FILE));
+            env.push(env::plain_env("REDIS_TLS_CA_FILE", tls::CA_FILE));
         }
         Container {
             name: self.part().into(),
@@ -188,12 +218,12 @@ impl Engine for Redis {
             // No password: the users come from the file (see USERS).
             args: Some(args),
             env: Some(env),
-            ports: store::port(self.part(), PORT),
-            readiness_probe: store::ready_when(
+            ports: pod::port(self.part(), PORT),
+            readiness_probe: pod::ready_when(
                 "redis-cli ${REDIS_TLS_CA_FILE:+--tls --cacert $REDIS_TLS_CA_FILE} ping | grep -q PONG",
             ),
-            liveness_probe: store::alive_on(PORT, 15),
-            volume_mounts: Some(vec![store::data_mount("/data")]),
+            liveness_probe: pod::alive_on(PORT, 15),
+            volume_mounts: Some(vec![pod::data_mount(DATA_DIR)]),
             resources: stack.spec.redis.as_ref().and_then(|r| r.resources.clone()),
             security_context: Some(security::container()),
             ..Container::default()
@@ -237,6 +267,44 @@ impl Engine for Redis {
             vars,
         )
     }
+
+    fn backup_scripts(&self) -> BackupScripts {
+        BackupScripts {
+            files: &BACKUP_FILES,
+            backup: "redis-snapshot",
+            restore: "redis-restore",
+        }
+    }
+
+    /// redis-cli's variables: the snapshot is taken as the backup user.
+    fn backup_env(&self, host: &str, secret: &str, tls: bool) -> Vec<EnvVar> {
+        let mut env = vec![
+            env::plain_env("REDIS_HOST", host),
+            env::plain_env("REDIS_PORT", &PORT.to_string()),
+            env::secret_env("REDIS_USER", secret, "username"),
+            env::secret_env("REDISCLI_AUTH", secret, "password"),
+        ];
+        if tls {
+            env.push(env::plain_env("REDIS_TLS_CA_FILE", tls::CA_FILE));
+        }
+        env
+    }
+
+    fn data_dir(&self) -> &'static str {
+        DATA_DIR
+    }
+
+    /// `<label>.rdb` committed by `<label>.rdb.sha256`, at the root.
+    fn layout(&self) -> Layout {
+        Layout {
+            backups: "",
+            commit: ".rdb.sha256",
+            dirs: false,
+            log: None,
+            data_marker: "appendonlydir",
+            replay_marker: None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -247,7 +315,7 @@ mod tests {
 
     #[test]
     fn the_acl_file_is_where_the_users_volume_is_mounted() {
-        assert!(ACL_FILE.starts_with(&format!("{}/", store::USERS_DIR)));
+        assert!(ACL_FILE.starts_with(&format!("{}/", pod::USERS_DIR)));
         assert!(USERS.contains(&format!("file={ACL_FILE}\n")));
     }
 
@@ -257,7 +325,7 @@ mod tests {
     fn write_users(dir: &std::path::Path, env: &[(&str, &str)]) -> (bool, String, String) {
         let script = format!(
             "fail() {{ printf '%s\\n' \"$*\" >&2; exit 1; }}\n{}",
-            USERS.replace(store::USERS_DIR, dir.to_str().unwrap())
+            USERS.replace(pod::USERS_DIR, dir.to_str().unwrap())
         );
         let out = Command::new("sh")
             .args(["-c", &script])

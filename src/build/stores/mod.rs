@@ -1,0 +1,95 @@
+//! The store engines, one file each (postgres.rs, redis.rs), and the
+//! registry the generic builders iterate: nothing outside these files
+//! names a store kind.
+
+mod postgres;
+mod redis;
+
+pub use super::engine::{BackupScripts, Engine};
+pub use super::env::userinfo;
+use crate::api::{AppStackSpec, Component, StoreKind};
+
+/// Every engine, in the order their children are built.
+pub static ENGINES: [&dyn Engine; 2] = [&redis::Redis, &postgres::Postgres];
+
+/// The stores this stack runs.
+pub fn of(spec: &AppStackSpec) -> impl Iterator<Item = &'static dyn Engine> + '_ {
+    ENGINES.iter().copied().filter(|e| e.runs(spec))
+}
+
+/// The stores `component` is wired to.
+pub fn used_by<'a>(
+    spec: &'a AppStackSpec,
+    component: &'a Component,
+) -> impl Iterator<Item = &'static dyn Engine> + 'a {
+    of(spec).filter(|e| e.used_by(spec, component))
+}
+
+/// The engine of a store kind.
+pub fn by_kind(kind: StoreKind) -> Option<&'static dyn Engine> {
+    ENGINES.iter().copied().find(|e| e.kind() == kind)
+}
+
+/// The engine whose part (`redis`, `postgres`) is `part`: how the backup
+/// agent is told which store it serves.
+pub fn by_part(part: &str) -> Option<&'static dyn Engine> {
+    ENGINES.iter().copied().find(|e| e.part() == part)
+}
+
+/// The part of every engine, in order.
+pub fn parts() -> Vec<&'static str> {
+    ENGINES.iter().map(|e| e.part()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::AppStack;
+    use kube::CustomResourceExt;
+
+    #[test]
+    fn every_kind_has_one_engine_and_one_part() {
+        for e in ENGINES {
+            assert!(by_kind(e.kind()).is_some_and(|f| f.part() == e.part()));
+            assert!(by_part(e.part()).is_some_and(|f| f.kind() == e.kind()));
+            let kind = serde_json::to_value(e.kind()).unwrap();
+            assert_eq!(kind, e.part(), "spec.<part> and uses: [<part>] agree");
+        }
+    }
+
+    /// The longest stack name the CRD admits with a store must give every
+    /// engine valid names: its StatefulSet's pods and its headless Service.
+    #[test]
+    fn every_engine_fits_the_longest_stack_name() {
+        use crate::build::names;
+        let stack = "a".repeat(names::MAX_STACK_WITH_STORES);
+        for e in ENGINES {
+            let name = e.secret_name(&stack);
+            assert!(names::headless(&name).len() <= 63, "{}", e.part());
+            assert!(name.len() + 11 <= 63, "{}", e.part());
+            assert!(format!("{}-backup", name).len() <= 63, "{}", e.part());
+        }
+    }
+
+    /// The CRD's CEL rules list the reserved component names and the
+    /// stores `uses` may name: they must be the engines' own.
+    #[test]
+    fn the_crd_reserves_exactly_the_engines_names() {
+        let crd = serde_json::to_string(&AppStack::crd()).unwrap();
+        let reserved = crate::build::names::reserved(&parts());
+        let quoted: Vec<String> = reserved.iter().map(|r| format!("'{r}'")).collect();
+        assert!(
+            crd.contains(&format!("!(self in [{}])", quoted.join(", "))),
+            "{quoted:?}"
+        );
+        let suffixes: Vec<String> = reserved.iter().map(|r| format!("'-{r}'")).collect();
+        assert!(
+            crd.contains(&format!("[{}].exists(s", suffixes.join(", "))),
+            "{suffixes:?}"
+        );
+        for e in ENGINES {
+            let part = e.part();
+            assert!(crd.contains(&format!("(u == '{part}' && has(self.{part}))")));
+        }
+    }
+}
