@@ -13,6 +13,7 @@ pub mod names;
 mod network_policy;
 mod postgres;
 mod redis;
+mod scripts;
 mod secret;
 mod security;
 mod service;

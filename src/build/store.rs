@@ -19,7 +19,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::StackRef;
 use super::stores::Engine;
-use super::{StoreCredentials, backup, labels, names, security, tls, wiring};
+use super::{StoreCredentials, backup, labels, names, scripts, security, tls, wiring};
 use crate::api::AppStack;
 
 /// Name of the data volume (and the PVC prefix: `data-<stack>-<store>-0`).
@@ -37,12 +37,6 @@ pub const USERS_CONTAINER: &str = "users";
 /// store container.
 pub const USERS_DIR: &str = "/var/run/appstack/users";
 const USERS: &str = "users";
-/// What every engine's credentials and users scripts start with: it runs as
-/// PID 1, so it traps SIGTERM (or it would hold the pod for the whole grace
-/// period), and `fail` ends it with the reason as its termination message.
-const CREDENTIALS_PRELUDE: &str = r#"trap 'exit 0' TERM INT
-fail() { printf '%s\n' "$*" > /dev/termination-log; printf '%s\n' "$*" >&2; exit 1; }
-"#;
 
 /// A store's credentials: the apps', the administrator's, and the backup
 /// user's when the store is backed up.
@@ -243,6 +237,10 @@ fn containers(
         .volume_mounts
         .get_or_insert_with(Vec::new)
         .append(&mut backups.mounts);
+    store
+        .env
+        .get_or_insert_with(Vec::new)
+        .append(&mut backups.env);
     if !backups.settings.is_empty() {
         store.args.get_or_insert_with(Vec::new).extend(
             std::mem::take(&mut backups.settings)
@@ -270,7 +268,8 @@ fn containers(
 }
 
 /// A small container of the store's image running `script` (after the
-/// prelude) with the store container's environment and the store's Secret
+/// scripts' library, whose `fail` ends it with the reason as its
+/// termination message) with the store container's environment and the store's Secret
 /// named in APPSTACK_SECRET.
 fn script_container(
     name: &str,
@@ -284,11 +283,7 @@ fn script_container(
     Container {
         name: name.into(),
         image: store.image.clone(),
-        command: Some(vec![
-            "sh".into(),
-            "-c".into(),
-            format!("{CREDENTIALS_PRELUDE}{script}"),
-        ]),
+        command: Some(vec!["sh".into(), "-c".into(), scripts::with_lib(script)]),
         env: Some(env),
         volume_mounts: Some(mounts).filter(|m| !m.is_empty()),
         resources: Some(ResourceRequirements {

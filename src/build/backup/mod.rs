@@ -29,7 +29,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::meta::StackRef;
 use super::stores::Engine;
-use super::{BuildError, labels, security, tls, wiring};
+use super::{BuildError, labels, scripts, security, tls, wiring};
 use crate::api::{AppStack, AppStackSpec, BackupSpec, S3Spec, StoreKind};
 
 /// The stack's backup volume, in the store pod and the backup pods.
@@ -63,7 +63,10 @@ pub const ARCHIVE_TIMEOUT: u32 = 60;
 /// it (to delete them) leaves the backups.
 pub const BACKUP_OF: &str = "appstack.dev/backup-of";
 
-const FILES: [(&str, &str); 6] = [
+/// The scripts, by their key in the ConfigMap; each sources `lib` from
+/// beside itself.
+const FILES: [(&str, &str); 7] = [
+    ("lib", scripts::LIB),
     ("pg-archive-wal", include_str!("pg-archive-wal.sh")),
     ("pg-restore-wal", include_str!("pg-restore-wal.sh")),
     ("pg-base-backup", include_str!("pg-base-backup.sh")),
@@ -188,6 +191,7 @@ pub fn cron_job(
     let (script, _) = scripts_of(engine.kind());
     let retention = backup.retention.as_ref();
     let mut env = vec![
+        wiring::plain_env(scripts::BACKUP_DIR, &format!("{MOUNT}/{}", engine.part())),
         wiring::plain_env(
             "RETAIN_COUNT",
             &retention
@@ -566,6 +570,9 @@ pub struct StorePod {
     pub sidecars: Vec<Container>,
     /// PostgreSQL settings (`-c` options) for WAL archiving.
     pub settings: Vec<String>,
+    /// The store container's environment for the scripts its server runs
+    /// (archive_command, restore_command).
+    pub env: Vec<EnvVar>,
 }
 
 pub fn store_pod(
@@ -583,6 +590,7 @@ pub fn store_pod(
         init: Vec::new(),
         sidecars: Vec::new(),
         settings: Vec::new(),
+        env: Vec::new(),
     };
     let backs_up = stack.spec.backup(engine.kind()).is_some();
     let source = restore_source(stack, engine).filter(|_| restoring);
@@ -600,6 +608,10 @@ pub fn store_pod(
             format!("archive_command={SCRIPTS}/pg-archive-wal %p %f"),
             format!("archive_timeout={ARCHIVE_TIMEOUT}"),
         ];
+        out.env.push(wiring::plain_env(
+            scripts::BACKUP_DIR,
+            &format!("{MOUNT}/{}", engine.part()),
+        ));
         if let Some(s3) = s3_target(&stack.spec, engine) {
             let agent = agent.ok_or(BuildError::NoAgentImage {
                 field: "spec.postgres.backup.target.s3",
@@ -710,13 +722,20 @@ pub fn store_pod(
             read_only: Some(true),
             ..VolumeMount::default()
         };
+        let restore_dir = wiring::plain_env(
+            scripts::RESTORE_DIR,
+            &format!("{RESTORE_MOUNT}/{}", engine.part()),
+        );
         // PostgreSQL's server reads the archived WAL while it recovers.
         if engine.kind() == StoreKind::Postgres {
             out.mounts.push(restore_mount.clone());
+            out.env.push(restore_dir.clone());
         }
         let restore = stack.spec.restore.as_ref();
         let mut env = store_env.to_vec();
         env.extend([
+            restore_dir,
+            wiring::plain_env(scripts::DATA_DIR, &data_mount.mount_path),
             wiring::plain_env(
                 "RESTORE_FROM",
                 restore.map(|r| r.from.as_str()).unwrap_or(""),
