@@ -13,7 +13,7 @@ port=$APPSTACK_PORT
 cert=$APPSTACK_TLS_CERT
 recovering() {
   for u in "$POSTGRES_USER" "$APP_USER"; do
-    r=$(psql -h "$socket" -U "$u" -d postgres -Atqc 'select pg_is_in_recovery()' 2>/dev/null) && { [ "$r" = t ]; return; }
+    r=$(psql -h "$socket" -p "$port" -U "$u" -d postgres -Atqc 'select pg_is_in_recovery()' 2>/dev/null) && { [ "$r" = t ]; return; }
   done
   return 1
 }
@@ -24,8 +24,8 @@ login() { PGPASSWORD="$APP_PASSWORD" PGCONNECT_TIMEOUT=5 psql -h 127.0.0.1 -p "$
 # shellcheck disable=SC2069
 roles() {
   who=$POSTGRES_USER
-  psql -h "$socket" -U "$who" -d postgres -Atqc 'select 1' >/dev/null 2>&1 || who=$APP_USER
-  psql -q -h "$socket" -U "$who" -d postgres -v ON_ERROR_STOP=1 -v admin="$POSTGRES_USER" -v app="$APP_USER" -v db="$POSTGRES_DB" 2>&1 >/dev/null <<'SQL' || return 1
+  psql -h "$socket" -p "$port" -U "$who" -d postgres -Atqc 'select 1' >/dev/null 2>&1 || who=$APP_USER
+  psql -q -h "$socket" -p "$port" -U "$who" -d postgres -v ON_ERROR_STOP=1 -v admin="$POSTGRES_USER" -v app="$APP_USER" -v db="$POSTGRES_DB" 2>&1 >/dev/null <<'SQL' || return 1
 \getenv adminpw POSTGRES_PASSWORD
 \getenv apppw APP_PASSWORD
 SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'admin') AS missing \gset
@@ -40,11 +40,11 @@ CREATE ROLE :"app";
 ALTER DATABASE :"db" OWNER TO :"app";
 ALTER ROLE :"app" WITH LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB NOREPLICATION NOBYPASSRLS PASSWORD :'apppw';
 SQL
-  psql -q -h "$socket" -U "$POSTGRES_USER" -d "$POSTGRES_DB" -v ON_ERROR_STOP=1 -v app="$APP_USER" 2>&1 >/dev/null <<'SQL'
+  psql -q -h "$socket" -p "$port" -U "$POSTGRES_USER" -d "$POSTGRES_DB" -v ON_ERROR_STOP=1 -v app="$APP_USER" 2>&1 >/dev/null <<'SQL'
 ALTER SCHEMA public OWNER TO :"app";
 SQL
   [ -n "${BACKUP_USER:-}" ] || return 0
-  psql -q -h "$socket" -U "$POSTGRES_USER" -d postgres -v ON_ERROR_STOP=1 -v backup="$BACKUP_USER" 2>&1 >/dev/null <<'SQL'
+  psql -q -h "$socket" -p "$port" -U "$POSTGRES_USER" -d postgres -v ON_ERROR_STOP=1 -v backup="$BACKUP_USER" 2>&1 >/dev/null <<'SQL'
 \getenv backuppw BACKUP_PASSWORD
 SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'backup') AS missing \gset
 \if :missing
@@ -58,7 +58,7 @@ SQL
 # every later base backup carries the old target and cannot be restored
 # past it. This also mends servers restored by an earlier release.
 forget_restore() {
-  psql -Atq -h "$socket" -U "$POSTGRES_USER" -d postgres -v ON_ERROR_STOP=1 2>&1 <<'SQL'
+  psql -Atq -h "$socket" -p "$port" -U "$POSTGRES_USER" -d postgres -v ON_ERROR_STOP=1 2>&1 <<'SQL'
 SELECT count(*) > 0 AS restored FROM pg_file_settings
  WHERE sourcefile LIKE '%/postgresql.auto.conf'
    AND (name = 'restore_command' OR name LIKE 'recovery\_target%') \gset
@@ -77,7 +77,9 @@ SELECT pg_reload_conf() \gset
 \endif
 SQL
 }
-served=$(cksum < "$cert" 2>/dev/null)
+# Without TLS there is no certificate: nothing is said (stderr is
+# redirected before the file is opened).
+served=$(cksum 2>/dev/null < "$cert")
 until up; do pause 2; done
 out=$(roles) || fail "could not set the roles from Secrets $APPSTACK_SECRET and $APPSTACK_SECRET-admin: $out. Fix the roles in pod $HOSTNAME; this check runs again when its container restarts"
 echo "roles $POSTGRES_USER (administrator), $APP_USER (the apps')${BACKUP_USER:+ and $BACKUP_USER (backups)} set from the Secrets"
@@ -87,8 +89,8 @@ else
   echo "could not remove the restore's recovery settings: $out. Backups refuse to run until they are gone; this runs again when the container restarts" >&2
 fi
 while :; do
-  now=$(cksum < "$cert" 2>/dev/null)
-  if [ "$now" != "$served" ] && up && psql -h "$socket" -U "$POSTGRES_USER" -d postgres -Atqc 'select pg_reload_conf()' >/dev/null 2>&1; then
+  now=$(cksum 2>/dev/null < "$cert")
+  if [ "$now" != "$served" ] && up && psql -h "$socket" -p "$port" -U "$POSTGRES_USER" -d postgres -Atqc 'select pg_reload_conf()' >/dev/null 2>&1; then
     served=$now
     echo "loaded the renewed server certificate"
   fi

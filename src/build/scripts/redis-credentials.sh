@@ -11,9 +11,11 @@ trap 'exit 0' TERM INT
 cert=$APPSTACK_TLS_CERT
 refused() { case "$1" in *NOAUTH*|*WRONGPASS*|*NOPERM*) return 0 ;; esac; return 1; }
 cli() { redis-cli ${REDIS_TLS_CA_FILE:+--tls --cacert "$REDIS_TLS_CA_FILE"} -h 127.0.0.1 -p "$APPSTACK_PORT" "$@" 2>&1; }
-served=$(cksum < "$cert" 2>/dev/null)
+# Without TLS there is no certificate: nothing is said (stderr is
+# redirected before the file is opened).
+served=$(cksum 2>/dev/null < "$cert")
 while :; do
-  now=$(cksum < "$cert" 2>/dev/null)
+  now=$(cksum 2>/dev/null < "$cert")
   if [ "$now" != "$served" ] && out=$(cli config set tls-cert-file "$cert") && [ "$out" = OK ]; then
     served=$now
     echo "loaded the renewed server certificate"
