@@ -164,7 +164,7 @@ impl Engine for Redis {
             env: Some(env),
             ports: store::port(self.part(), PORT),
             readiness_probe: store::ready_when(
-                "redis-cli ${REDIS_TLS_CA_FILE:+--tls --cacert $REDIS_TLS_CA_FILE} ping | grep -q PONG",
+                "redis-cli ${REDIS_TLS_CA_FILE:+--tls --cacert \"$REDIS_TLS_CA_FILE\"} -p \"$APPSTACK_PORT\" ping | grep -q PONG",
             ),
             liveness_probe: store::alive_on(PORT, 15),
             volume_mounts: Some(vec![store::data_mount("/data")]),

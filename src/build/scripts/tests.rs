@@ -355,3 +355,76 @@ fn the_librarys_summary_and_the_rust_type_agree() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_redis_restore_takes_the_newest_snapshot_before_the_target_that_checks() {
+    use sha2::{Digest, Sha256};
+    // The stubs: 20261202 does not read whole; the private server writes
+    // the append-only file from the snapshot it was given.
+    let pod = Pod::new(
+        "redis-restore",
+        &[
+            (
+                "redis-check-rdb",
+                r#"case "$1" in *20261202T000000Z.rdb) echo "unexpected EOF" >&2; exit 1 ;; esac"#,
+            ),
+            (
+                "redis-server",
+                r#"mkdir -p "$2/appendonlydir" && cp "$2/dump.rdb" "$2/appendonlydir/appendonly.aof.1.base.rdb"; sleep 1"#,
+            ),
+            (
+                "redis-cli",
+                r#"case "$*" in
+  *ping) echo PONG ;;
+  *"config set"*) echo OK ;;
+  *"info persistence") printf 'aof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:1\r\n' ;;
+esac"#,
+            ),
+        ],
+    );
+    let src = pod.path("restore/redis");
+    std::fs::create_dir_all(&src).unwrap();
+    for label in [
+        "20261201T000000Z",
+        "20261202T000000Z",
+        "20261203T000000Z",
+        "20261204T000000Z",
+    ] {
+        let rdb = format!("REDIS0011 snapshot {label}");
+        std::fs::write(src.join(format!("{label}.rdb")), &rdb).unwrap();
+        // 20261203's checksum does not match what the volume holds.
+        let sum = match label {
+            "20261203T000000Z" => hex::encode(Sha256::digest(b"another file")),
+            _ => hex::encode(Sha256::digest(rdb.as_bytes())),
+        };
+        std::fs::write(src.join(format!("{label}.rdb.sha256")), sum).unwrap();
+    }
+    std::fs::write(src.join("20261205T000000Z.rdb.partial"), "half").unwrap();
+    let data = pod.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let env = [
+        ("APPSTACK_RESTORE_DIR", src.display().to_string()),
+        ("APPSTACK_DATA_DIR", data.display().to_string()),
+        ("RESTORE_FROM", "shop".to_string()),
+        ("RESTORE_VOLUME", "shop-redis-backup".to_string()),
+        ("RESTORE_TARGET", "2026-12-03T12:00:00Z".to_string()),
+    ];
+    let ran = pod.run("redis-restore", &env);
+    assert!(ran.ok, "{}{}", ran.said, ran.stderr);
+    assert_eq!(
+        ran.said.trim(),
+        "restored snapshot 20261201T000000Z of stack shop (skipped, as they fail their checks: 20261203T000000Z 20261202T000000Z)"
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("appendonlydir/appendonly.aof.1.base.rdb")).unwrap(),
+        "REDIS0011 snapshot 20261201T000000Z"
+    );
+    assert!(!data.join("restoring").exists(), "the stage is removed");
+    // The container again: the data is there and stays as it is.
+    let again = pod.run("redis-restore", &env);
+    assert!(
+        again.ok && again.said.contains("holds a dataset: nothing restored"),
+        "{}",
+        again.said
+    );
+}
