@@ -42,11 +42,7 @@ hostssl replication all all scram-sha-256
 /// server certificate in the mounted Secret changes (the operator renewed
 /// it), it has the server reload its configuration, which loads it.
 /// (The script: src/build/scripts/pg-credentials.sh, after the library.)
-const CREDENTIALS: &str = include_str!("scripts/pg-credentials.sh");
-
-/// The wait-for-postgres init container's one line (its variables come
-/// from the store's Secret).
-const WAIT: &str = include_str!("scripts/pg-wait.sh").trim_ascii_end();
+const CREDENTIALS: &str = scripts::PG_CREDENTIALS;
 
 pub struct Postgres;
 
@@ -224,7 +220,7 @@ impl Engine for Postgres {
             ("PGPASSWORD", "password"),
         ];
         vars.extend(tls_env(tls));
-        (WAIT, vars)
+        (scripts::PG_WAIT, vars)
     }
 }
 

@@ -23,7 +23,7 @@ pub const DEFAULT_IMAGE: &str = "redis:7.4";
 /// certificate in the mounted Secret changes (the operator renewed it), it
 /// has Redis load it.
 /// (The script: src/build/scripts/redis-credentials.sh, after the library.)
-const CREDENTIALS: &str = include_str!("scripts/redis-credentials.sh");
+const CREDENTIALS: &str = scripts::REDIS_CREDENTIALS;
 
 /// The ACL file Redis reads its users from, on the pod's memory volume.
 const ACL_FILE: &str = "/var/run/appstack/users/users.acl";
@@ -43,11 +43,7 @@ const ACL_FILE: &str = "/var/run/appstack/users/users.acl";
 ///   no key, no channel, no other command.
 ///
 /// (The script: src/build/scripts/redis-users.sh, after the library.)
-const USERS: &str = include_str!("scripts/redis-users.sh");
-
-/// The wait-for-redis init container's one line (its variables come from
-/// the store's Secret).
-const WAIT: &str = include_str!("scripts/redis-wait.sh").trim_ascii_end();
+const USERS: &str = scripts::REDIS_USERS;
 
 pub struct Redis;
 
@@ -206,7 +202,7 @@ impl Engine for Redis {
         if tls {
             vars.push(("REDIS_TLS_CA_FILE", "ca_file"));
         }
-        (WAIT, vars)
+        (scripts::REDIS_WAIT, vars)
     }
 }
 

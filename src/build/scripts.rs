@@ -24,45 +24,54 @@ pub const RESTORE_DIR: &str = "APPSTACK_RESTORE_DIR";
 /// The store's data directory, where a restore writes (Redis).
 pub const DATA_DIR: &str = "APPSTACK_DATA_DIR";
 
+// Every script is included here, in one place, so that the builders name
+// them by constant wherever they live.
+
+/// The credentials container of a PostgreSQL pod.
+pub const PG_CREDENTIALS: &str = include_str!("scripts/pg-credentials.sh");
+/// The init container of a component that waits for PostgreSQL (one line).
+pub const PG_WAIT: &str = include_str!("scripts/pg-wait.sh").trim_ascii_end();
+/// The credentials container of a Redis pod.
+pub const REDIS_CREDENTIALS: &str = include_str!("scripts/redis-credentials.sh");
+/// The users init container of a Redis pod.
+pub const REDIS_USERS: &str = include_str!("scripts/redis-users.sh");
+/// The init container of a component that waits for Redis (one line).
+pub const REDIS_WAIT: &str = include_str!("scripts/redis-wait.sh").trim_ascii_end();
+
+/// The backup scripts ConfigMap: each script by its key, the library as
+/// `lib`, which they source from beside themselves.
+pub const BACKUP: [(&str, &str); 7] = [
+    ("lib", LIB),
+    ("pg-archive-wal", include_str!("backup/pg-archive-wal.sh")),
+    ("pg-restore-wal", include_str!("backup/pg-restore-wal.sh")),
+    ("pg-base-backup", include_str!("backup/pg-base-backup.sh")),
+    ("pg-restore", include_str!("backup/pg-restore.sh")),
+    ("redis-snapshot", include_str!("backup/redis-snapshot.sh")),
+    ("redis-restore", include_str!("backup/redis-restore.sh")),
+];
+
 /// A script the store's image runs with `sh -c`: the library, then it.
 pub fn with_lib(script: &str) -> String {
     format!("{LIB}{script}")
 }
 
-/// Every script, by file name, for the tests (and what `make lint` checks).
+/// Every script, by file name, for the tests (`make lint` checks the same
+/// files).
 #[cfg(test)]
-pub(crate) const ALL: [(&str, &str); 12] = [
-    ("lib.sh", LIB),
-    (
-        "pg-credentials.sh",
-        include_str!("scripts/pg-credentials.sh"),
-    ),
-    ("pg-wait.sh", include_str!("scripts/pg-wait.sh")),
-    (
-        "redis-credentials.sh",
-        include_str!("scripts/redis-credentials.sh"),
-    ),
-    ("redis-users.sh", include_str!("scripts/redis-users.sh")),
-    ("redis-wait.sh", include_str!("scripts/redis-wait.sh")),
-    (
-        "pg-archive-wal.sh",
-        include_str!("backup/pg-archive-wal.sh"),
-    ),
-    (
-        "pg-base-backup.sh",
-        include_str!("backup/pg-base-backup.sh"),
-    ),
-    (
-        "pg-restore-wal.sh",
-        include_str!("backup/pg-restore-wal.sh"),
-    ),
-    ("pg-restore.sh", include_str!("backup/pg-restore.sh")),
-    ("redis-restore.sh", include_str!("backup/redis-restore.sh")),
-    (
-        "redis-snapshot.sh",
-        include_str!("backup/redis-snapshot.sh"),
-    ),
-];
+pub(crate) fn all() -> Vec<(String, &'static str)> {
+    let own = [
+        ("pg-credentials", PG_CREDENTIALS),
+        ("pg-wait", PG_WAIT),
+        ("redis-credentials", REDIS_CREDENTIALS),
+        ("redis-users", REDIS_USERS),
+        ("redis-wait", REDIS_WAIT),
+    ];
+    BACKUP
+        .into_iter()
+        .chain(own)
+        .map(|(name, text)| (format!("{name}.sh"), text))
+        .collect()
+}
 
 #[cfg(test)]
 mod tests;

@@ -269,8 +269,8 @@ fn containers(
 
 /// A small container of the store's image running `script` (after the
 /// scripts' library, whose `fail` ends it with the reason as its
-/// termination message) with the store container's environment and the store's Secret
-/// named in APPSTACK_SECRET.
+/// termination message) with the store container's environment and the
+/// store's Secret named in APPSTACK_SECRET.
 fn script_container(
     name: &str,
     store: &Container,

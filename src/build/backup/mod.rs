@@ -63,18 +63,6 @@ pub const ARCHIVE_TIMEOUT: u32 = 60;
 /// it (to delete them) leaves the backups.
 pub const BACKUP_OF: &str = "appstack.dev/backup-of";
 
-/// The scripts, by their key in the ConfigMap; each sources `lib` from
-/// beside itself.
-const FILES: [(&str, &str); 7] = [
-    ("lib", scripts::LIB),
-    ("pg-archive-wal", include_str!("pg-archive-wal.sh")),
-    ("pg-restore-wal", include_str!("pg-restore-wal.sh")),
-    ("pg-base-backup", include_str!("pg-base-backup.sh")),
-    ("pg-restore", include_str!("pg-restore.sh")),
-    ("redis-snapshot", include_str!("redis-snapshot.sh")),
-    ("redis-restore", include_str!("redis-restore.sh")),
-];
-
 /// `<stack>-<store>-backup`: the backup volume, CronJob, Secret (the
 /// backup user's credentials) and the backup pods' NetworkPolicy.
 pub fn name(stack: &str, engine: &dyn Engine) -> String {
@@ -110,7 +98,7 @@ pub fn scripts(ctx: &StackRef) -> ConfigMap {
     ConfigMap {
         metadata: ctx.object_meta(scripts_name(&ctx.name), "backup", labels::ROLE_BACKUP),
         data: Some(
-            FILES
+            scripts::BACKUP
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{ALL, LIB};
+use super::{BACKUP, LIB, all};
 use crate::api::BackupSummary;
 
 fn scratch(name: &str) -> PathBuf {
@@ -37,8 +37,8 @@ fn every_script_is_listed_and_parses() {
             let name = entry.unwrap().file_name().to_string_lossy().to_string();
             if name.ends_with(".sh") {
                 assert!(
-                    ALL.iter().any(|(n, _)| *n == name),
-                    "{dir}/{name} is not in ALL"
+                    all().iter().any(|(n, _)| *n == name),
+                    "{dir}/{name} is not in scripts::all()"
                 );
             }
         }
@@ -46,8 +46,8 @@ fn every_script_is_listed_and_parses() {
     let dir = scratch("parse");
     let shells: Vec<&str> = ["sh", "dash"].into_iter().filter(|s| has(s)).collect();
     assert!(shells.contains(&"sh"));
-    for (name, text) in ALL {
-        let path = dir.join(name);
+    for (name, text) in all() {
+        let path = dir.join(&name);
         std::fs::write(&path, text).unwrap();
         for shell in &shells {
             let out = Command::new(shell).arg("-n").arg(&path).output().unwrap();
@@ -63,7 +63,7 @@ fn every_script_is_listed_and_parses() {
 
 #[test]
 fn scripts_take_ports_and_paths_from_the_environment() {
-    for (name, text) in ALL {
+    for (name, text) in all() {
         for literal in [
             "5432",
             "6379",
@@ -77,7 +77,7 @@ fn scripts_take_ports_and_paths_from_the_environment() {
         }
     }
     // One library: nothing else defines what it defines.
-    for (name, text) in ALL.iter().filter(|(n, _)| *n != "lib.sh") {
+    for (name, text) in all().iter().filter(|(n, _)| *n != "lib.sh") {
         for function in ["fail()", "finish()", "iso()", "label_epoch()", "summary()"] {
             assert!(!text.contains(function), "{name} defines {function}");
         }
@@ -103,8 +103,8 @@ impl Pod {
         std::fs::create_dir_all(dir.join("scripts")).unwrap();
         std::fs::create_dir_all(dir.join("bin")).unwrap();
         std::fs::create_dir_all(dir.join("tmp")).unwrap();
-        for (file, text) in ALL {
-            let key = file.trim_end_matches(".sh");
+        // As the ConfigMap mounts them: by key, without `.sh`.
+        for (key, text) in BACKUP {
             write_exec(&dir.join("scripts").join(key), text);
         }
         for (tool, body) in stubs {
