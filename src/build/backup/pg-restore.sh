@@ -10,7 +10,7 @@
 set -u
 # shellcheck source=src/build/scripts/lib.sh
 . "${0%/*}/lib"
-src=$APPSTACK_RESTORE_DIR
+src=${APPSTACK_RESTORE_DIR:?set by the operator in the pod; a pod made before these scripts lacks it and the next one has it}
 if [ -e "$PGDATA/recovery.signal" ]; then
   finish "a restore is under way: PostgreSQL replays the archived WAL"
 elif [ -s "$PGDATA/PG_VERSION" ]; then

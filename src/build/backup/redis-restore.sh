@@ -7,8 +7,8 @@
 set -u
 # shellcheck source=src/build/scripts/lib.sh
 . "${0%/*}/lib"
-src=$APPSTACK_RESTORE_DIR
-data=$APPSTACK_DATA_DIR
+src=${APPSTACK_RESTORE_DIR:?set by the operator in the pod; a pod made before these scripts lacks it and the next one has it}
+data=${APPSTACK_DATA_DIR:?set by the operator in the pod; a pod made before these scripts lacks it and the next one has it}
 if [ -e "$data/appendonlydir" ]; then
   finish "$data holds a dataset: nothing restored"
 fi

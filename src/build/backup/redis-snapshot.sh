@@ -9,7 +9,7 @@
 set -u
 # shellcheck source=src/build/scripts/lib.sh
 . "${0%/*}/lib"
-root=$APPSTACK_BACKUP_DIR
+root=${APPSTACK_BACKUP_DIR:?set by the operator in the pod; a pod made before these scripts lacks it and the next one has it}
 mkdir -p "$root" || fail "cannot write to the backup volume at $root"
 rm -f "$root"/*.partial
 label=$(date -u +%Y%m%dT%H%M%SZ)

@@ -428,3 +428,34 @@ esac"#,
         again.said
     );
 }
+
+#[test]
+fn a_script_without_its_paths_stops_and_names_the_variable() {
+    // A pod made before the scripts had their variables, mounting the new
+    // ConfigMap: it stops at once rather than write somewhere else.
+    let pod = Pod::new("no-env", &BASE_BACKUP_STUBS);
+    for script in [
+        "pg-base-backup",
+        "redis-snapshot",
+        "pg-restore",
+        "redis-restore",
+    ] {
+        let ran = pod.run(script, &[]);
+        assert!(!ran.ok, "{script}");
+        assert!(
+            ran.stderr.contains("APPSTACK_BACKUP_DIR")
+                || ran.stderr.contains("APPSTACK_RESTORE_DIR"),
+            "{script}: {}",
+            ran.stderr
+        );
+    }
+    // The server's restore_command stops recovery (126) rather than say
+    // "not archived" (1), which would promote early.
+    let out = Command::new("sh")
+        .arg(pod.path("scripts/pg-restore-wal"))
+        .args(["000000010000000000000001", "pg_wal/RECOVERYXLOG"])
+        .env_remove("APPSTACK_RESTORE_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(126));
+}
