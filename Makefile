@@ -18,10 +18,19 @@ help: ## list the targets
 .PHONY: test
 test: lint unit generated-check cluster-up images images-previous chart-check e2e ## everything CI runs
 
+# The scripts the store images run (POSIX sh: Debian's dash runs them).
+SCRIPTS = $(sort $(wildcard src/build/scripts/*.sh src/build/backup/*.sh))
+
 .PHONY: lint
-lint: ## rustfmt and clippy (warnings are errors)
+lint: ## rustfmt, clippy (warnings are errors) and shellcheck of the scripts
 	@$(STEP) "rustfmt" cargo fmt --all -- --check
 	@$(STEP) "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+	@$(MAKE) --no-print-directory shellcheck
+
+.PHONY: shellcheck
+shellcheck: ## shellcheck every script the stores run, as POSIX sh
+	@command -v shellcheck >/dev/null || { echo "shellcheck is not installed: apt-get install shellcheck (Debian, Ubuntu), brew install shellcheck (macOS), or see https://github.com/koalaman/shellcheck#installing" >&2; exit 1; }
+	@$(STEP) "shellcheck" shellcheck --shell=sh --external-sources $(SCRIPTS)
 
 .PHONY: unit
 unit: ## unit and golden tests (no cluster needed)

@@ -242,11 +242,20 @@ async fn backup_sync(args: SyncArgs) -> Result<(), String> {
         "copied {} files ({} bytes) to S3, deleted {} older ones",
         synced.uploaded, synced.bytes, synced.deleted
     );
-    if let Some(summary) = args.summary {
-        let text = std::fs::read_to_string(&summary)
-            .map_err(|e| format!("reading {}: {e}", summary.display()))?;
-        println!("{}", text.trim());
-        let _ = std::fs::write("/dev/termination-log", text);
+    if let Some(path) = args.summary {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        // Checked here too, so that a script's mismatch fails the Job that
+        // made it, and what the operator reads is written by the type.
+        let summary = appstack::api::BackupSummary::parse(&text).map_err(|e| {
+            format!(
+                "the backup's summary {} is not what the operator reads: {e}",
+                path.display()
+            )
+        })?;
+        let line = summary.to_json();
+        println!("{line}");
+        let _ = std::fs::write("/dev/termination-log", format!("{line}\n"));
     }
     Ok(())
 }

@@ -9,7 +9,9 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{Resource, ResourceExt};
 
-use crate::api::{AppStack, AppStackStatus, BackupStatus, ComponentStatus, StoreKind, StoreStatus};
+use crate::api::{
+    AppStack, AppStackStatus, BackupStatus, BackupSummary, ComponentStatus, StoreKind, StoreStatus,
+};
 use crate::build::names;
 use crate::build::stores::{self, Engine};
 use crate::build::{CREDENTIALS_CONTAINER, USERS_CONTAINER};
@@ -421,17 +423,6 @@ fn last_lines(
 /// it gives the failure, without the passwords in `known`. Pods still
 /// running count for nothing yet.
 pub fn backup(pods: &[Pod], known: &Known) -> BackupStatus {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Summary {
-        label: String,
-        completed: String,
-        size_bytes: i64,
-        count: i32,
-        total_bytes: i64,
-        first_recoverable: String,
-        last_recoverable: String,
-    }
     // (succeeded, what its last container to end said): the main
     // container on success; on failure, whichever container failed (with
     // S3, the backup runs in an init container before the upload).
@@ -473,19 +464,28 @@ pub fn backup(pods: &[Pod], known: &Known) -> BackupStatus {
     let mut status = BackupStatus::default();
     let last_ok = done.iter().rposition(|(_, ok, _)| *ok);
     if let Some(i) = last_ok {
-        let summary = done[i]
-            .2
-            .message
-            .as_deref()
-            .and_then(|m| serde_json::from_str::<Summary>(m.trim()).ok());
-        if let Some(s) = summary {
-            status.last_successful = Some(s.label);
-            status.last_successful_time = Some(s.completed);
-            status.last_size_bytes = Some(s.size_bytes);
-            status.count = Some(s.count);
-            status.total_bytes = Some(s.total_bytes);
-            status.first_recoverable_time = Some(s.first_recoverable);
-            status.last_recoverable_time = Some(s.last_recoverable);
+        let (pod, _, terminated) = &done[i];
+        let message = terminated.message.as_deref().unwrap_or_default();
+        match BackupSummary::parse(message) {
+            Ok(s) => {
+                status.last_successful = Some(s.label);
+                status.last_successful_time = Some(s.completed);
+                status.last_size_bytes = Some(i64::try_from(s.size_bytes).unwrap_or(i64::MAX));
+                status.count = Some(i32::try_from(s.count).unwrap_or(i32::MAX));
+                status.total_bytes = Some(i64::try_from(s.total_bytes).unwrap_or(i64::MAX));
+                status.first_recoverable_time = Some(s.first_recoverable);
+                status.last_recoverable_time = Some(s.last_recoverable);
+            }
+            // The backup may be whole, but status cannot say what the
+            // backups hold: a failure (BackupFailing), never silence.
+            Err(error) => {
+                let pod = pod.name_any();
+                tracing::warn!(%pod, %error, "a backup pod's summary does not read");
+                status.last_failure = Some(format!(
+                    "backup pod {pod} succeeded, but its termination message is no backup summary this operator reads: {}",
+                    crate::error::cut(&known.redact(&error.to_string()), 300)
+                ));
+            }
         }
     }
     if let Some((pod, false, t)) = done.last() {
@@ -825,6 +825,27 @@ mod tests {
         .unwrap();
         let s = backup(&[again, failed, running], &Known::default());
         assert_eq!(s.last_failure, None);
+    }
+
+    #[test]
+    fn a_summary_that_does_not_read_is_a_failure_not_silence() {
+        // A script that renamed a field, and one that printed prose.
+        for (message, expected) in [
+            (
+                SUMMARY.replace("sizeBytes", "size_bytes"),
+                "missing field `sizeBytes`",
+            ),
+            ("backup done".to_string(), "not the summary's JSON"),
+        ] {
+            let ok = backup_pod("b-1", "Succeeded", "2026-12-02T03:00:10Z", 0, &message);
+            let s = backup(std::slice::from_ref(&ok), &Known::default());
+            assert_eq!(s.last_successful, None);
+            let failure = s.last_failure.expect("the mismatch is reported");
+            assert!(
+                failure.contains("backup pod b-1 succeeded") && failure.contains(expected),
+                "{failure}"
+            );
+        }
     }
 
     /// The apps' password, rotated by hand to one a URL must encode.

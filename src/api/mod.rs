@@ -1,11 +1,13 @@
 //! The AppStack resource: spec, status, and the CRD generated from them.
 
+pub mod backup_summary;
 mod crd;
 mod network_rules;
 mod spec;
 mod status;
 mod stored;
 
+pub use backup_summary::{BackupSummary, SummaryError};
 pub use crd::crd_yaml;
 pub use spec::{
     AppStack, AppStackSpec, Autoscaling, BackupSpec, Component, PostgresSpec, RedisSpec,

@@ -100,8 +100,8 @@ pub trait Engine: Sync {
     /// the caller), with both Secrets' credentials in its environment; with
     /// `tls`, serving only TLS to the network from the files in tls::DIR.
     fn container(&self, ctx: &StackRef, stack: &AppStack, tls: bool) -> Container;
-    /// The script of an init container (after the prelude that defines
-    /// `fail`) that writes the server's users, passwords included, into
+    /// The script of an init container (after the scripts' library, which
+    /// defines `fail`) that writes the server's users, passwords included, into
     /// `pod::USERS_DIR`, a memory volume the store container mounts
     /// read-only: for a server that would otherwise take them from its
     /// command line. It runs with the store container's environment, which
@@ -113,8 +113,8 @@ pub trait Engine: Sync {
     fn tls_files(&self) -> Vec<(&'static str, String)> {
         Vec::new()
     }
-    /// The script of the store pod's credentials container (after a prelude
-    /// that defines `fail`), run by the store's image with the store
+    /// The script of the store pod's credentials container (after the scripts'
+    /// library, which defines `fail`), run by the store's image with the store
     /// container's environment: it keeps the server's credentials in line
     /// with the Secrets where it can, and calls `fail` with what is wrong
     /// where it cannot.
@@ -169,7 +169,8 @@ pub trait Engine: Sync {
 
 /// A store's backup scripts.
 pub struct BackupScripts {
-    /// Every script its pods run, by file name in the ConfigMap.
+    /// Every script its pods run, by file name in the ConfigMap (included
+    /// in `scripts`; the library they source, `lib`, is there for all).
     pub files: &'static [(&'static str, &'static str)],
     /// The one the backup CronJob runs.
     pub backup: &'static str,

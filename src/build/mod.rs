@@ -4,7 +4,8 @@
 //!
 //! The modules depend on each other in one direction only (no cycle):
 //! - at the bottom, pieces every builder uses: `names`, `labels`, `meta`,
-//!   `security`, `env`, `pod`, `credentials`, `error`;
+//!   `security`, `env`, `pod`, `credentials`, `error`, and `scripts` (the
+//!   shell scripts the store images run and their `APPSTACK_*` variables);
 //! - the contract of a store, `engine` (the `Engine` trait);
 //! - the generic builders over any engine: `tls`, `secret`, `service`,
 //!   `store` (the StatefulSet), `backup`; `inputs`;
@@ -28,6 +29,7 @@ pub mod meta;
 pub mod names;
 mod network_policy;
 mod pod;
+mod scripts;
 mod secret;
 mod security;
 mod service;

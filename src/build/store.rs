@@ -20,7 +20,7 @@ use super::engine::Engine;
 use super::error::BuildError;
 use super::meta::StackRef;
 use super::pod::{DATA, SOCKET, USERS_DIR, data_mount, socket_mount};
-use super::{backup, env, labels, names, security, tls, wiring};
+use super::{backup, env, labels, names, scripts, security, tls, wiring};
 use crate::api::AppStack;
 
 /// The store pod's container that checks the server's credentials against
@@ -30,12 +30,6 @@ pub const CREDENTIALS_CONTAINER: &str = "credentials";
 /// [`Engine::users_script`]).
 pub const USERS_CONTAINER: &str = "users";
 const USERS: &str = "users";
-/// What every engine's credentials and users scripts start with: it runs as
-/// PID 1, so it traps SIGTERM (or it would hold the pod for the whole grace
-/// period), and `fail` ends it with the reason as its termination message.
-const CREDENTIALS_PRELUDE: &str = r#"trap 'exit 0' TERM INT
-fail() { printf '%s\n' "$*" > /dev/termination-log; printf '%s\n' "$*" >&2; exit 1; }
-"#;
 
 /// A store's credentials: the apps', the administrator's, and the backup
 /// user's when the store is backed up.
@@ -236,6 +230,10 @@ fn containers(
         .volume_mounts
         .get_or_insert_with(Vec::new)
         .append(&mut backups.mounts);
+    store
+        .env
+        .get_or_insert_with(Vec::new)
+        .append(&mut backups.env);
     if !backups.server_args.is_empty() {
         store
             .args
@@ -262,8 +260,9 @@ fn containers(
 }
 
 /// A small container of the store's image running `script` (after the
-/// prelude) with the store container's environment and the store's Secret
-/// named in APPSTACK_SECRET.
+/// scripts' library, whose `fail` ends it with the reason as its
+/// termination message) with the store container's environment and the
+/// store's Secret named in APPSTACK_SECRET.
 fn script_container(
     name: &str,
     store: &Container,
@@ -276,11 +275,7 @@ fn script_container(
     Container {
         name: name.into(),
         image: store.image.clone(),
-        command: Some(vec![
-            "sh".into(),
-            "-c".into(),
-            format!("{CREDENTIALS_PRELUDE}{script}"),
-        ]),
+        command: Some(vec!["sh".into(), "-c".into(), scripts::with_lib(script)]),
         env: Some(env),
         volume_mounts: Some(mounts).filter(|m| !m.is_empty()),
         resources: Some(ResourceRequirements {

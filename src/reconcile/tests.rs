@@ -1229,8 +1229,9 @@ async fn backup_pods_are_those_its_jobs_control_not_any_with_their_labels() {
         json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {},
                "items": [job("shop-redis-backup-1", "job-uid", "cron-uid"), job("copy", "copy-uid", "other")]}),
     );
-    let summary = json!({"label": "b1", "completed": "2026-01-01T00:00:00Z", "sizeBytes": 1, "count": 1,
-                         "totalBytes": 1, "firstRecoverable": "t0", "lastRecoverable": "t1"});
+    let summary = json!({"label": "20260101T000000Z", "completed": "2026-01-01T00:00:00Z", "sizeBytes": 1,
+                         "count": 1, "totalBytes": 1, "firstRecoverable": "2026-01-01T00:00:00Z",
+                         "lastRecoverable": "2026-01-01T00:00:00Z"});
     let pod = |name: &str, owner: &str, phase: &str, code: i32, message: String| {
         let mut labels = labels.clone();
         // The Job controller's label, copied: the tenant's pod claims our Job.
@@ -1260,7 +1261,7 @@ async fn backup_pods_are_those_its_jobs_control_not_any_with_their_labels() {
         super::backups::observe(&h.ctx, &h.stack, &crate::redact::Known::default()).await;
     assert!(!running);
     let redis = &backups[&crate::api::StoreKind::Redis];
-    assert_eq!(redis.last_successful.as_deref(), Some("b1"));
+    assert_eq!(redis.last_successful.as_deref(), Some("20260101T000000Z"));
     assert_eq!(redis.last_failure, None, "{redis:?}");
     let calls = h.calls();
     let pods = calls

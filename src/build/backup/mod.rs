@@ -32,7 +32,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use super::engine::Engine;
 use super::error::BuildError;
 use super::meta::StackRef;
-use super::{env, labels, security, tls};
+use super::{env, labels, scripts, security, tls};
 use crate::api::{AppStack, BackupSpec};
 
 /// The backup user of a store, a generated Secret's username.
@@ -51,14 +51,14 @@ pub use volumes::{MOUNT, RESTORE_MOUNT, SCRIPTS, name, part, scripts_name};
 use volumes::{own_mount, own_volume, scripts_mount, scripts_volume};
 
 /// The scripts of every engine (not only the stack's: a store added later
-/// finds its scripts without a change to the ConfigMap).
+/// finds its scripts without a change to the ConfigMap), and the library
+/// they all source from beside themselves, as `lib`.
 pub fn scripts(ctx: &StackRef, engines: &[&dyn Engine]) -> ConfigMap {
     ConfigMap {
         metadata: ctx.object_meta(scripts_name(&ctx.name), "backup", labels::ROLE_BACKUP),
         data: Some(
-            engines
-                .iter()
-                .flat_map(|e| e.backup_scripts().files)
+            std::iter::once(&scripts::BACKUP_LIB)
+                .chain(engines.iter().flat_map(|e| e.backup_scripts().files))
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         ),
@@ -138,6 +138,7 @@ pub fn cron_job(
     let script = engine.backup_scripts().backup;
     let retention = backup.retention.as_ref();
     let mut env = vec![
+        env::plain_env(scripts::BACKUP_DIR, &format!("{MOUNT}/{}", engine.part())),
         env::plain_env(
             "RETAIN_COUNT",
             &retention

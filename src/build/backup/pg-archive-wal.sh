@@ -3,9 +3,12 @@
 # PostgreSQL keeps the WAL file and retries (an exit of 126 or more would
 # stop the archiver). A file is in the archive only once its compressed copy
 # and checksum were written, tested and synced, and then renamed into place.
-wal=/var/lib/appstack/backup/postgres/wal
+# APPSTACK_BACKUP_DIR (the server's environment) says where; without it,
+# nothing is archived and PostgreSQL keeps the file. No library: the
+# archiver runs this for every segment.
 archive() {
   set -eu
+  wal=$APPSTACK_BACKUP_DIR/wal
   mkdir -p "$wal"
   dst="$wal/$2.gz"
   if [ -f "$dst" ]; then

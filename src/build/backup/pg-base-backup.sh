@@ -3,12 +3,13 @@
 # backup is written under <label>.partial and becomes <label> only once
 # pg_verifybackup has checked every file against the manifest's SHA-256;
 # restores take only <label> directories. The result (JSON) or the reason of
-# a failure is the container's termination message, which the operator reads.
+# a failure is the container's termination message, which the operator reads
+# (the summary's one reader is the Rust type BackupSummary). From the
+# environment: APPSTACK_BACKUP_DIR, PG*, RETAIN_COUNT and RETAIN_MAX_AGE.
 set -u
-root=/var/lib/appstack/backup/postgres
-fail() { printf '%s\n' "$*" > /dev/termination-log; printf '%s\n' "$*" >&2; exit 1; }
-iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
-label_epoch() { date -u -d "$(printf '%s' "$1" | sed -E 's/^(....)(..)(..)T(..)(..)(..)Z$/\1-\2-\3 \4:\5:\6Z/')" +%s; }
+# shellcheck source=src/build/scripts/lib.sh
+. "${0%/*}/lib"
+root=${APPSTACK_BACKUP_DIR:?set by the operator in the pod; a pod made before these scripts lacks it and the next one has it}
 mkdir -p "$root/base" "$root/wal" || fail "cannot write to the backup volume at $root"
 # What a killed backup left is never used; it is removed before the next.
 rm -rf "$root"/base/*.partial
@@ -16,15 +17,10 @@ label=$(date -u +%Y%m%dT%H%M%SZ)
 dir="$root/base/$label"
 echo "base backup $label of $PGHOST as $PGUSER"
 # A new pod may wait a moment for the network policy to admit it.
-tries=0
-until pg_isready -q -t 5; do
-  tries=$((tries + 1))
-  [ "$tries" -lt 30 ] || fail "PostgreSQL at $PGHOST does not answer: $(pg_isready -t 5 2>&1)"
-  sleep 2
-done
+retry 30 2 pg_isready -q -t 5 || fail "PostgreSQL at $PGHOST does not answer: $(pg_isready -t 5 2>&1)"
 pg_basebackup -D "$dir.partial" -Fp -X stream -c fast --manifest-checksums=SHA256 \
-  -l "appstack $label" 2> /tmp/err || fail "pg_basebackup failed: $(tail -n 3 /tmp/err)"
-pg_verifybackup -q "$dir.partial" 2> /tmp/err || fail "the backup does not verify: $(tail -n 3 /tmp/err)"
+  -l "appstack $label" 2> "$scratch/err" || fail "pg_basebackup failed: $(tail -n 3 "$scratch/err")"
+pg_verifybackup -q "$dir.partial" 2> "$scratch/err" || fail "the backup does not verify: $(tail -n 3 "$scratch/err")"
 # A server restored once keeps that restore's recovery target in
 # postgresql.auto.conf until its credentials container removes it; a base
 # backup taken before then would stop every later restore at the old target.
@@ -36,7 +32,7 @@ fi
 end=$(date -u +%s)
 echo "$end" > "$dir.end"
 sync "$dir.end"
-mv "$dir.partial" "$dir" && sync "$root/base" || fail "could not rename $dir.partial"
+{ mv "$dir.partial" "$dir" && sync "$root/base"; } || fail "could not rename $dir.partial"
 size=$(du -sb "$dir" | cut -f1)
 echo "verified: $size bytes"
 
@@ -45,7 +41,7 @@ echo "verified: $size bytes"
 now=$(date -u +%s)
 kept=0
 oldest=
-for l in $(ls -1 "$root/base" | grep -E '^[0-9]{8}T[0-9]{6}Z$' | sort -r); do
+for l in $(labels "$root/base"); do
   age=$((now - $(label_epoch "$l")))
   if [ "$kept" -eq 0 ] || { [ "$kept" -lt "$RETAIN_COUNT" ] && { [ -z "${RETAIN_MAX_AGE:-}" ] || [ "$age" -le "$RETAIN_MAX_AGE" ]; }; }; then
     kept=$((kept + 1))
@@ -64,11 +60,9 @@ if [ -n "$first" ]; then
   pg_archivecleanup -x .gz.sha256 "$root/wal" "$first"
 fi
 total=$(du -sb "$root" | cut -f1)
+# WAL names are hex: ls sorts them by time safely.
+# shellcheck disable=SC2012
 newest_wal=$(ls -1t "$root"/wal/*.gz 2>/dev/null | head -n 1)
 last=$end
 [ -n "$newest_wal" ] && [ "$(date -u -r "$newest_wal" +%s)" -gt "$last" ] && last=$(date -u -r "$newest_wal" +%s)
-summary=$(printf '{"label":"%s","completed":"%s","sizeBytes":%s,"count":%s,"totalBytes":%s,"firstRecoverable":"%s","lastRecoverable":"%s"}' \
-  "$label" "$(iso "$end")" "$size" "$kept" "$total" "$(iso "$(cat "$root/base/$oldest.end")")" "$(iso "$last")")
-printf '%s\n' "$summary" > /dev/termination-log
-printf '%s\n' "$summary" > "$root/.summary.json"
-echo "$summary"
+summary "$root/.summary.json" "$label" "$end" "$size" "$kept" "$total" "$(cat "$root/base/$oldest.end")" "$last"

@@ -4,15 +4,17 @@
 # and still verifies (a damaged one is skipped, a half-written one never
 # seen). The copy is made beside PGDATA and renamed into place when whole,
 # with the recovery settings: PostgreSQL then replays the archived WAL up
-# to the target (or its end) and promotes.
+# to the target (or its end) and promotes. From the environment:
+# APPSTACK_RESTORE_DIR, PGDATA and RESTORE_FROM, RESTORE_VOLUME,
+# RESTORE_TARGET.
 set -u
-src=/var/lib/appstack/restore/postgres
-fail() { printf '%s\n' "$*" > /dev/termination-log; printf '%s\n' "$*" >&2; exit 1; }
-done_() { printf '%s\n' "$*" > /dev/termination-log; echo "$*"; exit 0; }
+# shellcheck source=src/build/scripts/lib.sh
+. "${0%/*}/lib"
+src=${APPSTACK_RESTORE_DIR:?set by the operator in the pod; a pod made before these scripts lacks it and the next one has it}
 if [ -e "$PGDATA/recovery.signal" ]; then
-  done_ "a restore is under way: PostgreSQL replays the archived WAL"
+  finish "a restore is under way: PostgreSQL replays the archived WAL"
 elif [ -s "$PGDATA/PG_VERSION" ]; then
-  done_ "$PGDATA holds a database: nothing restored"
+  finish "$PGDATA holds a database: nothing restored"
 fi
 stage="$PGDATA.restoring"
 rm -rf "$stage"
@@ -25,21 +27,21 @@ fi
 [ -d "$src/base" ] || fail "no PostgreSQL backup in volume $RESTORE_VOLUME of stack $RESTORE_FROM: take one first (kubectl create job --from=cronjob/$RESTORE_FROM-postgres-backup <name>)"
 chosen=
 skipped=
-for l in $(ls -1 "$src/base" | grep -E '^[0-9]{8}T[0-9]{6}Z$' | sort -r); do
+for l in $(labels "$src/base"); do
   end=$(cat "$src/base/$l.end" 2>/dev/null) || continue
   if [ -n "$target" ] && [ "$end" -gt "$target" ]; then
     continue
   fi
-  if pg_verifybackup -q "$src/base/$l" 2> /tmp/err; then
+  if pg_verifybackup -q "$src/base/$l" 2> "$scratch/err"; then
     chosen=$l
     break
   fi
-  echo "backup $l does not verify, trying an older one: $(tail -n 2 /tmp/err)" >&2
+  echo "backup $l does not verify, trying an older one: $(tail -n 2 "$scratch/err")" >&2
   skipped="$skipped $l"
 done
 [ -n "$chosen" ] || fail "no verified PostgreSQL base backup of stack $RESTORE_FROM ended before ${RESTORE_TARGET:-now} in volume $RESTORE_VOLUME"
 echo "restoring base backup $chosen of stack $RESTORE_FROM${RESTORE_TARGET:+, then its WAL up to $RESTORE_TARGET}"
-mkdir -m 700 "$stage" && cp -a "$src/base/$chosen/." "$stage/" || fail "could not copy backup $chosen into the data volume"
+{ mkdir -m 700 "$stage" && cp -a "$src/base/$chosen/." "$stage/"; } || fail "could not copy backup $chosen into the data volume"
 rm -f "$stage/backup_manifest"
 # A copy that went through object storage may lack empty directories the
 # server needs (a bucket keeps none).
@@ -80,7 +82,8 @@ echo "# Written by AppStack's restore: no user name maps." > "$stage/pg_ident.co
 {
   echo "# Written by AppStack's restore of stack $RESTORE_FROM (backup $chosen); the"
   echo "# store's credentials container removes these once the server has promoted."
-  echo "restore_command = '/etc/appstack/backup/pg-restore-wal %f %p'"
+  # The server runs it from the same scripts volume as this one.
+  echo "restore_command = '${0%/*}/pg-restore-wal %f %p'"
   echo "recovery_target_action = 'promote'"
   [ -n "$target" ] && echo "recovery_target_time = '$target_time'"
 } > "$stage/postgresql.auto.conf"
@@ -88,4 +91,4 @@ chmod 600 "$stage/postgresql.conf" "$stage/pg_hba.conf" "$stage/pg_ident.conf" "
 touch "$stage/recovery.signal"
 sync
 mv "$stage" "$PGDATA" || fail "could not move the restored data into $PGDATA"
-done_ "restored base backup $chosen of stack $RESTORE_FROM${skipped:+ (skipped, as they fail verification:$skipped)}; PostgreSQL replays the archived WAL${RESTORE_TARGET:+ up to $RESTORE_TARGET}"
+finish "restored base backup $chosen of stack $RESTORE_FROM${skipped:+ (skipped, as they fail verification:$skipped)}; PostgreSQL replays the archived WAL${RESTORE_TARGET:+ up to $RESTORE_TARGET}"

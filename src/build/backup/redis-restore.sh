@@ -1,17 +1,19 @@
 #!/bin/sh
 # The restore init container of a new stack's Redis: only into an empty
 # data volume, from the newest snapshot taken before the target whose
-# checksum matches and which redis-check-rdb reads whole.
+# checksum matches and which redis-check-rdb reads whole. From the
+# environment: APPSTACK_RESTORE_DIR, APPSTACK_DATA_DIR and RESTORE_FROM,
+# RESTORE_VOLUME, RESTORE_TARGET.
 set -u
-src=/var/lib/appstack/restore/redis
-fail() { printf '%s\n' "$*" > /dev/termination-log; printf '%s\n' "$*" >&2; exit 1; }
-label_epoch() { date -u -d "$(printf '%s' "$1" | sed -E 's/^(....)(..)(..)T(..)(..)(..)Z$/\1-\2-\3 \4:\5:\6Z/')" +%s; }
-done_() { printf '%s\n' "$*" > /dev/termination-log; echo "$*"; exit 0; }
-if [ -e /data/appendonlydir ]; then
-  done_ "/data holds a dataset: nothing restored"
+# shellcheck source=src/build/scripts/lib.sh
+. "${0%/*}/lib"
+src=${APPSTACK_RESTORE_DIR:?set by the operator in the pod; a pod made before these scripts lacks it and the next one has it}
+data=${APPSTACK_DATA_DIR:?set by the operator in the pod; a pod made before these scripts lacks it and the next one has it}
+if [ -e "$data/appendonlydir" ]; then
+  finish "$data holds a dataset: nothing restored"
 fi
 # What an interrupted restore left: it starts over.
-stage=/data/restoring
+stage=$data/restoring
 rm -rf "$stage"
 target=
 if [ -n "${RESTORE_TARGET:-}" ]; then
@@ -20,13 +22,13 @@ fi
 [ -d "$src" ] || fail "no Redis snapshot in volume $RESTORE_VOLUME of stack $RESTORE_FROM: take one first (kubectl create job --from=cronjob/$RESTORE_FROM-redis-backup <name>)"
 chosen=
 skipped=
-for f in $(ls -1 "$src" | grep -E '^[0-9]{8}T[0-9]{6}Z\.rdb$' | sort -r); do
-  l=${f%.rdb}
+for l in $(labels "$src" .rdb); do
+  f=$l.rdb
   if [ -n "$target" ] && [ "$(label_epoch "$l")" -gt "$target" ]; then
     continue
   fi
   if [ "$(sha256sum "$src/$f" | cut -d' ' -f1)" = "$(cat "$src/$f.sha256" 2>/dev/null)" ] \
-    && redis-check-rdb "$src/$f" > /tmp/out 2>&1; then
+    && redis-check-rdb "$src/$f" > "$scratch/out" 2>&1; then
     chosen=$l
     break
   fi
@@ -35,11 +37,11 @@ for f in $(ls -1 "$src" | grep -E '^[0-9]{8}T[0-9]{6}Z\.rdb$' | sort -r); do
 done
 [ -n "$chosen" ] || fail "no checked Redis snapshot of stack $RESTORE_FROM taken before ${RESTORE_TARGET:-now} in volume $RESTORE_VOLUME"
 echo "restoring snapshot $chosen of stack $RESTORE_FROM"
-mkdir -p "$stage" && cp "$src/$chosen.rdb" "$stage/dump.rdb" || fail "could not copy snapshot $chosen"
+{ mkdir -p "$stage" && cp "$src/$chosen.rdb" "$stage/dump.rdb"; } || fail "could not copy snapshot $chosen"
 # Redis runs with the append-only file: a private server loads the snapshot
 # and writes the append-only file from it; the result is moved into place
 # whole.
-sock=/tmp/restore.sock
+sock=$scratch/restore.sock
 redis-server --dir "$stage" --dbfilename dump.rdb --appendonly no --save "" --port 0 \
   --unixsocket "$sock" --unixsocketperm 700 --daemonize no --loglevel warning &
 pid=$!
@@ -51,7 +53,7 @@ done
 while :; do
   p=$(redis-cli -s "$sock" info persistence | tr -d '\r')
   if echo "$p" | grep -qx 'aof_rewrite_in_progress:0' && echo "$p" | grep -qx 'aof_rewrite_scheduled:0'; then
-    echo "$p" | grep -qx 'aof_last_bgrewrite_status:ok' && echo "$p" | grep -q '^aof_rewrites:[1-9]' \
+    { echo "$p" | grep -qx 'aof_last_bgrewrite_status:ok' && echo "$p" | grep -q '^aof_rewrites:[1-9]'; } \
       || fail "Redis could not write the append-only file from snapshot $chosen"
     break
   fi
@@ -60,6 +62,6 @@ done
 redis-cli -s "$sock" shutdown nosave > /dev/null 2>&1
 wait "$pid" || true
 sync "$stage"/appendonlydir/* "$stage/appendonlydir"
-mv "$stage/appendonlydir" /data/appendonlydir || fail "could not move the restored append-only file into /data"
+mv "$stage/appendonlydir" "$data/appendonlydir" || fail "could not move the restored append-only file into $data"
 rm -rf "$stage"
-done_ "restored snapshot $chosen of stack $RESTORE_FROM${skipped:+ (skipped, as they fail their checks:$skipped)}"
+finish "restored snapshot $chosen of stack $RESTORE_FROM${skipped:+ (skipped, as they fail their checks:$skipped)}"

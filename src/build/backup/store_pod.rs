@@ -15,7 +15,7 @@ use crate::api::AppStack;
 use crate::build::engine::Engine;
 use crate::build::error::BuildError;
 use crate::build::meta::StackRef;
-use crate::build::{env, security};
+use crate::build::{env, scripts, security};
 
 /// The init container that fills an empty data volume from a backup.
 pub const RESTORE_CONTAINER: &str = "restore";
@@ -44,6 +44,9 @@ pub struct StorePod {
     pub sidecars: Vec<Container>,
     /// The server's options that make it archive its log.
     pub server_args: Vec<String>,
+    /// The store container's environment for the scripts its server runs
+    /// (archive_command, restore_command).
+    pub env: Vec<EnvVar>,
 }
 
 pub fn store_pod(
@@ -61,6 +64,7 @@ pub fn store_pod(
         init: Vec::new(),
         sidecars: Vec::new(),
         server_args: Vec::new(),
+        env: Vec::new(),
     };
     let backs_up = engine.backup(&stack.spec).is_some();
     let source = restore_source(stack, engine).filter(|_| restoring);
@@ -76,6 +80,10 @@ pub fn store_pod(
         out.volumes.push(own_volume(ctx, engine));
         out.mounts.push(own_mount());
         out.server_args = args.clone();
+        out.env.push(env::plain_env(
+            scripts::BACKUP_DIR,
+            &format!("{MOUNT}/{}", engine.part()),
+        ));
         if let (Some(s3), Some(log)) = (s3_target(&stack.spec, engine), engine.layout().log) {
             let agent = agent.ok_or_else(|| BuildError::NoAgentImage {
                 field: s3_field(engine),
@@ -170,13 +178,20 @@ pub fn store_pod(
             read_only: Some(true),
             ..VolumeMount::default()
         };
+        let restore_dir = env::plain_env(
+            scripts::RESTORE_DIR,
+            &format!("{RESTORE_MOUNT}/{}", engine.part()),
+        );
         // A server that archives its log replays it while it recovers.
         if engine.log_archiving().is_some() {
             out.mounts.push(restore_mount.clone());
+            out.env.push(restore_dir.clone());
         }
         let restore = stack.spec.restore.as_ref();
         let mut env = store_env.to_vec();
         env.extend([
+            restore_dir,
+            env::plain_env(scripts::DATA_DIR, &data_mount.mount_path),
             env::plain_env(
                 "RESTORE_FROM",
                 restore.map(|r| r.from.as_str()).unwrap_or(""),

@@ -12,7 +12,7 @@ use crate::build::credentials::StoreCredentials;
 use crate::build::engine::{BackupScripts, Engine};
 use crate::build::error::BuildError;
 use crate::build::meta::StackRef;
-use crate::build::{env, pod, security, tls};
+use crate::build::{env, pod, scripts, security, tls};
 
 pub const PORT: i32 = 5432;
 pub const DEFAULT_IMAGE: &str = "postgres:17";
@@ -51,114 +51,12 @@ hostssl replication all all scram-sha-256
 /// store that is down (starting, restarting) only makes it wait. When the
 /// server certificate in the mounted Secret changes (the operator renewed
 /// it), it has the server reload its configuration, which loads it.
-const CREDENTIALS: &str = r#"recovering() {
-  for u in "$POSTGRES_USER" "$APP_USER"; do
-    r=$(psql -h /var/run/postgresql -U "$u" -d postgres -Atqc 'select pg_is_in_recovery()' 2>/dev/null) && { [ "$r" = t ]; return; }
-  done
-  return 1
-}
-up() { pg_isready -q -h 127.0.0.1 -p 5432 && ! recovering; }
-login() { PGPASSWORD="$APP_PASSWORD" PGCONNECT_TIMEOUT=5 psql -h 127.0.0.1 -p 5432 -U "$APP_USER" -d "$POSTGRES_DB" -Atqc 'select 1' 2>&1 >/dev/null; }
-roles() {
-  who=$POSTGRES_USER
-  psql -h /var/run/postgresql -U "$who" -d postgres -Atqc 'select 1' >/dev/null 2>&1 || who=$APP_USER
-  psql -q -h /var/run/postgresql -U "$who" -d postgres -v ON_ERROR_STOP=1 -v admin="$POSTGRES_USER" -v app="$APP_USER" -v db="$POSTGRES_DB" 2>&1 >/dev/null <<'SQL' || return 1
-\getenv adminpw POSTGRES_PASSWORD
-\getenv apppw APP_PASSWORD
-SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'admin') AS missing \gset
-\if :missing
-CREATE ROLE :"admin";
-\endif
-ALTER ROLE :"admin" WITH SUPERUSER LOGIN PASSWORD :'adminpw';
-SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app') AS missing \gset
-\if :missing
-CREATE ROLE :"app";
-\endif
-ALTER DATABASE :"db" OWNER TO :"app";
-ALTER ROLE :"app" WITH LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB NOREPLICATION NOBYPASSRLS PASSWORD :'apppw';
-SQL
-  psql -q -h /var/run/postgresql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -v ON_ERROR_STOP=1 -v app="$APP_USER" 2>&1 >/dev/null <<'SQL'
-ALTER SCHEMA public OWNER TO :"app";
-SQL
-  [ -n "${BACKUP_USER:-}" ] || return 0
-  psql -q -h /var/run/postgresql -U "$POSTGRES_USER" -d postgres -v ON_ERROR_STOP=1 -v backup="$BACKUP_USER" 2>&1 >/dev/null <<'SQL'
-\getenv backuppw BACKUP_PASSWORD
-SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'backup') AS missing \gset
-\if :missing
-CREATE ROLE :"backup";
-\endif
-ALTER ROLE :"backup" WITH LOGIN REPLICATION NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS PASSWORD :'backuppw';
-SQL
-}
-# A restore writes its recovery settings (restore_command, recovery_target_*)
-# into postgresql.auto.conf; once the server has promoted they must go, or
-# every later base backup carries the old target and cannot be restored
-# past it. This also mends servers restored by an earlier release.
-forget_restore() {
-  psql -Atq -h /var/run/postgresql -U "$POSTGRES_USER" -d postgres -v ON_ERROR_STOP=1 2>&1 <<'SQL'
-SELECT count(*) > 0 AS restored FROM pg_file_settings
- WHERE sourcefile LIKE '%/postgresql.auto.conf'
-   AND (name = 'restore_command' OR name LIKE 'recovery\_target%') \gset
-\if :restored
-ALTER SYSTEM RESET restore_command;
-ALTER SYSTEM RESET recovery_target;
-ALTER SYSTEM RESET recovery_target_action;
-ALTER SYSTEM RESET recovery_target_inclusive;
-ALTER SYSTEM RESET recovery_target_lsn;
-ALTER SYSTEM RESET recovery_target_name;
-ALTER SYSTEM RESET recovery_target_time;
-ALTER SYSTEM RESET recovery_target_timeline;
-ALTER SYSTEM RESET recovery_target_xid;
-SELECT pg_reload_conf() \gset
-\echo removed the recovery settings of the restore from postgresql.auto.conf: later backups restore to any point
-\endif
-SQL
-}
-cert=/etc/appstack/tls/tls.crt
-served=$(cksum < $cert 2>/dev/null)
-until up; do sleep 2 & wait $!; done
-out=$(roles) || fail "could not set the roles from Secrets $APPSTACK_SECRET and $APPSTACK_SECRET-admin: $out. Fix the roles in pod $HOSTNAME; this check runs again when its container restarts"
-echo "roles $POSTGRES_USER (administrator), $APP_USER (the apps')${BACKUP_USER:+ and $BACKUP_USER (backups)} set from the Secrets"
-if out=$(forget_restore); then
-  [ -z "$out" ] || echo "$out"
-else
-  echo "could not remove the restore's recovery settings: $out. Backups refuse to run until they are gone; this runs again when the container restarts" >&2
-fi
-while :; do
-  now=$(cksum < $cert 2>/dev/null)
-  if [ "$now" != "$served" ] && up && psql -h /var/run/postgresql -U "$POSTGRES_USER" -d postgres -Atqc 'select pg_reload_conf()' >/dev/null 2>&1; then
-    served=$now
-    echo "loaded the renewed server certificate"
-  fi
-  if up && ! err=$(login); then
-    if ! out=$(roles); then
-      up && fail "could not set the roles from Secrets $APPSTACK_SECRET and $APPSTACK_SECRET-admin: $out. The apps cannot connect: fix the roles in pod $HOSTNAME; this check runs again when its container restarts"
-    elif ! err=$(login); then
-      up && fail "PostgreSQL refuses the credentials of Secret $APPSTACK_SECRET (user $APP_USER, database $POSTGRES_DB) even after setting the password from it: $err. Fix the role or database (e.g. ALTER ROLE ... LOGIN, CREATE DATABASE) in pod $HOSTNAME; this check runs again when its container restarts"
-    else
-      echo "password of $APP_USER set from Secret $APPSTACK_SECRET"
-    fi
-  fi
-  sleep 10 & wait $!
-done"#;
+/// (The script: src/build/scripts/pg-credentials.sh, after the library.)
+const CREDENTIALS: &str = scripts::PG_CREDENTIALS;
 
 /// The backup and restore scripts: base backups (pg_basebackup, checked
 /// with pg_verifybackup) and the WAL archived between them.
-const BACKUP_FILES: [(&str, &str); 4] = [
-    (
-        "pg-archive-wal",
-        include_str!("../backup/pg-archive-wal.sh"),
-    ),
-    (
-        "pg-restore-wal",
-        include_str!("../backup/pg-restore-wal.sh"),
-    ),
-    (
-        "pg-base-backup",
-        include_str!("../backup/pg-base-backup.sh"),
-    ),
-    ("pg-restore", include_str!("../backup/pg-restore.sh")),
-];
+const BACKUP_FILES: &[(&str, &str)] = &scripts::PG_BACKUP;
 
 pub struct Postgres;
 
@@ -290,13 +188,17 @@ impl Engine for Postgres {
                 env::plain_env("PGDATA", PGDATA),
                 env::secret_env("APP_USER", &secret, "username"),
                 env::secret_env("APP_PASSWORD", &secret, "password"),
+                // For the scripts and the probe, from the constants here.
+                env::plain_env(scripts::PORT, &PORT.to_string()),
+                env::plain_env(scripts::SOCKET_DIR, SOCKET_DIR),
+                env::plain_env(scripts::TLS_CERT, tls::CERT_FILE),
             ]),
             ports: pod::port(self.part(), PORT),
             // Ready only when the apps' credentials work: a query over TCP
             // authenticates with the Secret's password against the stack's
             // database (pg_isready would pass with neither).
             readiness_probe: pod::ready_when(
-                "PGPASSWORD=\"$APP_PASSWORD\" PGCONNECT_TIMEOUT=2 psql -h 127.0.0.1 -p 5432 -U \"$APP_USER\" -d \"$POSTGRES_DB\" -Atqc 'select 1' >/dev/null",
+                "PGPASSWORD=\"$APP_PASSWORD\" PGCONNECT_TIMEOUT=2 psql -h 127.0.0.1 -p \"$APPSTACK_PORT\" -U \"$APP_USER\" -d \"$POSTGRES_DB\" -Atqc 'select 1' >/dev/null",
             ),
             liveness_probe: pod::alive_on(PORT, 30),
             volume_mounts: Some(vec![pod::data_mount(MOUNT), pod::socket_mount(SOCKET_DIR)]),
@@ -341,15 +243,12 @@ impl Engine for Postgres {
             ("PGPASSWORD", "password"),
         ];
         vars.extend(tls_env(tls));
-        (
-            "until PGCONNECT_TIMEOUT=2 psql -Atqc 'select 1' >/dev/null 2>&1; do echo waiting for postgres at $PGHOST to accept $PGUSER on $PGDATABASE; sleep 1; done",
-            vars,
-        )
+        (scripts::PG_WAIT, vars)
     }
 
     fn backup_scripts(&self) -> BackupScripts {
         BackupScripts {
-            files: &BACKUP_FILES,
+            files: BACKUP_FILES,
             backup: "pg-base-backup",
             restore: "pg-restore",
         }

@@ -11,7 +11,7 @@ use crate::build::credentials::StoreCredentials;
 use crate::build::engine::{BackupScripts, Engine};
 use crate::build::error::BuildError;
 use crate::build::meta::StackRef;
-use crate::build::{env, pod, security, tls};
+use crate::build::{env, pod, scripts, security, tls};
 
 pub const PORT: i32 = 6379;
 pub const DEFAULT_IMAGE: &str = "redis:7.4";
@@ -27,22 +27,8 @@ pub const DEFAULT_IMAGE: &str = "redis:7.4";
 /// that is down or loading is not a credentials problem. When the server
 /// certificate in the mounted Secret changes (the operator renewed it), it
 /// has Redis load it.
-const CREDENTIALS: &str = r#"refused() { case "$1" in *NOAUTH*|*WRONGPASS*|*NOPERM*) return 0 ;; esac; return 1; }
-cli() { redis-cli ${REDIS_TLS_CA_FILE:+--tls --cacert $REDIS_TLS_CA_FILE} -h 127.0.0.1 -p 6379 "$@" 2>&1; }
-cert=/etc/appstack/tls/tls.crt
-served=$(cksum < $cert 2>/dev/null)
-while :; do
-  now=$(cksum < $cert 2>/dev/null)
-  if [ "$now" != "$served" ] && out=$(cli config set tls-cert-file $cert) && [ "$out" = OK ]; then
-    served=$now
-    echo "loaded the renewed server certificate"
-  fi
-  out=$(cli ping)
-  refused "$out" && fail "Redis refuses the administrator's password of Secret $APPSTACK_SECRET-admin ($(printf '%s' "$out" | head -n 1)): it was changed inside Redis (CONFIG SET requirepass or ACL). Delete pod $HOSTNAME to restart Redis with the Secrets' credentials"
-  out=$(REDISCLI_AUTH="$APP_PASSWORD" cli --user "$APP_USER" ping)
-  refused "$out" && fail "Redis refuses the apps' user $APP_USER of Secret $APPSTACK_SECRET ($(printf '%s' "$out" | head -n 1)): it was changed inside Redis (ACL SETUSER or DELUSER). Delete pod $HOSTNAME to restart Redis with the Secrets' credentials"
-  sleep 10 & wait $!
-done"#;
+/// (The script: src/build/scripts/redis-credentials.sh, after the library.)
+const CREDENTIALS: &str = scripts::REDIS_CREDENTIALS;
 
 /// The ACL file Redis reads its users from, on the pod's memory volume.
 const ACL_FILE: &str = "/var/run/appstack/users/users.acl";
@@ -60,40 +46,13 @@ const ACL_FILE: &str = "/var/run/appstack/users/users.acl";
 /// - with backups, the backup user: only a snapshot (redis-cli --rdb sends
 ///   REPLCONF, then SYNC; with REPLCONF allowed the transfer is diskless),
 ///   no key, no channel, no other command.
-const USERS: &str = r#"umask 077
-file=/var/run/appstack/users/users.acl
-command -v sha256sum > /dev/null || fail "this Redis image has no sha256sum, without which Redis' users would hold their passwords in clear: use an image with coreutils or busybox"
-digest() { printf '%s' "$1" | sha256sum | cut -d ' ' -f 1; }
-# A user name is one word of printable characters, and no one else's.
-named() {
-  case "$2" in
-    ''|*[![:graph:]]*) fail "the username of Secret $1 is no Redis user name (one word of printable characters): change it there" ;;
-    default) fail "the username of Secret $1 is default, Redis' administrator: change it there" ;;
-  esac
-}
-named "$APPSTACK_SECRET" "$APP_USER"
-[ -n "$REDISCLI_AUTH" ] && [ -n "$APP_PASSWORD" ] || fail "a password of Secret $APPSTACK_SECRET or $APPSTACK_SECRET-admin is empty"
-{
-  printf 'user default on #%s ~* &* +@all\n' "$(digest "$REDISCLI_AUTH")"
-  printf 'user %s on #%s ~* &* +@all -@admin -@dangerous\n' "$APP_USER" "$(digest "$APP_PASSWORD")"
-  if [ -n "${BACKUP_USER:-}" ]; then
-    named "$APPSTACK_SECRET-backup" "$BACKUP_USER"
-    [ "$BACKUP_USER" != "$APP_USER" ] || fail "Secrets $APPSTACK_SECRET and $APPSTACK_SECRET-backup name the same user $APP_USER: change one of them"
-    [ -n "$BACKUP_PASSWORD" ] || fail "the password of Secret $APPSTACK_SECRET-backup is empty"
-    printf 'user %s on #%s resetkeys resetchannels -@all +sync +replconf\n' "$BACKUP_USER" "$(digest "$BACKUP_PASSWORD")"
-  fi
-} > "$file.new" && mv "$file.new" "$file" || fail "could not write $file"
-echo "wrote Redis' users into $file""#;
+///
+/// (The script: src/build/scripts/redis-users.sh, after the library.)
+const USERS: &str = scripts::REDIS_USERS;
 
 /// The backup and restore scripts: RDB snapshots (redis-cli --rdb,
 /// checked with redis-check-rdb).
-const BACKUP_FILES: [(&str, &str); 2] = [
-    (
-        "redis-snapshot",
-        include_str!("../backup/redis-snapshot.sh"),
-    ),
-    ("redis-restore", include_str!("../backup/redis-restore.sh")),
-];
+const BACKUP_FILES: &[(&str, &str)] = &scripts::REDIS_BACKUP;
 
 /// Where the append-only file and snapshots live, on the data volume.
 const DATA_DIR: &str = "/data";
@@ -169,6 +128,7 @@ impl Engine for Redis {
     fn container(&self, ctx: &StackRef, stack: &AppStack, tls: bool) -> Container {
         let secret = self.secret_name(&ctx.name);
         let admin = self.admin_secret_name(&ctx.name);
+        let port = PORT.to_string();
         let mut args: Vec<String> = [
             "--appendonly",
             "yes",
@@ -188,7 +148,7 @@ impl Engine for Redis {
                     "--port",
                     "0",
                     "--tls-port",
-                    "6379",
+                    &port,
                     "--tls-cert-file",
                     tls::CERT_FILE,
                     "--tls-key-file",
@@ -201,13 +161,17 @@ impl Engine for Redis {
                 .map(String::from),
             );
         } else {
-            args.extend(["--port", "6379"].map(String::from));
+            args.extend(["--port", &port].map(String::from));
         }
         let mut env = vec![
             // redis-cli reads it, so probes need no password on the command line.
             env::secret_env("REDISCLI_AUTH", &admin, "password"),
             env::secret_env("APP_USER", &secret, "username"),
             env::secret_env("APP_PASSWORD", &secret, "password"),
+            // For the scripts, from the constants here.
+            env::plain_env(scripts::PORT, &PORT.to_string()),
+            env::plain_env(scripts::TLS_CERT, tls::CERT_FILE),
+            env::plain_env(scripts::USERS_FILE, ACL_FILE),
         ];
         if tls {
             env.push(env::plain_env("REDIS_TLS_CA_FILE", tls::CA_FILE));
@@ -220,7 +184,7 @@ impl Engine for Redis {
             env: Some(env),
             ports: pod::port(self.part(), PORT),
             readiness_probe: pod::ready_when(
-                "redis-cli ${REDIS_TLS_CA_FILE:+--tls --cacert $REDIS_TLS_CA_FILE} ping | grep -q PONG",
+                "redis-cli ${REDIS_TLS_CA_FILE:+--tls --cacert \"$REDIS_TLS_CA_FILE\"} -p \"$APPSTACK_PORT\" ping | grep -q PONG",
             ),
             liveness_probe: pod::alive_on(PORT, 15),
             volume_mounts: Some(vec![pod::data_mount(DATA_DIR)]),
@@ -262,15 +226,12 @@ impl Engine for Redis {
         if tls {
             vars.push(("REDIS_TLS_CA_FILE", "ca_file"));
         }
-        (
-            "until redis-cli ${REDIS_TLS_CA_FILE:+--tls --cacert $REDIS_TLS_CA_FILE} --user \"$REDIS_USERNAME\" -h \"$REDIS_HOST\" -p \"$REDIS_PORT\" ping 2>/dev/null | grep -q PONG; do echo waiting for redis at $REDIS_HOST to accept $REDIS_USERNAME; sleep 1; done",
-            vars,
-        )
+        (scripts::REDIS_WAIT, vars)
     }
 
     fn backup_scripts(&self) -> BackupScripts {
         BackupScripts {
-            files: &BACKUP_FILES,
+            files: BACKUP_FILES,
             backup: "redis-snapshot",
             restore: "redis-restore",
         }
@@ -316,22 +277,20 @@ mod tests {
     #[test]
     fn the_acl_file_is_where_the_users_volume_is_mounted() {
         assert!(ACL_FILE.starts_with(&format!("{}/", pod::USERS_DIR)));
-        assert!(USERS.contains(&format!("file={ACL_FILE}\n")));
+        assert!(USERS.contains(&format!("file=${}\n", scripts::USERS_FILE)));
     }
 
     /// Runs the users script as the init container does (sh, the
     /// environment), writing into `dir`: its exit status, the file and what
     /// it said.
     fn write_users(dir: &std::path::Path, env: &[(&str, &str)]) -> (bool, String, String) {
-        let script = format!(
-            "fail() {{ printf '%s\\n' \"$*\" >&2; exit 1; }}\n{}",
-            USERS.replace(pod::USERS_DIR, dir.to_str().unwrap())
-        );
         let out = Command::new("sh")
-            .args(["-c", &script])
+            .args(["-c", &scripts::with_lib(USERS)])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("APPSTACK_SECRET", "shop-redis")
+            .env(scripts::USERS_FILE, dir.join("users.acl"))
+            .env("APPSTACK_TERMINATION_LOG", dir.join("termination-log"))
             .envs(env.iter().copied())
             .output()
             .unwrap();

@@ -1,0 +1,1 @@
+until redis-cli ${REDIS_TLS_CA_FILE:+--tls --cacert "$REDIS_TLS_CA_FILE"} --user "$REDIS_USERNAME" -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; do echo "waiting for redis at $REDIS_HOST to accept $REDIS_USERNAME"; sleep 1; done
