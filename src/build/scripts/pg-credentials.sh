@@ -1,8 +1,8 @@
 #!/bin/sh
 # The credentials container of a PostgreSQL pod (see CREDENTIALS in
-# src/build/postgres.rs), after lib.sh. From the environment: the store
-# container's (POSTGRES_*, APP_*, BACKUP_*), APPSTACK_SECRET, APPSTACK_PORT,
-# APPSTACK_SOCKET_DIR and APPSTACK_TLS_CERT.
+# src/build/stores/postgres.rs), after lib.sh. From the environment: the
+# store container's (POSTGRES_*, APP_*, BACKUP_*), APPSTACK_SECRET,
+# APPSTACK_PORT, APPSTACK_SOCKET_DIR and APPSTACK_TLS_CERT.
 # It runs as PID 1: SIGTERM must end it, or it holds the pod for the whole
 # grace period.
 # Kubernetes sets HOSTNAME to the pod's name.

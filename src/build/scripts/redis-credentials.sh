@@ -1,6 +1,6 @@
 #!/bin/sh
 # The credentials container of a Redis pod (see CREDENTIALS in
-# src/build/redis.rs), after lib.sh. From the environment: the store
+# src/build/stores/redis.rs), after lib.sh. From the environment: the store
 # container's (REDISCLI_AUTH, APP_*, REDIS_TLS_CA_FILE with TLS),
 # APPSTACK_SECRET, APPSTACK_PORT and APPSTACK_TLS_CERT.
 # It runs as PID 1: SIGTERM must end it, or it holds the pod for the whole

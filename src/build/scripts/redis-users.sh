@@ -1,9 +1,9 @@
 #!/bin/sh
-# The users init container of a Redis pod (see USERS in src/build/redis.rs),
-# after lib.sh: writes Redis' ACL file, APPSTACK_USERS_FILE, from the
-# Secrets in the environment (REDISCLI_AUTH, APP_*, BACKUP_* with backups),
-# with SHA-256 hashes only. `printf` is the shell's own, so the passwords
-# reach sha256sum on its standard input only.
+# The users init container of a Redis pod (see USERS in
+# src/build/stores/redis.rs), after lib.sh: writes Redis' ACL file,
+# APPSTACK_USERS_FILE, from the Secrets in the environment (REDISCLI_AUTH,
+# APP_*, BACKUP_* with backups), with SHA-256 hashes only. `printf` is the
+# shell's own, so the passwords reach sha256sum on its standard input only.
 trap 'exit 0' TERM INT
 umask 077
 file=$APPSTACK_USERS_FILE
