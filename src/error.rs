@@ -37,6 +37,9 @@ pub enum Error {
 
     #[error("updating status: {}", brief(.0))]
     Status(#[source] kube::Error),
+
+    #[error("recording the restore on the AppStack: {}", brief(.0))]
+    RecordRestore(#[source] kube::Error),
 }
 
 impl Error {
@@ -50,6 +53,7 @@ impl Error {
             Error::Tls { .. } => "Tls",
             Error::Random(_) => "Random",
             Error::Status(_) => "Status",
+            Error::RecordRestore(_) => "RecordRestore",
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod crd;
 mod network_rules;
+pub mod restored;
 mod spec;
 mod status;
 mod stored;

@@ -94,30 +94,32 @@ pub fn generate_password() -> Result<String> {
     Ok(hex::encode(bytes))
 }
 
-/// A reference to a Secret, for Events that name it.
-pub fn reference(secret: &Secret) -> k8s_openapi::api::core::v1::ObjectReference {
-    k8s_openapi::api::core::v1::ObjectReference {
-        api_version: Some("v1".into()),
-        kind: Some("Secret".into()),
-        name: secret.metadata.name.clone(),
-        namespace: secret.metadata.namespace.clone(),
-        ..Default::default()
-    }
+/// What creating a generated Secret came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Created {
+    /// Created, at this resourceVersion.
+    Made(Option<String>),
+    /// The name was taken meanwhile (409): by someone else, since this
+    /// reconcile found nothing under it.
+    Taken,
 }
 
-/// Creates a freshly generated Secret; never overwrites an existing one.
-pub async fn create(api: &Api<Secret>, secret: &Secret) -> Result<()> {
+/// Creates a freshly generated Secret whole (everything the child set
+/// would apply, under the operator's field manager): one request, and it
+/// never overwrites an existing one.
+pub async fn create(api: &Api<Secret>, secret: &Secret) -> Result<Created> {
     let params = PostParams {
         field_manager: Some(FIELD_MANAGER.to_string()),
         ..PostParams::default()
     };
-    api.create(&params, secret)
-        .await
-        .map_err(|source| Error::CreateSecret {
+    match api.create(&params, secret).await {
+        Ok(made) => Ok(Created::Made(made.metadata.resource_version)),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(Created::Taken),
+        Err(source) => Err(Error::CreateSecret {
             name: secret.metadata.name.clone().unwrap_or_default(),
             source,
-        })?;
-    Ok(())
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,327 @@
+//! Phase one: every read of a reconcile, before any write, into one value.
+//! Caches first; the API server only for what they do not hold (Secrets'
+//! data, a store's pod, backup Jobs and pods). What a read must see of this
+//! reconcile's own writes (a child's readiness) is seen by the next one,
+//! which the watch brings.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::Api;
+use kube::{Resource, ResourceExt};
+use tracing::warn;
+
+use super::super::backups;
+use super::super::certificates::{self, Ca};
+use super::super::child_set::{Finding, Owner};
+use super::super::context::Context;
+use super::super::credentials::{self, Resolved};
+use crate::api::{AppStack, StoreKind, restored};
+use crate::build::{self, Access, Inputs, names, stores, tls};
+use crate::error::{Error, Result};
+use crate::status;
+
+/// What one reconcile read.
+pub struct World {
+    pub owner: Owner,
+    /// The builders' inputs as read or made: credentials, CA, certificates.
+    pub inputs: Inputs,
+    /// Secrets whose material was made just now: created before anything
+    /// else is applied.
+    pub generated: Vec<String>,
+    /// Secrets read, at the resourceVersion read: their applies name it, so
+    /// an edit made meanwhile is never written over.
+    pub read_at: BTreeMap<String, Option<String>>,
+    /// Secret names held by an object this stack does not control.
+    pub held: Vec<Finding>,
+    /// Secrets that get a new certificate, and why.
+    pub issued: Vec<(String, String)>,
+    pub seen: Seen,
+    /// Per backed-up store: its backup pods, or why they could not be listed.
+    pub backups: BTreeMap<StoreKind, Result<Vec<Pod>, String>>,
+    pub now: Time,
+}
+
+/// What the caches show of the stack's children, and what it records of
+/// its restores: no API request.
+#[derive(Clone, Debug, Default)]
+pub struct Seen {
+    /// The components' Deployments, by name.
+    pub deployments: BTreeMap<String, Arc<Deployment>>,
+    /// Per store of the spec: its StatefulSet, and its pod when read.
+    pub stores: BTreeMap<StoreKind, StoreSeen>,
+    /// Stores the stack's annotations record as restored, and from where.
+    pub recorded: BTreeMap<StoreKind, String>,
+    /// Stores only the status of an older operator says were restored
+    /// (read for compatibility; the next report records them).
+    pub legacy: BTreeMap<StoreKind, String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct StoreSeen {
+    pub stateful_set: Option<Arc<StatefulSet>>,
+    /// Its pod (`<statefulset>-0`), read when the store does not serve (to
+    /// say why) or has just been restored (to quote the restore).
+    pub pod: Option<Pod>,
+}
+
+impl Seen {
+    /// Every store that is restored, by either record.
+    pub fn restored(&self) -> impl Iterator<Item = (&StoreKind, &String)> {
+        self.recorded.iter().chain(
+            self.legacy
+                .iter()
+                .filter(|(k, _)| !self.recorded.contains_key(k)),
+        )
+    }
+
+    pub fn is_restored(&self, kind: StoreKind) -> bool {
+        self.recorded.contains_key(&kind) || self.legacy.contains_key(&kind)
+    }
+}
+
+pub async fn observe(ctx: &Context, stack: &AppStack) -> Result<World> {
+    let namespace = stack.namespace().ok_or(Error::MissingNamespace)?;
+    let owner = Owner {
+        uid: stack.uid().unwrap_or_default(),
+        name: stack.name_any(),
+        namespace,
+    };
+    let secrets = Api::namespaced(ctx.client.clone(), &owner.namespace);
+    let mut world = World {
+        inputs: Inputs::default(),
+        generated: Vec::new(),
+        read_at: BTreeMap::new(),
+        held: Vec::new(),
+        issued: Vec::new(),
+        seen: seen(ctx, stack),
+        backups: BTreeMap::new(),
+        now: Time(k8s_openapi::jiff::Timestamp::now()),
+        owner,
+    };
+    credentials(stack, &secrets, &mut world).await?;
+    if stack.spec.tls_enabled() && stores::of(&stack.spec).next().is_some() {
+        let now = time::OffsetDateTime::now_utc();
+        match certificates(stack, &world.owner, &secrets, now).await? {
+            Tls::Held(finding) => world.held.push(finding),
+            Tls::Ready(tls) => {
+                world.generated.extend(tls.generated);
+                world.issued.extend(tls.issued);
+                for (kind, server) in tls.servers {
+                    world.inputs.set_server_certificate(kind, server);
+                }
+                world.inputs.set_ca(tls.ca);
+            }
+        }
+    }
+    store_pods(ctx, stack, &mut world.seen).await;
+    for engine in stores::of(&stack.spec) {
+        if stack.spec.backup(engine.kind()).is_some() {
+            let pods = backups::pods(ctx, stack, engine).await.map_err(|error| {
+                warn!(%error, "could not list the backup pods");
+                error.to_string()
+            });
+            world.backups.insert(engine.kind(), pods);
+        }
+    }
+    Ok(world)
+}
+
+/// The children as the caches show them, and the stack's restore records.
+pub fn seen(ctx: &Context, stack: &AppStack) -> Seen {
+    let namespace = stack.namespace().unwrap_or_default();
+    let name = stack.name_any();
+    let deployments = stack
+        .spec
+        .components
+        .iter()
+        .map(|c| names::component(&name, &c.name))
+        .filter_map(|n| Some((n.clone(), ctx.caches.get(&namespace, &n)?)))
+        .collect();
+    let stores = stores::of(&stack.spec)
+        .map(|e| {
+            let stateful_set = ctx.caches.get(&namespace, &e.secret_name(&name));
+            (
+                e.kind(),
+                StoreSeen {
+                    stateful_set,
+                    pod: None,
+                },
+            )
+        })
+        .collect();
+    let recorded = restored::recorded(stack.meta());
+    let legacy = stores::of(&stack.spec)
+        .filter(|e| !recorded.contains_key(&e.kind()))
+        .filter_map(|e| {
+            let from = stack
+                .status
+                .as_ref()?
+                .store(e.kind())?
+                .restored_from
+                .clone()?;
+            Some((e.kind(), from))
+        })
+        .collect();
+    Seen {
+        deployments,
+        stores,
+        recorded,
+        legacy,
+    }
+}
+
+/// Reads the pod of each store that does not serve (why, for status) or
+/// that serves restored and is not recorded so yet (what the restore said,
+/// before the next reconcile rolls the pod without its restore container).
+/// A pod that cannot be read is left out: status then says less.
+async fn store_pods(ctx: &Context, stack: &AppStack, seen: &mut Seen) {
+    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &stack.namespace().unwrap_or_default());
+    let restoring = |kind: StoreKind| {
+        stack
+            .spec
+            .restore
+            .as_ref()
+            .is_some_and(|r| r.stores.as_ref().is_none_or(|s| s.contains(&kind)))
+    };
+    let restored: Vec<StoreKind> = seen.restored().map(|(k, _)| *k).collect();
+    for (kind, store) in &mut seen.stores {
+        let Some(sts) = &store.stateful_set else {
+            continue;
+        };
+        let ready = status::stateful_set_ready(sts);
+        if ready && (!restoring(*kind) || restored.contains(kind)) {
+            continue;
+        }
+        let pod_name = format!("{}-0", sts.name_any());
+        match pods.get_opt(&pod_name).await {
+            Ok(pod) => store.pod = pod,
+            Err(error) => warn!(%error, pod = %pod_name, "could not read the store's pod"),
+        }
+    }
+}
+
+/// Each store's credentials, read from the stack's Secrets or made.
+async fn credentials(stack: &AppStack, secrets: &Api<Secret>, world: &mut World) -> Result<()> {
+    let owner = &world.owner;
+    for store in stores::of(&stack.spec) {
+        let mut all = vec![
+            (Access::App, store.secret_name(&owner.name), store.user()),
+            (
+                Access::Admin,
+                store.admin_secret_name(&owner.name),
+                store.admin_user(),
+            ),
+        ];
+        if stack.spec.backup(store.kind()).is_some() {
+            all.push((
+                Access::Backup,
+                build::backup::name(&owner.name, store),
+                build::backup::USER,
+            ));
+        }
+        for (access, secret, user) in all {
+            let mut creds = match credentials::resolve(secrets, &owner.uid, &secret, user).await? {
+                Resolved::Existing(c, version) => {
+                    world.read_at.insert(secret, version);
+                    c
+                }
+                Resolved::Generated(c) => {
+                    world.generated.push(secret);
+                    c
+                }
+                Resolved::Held(holder) => {
+                    world.held.push(Finding::Conflict {
+                        kind: "Secret",
+                        name: secret,
+                        holder,
+                    });
+                    continue;
+                }
+            };
+            match access {
+                Access::App => {
+                    creds.username = store.app_user(&creds.username);
+                    world.inputs.set(store.kind(), creds);
+                }
+                Access::Admin => world.inputs.set_admin(store.kind(), creds),
+                Access::Backup => world.inputs.set_backup(store.kind(), creds),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The stack's TLS material, or the finding that its CA's name is taken.
+enum Tls {
+    Held(Finding),
+    Ready(TlsMaterial),
+}
+
+struct TlsMaterial {
+    ca: build::tls::CertifiedKey,
+    servers: Vec<(StoreKind, build::tls::CertifiedKey)>,
+    /// The CA Secret, when the CA was made just now.
+    generated: Option<String>,
+    issued: Vec<(String, String)>,
+}
+
+/// The stack's CA and its stores' server certificates.
+async fn certificates(
+    stack: &AppStack,
+    owner: &Owner,
+    secrets: &Api<Secret>,
+    now: time::OffsetDateTime,
+) -> Result<Tls> {
+    let names_of = build::meta::StackRef::new(stack).map_err(|e| Error::Tls {
+        step: "naming the certificates",
+        message: e.to_string(),
+    })?;
+    let key_secret = tls::ca_key_secret_name(&owner.name);
+    let subject = format!("AppStack CA {}/{}", owner.namespace, owner.name);
+    let mut issued = Vec::new();
+    let mut generated = None;
+    let ca = match certificates::resolve_ca(secrets, &owner.uid, &key_secret, &subject, now).await?
+    {
+        Ca::Existing(ca) => ca,
+        Ca::Generated(ca) => {
+            issued.push((key_secret.clone(), "new CA".to_string()));
+            generated = Some(key_secret);
+            ca
+        }
+        Ca::Replaced(ca, why) => {
+            issued.push((
+                key_secret,
+                format!("new CA: the old one was replaced, {why}"),
+            ));
+            ca
+        }
+        Ca::Held(holder) => {
+            return Ok(Tls::Held(Finding::Conflict {
+                kind: "Secret",
+                name: key_secret,
+                holder,
+            }));
+        }
+    };
+    let mut servers = Vec::new();
+    for store in stores::of(&stack.spec) {
+        let name = tls::server_secret_name(store, &owner.name);
+        let names = tls::server_names(&names_of, store);
+        let (server, why) =
+            certificates::resolve_server(secrets, &owner.uid, &name, &ca, &names, now).await?;
+        if let Some(why) = why {
+            issued.push((name, format!("new server certificate: {why}")));
+        }
+        servers.push((store.kind(), server));
+    }
+    Ok(Tls::Ready(TlsMaterial {
+        ca,
+        servers,
+        generated,
+        issued,
+    }))
+}
