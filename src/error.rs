@@ -37,9 +37,6 @@ pub enum Error {
 
     #[error("updating status: {}", brief(.0))]
     Status(#[source] kube::Error),
-
-    #[error("recording the restore on the AppStack: {}", brief(.0))]
-    RecordRestore(#[source] kube::Error),
 }
 
 impl Error {
@@ -53,7 +50,6 @@ impl Error {
             Error::Tls { .. } => "Tls",
             Error::Random(_) => "Random",
             Error::Status(_) => "Status",
-            Error::RecordRestore(_) => "RecordRestore",
         }
     }
 }

@@ -2,7 +2,6 @@
 
 mod crd;
 mod network_rules;
-pub mod restored;
 mod spec;
 mod status;
 mod stored;

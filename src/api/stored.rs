@@ -12,7 +12,7 @@ use kube::core::NamespaceResourceScope;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use super::{AppStack, AppStackStatus, restored};
+use super::{AppStack, AppStackStatus};
 use crate::lean::{self, LeanMeta};
 
 #[derive(Clone, Debug)]
@@ -36,9 +36,9 @@ impl StoredAppStack {
     /// Trims the metadata to what the reconcile reads (see `lean`): a
     /// decoded stack is already trimmed; this keeps a stack made by hand so.
     pub fn strip(&mut self) {
-        keep(&mut self.metadata);
+        lean::keep(&mut self.metadata);
         if let Ok(stack) = &mut self.decoded {
-            keep(&mut stack.metadata);
+            lean::keep(&mut stack.metadata);
         }
     }
 }
@@ -46,17 +46,6 @@ impl StoredAppStack {
 impl<'de> Deserialize<'de> for StoredAppStack {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let mut value = Value::deserialize(deserializer)?;
-        // The operator's own restore records, the only annotations kept.
-        // Only those keys are copied; the rest is dropped with the value.
-        let records: std::collections::BTreeMap<String, String> = value
-            .pointer("/metadata/annotations")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-            .filter(|(k, _)| k.starts_with(restored::PREFIX))
-            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-            .collect();
-        let records = restored::own(Some(&records));
         // Of the metadata only what the reconcile reads, before anything is
         // copied: a stack's annotations (up to 256 KiB), labels and
         // managedFields are anyone's to write and never read.
@@ -67,10 +56,6 @@ impl<'de> Deserialize<'de> for StoredAppStack {
             .transpose()
             .map_err(serde::de::Error::custom)?
             .map(ObjectMeta::from)
-            .map(|mut m| {
-                m.annotations = records;
-                m
-            })
             .unwrap_or_default();
         if let Some(object) = value.as_object_mut() {
             let lean = serde_json::to_value(&metadata).map_err(serde::de::Error::custom)?;
@@ -91,13 +76,6 @@ impl<'de> Deserialize<'de> for StoredAppStack {
             status,
         })
     }
-}
-
-/// The lean metadata (see `lean`) and the operator's restore records.
-fn keep(meta: &mut ObjectMeta) {
-    let records = restored::own(meta.annotations.as_ref());
-    lean::keep(meta);
-    meta.annotations = records;
 }
 
 impl Resource for StoredAppStack {

@@ -14,6 +14,7 @@ mod handoff;
 mod kinds;
 mod ownership;
 mod phases;
+mod restored;
 #[cfg(test)]
 mod tests;
 

@@ -19,8 +19,6 @@ mod report;
 #[cfg(test)]
 mod tables;
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
@@ -28,7 +26,7 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::context::Context;
-use crate::api::{AppStack, StoreKind, StoredAppStack, restored};
+use crate::api::{AppStack, StoredAppStack};
 use crate::build::{FIELD_MANAGER, stores};
 use crate::error::{Error, Result};
 use crate::lean::Slim;
@@ -65,8 +63,7 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
 }
 
 /// Carries a report out: the names the stack waits for, the policy probe,
-/// the restore records, the Events, the status (when it differs) and the
-/// backup gauges.
+/// the Events, the status (when it differs) and the backup gauges.
 async fn conclude(ctx: &Context, stack: &AppStack, report: Report) -> Result<Next> {
     let namespace = stack.namespace().unwrap_or_default();
     let name = stack.name_any();
@@ -74,7 +71,6 @@ async fn conclude(ctx: &Context, stack: &AppStack, report: Report) -> Result<Nex
     if let Some((service, port)) = report.probe {
         ctx.probe_network_policy(stack, service, port);
     }
-    record_restores(ctx, stack, &report.record).await?;
     for notice in report.notices {
         publish(ctx, stack, notice).await;
     }
@@ -99,31 +95,6 @@ async fn conclude(ctx: &Context, stack: &AppStack, report: Report) -> Result<Nex
 async fn publish(ctx: &Context, stack: &AppStack, notice: Notice) {
     info!(reason = %notice.reason, note = %notice.note, "event");
     ctx.publish(stack, notice.event()).await;
-}
-
-/// Records on the stack which stores were restored (see `api::restored`):
-/// a merge patch of those annotations only, once per restore.
-async fn record_restores(
-    ctx: &Context,
-    stack: &AppStack,
-    record: &BTreeMap<StoreKind, String>,
-) -> Result<()> {
-    if record.is_empty() {
-        return Ok(());
-    }
-    let annotations: BTreeMap<String, &String> =
-        record.iter().map(|(k, v)| (restored::key(*k), v)).collect();
-    let patch = json!({"metadata": {"annotations": annotations}});
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..PatchParams::default()
-    };
-    Api::<Slim<AppStack>>::namespaced(ctx.client.clone(), &stack.namespace().unwrap_or_default())
-        .patch(&stack.name_any(), &params, &Patch::Merge(&patch))
-        .await
-        .map_err(Error::RecordRestore)?;
-    info!(stores = ?record.keys(), "recorded the restore on the stack");
-    Ok(())
 }
 
 /// Puts a failed reconcile into status (Degraded=True, ReconcileFailed) so

@@ -19,7 +19,8 @@ use super::super::certificates::{self, Ca};
 use super::super::child_set::{Finding, Owner};
 use super::super::context::Context;
 use super::super::credentials::{self, Resolved};
-use crate::api::{AppStack, StoreKind, restored};
+use super::super::restored;
+use crate::api::{AppStack, StoreKind};
 use crate::build::{self, Access, Inputs, names, stores, tls};
 use crate::error::{Error, Result};
 use crate::status;
@@ -53,7 +54,7 @@ pub struct Seen {
     pub deployments: BTreeMap<String, Arc<Deployment>>,
     /// Per store of the spec: its StatefulSet, and its pod when read.
     pub stores: BTreeMap<StoreKind, StoreSeen>,
-    /// Stores the stack's annotations record as restored, and from where.
+    /// Stores whose StatefulSet records them restored, and from where.
     pub recorded: BTreeMap<StoreKind, String>,
     /// Stores only the status of an older operator says were restored
     /// (read for compatibility; the next report records them).
@@ -69,18 +70,46 @@ pub struct StoreSeen {
 }
 
 impl Seen {
-    /// Every store that is restored, by either record.
-    pub fn restored(&self) -> impl Iterator<Item = (&StoreKind, &String)> {
-        self.recorded.iter().chain(
-            self.legacy
-                .iter()
-                .filter(|(k, _)| !self.recorded.contains_key(k)),
-        )
+    /// Every restored store and its source: recorded on its StatefulSet,
+    /// remembered by an older operator's status, or serving now under
+    /// `spec.restore` (its restore is done, and this reconcile records it).
+    pub fn restored(&self, stack: &AppStack) -> BTreeMap<StoreKind, String> {
+        let mut all = self.legacy.clone();
+        all.extend(self.recorded.clone());
+        for kind in self.newly_restored(stack) {
+            if let Some(r) = &stack.spec.restore {
+                all.insert(kind, r.from.clone());
+            }
+        }
+        all
     }
 
-    pub fn is_restored(&self, kind: StoreKind) -> bool {
-        self.recorded.contains_key(&kind) || self.legacy.contains_key(&kind)
+    /// The stores that serve under `spec.restore` and are not recorded as
+    /// restored yet.
+    pub fn newly_restored(&self, stack: &AppStack) -> Vec<StoreKind> {
+        self.stores
+            .iter()
+            .filter(|(kind, _)| {
+                !self.recorded.contains_key(kind) && !self.legacy.contains_key(kind)
+            })
+            .filter(|(kind, _)| restoring(stack, **kind))
+            .filter(|(_, s)| {
+                s.stateful_set
+                    .as_deref()
+                    .is_some_and(status::stateful_set_ready)
+            })
+            .map(|(kind, _)| *kind)
+            .collect()
     }
+}
+
+/// Whether `spec.restore` names the store (all stores by default).
+pub fn restoring(stack: &AppStack, kind: StoreKind) -> bool {
+    stack
+        .spec
+        .restore
+        .as_ref()
+        .is_some_and(|r| r.stores.as_ref().is_none_or(|s| s.contains(&kind)))
 }
 
 pub async fn observe(ctx: &Context, stack: &AppStack) -> Result<World> {
@@ -141,7 +170,7 @@ pub fn seen(ctx: &Context, stack: &AppStack) -> Seen {
         .map(|c| names::component(&name, &c.name))
         .filter_map(|n| Some((n.clone(), ctx.caches.get(&namespace, &n)?)))
         .collect();
-    let stores = stores::of(&stack.spec)
+    let stores: BTreeMap<StoreKind, StoreSeen> = stores::of(&stack.spec)
         .map(|e| {
             let stateful_set = ctx.caches.get(&namespace, &e.secret_name(&name));
             (
@@ -153,7 +182,13 @@ pub fn seen(ctx: &Context, stack: &AppStack) -> Seen {
             )
         })
         .collect();
-    let recorded = restored::recorded(stack.meta());
+    let recorded: BTreeMap<StoreKind, String> = stores
+        .iter()
+        .filter_map(|(kind, s): (&StoreKind, &StoreSeen)| {
+            let from = restored::from(s.stateful_set.as_ref()?.meta())?;
+            Some((*kind, from.to_string()))
+        })
+        .collect();
     let legacy = stores::of(&stack.spec)
         .filter(|e| !recorded.contains_key(&e.kind()))
         .filter_map(|e| {
@@ -180,20 +215,12 @@ pub fn seen(ctx: &Context, stack: &AppStack) -> Seen {
 /// A pod that cannot be read is left out: status then says less.
 async fn store_pods(ctx: &Context, stack: &AppStack, seen: &mut Seen) {
     let pods = Api::<Pod>::namespaced(ctx.client.clone(), &stack.namespace().unwrap_or_default());
-    let restoring = |kind: StoreKind| {
-        stack
-            .spec
-            .restore
-            .as_ref()
-            .is_some_and(|r| r.stores.as_ref().is_none_or(|s| s.contains(&kind)))
-    };
-    let restored: Vec<StoreKind> = seen.restored().map(|(k, _)| *k).collect();
+    let newly = seen.newly_restored(stack);
     for (kind, store) in &mut seen.stores {
         let Some(sts) = &store.stateful_set else {
             continue;
         };
-        let ready = status::stateful_set_ready(sts);
-        if ready && (!restoring(*kind) || restored.contains(kind)) {
+        if status::stateful_set_ready(sts) && !newly.contains(kind) {
             continue;
         }
         let pod_name = format!("{}-0", sts.name_any());

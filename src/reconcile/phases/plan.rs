@@ -5,10 +5,13 @@
 
 use k8s_openapi::api::core::v1::Secret;
 
+use kube::ResourceExt;
+
+use super::super::restored;
 use super::observe::World;
 use super::report::Done;
 use crate::api::AppStack;
-use crate::build::{self, Children};
+use crate::build::{self, Children, stores};
 use crate::status::Problem;
 
 #[derive(Debug)]
@@ -37,7 +40,8 @@ pub fn plan(stack: &AppStack, world: &World, agent_image: Option<String>) -> Pla
     }
     let mut inputs = world.inputs.clone();
     // A restored store's pods no longer need the restore source.
-    for (kind, _) in world.seen.restored() {
+    let restored = world.seen.restored(stack);
+    for kind in restored.keys() {
         inputs.set_restored(*kind);
     }
     inputs.set_agent_image(agent_image);
@@ -60,6 +64,17 @@ pub fn plan(stack: &AppStack, world: &World, agent_image: Option<String>) -> Pla
             .and_then(|n| world.read_at.get(n))
         {
             secret.metadata.resource_version = version.clone();
+        }
+    }
+    // The record goes with the apply that takes the restore container out.
+    for engine in stores::of(&stack.spec) {
+        let name = engine.secret_name(&stack.name_any());
+        let sts = children
+            .stateful_sets
+            .iter_mut()
+            .find(|s| s.metadata.name.as_deref() == Some(name.as_str()));
+        if let (Some(sts), Some(source)) = (sts, restored.get(&engine.kind())) {
+            restored::record(&mut sts.metadata, source);
         }
     }
     let (create, apply) = std::mem::take(&mut children.secrets)

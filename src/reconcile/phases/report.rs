@@ -94,8 +94,6 @@ pub struct Report {
     /// A ready store's Service and port to probe whether NetworkPolicies
     /// are enforced.
     pub probe: Option<(String, u16)>,
-    /// Restores to record on the stack that it does not record yet.
-    pub record: BTreeMap<StoreKind, String>,
 }
 
 pub fn report(stack: &AppStack, world: &World, done: &Done) -> Report {
@@ -184,17 +182,13 @@ pub fn report(stack: &AppStack, world: &World, done: &Done) -> Report {
     {
         notices.push(Notice::warning("BackupFailed", &message));
     }
-    let mut record = BTreeMap::new();
     for engine in stores::of(&stack.spec) {
         let kind = engine.kind();
-        let Some(from) = computed.store(kind).and_then(|s| s.restored_from.clone()) else {
+        if !world.seen.newly_restored(stack).contains(&kind) {
             continue;
-        };
-        if !world.seen.is_restored(kind) {
-            notices.push(restored(stack, world, engine.part(), kind, &from, &known));
         }
-        if !world.seen.recorded.contains_key(&kind) {
-            record.insert(kind, from);
+        if let Some(from) = computed.store(kind).and_then(|s| s.restored_from.clone()) {
+            notices.push(restored(stack, world, engine.part(), kind, &from, &known));
         }
     }
 
@@ -223,7 +217,6 @@ pub fn report(stack: &AppStack, world: &World, done: &Done) -> Report {
         next,
         waiting_for,
         probe,
-        record,
     }
 }
 
@@ -260,7 +253,7 @@ fn compute(
                 .and_then(|e| seen.stores.get(&e.kind())?.stateful_set.clone())
         },
         backups,
-        restored: seen.restored().map(|(k, v)| (*k, v.clone())).collect(),
+        restored: seen.restored(stack),
     };
     status::compute(stack, &observed, problem, now)
 }

@@ -108,35 +108,68 @@ fn secrets_read_are_applied_over_the_version_read() {
     assert!(d.create.is_empty());
 }
 
-#[test]
-fn a_store_restores_until_the_stack_records_it_restored() {
-    let spec = web_and(json!({"redis": {}, "restore": {"from": "old-shop"}}));
-    let w = with_credentials(world());
-    assert!(restores(
-        &desired(plan(&stack(spec.clone()), &w, None)),
-        "shop-redis"
-    ));
-
-    let mut recorded = with_credentials(world());
-    recorded
-        .seen
-        .recorded
-        .insert(StoreKind::Redis, "old-shop".into());
-    assert!(!restores(
-        &desired(plan(&stack(spec), &recorded, None)),
-        "shop-redis"
-    ));
+/// The restore record on the store's StatefulSet, as planned.
+fn record(desired: &Desired, sts: &str) -> Option<String> {
+    desired
+        .children
+        .stateful_sets
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some(sts))
+        .and_then(|s| crate::reconcile::restored::from(&s.metadata).map(str::to_string))
 }
 
 #[test]
-fn a_restore_an_older_operator_kept_in_status_still_counts() {
+fn a_store_restores_until_it_serves_and_then_records_it_with_the_roll() {
+    let spec = web_and(json!({"redis": {}, "restore": {"from": "old-shop"}}));
+    let mut w = with_credentials(world());
+    serving(&mut w, &[(StoreKind::Redis, "shop-redis", false)]);
+    let d = desired(plan(&stack(spec.clone()), &w, None));
+    assert!(restores(&d, "shop-redis"));
+    assert_eq!(record(&d, "shop-redis"), None);
+
+    // Serving: the apply that drops the restore container records why.
+    serving(&mut w, &[(StoreKind::Redis, "shop-redis", true)]);
+    let d = desired(plan(&stack(spec), &w, None));
+    assert!(!restores(&d, "shop-redis"));
+    assert_eq!(record(&d, "shop-redis").as_deref(), Some("old-shop"));
+}
+
+#[test]
+fn a_recorded_restore_holds_while_the_store_rolls() {
+    let spec = web_and(json!({"redis": {}, "restore": {"from": "old-shop"}}));
+    let mut w = with_credentials(world());
+    serving(&mut w, &[(StoreKind::Redis, "shop-redis", false)]);
+    w.seen.recorded.insert(StoreKind::Redis, "old-shop".into());
+    let d = desired(plan(&stack(spec), &w, None));
+    assert!(!restores(&d, "shop-redis"));
+    assert_eq!(record(&d, "shop-redis").as_deref(), Some("old-shop"));
+}
+
+#[test]
+fn a_restore_an_older_operator_kept_in_status_still_counts_and_is_recorded() {
     let spec = web_and(json!({"redis": {}, "restore": {"from": "old-shop"}}));
     let mut w = with_credentials(world());
     w.seen.legacy.insert(StoreKind::Redis, "old-shop".into());
-    assert!(!restores(
-        &desired(plan(&stack(spec), &w, None)),
-        "shop-redis"
-    ));
+    let d = desired(plan(&stack(spec), &w, None));
+    assert!(!restores(&d, "shop-redis"));
+    assert_eq!(record(&d, "shop-redis").as_deref(), Some("old-shop"));
+}
+
+#[test]
+fn a_store_the_restore_does_not_name_is_neither_restored_nor_recorded() {
+    let spec = web_and(json!({"redis": {}, "postgres": {},
+                              "restore": {"from": "old-shop", "stores": ["postgres"]}}));
+    let mut w = with_credentials(world());
+    serving(
+        &mut w,
+        &[
+            (StoreKind::Redis, "shop-redis", true),
+            (StoreKind::Postgres, "shop-postgres", false),
+        ],
+    );
+    let d = desired(plan(&stack(spec), &w, None));
+    assert!(!restores(&d, "shop-redis") && record(&d, "shop-redis").is_none());
+    assert!(restores(&d, "shop-postgres"));
 }
 
 #[test]

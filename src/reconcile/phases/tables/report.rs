@@ -19,7 +19,7 @@ fn a_stack_whose_children_all_serve_is_ready_and_resyncs() {
     assert_eq!(condition(&r, "Ready").0, "True");
     assert_eq!(condition(&r, "Progressing").1, "Complete");
     assert_eq!(r.next, Next::Resync);
-    assert!(r.notices.is_empty() && r.record.is_empty() && r.waiting_for.is_empty());
+    assert!(r.notices.is_empty() && r.waiting_for.is_empty());
     assert_eq!(r.status.components_ready.as_deref(), Some("1/1"));
 }
 
@@ -194,7 +194,7 @@ fn restoring() -> (AppStack, World) {
 }
 
 #[test]
-fn a_store_serving_under_a_restore_is_restored_recorded_and_announced_once() {
+fn a_store_serving_under_a_restore_is_restored_and_announced_once() {
     let (stack, mut w) = restoring();
     let said = json!([container(
         "restore",
@@ -209,34 +209,33 @@ fn a_store_serving_under_a_restore_is_restored_recorded_and_announced_once() {
     assert_eq!(from(&r, StoreKind::Redis).as_deref(), Some("old-shop"));
     // Only the stores the restore names.
     assert_eq!(from(&r, StoreKind::Postgres), None);
-    assert_eq!(
-        r.record,
-        BTreeMap::from([(StoreKind::Redis, "old-shop".to_string())])
-    );
     assert_eq!(reasons(&r), ["Restored"]);
     assert_eq!(
         r.notices[0].note,
         "redis: restored backup 20261202 (password [redacted])"
     );
 
-    // Recorded: the next report neither announces nor records it again.
+    // Recorded (on its StatefulSet, by the apply): not announced again.
     w.seen.recorded.insert(StoreKind::Redis, "old-shop".into());
     let mut again = stack.clone();
     again.status = Some(r.status.clone());
     let r2 = run(&again, &w, &applied(vec![]));
-    assert!(r2.notices.is_empty() && r2.record.is_empty());
+    assert!(r2.notices.is_empty());
     assert_eq!(from(&r2, StoreKind::Redis).as_deref(), Some("old-shop"));
 }
 
 #[test]
-fn a_restore_only_status_remembers_is_recorded_without_an_event() {
+fn a_restore_only_an_older_operators_status_remembers_is_not_announced_again() {
     let (stack, mut w) = restoring();
     w.seen.legacy.insert(StoreKind::Redis, "old-shop".into());
     let r = run(&stack, &w, &applied(vec![]));
     assert!(r.notices.is_empty(), "{:?}", r.notices);
     assert_eq!(
-        r.record,
-        BTreeMap::from([(StoreKind::Redis, "old-shop".to_string())])
+        r.status
+            .store(StoreKind::Redis)
+            .and_then(|s| s.restored_from.clone())
+            .as_deref(),
+        Some("old-shop")
     );
 }
 
@@ -245,7 +244,7 @@ fn a_store_not_yet_serving_is_not_restored_yet() {
     let (stack, mut w) = restoring();
     serving(&mut w, &[(StoreKind::Redis, "shop-redis", false)]);
     let r = run(&stack, &w, &applied(vec![]));
-    assert!(r.record.is_empty() && r.notices.is_empty());
+    assert!(r.notices.is_empty());
     assert_eq!(
         r.status
             .store(StoreKind::Redis)
