@@ -20,6 +20,7 @@ use crate::error::Error;
 use crate::telemetry::Metrics;
 
 mod guard;
+mod wiring;
 
 const NS: &str = "team-a";
 const UID: &str = "uid-shop";
@@ -744,23 +745,6 @@ async fn an_invalid_spec_applies_and_prunes_nothing() {
 }
 
 #[tokio::test]
-async fn status_reports_the_observed_generation_on_every_condition() {
-    let mut h = Harness::new(spec(WEB_ONLY));
-    h.stack.metadata.generation = Some(3);
-    h.reconcile().await.unwrap();
-    let status = h.stack.status.clone().expect("status written");
-    assert_eq!(status.observed_generation, Some(3));
-    assert!(
-        status
-            .conditions
-            .iter()
-            .all(|c| c.observed_generation == Some(3))
-    );
-    assert_eq!(h.condition("Ready").1, "NotReady");
-    assert_eq!(h.condition("Progressing").0, "True");
-}
-
-#[tokio::test]
 async fn status_turns_ready_when_the_children_are() {
     let mut h = Harness::new(spec(
         r#"{"components": [{"name": "web", "image": "i", "port": 1, "replicas": 2}], "redis": {}}"#,
@@ -782,40 +766,6 @@ async fn status_turns_ready_when_the_children_are() {
     let s = h.stack.status.clone().unwrap();
     assert_eq!(s.components_ready.as_deref(), Some("1/1"));
     assert!(s.redis.is_some_and(|r| r.ready));
-}
-
-#[tokio::test]
-async fn a_condition_keeps_its_transition_time_while_its_status_holds() {
-    let mut h = Harness::new(spec(WEB_ONLY));
-    h.reconcile().await.unwrap();
-    let first = h.stack.status.clone().unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    h.clear();
-    h.reconcile().await.unwrap();
-    let second = h.stack.status.clone().unwrap();
-    assert_eq!(first.conditions, second.conditions);
-    assert!(
-        !h.calls().iter().any(|c| c.path.ends_with("/status")),
-        "an unchanged status is not written again"
-    );
-}
-
-#[tokio::test]
-async fn a_warning_event_is_published_once_per_problem() {
-    let mut h = Harness::new(spec(WEB_ONLY));
-    h.filled
-        .put(&held_by_other("Deployment", "apps/v1", "shop-web"));
-    h.reconcile().await.unwrap();
-    assert_eq!(
-        h.events().iter().filter(|e| e["type"] == "Warning").count(),
-        1
-    );
-    h.clear();
-    h.reconcile().await.unwrap();
-    assert_eq!(
-        h.events().iter().filter(|e| e["type"] == "Warning").count(),
-        0
-    );
 }
 
 #[tokio::test]
@@ -1074,53 +1024,6 @@ async fn a_store_that_refuses_its_secret_is_credentials_out_of_sync() {
         h.calls().iter().any(|c| c.is_event()),
         "a Warning Event says it too"
     );
-}
-
-#[tokio::test]
-async fn a_crash_looping_store_shows_its_last_words() {
-    let mut h = Harness::new(spec(SHOP));
-    unready_store(
-        &mut h,
-        "shop-redis",
-        json!([
-            crash_looping(
-                "redis",
-                "Bad file format reading the append only file appendonly.aof.1.incr.aof"
-            ),
-            running("credentials")
-        ]),
-    );
-    h.reconcile().await.unwrap();
-    let message = h.degraded("StoreFailing");
-    assert!(message.contains("pod shop-redis-0"), "{message}");
-    assert!(message.contains("Bad file format"), "{message}");
-    assert!(
-        message.contains("kubectl logs shop-redis-0 -c redis --previous"),
-        "{message}"
-    );
-}
-
-#[tokio::test]
-async fn a_store_pod_it_does_not_control_says_nothing() {
-    let mut h = Harness::new(spec(SHOP));
-    unready_store(
-        &mut h,
-        "shop-redis",
-        json!([crash_looping("redis", "boom")]),
-    );
-    // The same name, another owner (e.g. the pod of a StatefulSet since replaced).
-    h.answer(
-        "GET",
-        "/pods/shop-redis-0",
-        200,
-        json!({"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": "shop-redis-0", "namespace": NS},
-               "status": {"containerStatuses": [crash_looping("redis", "boom")]}}),
-    );
-    h.server.lock().expect("lock").rules.remove(0);
-    assert_eq!(h.reconcile().await.unwrap(), Next::Soon);
-    let (status, reason, _) = h.condition("Degraded");
-    assert_eq!((status.as_str(), reason.as_str()), ("False", "AsExpected"));
 }
 
 #[tokio::test]
