@@ -19,7 +19,7 @@ use super::super::certificates::{self, Ca};
 use super::super::child_set::{Finding, Owner};
 use super::super::context::Context;
 use super::super::credentials::{self, Resolved};
-use super::super::restored;
+use super::super::{ownership, restored};
 use crate::api::{AppStack, StoreKind};
 use crate::build::{self, Access, Inputs, names, stores, tls};
 use crate::error::{Error, Result};
@@ -56,8 +56,9 @@ pub struct Seen {
     pub stores: BTreeMap<StoreKind, StoreSeen>,
     /// Stores whose StatefulSet records them restored, and from where.
     pub recorded: BTreeMap<StoreKind, String>,
-    /// Stores only the status of an older operator says were restored
-    /// (read for compatibility; the next report records them).
+    /// Stores only the status says were restored: written so by an older
+    /// operator (read for compatibility; the next apply records them), or
+    /// the StatefulSet was made again since.
     pub legacy: BTreeMap<StoreKind, String>,
 }
 
@@ -120,32 +121,32 @@ pub async fn observe(ctx: &Context, stack: &AppStack) -> Result<World> {
         namespace,
     };
     let secrets = Api::namespaced(ctx.client.clone(), &owner.namespace);
+    let mut material = credentials(stack, &owner, &secrets).await?;
+    if stack.spec.tls_enabled() && stores::of(&stack.spec).next().is_some() {
+        let now = time::OffsetDateTime::now_utc();
+        match certificates(stack, &owner, &secrets, now).await? {
+            Tls::Held(finding) => material.held.push(finding),
+            Tls::Ready(tls) => {
+                material.generated.extend(tls.generated);
+                material.issued.extend(tls.issued);
+                for (kind, server) in tls.servers {
+                    material.inputs.set_server_certificate(kind, server);
+                }
+                material.inputs.set_ca(tls.ca);
+            }
+        }
+    }
     let mut world = World {
-        inputs: Inputs::default(),
-        generated: Vec::new(),
-        read_at: BTreeMap::new(),
-        held: Vec::new(),
-        issued: Vec::new(),
+        inputs: material.inputs,
+        generated: material.generated,
+        read_at: material.read_at,
+        held: material.held,
+        issued: material.issued,
         seen: seen(ctx, stack),
         backups: BTreeMap::new(),
         now: Time(k8s_openapi::jiff::Timestamp::now()),
         owner,
     };
-    credentials(stack, &secrets, &mut world).await?;
-    if stack.spec.tls_enabled() && stores::of(&stack.spec).next().is_some() {
-        let now = time::OffsetDateTime::now_utc();
-        match certificates(stack, &world.owner, &secrets, now).await? {
-            Tls::Held(finding) => world.held.push(finding),
-            Tls::Ready(tls) => {
-                world.generated.extend(tls.generated);
-                world.issued.extend(tls.issued);
-                for (kind, server) in tls.servers {
-                    world.inputs.set_server_certificate(kind, server);
-                }
-                world.inputs.set_ca(tls.ca);
-            }
-        }
-    }
     store_pods(ctx, stack, &mut world.seen).await;
     for engine in stores::of(&stack.spec) {
         if stack.spec.backup(engine.kind()).is_some() {
@@ -182,11 +183,16 @@ pub fn seen(ctx: &Context, stack: &AppStack) -> Seen {
             )
         })
         .collect();
+    // Only a StatefulSet this stack controls speaks for its store.
+    let uid = stack.uid().unwrap_or_default();
     let recorded: BTreeMap<StoreKind, String> = stores
         .iter()
         .filter_map(|(kind, s): (&StoreKind, &StoreSeen)| {
-            let from = restored::from(s.stateful_set.as_ref()?.meta())?;
-            Some((*kind, from.to_string()))
+            let meta = s.stateful_set.as_ref()?.meta();
+            if ownership::foreign_holder(meta, &uid).is_some() {
+                return None;
+            }
+            Some((*kind, restored::from(meta)?.to_string()))
         })
         .collect();
     let legacy = stores::of(&stack.spec)
@@ -211,7 +217,8 @@ pub fn seen(ctx: &Context, stack: &AppStack) -> Seen {
 
 /// Reads the pod of each store that does not serve (why, for status) or
 /// that serves restored and is not recorded so yet (what the restore said,
-/// before the next reconcile rolls the pod without its restore container).
+/// before this reconcile's apply rolls the pod without its restore
+/// container).
 /// A pod that cannot be read is left out: status then says less.
 async fn store_pods(ctx: &Context, stack: &AppStack, seen: &mut Seen) {
     let pods = Api::<Pod>::namespaced(ctx.client.clone(), &stack.namespace().unwrap_or_default());
@@ -231,9 +238,20 @@ async fn store_pods(ctx: &Context, stack: &AppStack, seen: &mut Seen) {
     }
 }
 
+/// The stores' credentials and TLS material, as read or made (see the
+/// fields of [`World`] of the same names).
+#[derive(Default)]
+struct Material {
+    inputs: Inputs,
+    generated: Vec<String>,
+    read_at: BTreeMap<String, Option<String>>,
+    held: Vec<Finding>,
+    issued: Vec<(String, String)>,
+}
+
 /// Each store's credentials, read from the stack's Secrets or made.
-async fn credentials(stack: &AppStack, secrets: &Api<Secret>, world: &mut World) -> Result<()> {
-    let owner = &world.owner;
+async fn credentials(stack: &AppStack, owner: &Owner, secrets: &Api<Secret>) -> Result<Material> {
+    let mut found = Material::default();
     for store in stores::of(&stack.spec) {
         let mut all = vec![
             (Access::App, store.secret_name(&owner.name), store.user()),
@@ -253,15 +271,15 @@ async fn credentials(stack: &AppStack, secrets: &Api<Secret>, world: &mut World)
         for (access, secret, user) in all {
             let mut creds = match credentials::resolve(secrets, &owner.uid, &secret, user).await? {
                 Resolved::Existing(c, version) => {
-                    world.read_at.insert(secret, version);
+                    found.read_at.insert(secret, version);
                     c
                 }
                 Resolved::Generated(c) => {
-                    world.generated.push(secret);
+                    found.generated.push(secret);
                     c
                 }
                 Resolved::Held(holder) => {
-                    world.held.push(Finding::Conflict {
+                    found.held.push(Finding::Conflict {
                         kind: "Secret",
                         name: secret,
                         holder,
@@ -272,14 +290,14 @@ async fn credentials(stack: &AppStack, secrets: &Api<Secret>, world: &mut World)
             match access {
                 Access::App => {
                     creds.username = store.app_user(&creds.username);
-                    world.inputs.set(store.kind(), creds);
+                    found.inputs.set(store.kind(), creds);
                 }
-                Access::Admin => world.inputs.set_admin(store.kind(), creds),
-                Access::Backup => world.inputs.set_backup(store.kind(), creds),
+                Access::Admin => found.inputs.set_admin(store.kind(), creds),
+                Access::Backup => found.inputs.set_backup(store.kind(), creds),
             }
         }
     }
-    Ok(())
+    Ok(found)
 }
 
 /// The stack's TLS material, or the finding that its CA's name is taken.
