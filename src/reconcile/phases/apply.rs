@@ -1,5 +1,6 @@
-//! Phase three: the writes. Secrets made this round are created whole,
-//! backup volumes made once, then the child set applies and prunes. It
+//! Phase three: the writes. Secrets made this round are created whole (one
+//! request each), backup volumes made once, then the child set applies and
+//! prunes. It
 //! publishes nothing: what happened goes back to the report.
 
 use k8s_openapi::api::core::v1::Secret;
