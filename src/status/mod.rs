@@ -45,7 +45,9 @@ pub struct Observed<D, S> {
     pub stateful_set: S,
     /// What the backup pods of each backed-up store say (see [`backup`]).
     pub backups: BTreeMap<StoreKind, BackupStatus>,
-    /// The stores the operator recorded as restored, and from which stack.
+    /// The restored stores, and the stack each was restored from: recorded
+    /// on their StatefulSets, said by an older status, or serving now under
+    /// `spec.restore`.
     pub restored: BTreeMap<StoreKind, String>,
 }
 
@@ -89,26 +91,8 @@ where
             let name = e.secret_name(&stack_name);
             let sts = (observed.stateful_set)(&name);
             let ready = sts.as_deref().is_some_and(stateful_set_ready);
-            // Restored once ready under spec.restore; said from then on.
-            let restored_from = observed
-                .restored
-                .get(&e.kind())
-                .cloned()
-                .or_else(|| {
-                    stack
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.store(e.kind()))
-                        .and_then(|s| s.restored_from.clone())
-                })
-                .or_else(|| {
-                    // Only a store the restore names (all by default).
-                    spec.restore
-                        .as_ref()
-                        .filter(|r| r.stores.as_ref().is_none_or(|s| s.contains(&e.kind())))
-                        .filter(|_| ready)
-                        .map(|r| r.from.clone())
-                });
+            // Which stores are restored is observed (see `Observed::restored`).
+            let restored_from = observed.restored.get(&e.kind()).cloned();
             let status = StoreStatus {
                 ready,
                 endpoint: format!("{name}.{namespace}.svc:{}", e.port()),
