@@ -177,3 +177,41 @@ async fn a_new_restoring_store_restores() {
     assert!(restores(&sts));
     assert!(sts["metadata"]["annotations"].get(restored::KEY).is_none());
 }
+
+#[tokio::test]
+async fn every_read_of_pods_and_backups_comes_before_the_first_write() {
+    let mut h = Harness::new(spec(
+        r#"{"components": [{"name": "web", "image": "shop:1", "port": 8080}], "redis": {"backup": {}}}"#,
+    ));
+    let mut cron = ours("CronJob", "batch/v1", "shop-redis-backup", "1");
+    cron["metadata"]["uid"] = json!("cron-uid");
+    h.filled.put(&cron);
+    h.answer(
+        "GET",
+        "/jobs",
+        200,
+        json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {}, "items": []}),
+    );
+    cached_store(&mut h, "shop-redis", false, json!({}), json!([]));
+    h.reconcile().await.unwrap();
+    let calls = h.calls();
+    let first_write = calls
+        .iter()
+        .position(|c| c.is_write() && !c.is_event())
+        .expect("something written");
+    let reads: Vec<usize> = calls
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.path.ends_with("/pods/shop-redis-0") || c.path.ends_with("/jobs"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        reads.len(),
+        2,
+        "the store's pod and the backup Jobs were read"
+    );
+    assert!(
+        reads.iter().all(|r| *r < first_write),
+        "{reads:?} after {first_write}"
+    );
+}
