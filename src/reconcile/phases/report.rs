@@ -97,7 +97,6 @@ pub struct Report {
 }
 
 pub fn report(stack: &AppStack, world: &World, done: &Done) -> Report {
-    let namespace = stack.namespace().unwrap_or_default();
     // Whatever pods say is quoted without these.
     let known = Known::new(world.inputs.passwords());
     let waiting_for: Vec<String> = done
@@ -113,25 +112,57 @@ pub fn report(stack: &AppStack, world: &World, done: &Done) -> Report {
         .or_else(|| problems::of_findings(&done.findings))
         .or_else(|| problems::trouble(&world.seen.stores, &unready, &known))
         .map(|p| p.redacted(&known).bounded());
-    let probe = problem
-        .is_none()
-        .then(|| probe(stack, &world.seen))
-        .flatten();
+    let (backups, backing_up) = backups(stack, world, &known);
+    let status = compute(stack, &world.seen, problem.as_ref(), backups, &world.now);
+    let notices = notices(stack, world, done, problem.as_ref(), &status, &known);
+    let next = if !waiting_for.is_empty() || has(done, |f| matches!(f, Finding::Outdated { .. })) {
+        Next::Soon
+    } else if has(done, |f| matches!(f, Finding::Refused { .. })) {
+        Next::Backoff
+    } else if !unready.is_empty() || backing_up {
+        // A crash loop changes no StatefulSet status: look at the pod
+        // again. A backup's result is in its pod: read it when it ends.
+        Next::Soon
+    } else {
+        Next::Resync
+    };
+    Report {
+        probe: problem
+            .is_none()
+            .then(|| probe(stack, &world.seen))
+            .flatten(),
+        status,
+        notices,
+        next,
+        waiting_for,
+    }
+}
 
-    let mut backing_up = false;
-    let backups = world
+fn has(done: &Done, what: impl Fn(&Finding) -> bool) -> bool {
+    done.findings.iter().any(what)
+}
+
+/// What each backed-up store's backup pods say, and whether one still runs
+/// (its result is then worth a look soon).
+fn backups(
+    stack: &AppStack,
+    world: &World,
+    known: &Known,
+) -> (BTreeMap<StoreKind, BackupStatus>, bool) {
+    let mut running = false;
+    let said = world
         .backups
         .iter()
         .map(|(kind, pods)| {
             let said = match pods {
                 Ok(pods) => {
-                    backing_up |= pods.iter().any(|p| {
+                    running |= pods.iter().any(|p| {
                         matches!(
                             p.status.as_ref().and_then(|s| s.phase.as_deref()),
                             Some("Pending" | "Running")
                         )
                     });
-                    status::backup(pods, &known)
+                    status::backup(pods, known)
                 }
                 // Keep what status said rather than forget it.
                 Err(_) => previous_backup(stack, *kind),
@@ -139,8 +170,21 @@ pub fn report(stack: &AppStack, world: &World, done: &Done) -> Report {
             (*kind, said)
         })
         .collect();
-    let computed = compute(stack, &world.seen, problem.as_ref(), backups, &world.now);
+    (said, running)
+}
 
+/// The Events of this reconcile, in the order they are published: what
+/// apply made and deleted, a problem when it first appears, a backup when
+/// it first fails, a store when it is first restored.
+fn notices(
+    stack: &AppStack,
+    world: &World,
+    done: &Done,
+    problem: Option<&Problem>,
+    status: &AppStackStatus,
+    known: &Known,
+) -> Vec<Notice> {
+    let namespace = stack.namespace().unwrap_or_default();
     let mut notices = Vec::new();
     if done.went_ahead {
         notices.extend(done.created.iter().map(|secret| Notice {
@@ -166,7 +210,7 @@ pub fn report(stack: &AppStack, world: &World, done: &Done) -> Report {
             "Prune",
         )
     }));
-    if let Some(p) = &problem
+    if let Some(p) = problem
         && !already_reported(stack, p)
     {
         notices.push(Notice::warning(p.reason(), p.message()));
@@ -177,47 +221,19 @@ pub fn report(stack: &AppStack, world: &World, done: &Done) -> Report {
             .find(|c| c.type_ == BACKUP_FAILING && c.status == "True")
             .map(|c| c.message.clone())
     };
-    if let Some(message) = failing(&computed)
+    if let Some(message) = failing(status)
         && stack.status.as_ref().and_then(failing).as_ref() != Some(&message)
     {
         notices.push(Notice::warning("BackupFailed", &message));
     }
-    for engine in stores::of(&stack.spec) {
+    let newly = world.seen.newly_restored(stack);
+    for engine in stores::of(&stack.spec).filter(|e| newly.contains(&e.kind())) {
         let kind = engine.kind();
-        if !world.seen.newly_restored(stack).contains(&kind) {
-            continue;
-        }
-        if let Some(from) = computed.store(kind).and_then(|s| s.restored_from.clone()) {
-            notices.push(restored(stack, world, engine.part(), kind, &from, &known));
+        if let Some(from) = status.store(kind).and_then(|s| s.restored_from.clone()) {
+            notices.push(restored(stack, world, engine.part(), kind, &from, known));
         }
     }
-
-    let outdated = done
-        .findings
-        .iter()
-        .any(|f| matches!(f, Finding::Outdated { .. }));
-    let refused = done
-        .findings
-        .iter()
-        .any(|f| matches!(f, Finding::Refused { .. }));
-    let next = if !waiting_for.is_empty() || outdated {
-        Next::Soon
-    } else if refused {
-        Next::Backoff
-    } else if !unready.is_empty() || backing_up {
-        // A crash loop changes no StatefulSet status: look at the pod
-        // again. A backup's result is in its pod: read it when it ends.
-        Next::Soon
-    } else {
-        Next::Resync
-    };
-    Report {
-        status: computed,
-        notices,
-        next,
-        waiting_for,
-        probe,
-    }
+    notices
 }
 
 /// The status and Warning of a reconcile that failed with `message`: what
