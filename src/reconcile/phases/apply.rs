@@ -54,6 +54,7 @@ pub async fn apply(ctx: &Context, world: &World, desired: &Desired) -> Result<Do
     }
     // A store must not start on credentials that are someone else's.
     if !done.findings.is_empty() {
+        done.went_ahead = false;
         return Ok(done);
     }
     // Before the stores that mount them.

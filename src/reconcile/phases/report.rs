@@ -23,7 +23,8 @@ use crate::status::{self, BACKUP_FAILING, DEGRADED, Observed, Problem};
 /// What plan and apply came to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Done {
-    /// Whether anything was applied (plan found no precondition failing).
+    /// Whether the children were applied: no precondition failed, and no
+    /// new Secret's name was taken.
     pub went_ahead: bool,
     pub findings: Vec<Finding>,
     /// Set when the spec cannot be realised.
@@ -186,15 +187,16 @@ fn notices(
 ) -> Vec<Notice> {
     let namespace = stack.namespace().unwrap_or_default();
     let mut notices = Vec::new();
-    if done.went_ahead {
-        notices.extend(done.created.iter().map(|secret| Notice {
+    notices.extend(done.created.iter().map(|secret| Notice {
             about: Some(reference("v1", "Secret", secret, &namespace)),
             ..Notice::normal(
                 "CredentialsGenerated",
                 format!("Secret {secret} created with a generated password; it is kept for the life of the stack"),
                 "CreateSecret",
             )
-        }));
+    }));
+    // Issued certificates are in force only once applied.
+    if done.went_ahead {
         notices.extend(world.issued.iter().map(|(secret, why)| {
             Notice::normal(
                 "CertificateIssued",

@@ -300,3 +300,20 @@ fn a_failed_reconcile_is_degraded_keeps_the_backups_and_warns() {
     );
     assert!(notice.warning && notice.reason == "ReconcileFailed");
 }
+
+#[test]
+fn a_new_secret_whose_name_was_taken_stops_the_rest_and_its_certificate_is_not_announced() {
+    let mut w = web_serving();
+    w.issued.push(("shop-ca-key".into(), "new CA".into()));
+    // What apply returns when one create met a name taken meanwhile.
+    let done = Done {
+        went_ahead: false,
+        findings: vec![conflict("Secret", "shop-ca-key")],
+        created: vec!["shop-redis".into()],
+        ..Done::default()
+    };
+    let r = run(&stack(web_and(json!(null))), &w, &done);
+    assert_eq!(reasons(&r), ["CredentialsGenerated", "NameConflict"]);
+    assert_eq!(r.next, Next::Soon);
+    assert_eq!(r.waiting_for, ["shop-ca-key"]);
+}
