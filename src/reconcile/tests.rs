@@ -2,7 +2,9 @@
 //! kube-rs/controller-rs does. Each test fills the watch caches with what the
 //! watches would have shown, scripts the API server's answers that matter to
 //! it, runs one reconcile and asserts on the requests it sent and on the
-//! status it wrote. No cluster is needed.
+//! status it wrote. No cluster is needed. These cover the wiring (what is
+//! read, written and published, in which order); what the pure phases
+//! decide is tested over tables of observed worlds in `phases::tables`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
