@@ -92,8 +92,14 @@ async fn conclude(ctx: &Context, stack: &AppStack, report: Report) -> Result<Nex
     Ok(report.next)
 }
 
+/// Publishes an Event on the stack, and logs it (what a person is told,
+/// the logs say too).
 async fn publish(ctx: &Context, stack: &AppStack, notice: Notice) {
-    info!(reason = %notice.reason, note = %notice.note, "event");
+    if notice.warning {
+        warn!(reason = %notice.reason, note = %notice.note, "event");
+    } else {
+        info!(reason = %notice.reason, note = %notice.note, "event");
+    }
     ctx.publish(stack, notice.event()).await;
 }
 
