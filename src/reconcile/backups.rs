@@ -1,9 +1,8 @@
 //! The backup side of a reconcile: backup volumes made once (they are no
-//! child of the stack, so they outlive it), and what the backup pods said,
-//! for status.
+//! child of the stack, so they outlive it), and the backup pods, whose
+//! termination messages status reads.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -15,18 +14,14 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use kube::runtime::events::{Event, EventType};
-
 use super::child_set::Finding;
 use super::context::Context;
 use super::kinds::Meta;
-use crate::api::{AppStack, BackupStatus};
+use crate::api::AppStack;
 use crate::build::stores::Engine;
-use crate::build::{FIELD_MANAGER, backup, labels, stores};
+use crate::build::{FIELD_MANAGER, backup, labels};
 use crate::error::brief;
 use crate::lean::LeanMeta;
-use crate::redact::Known;
-use crate::status;
 
 /// Creates each backup volume that does not exist. One that exists is used
 /// when AppStack made it for this stack's name (a stack deleted and made
@@ -98,52 +93,12 @@ pub(super) const MAX_OBJECTS: usize = 60;
 /// reference decides.
 const JOB_UID: &str = "batch.kubernetes.io/controller-uid";
 
-/// What each backed-up store's backup pods say (without the passwords in
-/// `known`), and whether one is still running (its result is then worth a
-/// look soon).
-pub async fn observe(
-    ctx: &Context,
-    stack: &AppStack,
-    known: &Known,
-) -> (BTreeMap<crate::api::StoreKind, BackupStatus>, bool) {
-    let mut out = BTreeMap::new();
-    let mut running = false;
-    for engine in stores::of(&stack.spec) {
-        if engine.backup(&stack.spec).is_none() {
-            continue;
-        }
-        match backup_pods(ctx, stack, engine).await {
-            Ok(pods) => {
-                running |= pods.iter().any(|p| {
-                    matches!(
-                        p.status.as_ref().and_then(|s| s.phase.as_deref()),
-                        Some("Pending" | "Running")
-                    )
-                });
-                out.insert(engine.kind(), status::backup(&pods, known));
-            }
-            Err(error) => {
-                tracing::warn!(%error, "could not list the backup pods");
-                // Keep what status said rather than forget it.
-                let old = stack
-                    .status
-                    .as_ref()
-                    .and_then(|s| engine.status(s))
-                    .and_then(|s| s.backup.clone())
-                    .unwrap_or_default();
-                out.insert(engine.kind(), old);
-            }
-        }
-    }
-    (out, running)
-}
-
 /// A store's backup pods, found through what the operator made: its backup
 /// CronJob (cached, and controlled by this stack), the Jobs that CronJob
 /// controls, and the pods those Jobs control. Labels only narrow the lists:
 /// a Job or pod anyone made with the same labels is controlled by neither
 /// and is ignored.
-async fn backup_pods(
+pub async fn pods(
     ctx: &Context,
     stack: &AppStack,
     engine: &dyn Engine,
@@ -273,58 +228,4 @@ fn controller_uid(meta: &ObjectMeta) -> Option<&str> {
         .flatten()
         .find(|r| r.controller == Some(true))
         .map(|r| r.uid.as_str())
-}
-
-/// A Normal Event saying what a restored store was restored from: the
-/// restore container's own account (which backup, which were skipped),
-/// read from the pod before the next reconcile rolls it without that
-/// container, without the passwords in `known`.
-pub async fn report_restore(ctx: &Context, stack: &AppStack, engine: &dyn Engine, known: &Known) {
-    let namespace = stack.namespace().unwrap_or_default();
-    let pod_name = format!("{}-0", engine.secret_name(&stack.name_any()));
-    let said = match Api::<Pod>::namespaced(ctx.client.clone(), &namespace)
-        .get_opt(&pod_name)
-        .await
-    {
-        Ok(pod) => pod
-            .and_then(|p| p.status)
-            .and_then(|s| s.init_container_statuses)
-            .into_iter()
-            .flatten()
-            .find(|c| c.name == backup::RESTORE_CONTAINER)
-            .and_then(|c| c.state?.terminated?.message)
-            .map(|m| known.redact(m.trim())),
-        Err(error) => {
-            tracing::warn!(%error, pod = %pod_name, "could not read the restored store's pod");
-            None
-        }
-    };
-    let from = stack
-        .spec
-        .restore
-        .as_ref()
-        .map(|r| r.from.as_str())
-        .unwrap_or_default();
-    let note = format!(
-        "{}: {}",
-        engine.part(),
-        said.unwrap_or_else(|| format!("restored from the backups of stack {from}"))
-    );
-    tracing::info!(%note, "store restored");
-    let event = Event {
-        type_: EventType::Normal,
-        reason: "Restored".into(),
-        note: Some(crate::error::cut(&note, 1000)),
-        action: "Restore".into(),
-        // Names the store's StatefulSet, which also keeps the stores'
-        // events apart (the recorder folds events with equal keys).
-        secondary: Some(k8s_openapi::api::core::v1::ObjectReference {
-            api_version: Some("apps/v1".into()),
-            kind: Some("StatefulSet".into()),
-            name: Some(engine.secret_name(&stack.name_any())),
-            namespace: Some(namespace.clone()),
-            ..Default::default()
-        }),
-    };
-    ctx.publish(stack, event).await;
 }

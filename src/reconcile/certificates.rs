@@ -3,8 +3,8 @@
 //! when it is missing, not the CA's, for other names, or near its end.
 //!
 //! Like the passwords, the CA is made only when its Secret does not exist
-//! and then created with a plain create (a racing writer makes it fail, not
-//! overwrite). A server certificate is only ever replaced by one the CA
+//! and then created with a create that a racing writer makes fail, not
+//! overwrite (`credentials::create`). A server certificate is only ever replaced by one the CA
 //! signs: the apply that writes it changes nothing at steady state.
 
 use k8s_openapi::api::core::v1::Secret;

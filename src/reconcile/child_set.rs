@@ -9,7 +9,6 @@ use std::collections::{BTreeSet, HashMap};
 
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
@@ -17,7 +16,6 @@ use super::apply::{Key, hash_of};
 use super::context::Context;
 use super::kinds::{ChildKind, Meta};
 use super::ownership::foreign_holder;
-use crate::api::AppStack;
 use crate::build::{Children, FIELD_MANAGER, labels};
 use crate::error::brief;
 
@@ -108,34 +106,39 @@ pub struct Owner {
 
 pub struct ChildSet<'a> {
     ctx: &'a Context,
-    stack: &'a AppStack,
     children: &'a Children,
     owner: Owner,
     /// Names handed to `add`, per kind: what prune keeps.
     handed: HashMap<&'static str, BTreeSet<String>>,
     findings: Vec<Finding>,
+    /// Children deleted by the prune (kind, name), for the report.
+    pruned: Vec<(&'static str, String)>,
 }
 
 impl<'a> ChildSet<'a> {
-    pub fn new(
-        ctx: &'a Context,
-        stack: &'a AppStack,
-        owner: Owner,
-        children: &'a Children,
-    ) -> Self {
+    pub fn new(ctx: &'a Context, owner: Owner, children: &'a Children) -> Self {
         Self {
             ctx,
-            stack,
             children,
             owner,
             handed: HashMap::new(),
             findings: Vec::new(),
+            pruned: Vec::new(),
         }
     }
 
     /// What this set applies.
     pub fn children(&self) -> &'a Children {
         self.children
+    }
+
+    /// Keeps a child made this round by other means (a Secret created
+    /// whole) from the prune, without applying it.
+    pub fn keep<K: ChildKind>(&mut self, name: &str) {
+        self.handed
+            .entry(K::KIND)
+            .or_default()
+            .insert(name.to_string());
     }
 
     /// Applies `object` unless its name is someone else's, it is wired to a
@@ -323,8 +326,9 @@ impl<'a> ChildSet<'a> {
             .collect();
         orphans.sort();
         for orphan in orphans {
-            if let Err(finding) = self.delete::<K>(orphan).await {
-                self.findings.push(finding);
+            match self.delete::<K>(orphan.clone()).await {
+                Ok(()) => self.pruned.push((K::KIND, orphan)),
+                Err(finding) => self.findings.push(finding),
             }
         }
     }
@@ -344,15 +348,12 @@ impl<'a> ChildSet<'a> {
             namespace: self.owner.namespace.clone(),
             name: name.clone(),
         });
-        let event = Event {
-            type_: EventType::Normal,
-            reason: "Deleted".into(),
-            note: Some(format!("{} {name} is no longer in the spec", K::KIND)),
-            action: "Prune".into(),
-            secondary: None,
-        };
-        self.ctx.publish(self.stack, event).await;
         Ok(())
+    }
+
+    /// The children the prune deleted (kind, name), in that order.
+    pub fn pruned(&self) -> &[(&'static str, String)] {
+        &self.pruned
     }
 
     /// What went wrong, in the order it happened.

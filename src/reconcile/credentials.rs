@@ -11,7 +11,7 @@
 //! not control is never read into a store: the name is reported as taken.
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 
 use super::ownership;
 use crate::build::{FIELD_MANAGER, StoreCredentials};
@@ -94,30 +94,39 @@ pub fn generate_password() -> Result<String> {
     Ok(hex::encode(bytes))
 }
 
-/// A reference to a Secret, for Events that name it.
-pub fn reference(secret: &Secret) -> k8s_openapi::api::core::v1::ObjectReference {
-    k8s_openapi::api::core::v1::ObjectReference {
-        api_version: Some("v1".into()),
-        kind: Some("Secret".into()),
-        name: secret.metadata.name.clone(),
-        namespace: secret.metadata.namespace.clone(),
-        ..Default::default()
-    }
+/// What creating a generated Secret came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Created {
+    /// Created, at this resourceVersion.
+    Made(Option<String>),
+    /// The name was taken meanwhile (409): by someone else, since this
+    /// reconcile found nothing under it.
+    Taken,
 }
 
-/// Creates a freshly generated Secret; never overwrites an existing one.
-pub async fn create(api: &Api<Secret>, secret: &Secret) -> Result<()> {
-    let params = PostParams {
-        field_manager: Some(FIELD_MANAGER.to_string()),
-        ..PostParams::default()
-    };
-    api.create(&params, secret)
-        .await
-        .map_err(|source| Error::CreateSecret {
-            name: secret.metadata.name.clone().unwrap_or_default(),
-            source,
-        })?;
-    Ok(())
+/// A resourceVersion no object has (the largest etcd revision, which a
+/// cluster never reaches: each write adds one), named by a create so that
+/// it never writes over anything.
+const NO_OBJECT_HAS_THIS_VERSION: &str = "9223372036854775807";
+
+/// Creates a freshly generated Secret whole, in one request, and never
+/// overwrites an existing one. It is a Server-Side Apply under the
+/// operator's field manager, like every later apply of the Secret (a POST
+/// would leave its fields to an `Update` entry, and the first apply after a
+/// restart would then write the Secret again to take them over). The apply
+/// names a resourceVersion no object has: an existing Secret, whoever made
+/// it, refuses it with 409; where there is none the API server creates it
+/// (a create through apply keeps no version).
+pub async fn create(api: &Api<Secret>, secret: &Secret) -> Result<Created> {
+    let mut secret = secret.clone();
+    secret.metadata.resource_version = Some(NO_OBJECT_HAS_THIS_VERSION.into());
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    match api.patch(&name, &params, &Patch::Apply(&secret)).await {
+        Ok(made) => Ok(Created::Made(made.metadata.resource_version)),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(Created::Taken),
+        Err(source) => Err(Error::CreateSecret { name, source }),
+    }
 }
 
 #[cfg(test)]

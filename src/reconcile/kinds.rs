@@ -167,9 +167,12 @@ impl ChildKind for StatefulSet {
     fn desired(children: &Children) -> &[Self] {
         &children.stateful_sets
     }
-    /// Status reads the replica count and the status.
+    /// Status reads the replica count and the status; observe the restore
+    /// record.
     fn trim(s: &mut StatefulSet) {
+        let record = super::restored::own(s.metadata.annotations.as_ref());
         lean::keep(&mut s.metadata);
+        s.metadata.annotations = record;
         s.spec = s.spec.as_ref().map(|spec| StatefulSetSpec {
             replicas: spec.replicas,
             ..StatefulSetSpec::default()

@@ -1,5 +1,6 @@
 //! The controller: reads an AppStack and what exists, calls the builders,
-//! applies, prunes and reports. It builds nothing itself.
+//! applies, prunes and reports (the four phases are in `phases`). It builds
+//! nothing itself.
 
 mod apply;
 mod backups;
@@ -12,7 +13,8 @@ mod enforcement;
 mod handoff;
 mod kinds;
 mod ownership;
-mod pipeline;
+mod phases;
+mod restored;
 #[cfg(test)]
 mod tests;
 
@@ -130,37 +132,32 @@ async fn reconcile(stored: Arc<StoredAppStack>, ctx: Arc<Context>) -> Result<Act
     let stack = match &stored.decoded {
         Ok(stack) => stack,
         Err(reason) => {
-            let result = pipeline::report_undecodable(&ctx, &stored, reason).await;
+            let result = phases::report_undecodable(&ctx, &stored, reason).await;
             ctx.metrics.observe(started.elapsed(), Some("Undecodable"));
             return result.map(|()| Action::requeue(RESYNC));
         }
     };
-    let result = pipeline::reconcile(stack, &ctx).await;
+    let result = phases::reconcile(stack, &ctx).await;
     let label = match &result {
-        Ok(pipeline::Next::Backoff) => Some("ChildRefused"),
+        Ok(phases::Next::Backoff) => Some("ChildRefused"),
         Ok(_) => None,
         Err(error) => Some(error.metric_label()),
     };
     ctx.metrics.observe(started.elapsed(), label);
     match result {
-        Ok(pipeline::Next::Resync) => {
+        Ok(phases::Next::Resync) => {
             ctx.reset_backoff(&namespace, &name);
             Ok(Action::requeue(jittered(RESYNC, &stored)))
         }
-        Ok(pipeline::Next::Soon) => {
+        Ok(phases::Next::Soon) => {
             ctx.reset_backoff(&namespace, &name);
             Ok(Action::requeue(SOON))
         }
-        Ok(pipeline::Next::Backoff) => Ok(Action::requeue(ctx.next_backoff(&namespace, &name))),
+        Ok(phases::Next::Backoff) => Ok(Action::requeue(ctx.next_backoff(&namespace, &name))),
         Err(error) => {
             warn!(%error, "reconcile failed");
             let message = cut(&error.to_string(), CONDITION_MESSAGE_MAX);
-            ctx.publish(stack, pipeline::warning("ReconcileFailed", &message))
-                .await;
-            // A failed status write would only fail again here.
-            if !matches!(error, Error::Status(_)) {
-                pipeline::report_failure(&ctx, stack, message).await;
-            }
+            phases::report_failure(&ctx, stack, &error, message).await;
             Err(error)
         }
     }

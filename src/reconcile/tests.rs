@@ -2,7 +2,9 @@
 //! kube-rs/controller-rs does. Each test fills the watch caches with what the
 //! watches would have shown, scripts the API server's answers that matter to
 //! it, runs one reconcile and asserts on the requests it sent and on the
-//! status it wrote. No cluster is needed.
+//! status it wrote. No cluster is needed. These cover the wiring (what is
+//! read, written and published, in which order); what the pure phases
+//! decide is tested over tables of observed worlds in `phases::tables`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -14,12 +16,13 @@ use serde_json::{Value, json};
 
 use super::caches::fixture::Filled;
 use super::context::Context;
-use super::pipeline::{self, Next};
+use super::phases::{self, Next};
 use crate::api::{AppStack, StoredAppStack};
 use crate::error::Error;
 use crate::telemetry::Metrics;
 
 mod guard;
+mod wiring;
 
 const NS: &str = "team-a";
 const UID: &str = "uid-shop";
@@ -41,6 +44,13 @@ impl Call {
     }
     fn is_event(&self) -> bool {
         self.path.contains("/events")
+    }
+    /// A create of a generated Secret: an apply that names a resourceVersion
+    /// no object has.
+    fn is_create(&self) -> bool {
+        self.method == "PATCH"
+            && self.path.contains("/secrets/")
+            && self.body["metadata"]["resourceVersion"] == "9223372036854775807"
     }
     /// `PATCH deployments/shop-web`, `POST secrets`, ...
     fn short(&self) -> String {
@@ -219,7 +229,7 @@ impl Harness {
     }
 
     async fn reconcile(&mut self) -> Result<Next, Error> {
-        let result = pipeline::reconcile(&self.stack, &self.ctx).await;
+        let result = phases::reconcile(&self.stack, &self.ctx).await;
         // The status the controller wrote is what the next reconcile sees.
         if let Some(status) = self
             .calls()
@@ -346,19 +356,15 @@ async fn the_first_reconcile_creates_every_child_in_dependency_order() {
     assert_eq!(
         h.child_writes(),
         [
-            "POST secrets",
-            "POST secrets",
-            "POST secrets",
-            "POST secrets",
-            "POST secrets",
+            // Created (see `is_create`), then applied.
             "PATCH secrets/shop-ca-key",
-            "PATCH secrets/shop-ca",
-            "PATCH secrets/shop-redis-tls",
             "PATCH secrets/shop-redis",
             "PATCH secrets/shop-redis-admin",
-            "PATCH secrets/shop-postgres-tls",
             "PATCH secrets/shop-postgres",
             "PATCH secrets/shop-postgres-admin",
+            "PATCH secrets/shop-ca",
+            "PATCH secrets/shop-redis-tls",
+            "PATCH secrets/shop-postgres-tls",
             "PATCH networkpolicies/shop-redis",
             "PATCH networkpolicies/shop-postgres",
             "PATCH networkpolicies/shop-web",
@@ -461,11 +467,7 @@ async fn a_second_reconcile_writes_nothing() {
 async fn credentials_are_generated_once_and_then_only_read() {
     let mut h = Harness::new(spec(SHOP));
     h.reconcile().await.unwrap();
-    let created: Vec<Call> = h
-        .calls()
-        .into_iter()
-        .filter(|c| c.method == "POST" && c.path.ends_with("/secrets"))
-        .collect();
+    let created: Vec<Call> = h.calls().into_iter().filter(Call::is_create).collect();
     // The CA's, and the apps' and the administrator's of each store.
     assert_eq!(created.len(), 5);
     let names: Vec<&str> = created
@@ -495,12 +497,7 @@ async fn credentials_are_generated_once_and_then_only_read() {
     h.sync_caches();
     h.clear();
     h.reconcile().await.unwrap();
-    assert!(
-        !h.calls()
-            .iter()
-            .any(|c| c.method == "POST" && c.path.ends_with("/secrets")),
-        "no second Secret"
-    );
+    assert!(!h.calls().iter().any(Call::is_create), "no second Secret");
 }
 
 #[tokio::test]
@@ -749,23 +746,6 @@ async fn an_invalid_spec_applies_and_prunes_nothing() {
 }
 
 #[tokio::test]
-async fn status_reports_the_observed_generation_on_every_condition() {
-    let mut h = Harness::new(spec(WEB_ONLY));
-    h.stack.metadata.generation = Some(3);
-    h.reconcile().await.unwrap();
-    let status = h.stack.status.clone().expect("status written");
-    assert_eq!(status.observed_generation, Some(3));
-    assert!(
-        status
-            .conditions
-            .iter()
-            .all(|c| c.observed_generation == Some(3))
-    );
-    assert_eq!(h.condition("Ready").1, "NotReady");
-    assert_eq!(h.condition("Progressing").0, "True");
-}
-
-#[tokio::test]
 async fn status_turns_ready_when_the_children_are() {
     let mut h = Harness::new(spec(
         r#"{"components": [{"name": "web", "image": "i", "port": 1, "replicas": 2}], "redis": {}}"#,
@@ -787,40 +767,6 @@ async fn status_turns_ready_when_the_children_are() {
     let s = h.stack.status.clone().unwrap();
     assert_eq!(s.components_ready.as_deref(), Some("1/1"));
     assert!(s.redis.is_some_and(|r| r.ready));
-}
-
-#[tokio::test]
-async fn a_condition_keeps_its_transition_time_while_its_status_holds() {
-    let mut h = Harness::new(spec(WEB_ONLY));
-    h.reconcile().await.unwrap();
-    let first = h.stack.status.clone().unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    h.clear();
-    h.reconcile().await.unwrap();
-    let second = h.stack.status.clone().unwrap();
-    assert_eq!(first.conditions, second.conditions);
-    assert!(
-        !h.calls().iter().any(|c| c.path.ends_with("/status")),
-        "an unchanged status is not written again"
-    );
-}
-
-#[tokio::test]
-async fn a_warning_event_is_published_once_per_problem() {
-    let mut h = Harness::new(spec(WEB_ONLY));
-    h.filled
-        .put(&held_by_other("Deployment", "apps/v1", "shop-web"));
-    h.reconcile().await.unwrap();
-    assert_eq!(
-        h.events().iter().filter(|e| e["type"] == "Warning").count(),
-        1
-    );
-    h.clear();
-    h.reconcile().await.unwrap();
-    assert_eq!(
-        h.events().iter().filter(|e| e["type"] == "Warning").count(),
-        0
-    );
 }
 
 #[tokio::test]
@@ -968,7 +914,7 @@ async fn a_stored_stack_that_does_not_decode_is_reported_on_itself_once() {
     }))
     .expect("decodes as stored");
     let reason = stored.decoded.clone().unwrap_err();
-    pipeline::report_undecodable(&h.ctx, &stored, &reason)
+    phases::report_undecodable(&h.ctx, &stored, &reason)
         .await
         .unwrap();
     let status = h
@@ -996,7 +942,7 @@ async fn a_stored_stack_that_does_not_decode_is_reported_on_itself_once() {
     // Once status says so, the next look writes nothing and sends no Event.
     stored.status = serde_json::from_value(status.body["status"].clone()).ok();
     h.clear();
-    pipeline::report_undecodable(&h.ctx, &stored, &reason)
+    phases::report_undecodable(&h.ctx, &stored, &reason)
         .await
         .unwrap();
     assert!(h.calls().is_empty(), "{:?}", h.calls());
@@ -1082,53 +1028,6 @@ async fn a_store_that_refuses_its_secret_is_credentials_out_of_sync() {
 }
 
 #[tokio::test]
-async fn a_crash_looping_store_shows_its_last_words() {
-    let mut h = Harness::new(spec(SHOP));
-    unready_store(
-        &mut h,
-        "shop-redis",
-        json!([
-            crash_looping(
-                "redis",
-                "Bad file format reading the append only file appendonly.aof.1.incr.aof"
-            ),
-            running("credentials")
-        ]),
-    );
-    h.reconcile().await.unwrap();
-    let message = h.degraded("StoreFailing");
-    assert!(message.contains("pod shop-redis-0"), "{message}");
-    assert!(message.contains("Bad file format"), "{message}");
-    assert!(
-        message.contains("kubectl logs shop-redis-0 -c redis --previous"),
-        "{message}"
-    );
-}
-
-#[tokio::test]
-async fn a_store_pod_it_does_not_control_says_nothing() {
-    let mut h = Harness::new(spec(SHOP));
-    unready_store(
-        &mut h,
-        "shop-redis",
-        json!([crash_looping("redis", "boom")]),
-    );
-    // The same name, another owner (e.g. the pod of a StatefulSet since replaced).
-    h.answer(
-        "GET",
-        "/pods/shop-redis-0",
-        200,
-        json!({"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": "shop-redis-0", "namespace": NS},
-               "status": {"containerStatuses": [crash_looping("redis", "boom")]}}),
-    );
-    h.server.lock().expect("lock").rules.remove(0);
-    assert_eq!(h.reconcile().await.unwrap(), Next::Soon);
-    let (status, reason, _) = h.condition("Degraded");
-    assert_eq!((status.as_str(), reason.as_str()), ("False", "AsExpected"));
-}
-
-#[tokio::test]
 async fn network_policies_switched_off_are_deleted() {
     let mut off = spec(SHOP);
     off["networkPolicy"] = json!({"enabled": false});
@@ -1211,6 +1110,18 @@ fn backed_up() -> (Harness, Value) {
     (h, labels)
 }
 
+/// The Redis backup pods, as observe finds them.
+async fn redis_backup_pods(h: &Harness) -> Vec<k8s_openapi::api::core::v1::Pod> {
+    let engine = crate::build::stores::ENGINES
+        .iter()
+        .find(|e| e.kind() == crate::api::StoreKind::Redis)
+        .copied()
+        .expect("a Redis engine");
+    super::backups::pods(&h.ctx, &h.stack, engine)
+        .await
+        .expect("listed")
+}
+
 fn controlled_by(kind: &str, name: &str, uid: &str) -> Value {
     json!([{"apiVersion": "batch/v1", "kind": kind, "name": name, "uid": uid, "controller": true}])
 }
@@ -1257,10 +1168,9 @@ async fn backup_pods_are_those_its_jobs_control_not_any_with_their_labels() {
             pod("planted", "fake-uid", "Failed", 1, "planted failure".into()),
         ]}),
     );
-    let (backups, running) =
-        super::backups::observe(&h.ctx, &h.stack, &crate::redact::Known::default()).await;
-    assert!(!running);
-    let redis = &backups[&crate::api::StoreKind::Redis];
+    let pods = redis_backup_pods(&h).await;
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    let redis = crate::status::backup(&pods, &crate::redact::Known::default());
     assert_eq!(redis.last_successful.as_deref(), Some("20260101T000000Z"));
     assert_eq!(redis.last_failure, None, "{redis:?}");
     let calls = h.calls();
@@ -1293,12 +1203,7 @@ async fn a_backup_lookup_reads_a_bounded_number_of_pages() {
         json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
                "metadata": {"continue": "more"}, "items": vec![fake; 10]}),
     );
-    let (backups, _) =
-        super::backups::observe(&h.ctx, &h.stack, &crate::redact::Known::default()).await;
-    assert_eq!(
-        backups[&crate::api::StoreKind::Redis],
-        crate::api::BackupStatus::default()
-    );
+    assert!(redis_backup_pods(&h).await.is_empty());
     let calls = h.calls();
     let lists = calls.iter().filter(|c| c.path.ends_with("/jobs")).count();
     assert_eq!(lists, super::backups::MAX_OBJECTS);
@@ -1313,12 +1218,7 @@ async fn a_cronjob_this_stack_does_not_control_finds_no_backup_pods() {
     cron["metadata"]["uid"] = json!("cron-uid");
     cron["metadata"]["ownerReferences"] = controlled_by("AppStack", "other", "other-uid");
     h.filled.put(&cron);
-    let (backups, _) =
-        super::backups::observe(&h.ctx, &h.stack, &crate::redact::Known::default()).await;
-    assert_eq!(
-        backups[&crate::api::StoreKind::Redis],
-        crate::api::BackupStatus::default()
-    );
+    assert!(redis_backup_pods(&h).await.is_empty());
     assert!(h.calls().is_empty(), "{:?}", h.calls());
 }
 #[tokio::test]

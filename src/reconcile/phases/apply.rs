@@ -1,0 +1,90 @@
+//! Phase three: the writes. Secrets made this round are created whole (one
+//! request each), backup volumes made once, then the child set applies and
+//! prunes. It
+//! publishes nothing: what happened goes back to the report.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::Api;
+use tracing::info;
+
+use super::super::apply::{Key, hash_of};
+use super::super::backups;
+use super::super::child_set::{ChildSet, Finding, Owner};
+use super::super::context::Context;
+use super::super::credentials::{self, Created};
+use super::super::kinds::KINDS;
+use super::observe::World;
+use super::plan::Desired;
+use super::report::Done;
+use crate::error::Result;
+
+pub async fn apply(ctx: &Context, world: &World, desired: &Desired) -> Result<Done> {
+    let owner = &world.owner;
+    let mut done = Done {
+        went_ahead: true,
+        ..Done::default()
+    };
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &owner.namespace);
+    for secret in &desired.create {
+        let name = secret.name_any();
+        match credentials::create(&secrets, secret).await? {
+            Created::Made(version) => {
+                info!(secret = %name, "generated credentials");
+                // The child set skips it while nobody writes it after us:
+                // one request, not a create and then an apply.
+                if let Ok(hash) = hash_of(secret) {
+                    let key = Key {
+                        kind: <Secret as k8s_openapi::Resource>::KIND,
+                        namespace: owner.namespace.clone(),
+                        name: name.clone(),
+                    };
+                    ctx.memo.remember(key, &owner.name, hash, version);
+                }
+                done.created.push(name);
+            }
+            Created::Taken => done.findings.push(Finding::Conflict {
+                kind: "Secret",
+                name,
+                holder: "was created by someone else meanwhile; AppStack never takes over an \
+                         object it did not create (delete it if nothing needs it)"
+                    .into(),
+            }),
+        }
+    }
+    // A store must not start on credentials that are someone else's.
+    if !done.findings.is_empty() {
+        done.went_ahead = false;
+        return Ok(done);
+    }
+    // Before the stores that mount them.
+    done.findings.extend(
+        backups::ensure_volumes(
+            &ctx.client,
+            &owner.namespace,
+            &owner.name,
+            &desired.children.backup_volumes,
+        )
+        .await,
+    );
+    let owner = Owner {
+        namespace: owner.namespace.clone(),
+        name: owner.name.clone(),
+        uid: owner.uid.clone(),
+    };
+    let mut set = ChildSet::new(ctx, owner, &desired.children);
+    // Created above, and not in the cache yet: kept from the prune.
+    for name in &done.created {
+        set.keep::<Secret>(name);
+    }
+    for kind in KINDS {
+        kind.apply(&mut set).await;
+    }
+    // Backwards: components go before the stores and Secrets they use.
+    for kind in KINDS.iter().rev() {
+        kind.prune(&mut set).await;
+    }
+    done.pruned = set.pruned().to_vec();
+    done.findings.extend(set.finish());
+    Ok(done)
+}

@@ -1,0 +1,367 @@
+//! Phase one: every read of a reconcile, before any write, into one value.
+//! Caches first; the API server only for what they do not hold (Secrets'
+//! data, a store's pod, backup Jobs and pods). What a read must see of this
+//! reconcile's own writes (a child's readiness) is seen by the next one,
+//! which the watch brings.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::Api;
+use kube::{Resource, ResourceExt};
+use tracing::warn;
+
+use super::super::backups;
+use super::super::certificates::{self, Ca};
+use super::super::child_set::{Finding, Owner};
+use super::super::context::Context;
+use super::super::credentials::{self, Resolved};
+use super::super::{ownership, restored};
+use crate::api::{AppStack, StoreKind};
+use crate::build::{self, Access, Inputs, names, stores, tls};
+use crate::error::{Error, Result};
+use crate::status;
+
+/// What one reconcile read.
+pub struct World {
+    pub owner: Owner,
+    /// The builders' inputs as read or made: credentials, CA, certificates.
+    pub inputs: Inputs,
+    /// Secrets whose material was made just now: created before anything
+    /// else is applied.
+    pub generated: Vec<String>,
+    /// Secrets read, at the resourceVersion read: their applies name it, so
+    /// an edit made meanwhile is never written over.
+    pub read_at: BTreeMap<String, Option<String>>,
+    /// Secret names held by an object this stack does not control.
+    pub held: Vec<Finding>,
+    /// Secrets that get a new certificate, and why.
+    pub issued: Vec<(String, String)>,
+    pub seen: Seen,
+    /// Per backed-up store: its backup pods, or why they could not be listed.
+    pub backups: BTreeMap<StoreKind, Result<Vec<Pod>, String>>,
+    pub now: Time,
+}
+
+/// What the caches show of the stack's children, and what it records of
+/// its restores: no API request.
+#[derive(Clone, Debug, Default)]
+pub struct Seen {
+    /// The components' Deployments, by name.
+    pub deployments: BTreeMap<String, Arc<Deployment>>,
+    /// Per store of the spec: its StatefulSet, and its pod when read.
+    pub stores: BTreeMap<StoreKind, StoreSeen>,
+    /// Stores whose StatefulSet records them restored, and from where.
+    pub recorded: BTreeMap<StoreKind, String>,
+    /// Stores only the status says were restored: written so by an older
+    /// operator (read for compatibility; the next apply records them), or
+    /// the StatefulSet was made again since.
+    pub legacy: BTreeMap<StoreKind, String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct StoreSeen {
+    pub stateful_set: Option<Arc<StatefulSet>>,
+    /// Its pod (`<statefulset>-0`), read when the store does not serve (to
+    /// say why) or has just been restored (to quote the restore).
+    pub pod: Option<Pod>,
+}
+
+impl Seen {
+    /// Every restored store and its source: recorded on its StatefulSet,
+    /// remembered by an older operator's status, or serving now under
+    /// `spec.restore` (its restore is done, and this reconcile records it).
+    pub fn restored(&self, stack: &AppStack) -> BTreeMap<StoreKind, String> {
+        let mut all = self.legacy.clone();
+        all.extend(self.recorded.clone());
+        for kind in self.newly_restored(stack) {
+            if let Some(r) = &stack.spec.restore {
+                all.insert(kind, r.from.clone());
+            }
+        }
+        all
+    }
+
+    /// The stores that serve under `spec.restore` and are not recorded as
+    /// restored yet.
+    pub fn newly_restored(&self, stack: &AppStack) -> Vec<StoreKind> {
+        self.stores
+            .iter()
+            .filter(|(kind, _)| {
+                !self.recorded.contains_key(kind) && !self.legacy.contains_key(kind)
+            })
+            .filter(|(kind, _)| restoring(stack, **kind))
+            .filter(|(_, s)| {
+                s.stateful_set
+                    .as_deref()
+                    .is_some_and(status::stateful_set_ready)
+            })
+            .map(|(kind, _)| *kind)
+            .collect()
+    }
+}
+
+/// Whether `spec.restore` names the store (all stores by default).
+pub fn restoring(stack: &AppStack, kind: StoreKind) -> bool {
+    stack
+        .spec
+        .restore
+        .as_ref()
+        .is_some_and(|r| r.stores.as_ref().is_none_or(|s| s.contains(&kind)))
+}
+
+pub async fn observe(ctx: &Context, stack: &AppStack) -> Result<World> {
+    let namespace = stack.namespace().ok_or(Error::MissingNamespace)?;
+    let owner = Owner {
+        uid: stack.uid().unwrap_or_default(),
+        name: stack.name_any(),
+        namespace,
+    };
+    let secrets = Api::namespaced(ctx.client.clone(), &owner.namespace);
+    let mut material = credentials(stack, &owner, &secrets).await?;
+    if stack.spec.tls_enabled() && stores::of(&stack.spec).next().is_some() {
+        let now = time::OffsetDateTime::now_utc();
+        match certificates(stack, &owner, &secrets, now).await? {
+            Tls::Held(finding) => material.held.push(finding),
+            Tls::Ready(tls) => {
+                material.generated.extend(tls.generated);
+                material.issued.extend(tls.issued);
+                for (kind, server) in tls.servers {
+                    material.inputs.set_server_certificate(kind, server);
+                }
+                material.inputs.set_ca(tls.ca);
+            }
+        }
+    }
+    let mut world = World {
+        inputs: material.inputs,
+        generated: material.generated,
+        read_at: material.read_at,
+        held: material.held,
+        issued: material.issued,
+        seen: seen(ctx, stack),
+        backups: BTreeMap::new(),
+        now: Time(k8s_openapi::jiff::Timestamp::now()),
+        owner,
+    };
+    store_pods(ctx, stack, &mut world.seen).await;
+    for engine in stores::of(&stack.spec) {
+        if engine.backup(&stack.spec).is_some() {
+            let pods = backups::pods(ctx, stack, engine).await.map_err(|error| {
+                warn!(%error, "could not list the backup pods");
+                error.to_string()
+            });
+            world.backups.insert(engine.kind(), pods);
+        }
+    }
+    Ok(world)
+}
+
+/// The children as the caches show them, and the stack's restore records.
+pub fn seen(ctx: &Context, stack: &AppStack) -> Seen {
+    let namespace = stack.namespace().unwrap_or_default();
+    let name = stack.name_any();
+    let deployments = stack
+        .spec
+        .components
+        .iter()
+        .map(|c| names::component(&name, &c.name))
+        .filter_map(|n| Some((n.clone(), ctx.caches.get(&namespace, &n)?)))
+        .collect();
+    let stores: BTreeMap<StoreKind, StoreSeen> = stores::of(&stack.spec)
+        .map(|e| {
+            let stateful_set = ctx.caches.get(&namespace, &e.secret_name(&name));
+            (
+                e.kind(),
+                StoreSeen {
+                    stateful_set,
+                    pod: None,
+                },
+            )
+        })
+        .collect();
+    // Only a StatefulSet this stack controls speaks for its store.
+    let uid = stack.uid().unwrap_or_default();
+    let recorded: BTreeMap<StoreKind, String> = stores
+        .iter()
+        .filter_map(|(kind, s): (&StoreKind, &StoreSeen)| {
+            let meta = s.stateful_set.as_ref()?.meta();
+            if ownership::foreign_holder(meta, &uid).is_some() {
+                return None;
+            }
+            Some((*kind, restored::from(meta)?.to_string()))
+        })
+        .collect();
+    let legacy = stores::of(&stack.spec)
+        .filter(|e| !recorded.contains_key(&e.kind()))
+        .filter_map(|e| {
+            let from = e.status(stack.status.as_ref()?)?.restored_from.clone()?;
+            Some((e.kind(), from))
+        })
+        .collect();
+    Seen {
+        deployments,
+        stores,
+        recorded,
+        legacy,
+    }
+}
+
+/// Reads the pod of each store that does not serve (why, for status) or
+/// that serves restored and is not recorded so yet (what the restore said,
+/// before this reconcile's apply rolls the pod without its restore
+/// container).
+/// A pod that cannot be read is left out: status then says less.
+async fn store_pods(ctx: &Context, stack: &AppStack, seen: &mut Seen) {
+    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &stack.namespace().unwrap_or_default());
+    let newly = seen.newly_restored(stack);
+    for (kind, store) in &mut seen.stores {
+        let Some(sts) = &store.stateful_set else {
+            continue;
+        };
+        if status::stateful_set_ready(sts) && !newly.contains(kind) {
+            continue;
+        }
+        let pod_name = format!("{}-0", sts.name_any());
+        match pods.get_opt(&pod_name).await {
+            Ok(pod) => store.pod = pod,
+            Err(error) => warn!(%error, pod = %pod_name, "could not read the store's pod"),
+        }
+    }
+}
+
+/// The stores' credentials and TLS material, as read or made (see the
+/// fields of [`World`] of the same names).
+#[derive(Default)]
+struct Material {
+    inputs: Inputs,
+    generated: Vec<String>,
+    read_at: BTreeMap<String, Option<String>>,
+    held: Vec<Finding>,
+    issued: Vec<(String, String)>,
+}
+
+/// Each store's credentials, read from the stack's Secrets or made.
+async fn credentials(stack: &AppStack, owner: &Owner, secrets: &Api<Secret>) -> Result<Material> {
+    let mut found = Material::default();
+    for store in stores::of(&stack.spec) {
+        let mut all = vec![
+            (Access::App, store.secret_name(&owner.name), store.user()),
+            (
+                Access::Admin,
+                store.admin_secret_name(&owner.name),
+                store.admin_user(),
+            ),
+        ];
+        if store.backup(&stack.spec).is_some() {
+            all.push((
+                Access::Backup,
+                build::backup::name(&owner.name, store),
+                build::backup::USER,
+            ));
+        }
+        for (access, secret, user) in all {
+            let mut creds = match credentials::resolve(secrets, &owner.uid, &secret, user).await? {
+                Resolved::Existing(c, version) => {
+                    found.read_at.insert(secret, version);
+                    c
+                }
+                Resolved::Generated(c) => {
+                    found.generated.push(secret);
+                    c
+                }
+                Resolved::Held(holder) => {
+                    found.held.push(Finding::Conflict {
+                        kind: "Secret",
+                        name: secret,
+                        holder,
+                    });
+                    continue;
+                }
+            };
+            match access {
+                Access::App => {
+                    creds.username = store.app_user(&creds.username);
+                    found.inputs.set(store.kind(), creds);
+                }
+                Access::Admin => found.inputs.set_admin(store.kind(), creds),
+                Access::Backup => found.inputs.set_backup(store.kind(), creds),
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The stack's TLS material, or the finding that its CA's name is taken.
+enum Tls {
+    Held(Finding),
+    Ready(TlsMaterial),
+}
+
+struct TlsMaterial {
+    ca: build::tls::CertifiedKey,
+    servers: Vec<(StoreKind, build::tls::CertifiedKey)>,
+    /// The CA Secret, when the CA was made just now.
+    generated: Option<String>,
+    issued: Vec<(String, String)>,
+}
+
+/// The stack's CA and its stores' server certificates.
+async fn certificates(
+    stack: &AppStack,
+    owner: &Owner,
+    secrets: &Api<Secret>,
+    now: time::OffsetDateTime,
+) -> Result<Tls> {
+    let names_of = build::meta::StackRef::new(stack).map_err(|e| Error::Tls {
+        step: "naming the certificates",
+        message: e.to_string(),
+    })?;
+    let key_secret = tls::ca_key_secret_name(&owner.name);
+    let subject = format!("AppStack CA {}/{}", owner.namespace, owner.name);
+    let mut issued = Vec::new();
+    let mut generated = None;
+    let ca = match certificates::resolve_ca(secrets, &owner.uid, &key_secret, &subject, now).await?
+    {
+        Ca::Existing(ca) => ca,
+        Ca::Generated(ca) => {
+            issued.push((key_secret.clone(), "new CA".to_string()));
+            generated = Some(key_secret);
+            ca
+        }
+        Ca::Replaced(ca, why) => {
+            issued.push((
+                key_secret,
+                format!("new CA: the old one was replaced, {why}"),
+            ));
+            ca
+        }
+        Ca::Held(holder) => {
+            return Ok(Tls::Held(Finding::Conflict {
+                kind: "Secret",
+                name: key_secret,
+                holder,
+            }));
+        }
+    };
+    let mut servers = Vec::new();
+    for store in stores::of(&stack.spec) {
+        let name = tls::server_secret_name(store, &owner.name);
+        let names = tls::server_names(&names_of, store);
+        let (server, why) =
+            certificates::resolve_server(secrets, &owner.uid, &name, &ca, &names, now).await?;
+        if let Some(why) = why {
+            issued.push((name, format!("new server certificate: {why}")));
+        }
+        servers.push((store.kind(), server));
+    }
+    Ok(Tls::Ready(TlsMaterial {
+        ca,
+        servers,
+        generated,
+        issued,
+    }))
+}

@@ -1,0 +1,90 @@
+//! Phase two, pure: from the spec and the observed world, the children to
+//! apply and the Secrets to create, or why nothing may be applied (a
+//! precondition fails: a Secret's name is someone else's, or the spec
+//! cannot be realised).
+
+use k8s_openapi::api::core::v1::Secret;
+
+use kube::ResourceExt;
+
+use super::super::restored;
+use super::observe::World;
+use super::report::Done;
+use crate::api::AppStack;
+use crate::build::{self, Children, stores};
+use crate::status::Problem;
+
+#[derive(Debug)]
+pub enum Plan {
+    /// Nothing is applied or pruned; the report says why.
+    Stop(Done),
+    Apply(Desired),
+}
+
+#[derive(Debug)]
+pub struct Desired {
+    /// What the child set applies (and prunes around).
+    pub children: Children,
+    /// Secrets whose material was made this round: created whole, once,
+    /// before the rest; the child set leaves them be.
+    pub create: Vec<Secret>,
+}
+
+pub fn plan(stack: &AppStack, world: &World, agent_image: Option<String>) -> Plan {
+    // No store may start on credentials that are not its own.
+    if !world.held.is_empty() {
+        return Plan::Stop(Done {
+            findings: world.held.clone(),
+            ..Done::default()
+        });
+    }
+    let mut inputs = world.inputs.clone();
+    // A restored store's pods no longer need the restore source.
+    let restored = world.seen.restored(stack);
+    for kind in restored.keys() {
+        inputs.set_restored(*kind);
+    }
+    inputs.set_agent_image(agent_image);
+    let mut children = match build::children(stack, &inputs) {
+        Ok(children) => children,
+        Err(error) => {
+            return Plan::Stop(Done {
+                invalid: Some(Problem::InvalidSpec(error.to_string())),
+                ..Done::default()
+            });
+        }
+    };
+    // The Secrets whose credentials were read are applied only over the
+    // version read: a password edited since is never written back over.
+    for secret in &mut children.secrets {
+        if let Some(version) = secret
+            .metadata
+            .name
+            .as_ref()
+            .and_then(|n| world.read_at.get(n))
+        {
+            secret.metadata.resource_version = version.clone();
+        }
+    }
+    // The record goes with the apply that takes the restore container out.
+    for engine in stores::of(&stack.spec) {
+        let name = engine.secret_name(&stack.name_any());
+        let sts = children
+            .stateful_sets
+            .iter_mut()
+            .find(|s| s.metadata.name.as_deref() == Some(name.as_str()));
+        if let (Some(sts), Some(source)) = (sts, restored.get(&engine.kind())) {
+            restored::record(&mut sts.metadata, source);
+        }
+    }
+    let (create, apply) = std::mem::take(&mut children.secrets)
+        .into_iter()
+        .partition(|s| {
+            s.metadata
+                .name
+                .as_ref()
+                .is_some_and(|n| world.generated.contains(n))
+        });
+    children.secrets = apply;
+    Plan::Apply(Desired { children, create })
+}
