@@ -17,9 +17,8 @@ use serde::de::DeserializeOwned;
 
 use kube::runtime::events::{Event, EventType};
 
-use super::child_set::Finding;
+use super::children::{Finding, Meta};
 use super::context::Context;
-use super::kinds::Meta;
 use crate::api::{AppStack, BackupStatus};
 use crate::build::stores::Engine;
 use crate::build::{FIELD_MANAGER, backup, labels, stores};

@@ -1,16 +1,12 @@
 //! The controller: reads an AppStack and what exists, calls the builders,
 //! applies, prunes and reports. It builds nothing itself.
 
-mod apply;
 mod backups;
-mod caches;
 mod certificates;
-mod child_set;
+mod children;
 mod context;
 mod credentials;
 mod enforcement;
-mod handoff;
-mod kinds;
 mod ownership;
 mod pipeline;
 #[cfg(test)]
@@ -62,7 +58,8 @@ pub async fn run(
     namespace: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (caches, stack_events, child_events) = caches::watch(&shared.client, namespace.as_deref());
+    let (caches, stack_events, child_events) =
+        children::watch(&shared.client, namespace.as_deref());
     let ctx = Arc::new(Context::new(
         shared.client.clone(),
         caches.clone(),

@@ -14,10 +14,9 @@ use tracing::{info, warn};
 
 use super::backups;
 use super::certificates::{self, Ca};
-use super::child_set::{ChildSet, Finding, Guard, Owner};
+use super::children::{ChildSet, Finding, Guard, KINDS, Owner};
 use super::context::Context;
 use super::credentials::{self, Resolved};
-use super::kinds::KINDS;
 use crate::api::{AppStack, AppStackStatus, StoredAppStack};
 use crate::build::{self, Access, FIELD_MANAGER, Inputs, stores, tls};
 use crate::error::{Error, Result, cut};
@@ -187,13 +186,26 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
         &children.backup_volumes,
     )
     .await;
-    let mut set = ChildSet::new(ctx, stack, owner, &children);
+    let mut set = ChildSet::new(ctx.tools(), owner, &children);
     for kind in KINDS {
         kind.apply(&mut set).await;
     }
     // Backwards: components go before the stores and Secrets they use.
     for kind in KINDS.iter().rev() {
         kind.prune(&mut set).await;
+    }
+    for pruned in set.pruned() {
+        let event = Event {
+            type_: EventType::Normal,
+            reason: "Deleted".into(),
+            note: Some(format!(
+                "{} {} is no longer in the spec",
+                pruned.kind, pruned.name
+            )),
+            action: "Prune".into(),
+            secondary: None,
+        };
+        ctx.publish(stack, event).await;
     }
     findings.extend(set.finish());
     conclude(ctx, stack, &findings, None, &known).await

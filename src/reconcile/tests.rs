@@ -12,7 +12,7 @@ use kube::client::Body;
 use kube::{Client, Resource};
 use serde_json::{Value, json};
 
-use super::caches::fixture::Filled;
+use super::children::fixture::Filled;
 use super::context::Context;
 use super::pipeline::{self, Next};
 use crate::api::{AppStack, StoredAppStack};
@@ -42,13 +42,19 @@ impl Call {
     fn is_event(&self) -> bool {
         self.path.contains("/events")
     }
-    /// `PATCH deployments/shop-web`, `POST secrets`, ...
+    /// `PATCH deployments/shop-web`, `POST secrets/shop-redis`, ...
     fn short(&self) -> String {
         let parts: Vec<&str> = self.path.split('/').collect();
-        let tail = match parts.iter().position(|p| *p == "namespaces") {
+        let mut tail = match parts.iter().position(|p| *p == "namespaces") {
             Some(i) => parts[i + 2..].join("/"),
             None => self.path.clone(),
         };
+        if let Some(name) = self.body["metadata"]["name"]
+            .as_str()
+            .filter(|_| self.method == "POST")
+        {
+            tail = format!("{tail}/{name}");
+        }
         format!("{} {tail}", self.method)
     }
 }
@@ -76,6 +82,22 @@ struct Harness {
     ctx: Arc<Context>,
     server: Arc<Mutex<Server>>,
     stack: AppStack,
+}
+
+/// RFC 7386, as the API server applies a merge patch.
+fn json_patch_merge(into: &mut Value, patch: &Value) {
+    match (into, patch) {
+        (Value::Object(into), Value::Object(patch)) => {
+            for (key, value) in patch {
+                if value.is_null() {
+                    into.remove(key);
+                } else {
+                    json_patch_merge(into.entry(key.clone()).or_insert(Value::Null), value);
+                }
+            }
+        }
+        (into, patch) => *into = patch.clone(),
+    }
 }
 
 fn status_body(code: u16, reason: &str, message: &str) -> Value {
@@ -107,10 +129,15 @@ impl Server {
     }
 
     fn answer(&mut self, call: &Call, stack: &Value) -> (u16, Value) {
+        // A POST's rule names the object it creates.
+        let object = match call.body["metadata"]["name"].as_str() {
+            Some(name) if call.method == "POST" => format!("{}/{name}", call.path),
+            _ => call.path.clone(),
+        };
         if let Some(rule) = self
             .rules
             .iter()
-            .find(|r| r.method == call.method && call.path.ends_with(&r.path))
+            .find(|r| r.method == call.method && object.ends_with(&r.path))
         {
             return (rule.code, rule.body.clone());
         }
@@ -132,7 +159,46 @@ impl Server {
                 (200, answer)
             }
             _ => {
-                let mut answer = call.body.clone();
+                let name = call.body["metadata"]["name"].as_str().unwrap_or_default();
+                let path = match call.method.as_str() {
+                    "POST" => format!("{}/{name}", call.path),
+                    _ => call.path.clone(),
+                };
+                let stored = self.objects.get(&path);
+                // What a GET finds exists: made before, or by someone else.
+                let planted = self
+                    .rules
+                    .iter()
+                    .any(|r| r.method == "GET" && r.code == 200 && path.ends_with(&r.path));
+                if call.method == "POST" && (stored.is_some() || planted) {
+                    return (409, status_body(409, "AlreadyExists", "already exists"));
+                }
+                let mut answer = match (stored, call.body.get("kind")) {
+                    // A merge patch (of metadata): onto what is stored.
+                    (Some(stored), None) => {
+                        let mut merged = stored.clone();
+                        json_patch_merge(&mut merged, &call.body);
+                        merged
+                    }
+                    _ => call.body.clone(),
+                };
+                // Kinds with a generation count changes to their spec.
+                if [
+                    "deployments",
+                    "statefulsets",
+                    "cronjobs",
+                    "horizontalpodautoscalers",
+                    "poddisruptionbudgets",
+                    "networkpolicies",
+                ]
+                .iter()
+                .any(|kind| path.contains(&format!("/{kind}/")))
+                {
+                    let before = stored.and_then(|s| s["metadata"]["generation"].as_i64());
+                    let same = stored.is_some_and(|s| s["spec"] == answer["spec"]);
+                    let generation = before.unwrap_or(0) + i64::from(!same);
+                    answer["metadata"]["generation"] = generation.into();
+                }
                 answer["metadata"]["resourceVersion"] = version.into();
                 (if call.method == "POST" { 201 } else { 200 }, answer)
             }
@@ -319,12 +385,23 @@ fn spec(text: &str) -> Value {
     serde_json::from_str(text).expect("json")
 }
 
-/// A child of ours as the caches would show it.
+/// A child of ours as the caches would show it (made by an operator that
+/// stamped nothing).
 fn ours(kind: &str, api_version: &str, name: &str, version: &str) -> Value {
+    let generation = [
+        "Deployment",
+        "StatefulSet",
+        "CronJob",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+    ]
+    .contains(&kind)
+    .then_some(1);
     json!({
         "apiVersion": api_version, "kind": kind,
         "metadata": {
-            "name": name, "namespace": NS, "resourceVersion": version,
+            "name": name, "namespace": NS, "resourceVersion": version, "generation": generation,
             "labels": {"app.kubernetes.io/instance": "shop", "app.kubernetes.io/managed-by": "appstack-operator"},
             "ownerReferences": [{"apiVersion": "appstack.dev/v1alpha1", "kind": "AppStack",
                                  "name": "shop", "uid": UID, "controller": true}]
@@ -371,10 +448,10 @@ async fn the_first_reconcile_creates_every_child_in_dependency_order() {
             "PATCH services/shop-worker",
             "PATCH statefulsets/shop-redis",
             "PATCH statefulsets/shop-postgres",
-            "PATCH deployments/shop-web",
-            "PATCH deployments/shop-worker",
-            "PATCH horizontalpodautoscalers/shop-web",
-            "PATCH poddisruptionbudgets/shop-web",
+            "POST deployments/shop-web",
+            "POST deployments/shop-worker",
+            "POST horizontalpodautoscalers/shop-web",
+            "POST poddisruptionbudgets/shop-web",
         ]
     );
 }
@@ -530,7 +607,7 @@ async fn a_stack_waiting_for_a_name_is_woken_when_it_is_freed() {
     let mut h = Harness::new(spec(WEB_ONLY));
     h.filled.put(&held_by_other("Service", "v1", "shop-web"));
     h.reconcile().await.unwrap();
-    let freed = super::caches::Touched {
+    let freed = super::children::Touched {
         namespace: NS.into(),
         name: "shop-web".into(),
         controller: Some("other".into()),
@@ -556,7 +633,8 @@ async fn an_object_made_by_hand_is_never_adopted() {
     );
     h.reconcile().await.unwrap();
     assert!(!h.wrote("PATCH services/shop-web"));
-    assert!(h.wrote("PATCH deployments/shop-web"));
+    assert!(!h.wrote("POST services/shop-web") || h.wrote("POST deployments/shop-web"));
+    assert!(h.wrote("POST deployments/shop-web"));
     let message = h.degraded("NameConflict");
     assert!(message.contains("was not created by AppStack"), "{message}");
 }
@@ -581,7 +659,7 @@ async fn a_secret_name_held_by_someone_else_stops_everything() {
 async fn a_refused_deployment_does_not_stop_the_others_or_the_prune() {
     let mut h = Harness::new(spec(SHOP));
     h.refuse(
-        "PATCH",
+        "POST",
         "/deployments/shop-web",
         422,
         "Deployment.apps \"shop-web\" is invalid: spec.template.spec.containers[0].env[0].valueFrom.fieldRef.fieldPath: Unsupported value: \"spec.nope\"",
@@ -590,9 +668,9 @@ async fn a_refused_deployment_does_not_stop_the_others_or_the_prune() {
         .put(&ours("Deployment", "apps/v1", "shop-old", "3"));
     assert_eq!(h.reconcile().await.unwrap(), Next::Backoff);
     for expected in [
-        "PATCH deployments/shop-worker",
-        "PATCH horizontalpodautoscalers/shop-web",
-        "PATCH poddisruptionbudgets/shop-web",
+        "POST deployments/shop-worker",
+        "POST horizontalpodautoscalers/shop-web",
+        "POST poddisruptionbudgets/shop-web",
         "DELETE deployments/shop-old",
     ] {
         assert!(
@@ -611,9 +689,9 @@ async fn a_refused_deployment_does_not_stop_the_others_or_the_prune() {
 #[tokio::test]
 async fn each_refusal_is_reported_with_its_own_cause() {
     let mut h = Harness::new(spec(SHOP));
-    h.refuse("PATCH", "/deployments/shop-web", 422, "web is bad");
+    h.refuse("POST", "/deployments/shop-web", 422, "web is bad");
     h.refuse(
-        "PATCH",
+        "POST",
         "/deployments/shop-worker",
         403,
         "exceeded quota: pods",
@@ -645,14 +723,14 @@ async fn a_forbidden_change_to_an_existing_store_is_change_rejected_with_advice(
     assert_ne!(h.reconcile().await.unwrap(), Next::Backoff);
     let message = h.degraded("ChangeRejected");
     assert!(message.contains("--cascade=orphan"), "{message}");
-    assert!(h.wrote("PATCH deployments/shop-web"));
+    assert!(h.wrote("POST deployments/shop-web"));
 }
 
 #[tokio::test]
 async fn a_new_store_the_api_server_refuses_is_not_a_forbidden_change() {
     let mut h = Harness::new(spec(SHOP));
     h.refuse(
-        "PATCH",
+        "POST",
         "/statefulsets/shop-redis",
         422,
         "StatefulSet.apps \"shop-redis\" is invalid: spec.volumeClaimTemplates[0].spec.storageClassName: Invalid value: \"Fast_SSD\"",
@@ -1017,7 +1095,7 @@ async fn the_caches_keep_nothing_of_a_labelled_secret_but_its_metadata() {
     big["data"] = serde_json::to_value(data).unwrap();
     big["metadata"]["annotations"] = json!({"note": blob});
     h.filled.put(&big);
-    let cached: Arc<super::kinds::Meta<k8s_openapi::api::core::v1::Secret>> =
+    let cached: Arc<super::children::Meta<k8s_openapi::api::core::v1::Secret>> =
         h.ctx.caches.get(NS, "junk").expect("cached");
     let size = serde_json::to_vec(&*cached).unwrap().len();
     assert!(size < 2048, "cached copy is {size} bytes");

@@ -1,0 +1,225 @@
+//! Writing one child: created in one request when the cache does not show
+//! it, applied when its stamp says it may differ, left alone otherwise.
+//!
+//! A create is a POST, which fails when the name exists: an object the
+//! label-filtered watches do not show (made outside AppStack) is never
+//! touched, and reading it first is needed only then, to say who holds it.
+
+use std::collections::BTreeMap;
+
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Resource, ResourceExt};
+
+use super::created;
+use super::findings::{Finding, classify, refused};
+use super::holder::foreign_holder;
+use super::kind::ChildKind;
+use super::memo::{Key, hash_of};
+use super::set::{Owner, Tools};
+use super::stamp::{self, Seen, Stamp, Write};
+use crate::build::{FIELD_MANAGER, labels};
+use crate::error::brief;
+use crate::lean::STAMP;
+
+pub(super) async fn write<K: ChildKind>(
+    tools: Tools<'_>,
+    owner: &Owner,
+    object: &K,
+    name: String,
+) -> Result<(), Finding> {
+    let cached = tools.caches.get::<K::Cached>(&owner.namespace, &name);
+    if let Some(holder) = cached
+        .as_ref()
+        .and_then(|c| foreign_holder(c.meta(), &owner.uid))
+    {
+        return Err(Finding::Conflict {
+            kind: K::KIND,
+            name,
+            holder,
+        });
+    }
+    let hash = hash_of(object).map_err(|e| refused::<K>(&name, e.to_string()))?;
+    let key = Key {
+        kind: K::KIND,
+        namespace: owner.namespace.clone(),
+        name,
+    };
+    let remembered = tools.memo.version(&key);
+    let seen = cached.as_ref().map(|c| seen(object, c.meta()));
+    let api: Api<K> = Api::namespaced(tools.client.clone(), &owner.namespace);
+    let written = match stamp::decide(hash, K::GENERATION, seen.as_ref(), remembered.as_deref()) {
+        Write::Skip => {
+            tools.metrics.applies_skipped.inc();
+            if let Some(seen) = seen.filter(|s| s.generation.is_none()) {
+                let version = seen.resource_version.map(str::to_string);
+                tools.memo.remember(key, &owner.name, version);
+            }
+            return Ok(());
+        }
+        Write::Create(stamp) => create(tools, owner, &api, object, &key.name, stamp).await,
+        Write::Apply { stamp, convert } => {
+            if convert {
+                created::convert(&api, &key.name).await.map_err(|e| {
+                    refused::<K>(&key.name, format!("taking over its fields: {}", brief(&e)))
+                })?;
+            }
+            K::before_apply(tools.client, object, cached.as_deref())
+                .await
+                .map_err(|e| refused::<K>(&key.name, brief(&e)))?;
+            apply(tools, &api, object, &key.name, stamp).await
+        }
+    };
+    match written {
+        Ok(version) => {
+            tools.memo.remember(key, &owner.name, version);
+            Ok(())
+        }
+        Err(finding) => {
+            tools.memo.forget(&key);
+            Err(finding)
+        }
+    }
+}
+
+/// The cached copy as the decision reads it.
+fn seen<'a, K: Resource>(
+    desired: &K,
+    cached: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Seen<'a> {
+    let own = |l: Option<&BTreeMap<String, String>>| -> BTreeMap<String, String> {
+        l.into_iter()
+            .flatten()
+            .filter(|(k, _)| labels::OWN.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    Seen {
+        stamp: cached
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(STAMP))
+            .and_then(|s| Stamp::parse(s)),
+        labels_match: own(desired.meta().labels.as_ref()) == own(cached.labels.as_ref()),
+        generation: cached.generation,
+        resource_version: cached.resource_version.as_deref(),
+    }
+}
+
+fn stamped<K: ChildKind>(object: &K, stamp: Stamp) -> K {
+    let mut object = object.clone();
+    object
+        .meta_mut()
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(STAMP.to_string(), stamp.to_string());
+    object
+}
+
+/// Creates it; returns the resourceVersion it got.
+async fn create<K: ChildKind>(
+    tools: Tools<'_>,
+    owner: &Owner,
+    api: &Api<K>,
+    object: &K,
+    name: &str,
+    stamp: Stamp,
+) -> Result<Option<String>, Finding> {
+    tools.metrics.applies.inc();
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PostParams::default()
+    };
+    match api.create(&params, &stamped(object, stamp)).await {
+        Ok(made) => match stamp::correction(stamp, made.meta().generation) {
+            // A kind declared with the wrong idea of its generation.
+            Some(right) => {
+                created::convert(api, name).await.map_err(|e| {
+                    refused::<K>(name, format!("taking over its fields: {}", brief(&e)))
+                })?;
+                apply(
+                    tools,
+                    api,
+                    object,
+                    name,
+                    Stamp {
+                        created: false,
+                        ..right
+                    },
+                )
+                .await
+            }
+            None => Ok(made.resource_version()),
+        },
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            taken(tools, owner, api, object, name, stamp).await
+        }
+        Err(error) => Err(classify::<K>(name, &error, false)),
+    }
+}
+
+/// A create found the name taken: by someone else (a conflict, reported
+/// with who), or by this stack itself since the cache was filled (e.g. a
+/// Secret the credentials step just created), which is then applied.
+async fn taken<K: ChildKind>(
+    tools: Tools<'_>,
+    owner: &Owner,
+    api: &Api<K>,
+    object: &K,
+    name: &str,
+    stamp: Stamp,
+) -> Result<Option<String>, Finding> {
+    let meta = api
+        .get_metadata_opt(name)
+        .await
+        .map_err(|e| refused::<K>(name, format!("reading it: {}", brief(&e))))?;
+    // Gone again meanwhile: its deletion wakes the stack.
+    let Some(meta) = meta.map(|m| m.metadata) else {
+        return Err(Finding::Outdated {
+            kind: K::KIND,
+            name: name.to_string(),
+        });
+    };
+    if let Some(holder) = foreign_holder(&meta, &owner.uid) {
+        return Err(Finding::Conflict {
+            kind: K::KIND,
+            name: name.to_string(),
+            holder,
+        });
+    }
+    let generation = meta.generation;
+    created::convert_read(api, name, meta)
+        .await
+        .map_err(|e| refused::<K>(name, format!("taking over its fields: {}", brief(&e))))?;
+    let stamp = Stamp {
+        generation,
+        created: false,
+        ..stamp
+    };
+    apply(tools, api, object, name, stamp).await
+}
+
+/// Applies it (again with the right stamp when the guessed generation was
+/// wrong); returns the resourceVersion it has then.
+async fn apply<K: ChildKind>(
+    tools: Tools<'_>,
+    api: &Api<K>,
+    object: &K,
+    name: &str,
+    stamp: Stamp,
+) -> Result<Option<String>, Finding> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let mut stamp = stamp;
+    for _ in 0..2 {
+        tools.metrics.applies.inc();
+        let applied = api
+            .patch(name, &params, &Patch::Apply(&stamped(object, stamp)))
+            .await
+            .map_err(|e| classify::<K>(name, &e, true))?;
+        match stamp::correction(stamp, applied.meta().generation) {
+            Some(right) => stamp = right,
+            None => return Ok(applied.resource_version()),
+        }
+    }
+    // Moved twice: someone else writes it too; the next reconcile looks again.
+    Ok(None)
+}
