@@ -63,6 +63,10 @@ fn stamps_read_back_as_written() {
     }
 }
 
+/// What the case is, whether the kind has a generation, the cached copy,
+/// the remembered resourceVersion, and what to send.
+type Case<'a> = (&'a str, bool, Option<Seen<'a>>, Option<&'a str>, Write);
+
 #[test]
 fn decides_from_the_cache_alone() {
     let created = Some(Stamp {
@@ -73,7 +77,7 @@ fn decides_from_the_cache_alone() {
     let mut unlabelled = seen(stamp(H, Some(3)), Some(3), "50");
     unlabelled.labels_match = false;
     #[rustfmt::skip]
-    let cases: Vec<(&str, bool, Option<Seen>, Option<&str>, Write)> = vec![
+    let cases: Vec<Case> = vec![
         ("not cached: create, generation 1",
             true, None, None, Write::Create(Stamp { hash: H, generation: Some(1), created: true })),
         ("not cached, no generation",
