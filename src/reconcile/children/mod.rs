@@ -13,6 +13,7 @@ mod kinds;
 mod memo;
 mod set;
 mod stamp;
+mod tools;
 mod watches;
 mod write;
 

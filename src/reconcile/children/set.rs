@@ -9,35 +9,18 @@ use std::collections::{BTreeSet, HashMap};
 
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
-use super::cache::Caches;
 use super::findings::refused;
 pub use super::findings::{Finding, Guard};
 use super::holder::foreign_holder;
 use super::kind::{ChildKind, Meta};
-use super::memo::{Key, Memo};
+use super::memo::Key;
+pub use super::tools::{Owner, Tools};
 use super::write;
 use crate::build::{Children, labels};
 use crate::error::brief;
-use crate::telemetry::Metrics;
-
-/// What the child machinery needs of the controller, and nothing more.
-#[derive(Clone, Copy)]
-pub struct Tools<'a> {
-    pub client: &'a Client,
-    pub caches: &'a Caches,
-    pub memo: &'a Memo,
-    pub metrics: &'a Metrics,
-}
-
-/// The stack a set belongs to.
-pub struct Owner {
-    pub namespace: String,
-    pub name: String,
-    pub uid: String,
-}
 
 /// A child deleted because the spec no longer has it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use super::findings::{Finding, classify, refused};
 use super::holder::foreign_holder;
 use super::kind::ChildKind;
 use super::memo::{Key, hash_of};
-use super::set::{Owner, Tools};
+use super::tools::{Owner, Tools};
 use super::stamp::{self, Seen, Stamp, Write};
 use crate::build::{FIELD_MANAGER, labels};
 use crate::error::brief;
