@@ -9,6 +9,7 @@ use kube::core::NamespaceResourceScope;
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 
+use super::stamp::Version;
 use crate::build::Children;
 use crate::lean::{self, Slim};
 
@@ -69,11 +70,22 @@ pub trait ChildKind: Child {
         Box::pin(async { Ok(()) })
     }
 
-    /// Whether the API server counts changes to its spec in
-    /// `metadata.generation` (workloads, policies), so that an edit by anyone
-    /// shows there; kinds without (Services, Secrets, ConfigMaps) are
-    /// compared by resourceVersion, which only their writers move.
-    const GENERATION: bool = false;
+    /// How a write to `desired` shows in the cache (see [`Version`]): by
+    /// default not at all; kinds whose spec the API server counts in
+    /// `metadata.generation` say so, so that anyone's edit shows there.
+    fn versioning(_desired: &Self) -> Version {
+        Version::None
+    }
+
+    /// What stands for the version in a cached copy.
+    fn observed(cached: &Self::Cached) -> Option<i64> {
+        cached.meta().generation
+    }
+
+    /// What stands for the version in a write's answer.
+    fn written(object: &Self) -> Option<i64> {
+        object.meta().generation
+    }
 
     /// Whether its objects run pods that the NetworkPolicy of the same name
     /// guards: such an object is applied only once that policy exists.

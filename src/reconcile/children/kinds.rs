@@ -19,7 +19,9 @@ use serde_json::json;
 use super::cache::{self, CacheMap, ChildEvents};
 use super::handoff;
 use super::kind::{ChildKind, Meta};
+use super::memo::hash_of;
 use super::set::ChildSet;
+use super::stamp::Version;
 use crate::build::Children;
 use crate::lean;
 
@@ -46,7 +48,9 @@ impl ChildKind for ConfigMap {
 /// what the backup said from the backup pods.
 impl ChildKind for CronJob {
     type Cached = Meta<CronJob>;
-    const GENERATION: bool = true;
+    fn versioning(_desired: &Self) -> Version {
+        Version::Generation { annotations: false }
+    }
     const GUARDED: bool = true;
     fn desired(children: &Children) -> &[Self] {
         &children.cron_jobs
@@ -62,8 +66,10 @@ impl ChildKind for Service {
 
 impl ChildKind for StatefulSet {
     type Cached = StatefulSet;
-    const GENERATION: bool = true;
     const GUARDED: bool = true;
+    fn versioning(_desired: &Self) -> Version {
+        Version::Generation { annotations: false }
+    }
     /// A store: scaled to 0 (its volumes stay). The next apply once its
     /// policy exists takes the count back, as the count is ours.
     fn stop<'a>(
@@ -105,7 +111,10 @@ impl ChildKind for StatefulSet {
 
 impl ChildKind for Deployment {
     type Cached = Deployment;
-    const GENERATION: bool = true;
+    /// A Deployment's generation moves with its annotations too.
+    fn versioning(_desired: &Self) -> Version {
+        Version::Generation { annotations: true }
+    }
     const GUARDED: bool = true;
     fn desired(children: &Children) -> &[Self] {
         &children.deployments
@@ -130,17 +139,49 @@ impl ChildKind for Deployment {
     }
 }
 
+/// Cached with its spec (when of a sane size), not its status: it has no
+/// generation, and its controller keeps writing its status, so what stands
+/// for its version is a hash of its spec.
 impl ChildKind for HorizontalPodAutoscaler {
-    type Cached = Meta<HorizontalPodAutoscaler>;
-    const GENERATION: bool = true;
+    type Cached = HorizontalPodAutoscaler;
     fn desired(children: &Children) -> &[Self] {
         &children.autoscalers
     }
+    fn trim(h: &mut HorizontalPodAutoscaler) {
+        lean::keep(&mut h.metadata);
+        h.status = None;
+        let size = serde_json::to_vec(&h.spec).map_or(usize::MAX, |s| s.len());
+        if size > SPEC_MAX {
+            h.spec = None;
+        }
+    }
+    fn versioning(desired: &Self) -> Version {
+        spec_hash(&desired.spec).map_or(Version::None, Version::Spec)
+    }
+    fn observed(cached: &Self) -> Option<i64> {
+        spec_hash(&cached.spec)
+    }
+    fn written(object: &Self) -> Option<i64> {
+        spec_hash(&object.spec)
+    }
+}
+
+/// The largest autoscaler spec the cache keeps (ours are a few hundred
+/// bytes; anyone may label a larger one as ours).
+const SPEC_MAX: usize = 4096;
+
+/// A spec's hash as a stamp's version (positive, as a generation is).
+fn spec_hash<S: serde::Serialize>(spec: &S) -> Option<i64> {
+    hash_of(spec)
+        .ok()
+        .map(|h| i64::try_from(h >> 1).unwrap_or(i64::MAX))
 }
 
 impl ChildKind for PodDisruptionBudget {
     type Cached = Meta<PodDisruptionBudget>;
-    const GENERATION: bool = true;
+    fn versioning(_desired: &Self) -> Version {
+        Version::Generation { annotations: false }
+    }
     fn desired(children: &Children) -> &[Self] {
         &children.disruption_budgets
     }
@@ -148,7 +189,9 @@ impl ChildKind for PodDisruptionBudget {
 
 impl ChildKind for NetworkPolicy {
     type Cached = Meta<NetworkPolicy>;
-    const GENERATION: bool = true;
+    fn versioning(_desired: &Self) -> Version {
+        Version::Generation { annotations: false }
+    }
     fn desired(children: &Children) -> &[Self] {
         &children.network_policies
     }

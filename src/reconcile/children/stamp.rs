@@ -60,6 +60,22 @@ impl fmt::Display for Stamp {
     }
 }
 
+/// How a kind's writes show in its cached copies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// Not at all: compared by resourceVersion (Services, Secrets,
+    /// ConfigMaps, which nothing but their writers touch).
+    None,
+    /// In `metadata.generation`, which a change of the spec moves by one per
+    /// write, and with `annotations` a change of the annotations too (as
+    /// Deployments do, so the stamp itself moves it).
+    Generation { annotations: bool },
+    /// In a hash of the spec as stored, which a status write leaves alone
+    /// (HorizontalPodAutoscalers, which have no generation but a status
+    /// their controller keeps writing); the desired spec's hash.
+    Spec(i64),
+}
+
 /// A child as the cache shows it, as much as the decision reads.
 #[derive(Clone, Debug, Default)]
 pub struct Seen<'a> {
@@ -67,6 +83,7 @@ pub struct Seen<'a> {
     pub stamp: Option<Stamp>,
     /// Whether the operator's labels on it are the desired ones.
     pub labels_match: bool,
+    /// What stands for its version (see [`Version`]).
     pub generation: Option<i64>,
     pub resource_version: Option<&'a str>,
 }
@@ -84,19 +101,19 @@ pub enum Write {
     Apply { stamp: Stamp, convert: bool },
 }
 
-/// Decides from the desired object's hash, the cached copy (`None`: not in
-/// the cache) and, for kinds without a generation, the resourceVersion the
-/// memo holds (`None`: not remembered, e.g. after a restart).
-pub fn decide(
-    hash: u64,
-    has_generation: bool,
-    seen: Option<&Seen>,
-    remembered: Option<&str>,
-) -> Write {
+/// Decides from the desired object's hash, how its kind's writes show, the
+/// cached copy (`None`: not in the cache) and, for kinds without a version,
+/// the resourceVersion the memo holds (`None`: not remembered, e.g. after a
+/// restart).
+pub fn decide(hash: u64, version: Version, seen: Option<&Seen>, remembered: Option<&str>) -> Write {
     let Some(seen) = seen else {
         return Write::Create(Stamp {
             hash,
-            generation: has_generation.then_some(1),
+            generation: match version {
+                Version::None => None,
+                Version::Generation { .. } => Some(1),
+                Version::Spec(spec) => Some(spec),
+            },
             created: true,
         });
     };
@@ -109,13 +126,30 @@ pub fn decide(
     }
     // The generation the apply will leave: one more when the desired spec
     // changed; the same when only a label or someone else's edit is undone
-    // (most often an autoscaler's count, which the apply leaves alone). A
-    // wrong guess costs one more write, of the stamp alone.
-    let changed = stamp.is_some_and(|s| s.hash != hash);
+    // (most often an autoscaler's count, which the apply leaves alone),
+    // unless the kind counts the stamp's own change. A wrong guess costs one
+    // more write, of the stamp alone.
+    let generation = match (version, seen.generation) {
+        (Version::Spec(spec), _) => Some(spec),
+        (Version::Generation { annotations }, Some(g)) => {
+            let changed = stamp.is_some_and(|s| s.hash != hash);
+            let same = Stamp {
+                hash,
+                generation: Some(g),
+                created: false,
+            };
+            Some(if changed || (annotations && stamp != Some(same)) {
+                g + 1
+            } else {
+                g
+            })
+        }
+        (_, generation) => generation,
+    };
     Write::Apply {
         stamp: Stamp {
             hash,
-            generation: seen.generation.map(|g| if changed { g + 1 } else { g }),
+            generation,
             created: false,
         },
         convert: stamp.is_none_or(|s| s.created),

@@ -63,9 +63,13 @@ fn stamps_read_back_as_written() {
     }
 }
 
-/// What the case is, whether the kind has a generation, the cached copy,
-/// the remembered resourceVersion, and what to send.
-type Case<'a> = (&'a str, bool, Option<Seen<'a>>, Option<&'a str>, Write);
+/// What the case is, how the kind's writes show, the cached copy, the
+/// remembered resourceVersion, and what to send.
+type Case<'a> = (&'a str, Version, Option<Seen<'a>>, Option<&'a str>, Write);
+
+const GEN: Version = Version::Generation { annotations: false };
+const DEPLOYMENT: Version = Version::Generation { annotations: true };
+const NONE: Version = Version::None;
 
 #[test]
 fn decides_from_the_cache_alone() {
@@ -79,35 +83,53 @@ fn decides_from_the_cache_alone() {
     #[rustfmt::skip]
     let cases: Vec<Case> = vec![
         ("not cached: create, generation 1",
-            true, None, None, Write::Create(Stamp { hash: H, generation: Some(1), created: true })),
+            GEN, None, None, Write::Create(Stamp { hash: H, generation: Some(1), created: true })),
         ("not cached, no generation",
-            false, None, None, Write::Create(Stamp { hash: H, generation: None, created: true })),
+            NONE, None, None, Write::Create(Stamp { hash: H, generation: None, created: true })),
         ("as last written",
-            true, Some(seen(stamp(H, Some(3)), Some(3), "50")), None, Write::Skip),
+            GEN, Some(seen(stamp(H, Some(3)), Some(3), "50")), None, Write::Skip),
         ("status written since (rv moved, generation not)",
-            true, Some(seen(stamp(H, Some(3)), Some(3), "99")), Some("50"), Write::Skip),
+            GEN, Some(seen(stamp(H, Some(3)), Some(3), "99")), Some("50"), Write::Skip),
         ("just created, never applied",
-            true, Some(seen(created, Some(1), "50")), None, Write::Skip),
+            GEN, Some(seen(created, Some(1), "50")), None, Write::Skip),
         ("spec edited by hand: generation moved",
-            true, Some(seen(stamp(H, Some(3)), Some(4), "60")), None, apply(Some(4), false)),
+            GEN, Some(seen(stamp(H, Some(3)), Some(4), "60")), None, apply(Some(4), false)),
         ("created, then edited by hand: convert first",
-            true, Some(seen(created, Some(2), "60")), None, apply(Some(2), true)),
+            GEN, Some(seen(created, Some(2), "60")), None, apply(Some(2), true)),
         ("desired changed: one generation more",
-            true, Some(seen(stamp(OTHER, Some(3)), Some(3), "50")), None, apply(Some(4), false)),
+            GEN, Some(seen(stamp(OTHER, Some(3)), Some(3), "50")), None, apply(Some(4), false)),
         ("an own label changed",
-            true, Some(unlabelled), None, apply(Some(3), false)),
+            GEN, Some(unlabelled), None, apply(Some(3), false)),
         ("stamp removed by hand",
-            true, Some(seen(None, Some(3), "50")), None, apply(Some(3), true)),
+            GEN, Some(seen(None, Some(3), "50")), None, apply(Some(3), true)),
         ("no generation, after a restart: trusted and remembered",
-            false, Some(seen(stamp(H, None), None, "50")), None, Write::Skip),
+            NONE, Some(seen(stamp(H, None), None, "50")), None, Write::Skip),
         ("no generation, unchanged since remembered",
-            false, Some(seen(stamp(H, None), None, "50")), Some("50"), Write::Skip),
+            NONE, Some(seen(stamp(H, None), None, "50")), Some("50"), Write::Skip),
         ("no generation, written by someone since",
-            false, Some(seen(stamp(H, None), None, "51")), Some("50"), apply(None, false)),
+            NONE, Some(seen(stamp(H, None), None, "51")), Some("50"), apply(None, false)),
         ("no generation, desired changed",
-            false, Some(seen(stamp(OTHER, None), None, "50")), Some("50"), apply(None, false)),
+            NONE, Some(seen(stamp(OTHER, None), None, "50")), Some("50"), apply(None, false)),
         ("a stamp from a kind believed to have no generation",
-            true, Some(seen(stamp(H, None), Some(2), "50")), None, apply(Some(2), false)),
+            GEN, Some(seen(stamp(H, None), Some(2), "50")), None, apply(Some(2), false)),
+        ("deployment as last written",
+            DEPLOYMENT, Some(seen(stamp(H, Some(3)), Some(3), "50")), None, Write::Skip),
+        ("deployment scaled by its autoscaler: the new stamp moves it once more",
+            DEPLOYMENT, Some(seen(stamp(H, Some(3)), Some(4), "60")), None, apply(Some(5), false)),
+        ("deployment with a label removed: the stamp stays, so does the generation",
+            DEPLOYMENT, Some(Seen { labels_match: false, ..seen(stamp(H, Some(3)), Some(3), "50") }),
+            None, apply(Some(3), false)),
+        ("deployment changed: spec and stamp in one write",
+            DEPLOYMENT, Some(seen(stamp(OTHER, Some(3)), Some(3), "50")), None, apply(Some(4), false)),
+        ("deployment just created, then edited",
+            DEPLOYMENT, Some(seen(created, Some(2), "60")), None, apply(Some(3), true)),
+        ("autoscaler not cached: created with its spec's hash",
+            Version::Spec(77), None, None,
+            Write::Create(Stamp { hash: H, generation: Some(77), created: true })),
+        ("autoscaler whose status was written",
+            Version::Spec(77), Some(seen(stamp(H, Some(77)), Some(77), "99")), Some("50"), Write::Skip),
+        ("autoscaler edited by hand",
+            Version::Spec(77), Some(seen(stamp(H, Some(77)), Some(78), "99")), None, apply(Some(77), false)),
     ];
     for (case, has_generation, seen, remembered, expected) in cases {
         assert_eq!(

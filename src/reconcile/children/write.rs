@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 
@@ -15,8 +16,8 @@ use super::findings::{Finding, classify, refused};
 use super::holder::foreign_holder;
 use super::kind::ChildKind;
 use super::memo::{Key, hash_of};
-use super::tools::{Owner, Tools};
 use super::stamp::{self, Seen, Stamp, Write};
+use super::tools::{Owner, Tools};
 use crate::build::{FIELD_MANAGER, labels};
 use crate::error::brief;
 use crate::lean::STAMP;
@@ -45,9 +46,16 @@ pub(super) async fn write<K: ChildKind>(
         name,
     };
     let remembered = tools.memo.version(&key);
-    let seen = cached.as_ref().map(|c| seen(object, c.meta()));
+    let seen = cached
+        .as_ref()
+        .map(|c| seen(object, c.meta(), K::observed(c)));
     let api: Api<K> = Api::namespaced(tools.client.clone(), &owner.namespace);
-    let written = match stamp::decide(hash, K::GENERATION, seen.as_ref(), remembered.as_deref()) {
+    let written = match stamp::decide(
+        hash,
+        K::versioning(object),
+        seen.as_ref(),
+        remembered.as_deref(),
+    ) {
         Write::Skip => {
             tools.metrics.applies_skipped.inc();
             if let Some(seen) = seen.filter(|s| s.generation.is_none()) {
@@ -82,10 +90,7 @@ pub(super) async fn write<K: ChildKind>(
 }
 
 /// The cached copy as the decision reads it.
-fn seen<'a, K: Resource>(
-    desired: &K,
-    cached: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> Seen<'a> {
+fn seen<'a, K: Resource>(desired: &K, cached: &'a ObjectMeta, version: Option<i64>) -> Seen<'a> {
     let own = |l: Option<&BTreeMap<String, String>>| -> BTreeMap<String, String> {
         l.into_iter()
             .flatten()
@@ -100,7 +105,7 @@ fn seen<'a, K: Resource>(
             .and_then(|a| a.get(STAMP))
             .and_then(|s| Stamp::parse(s)),
         labels_match: own(desired.meta().labels.as_ref()) == own(cached.labels.as_ref()),
-        generation: cached.generation,
+        generation: version,
         resource_version: cached.resource_version.as_deref(),
     }
 }
@@ -130,7 +135,7 @@ async fn create<K: ChildKind>(
         ..PostParams::default()
     };
     match api.create(&params, &stamped(object, stamp)).await {
-        Ok(made) => match stamp::correction(stamp, made.meta().generation) {
+        Ok(made) => match stamp::correction(stamp, K::written(&made)) {
             // A kind declared with the wrong idea of its generation.
             Some(right) => {
                 created::convert(api, name).await.map_err(|e| {
@@ -186,12 +191,11 @@ async fn taken<K: ChildKind>(
             holder,
         });
     }
-    let generation = meta.generation;
     created::convert_read(api, name, meta)
         .await
         .map_err(|e| refused::<K>(name, format!("taking over its fields: {}", brief(&e))))?;
+    // Its version is unknown here: the answer corrects the stamp if need be.
     let stamp = Stamp {
-        generation,
         created: false,
         ..stamp
     };
@@ -215,7 +219,7 @@ async fn apply<K: ChildKind>(
             .patch(name, &params, &Patch::Apply(&stamped(object, stamp)))
             .await
             .map_err(|e| classify::<K>(name, &e, true))?;
-        match stamp::correction(stamp, applied.meta().generation) {
+        match stamp::correction(stamp, K::written(&applied)) {
             Some(right) => stamp = right,
             None => return Ok(applied.resource_version()),
         }
