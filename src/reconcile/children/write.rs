@@ -16,7 +16,7 @@ use super::findings::{Finding, classify, refused};
 use super::holder::foreign_holder;
 use super::kind::ChildKind;
 use super::memo::{Key, hash_of};
-use super::stamp::{self, Seen, Stamp, Write};
+use super::stamp::{self, Seen, Stamp, Version, Write};
 use super::tools::{Owner, Tools};
 use crate::build::{FIELD_MANAGER, labels};
 use crate::error::brief;
@@ -67,9 +67,9 @@ pub(super) async fn write<K: ChildKind>(
         Write::Create(stamp) => create(tools, owner, &api, object, &key.name, stamp).await,
         Write::Apply { stamp, convert } => {
             if convert {
-                created::convert(&api, &key.name).await.map_err(|e| {
-                    refused::<K>(&key.name, format!("taking over its fields: {}", brief(&e)))
-                })?;
+                created::convert(&api, &key.name)
+                    .await
+                    .map_err(|e| takeover_failed::<K>(&key.name, &e))?;
             }
             K::before_apply(tools.client, object, cached.as_deref())
                 .await
@@ -78,10 +78,12 @@ pub(super) async fn write<K: ChildKind>(
         }
     };
     match written {
-        Ok(version) => {
+        // Only kinds without a version are compared by resourceVersion.
+        Ok(version) if K::versioning(object) == Version::None => {
             tools.memo.remember(key, &owner.name, version);
             Ok(())
         }
+        Ok(_) => Ok(()),
         Err(finding) => {
             tools.memo.forget(&key);
             Err(finding)
@@ -138,9 +140,9 @@ async fn create<K: ChildKind>(
         Ok(made) => match stamp::correction(stamp, K::written(&made)) {
             // A kind declared with the wrong idea of its generation.
             Some(right) => {
-                created::convert(api, name).await.map_err(|e| {
-                    refused::<K>(name, format!("taking over its fields: {}", brief(&e)))
-                })?;
+                created::convert(api, name)
+                    .await
+                    .map_err(|e| takeover_failed::<K>(name, &e))?;
                 apply(
                     tools,
                     api,
@@ -193,7 +195,7 @@ async fn taken<K: ChildKind>(
     }
     created::convert_read(api, name, meta)
         .await
-        .map_err(|e| refused::<K>(name, format!("taking over its fields: {}", brief(&e))))?;
+        .map_err(|e| takeover_failed::<K>(name, &e))?;
     // Its version is unknown here: the answer corrects the stamp if need be.
     let stamp = Stamp {
         created: false,
@@ -226,4 +228,16 @@ async fn apply<K: ChildKind>(
     }
     // Moved twice: someone else writes it too; the next reconcile looks again.
     Ok(None)
+}
+
+/// Taking over a created child's fields failed: it changed since it was read
+/// (its change brings another reconcile), or the API server refused.
+fn takeover_failed<K: ChildKind>(name: &str, error: &kube::Error) -> Finding {
+    match error {
+        kube::Error::Api(s) if s.code == 409 => Finding::Outdated {
+            kind: K::KIND,
+            name: name.to_string(),
+        },
+        _ => refused::<K>(name, format!("taking over its fields: {}", brief(error))),
+    }
 }
