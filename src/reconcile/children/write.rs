@@ -193,11 +193,18 @@ async fn taken<K: ChildKind>(
             holder,
         });
     }
+    // Most likely it is what this stack made a moment ago, so the apply
+    // changes nothing but the stamp (a wrong guess costs one more write).
+    let generation = match K::versioning(object) {
+        Version::None => None,
+        Version::Spec(spec) => Some(spec),
+        Version::Generation { annotations } => meta.generation.map(|g| g + i64::from(annotations)),
+    };
     created::convert_read(api, name, meta)
         .await
         .map_err(|e| takeover_failed::<K>(name, &e))?;
-    // Its version is unknown here: the answer corrects the stamp if need be.
     let stamp = Stamp {
+        generation,
         created: false,
         ..stamp
     };
