@@ -2,7 +2,7 @@
 //! the step that failed and the object it failed on; the variant's name is
 //! the `error` label of the `appstack_reconcile_errors_total` metric. What
 //! goes wrong with one child is not an error but a finding (see
-//! `reconcile::child_set`), reported in status while the others converge.
+//! `reconcile::children`), reported in status while the others converge.
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

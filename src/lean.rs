@@ -23,15 +23,28 @@ use serde::{Deserialize, Serialize};
 
 use crate::build::labels;
 
+/// The annotation stamped on every child the operator writes (see
+/// `reconcile::children::stamp`): the only annotation the caches keep (but
+/// for a StatefulSet's restore record, `reconcile::restored`).
+pub const STAMP: &str = "appstack.dev/applied";
+
+/// The longest stamp kept: a real one is about 30 characters.
+const STAMP_MAX: usize = 64;
+
 /// The longest string kept of a controller reference (a name's limit): a
 /// reference the API server let through with a longer one is cut.
 const REFERENCE_MAX: usize = 253;
 
 /// Trims metadata to what the reconcile reads: names, uid, versions,
-/// timestamps, the operator's own labels and the controller reference. No
-/// annotations, managedFields or finalizers.
+/// timestamps, the operator's own labels, its stamp and the controller
+/// reference. No other annotations, no managedFields or finalizers.
 pub fn keep(meta: &mut ObjectMeta) {
-    meta.annotations = None;
+    let stamp = meta
+        .annotations
+        .take()
+        .and_then(|mut a| a.remove(STAMP))
+        .filter(|s| s.len() <= STAMP_MAX);
+    meta.annotations = stamp.map(|s| BTreeMap::from([(STAMP.to_string(), s)]));
     meta.managed_fields = None;
     meta.finalizers = None;
     meta.generate_name = None;
@@ -81,6 +94,8 @@ pub struct LeanMeta {
     deletion_timestamp: Option<Time>,
     #[serde(default, deserialize_with = "own_labels")]
     labels: Option<BTreeMap<String, String>>,
+    #[serde(default, deserialize_with = "own_labels")]
+    annotations: Option<BTreeMap<String, String>>,
     #[serde(default, deserialize_with = "controller_only")]
     owner_references: Option<Vec<OwnerReference>>,
 }
@@ -96,6 +111,7 @@ impl From<LeanMeta> for ObjectMeta {
             creation_timestamp: lean.creation_timestamp,
             deletion_timestamp: lean.deletion_timestamp,
             labels: lean.labels,
+            annotations: lean.annotations,
             owner_references: lean.owner_references,
             ..ObjectMeta::default()
         };
@@ -191,7 +207,8 @@ impl<K: Resource<DynamicType = ()>> Resource for Slim<K> {
     }
 }
 
-/// The operator's own labels; every other key is skipped unread.
+/// The operator's own labels (or its stamp, of annotations); every other key
+/// is skipped unread.
 fn own_labels<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<BTreeMap<String, String>>, D::Error> {
@@ -225,8 +242,9 @@ fn own_labels<'de, D: Deserializer<'de>>(
     Ok(Option::<Labels>::deserialize(deserializer)?.map(|l| l.0))
 }
 
-/// A label key, as one of the operator's own or none: compared where it
-/// lies in the text, never copied.
+/// A label or annotation key, as one of the operator's own or none:
+/// compared where it lies in the text, never copied. (`keep` then drops a
+/// label key among annotations, or the stamp among labels.)
 struct OwnKey(Option<&'static str>);
 
 impl<'de> Deserialize<'de> for OwnKey {
@@ -238,7 +256,8 @@ impl<'de> Deserialize<'de> for OwnKey {
                 f.write_str("a label key")
             }
             fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<OwnKey, E> {
-                Ok(OwnKey(labels::OWN.iter().copied().find(|own| *own == key)))
+                let own = labels::OWN.iter().chain([&STAMP]).copied();
+                Ok(OwnKey(own.into_iter().find(|own| *own == key)))
             }
         }
         deserializer.deserialize_str(Key)
@@ -370,6 +389,19 @@ pub mod tests {
         .unwrap();
         keep(&mut deployment.metadata);
         assert_lean(&deployment.metadata);
+    }
+
+    #[test]
+    fn of_annotations_only_a_stamp_of_sane_size_is_kept() {
+        let decoded = |stamp: &str| -> Option<BTreeMap<String, String>> {
+            let slim: Slim<Secret> = serde_json::from_value(json!({"metadata": {"name": "s",
+                "annotations": {"note": "x", STAMP: stamp, labels::INSTANCE: "shop"}}}))
+            .unwrap();
+            slim.meta().annotations.clone()
+        };
+        let kept = decoded("00000000000000ab g2");
+        assert_eq!(kept.unwrap()[STAMP], "00000000000000ab g2");
+        assert_eq!(decoded(&"0".repeat(1000)), None);
     }
 
     #[test]

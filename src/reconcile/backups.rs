@@ -14,9 +14,8 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::child_set::Finding;
+use super::children::{Finding, Meta};
 use super::context::Context;
-use super::kinds::Meta;
 use crate::api::AppStack;
 use crate::build::stores::Engine;
 use crate::build::{FIELD_MANAGER, backup, labels};

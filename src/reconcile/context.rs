@@ -11,8 +11,7 @@ use kube::runtime::events::{Event, Recorder, Reporter};
 use kube::{Client, Resource};
 use tracing::debug;
 
-use super::apply::Memo;
-use super::caches::Caches;
+use super::children::{Caches, Memo, Tools};
 use super::ownership::Waiting;
 use crate::api::AppStack;
 use crate::telemetry::Metrics;
@@ -56,6 +55,16 @@ impl Context {
             probes: super::enforcement::Probes::default(),
             failures: Mutex::new(HashMap::new()),
             agent_image,
+        }
+    }
+
+    /// What the child machinery needs of this context.
+    pub(super) fn tools(&self) -> Tools<'_> {
+        Tools {
+            client: &self.client,
+            caches: &self.caches,
+            memo: &self.memo,
+            metrics: &self.metrics,
         }
     }
 

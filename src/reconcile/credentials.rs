@@ -4,7 +4,8 @@
 //! read from the API server at each reconcile (the watch keeps only their
 //! metadata). A password is made from the OS CSPRNG only when its Secret
 //! does not exist there, and the Secret is
-//! then created with a plain create, which fails rather than overwrite one a
+//! then created in one request ([`create`], stamped by the apply phase as
+//! the child set stamps its writes), which fails rather than overwrite one a
 //! racing writer made. After that it is only ever read, so operator restarts
 //! never change it; a user who edits the Secret rotates the credentials and
 //! the pods that use them roll. A Secret of that name that this stack does

@@ -2,16 +2,12 @@
 //! applies, prunes and reports (the four phases are in `phases`). It builds
 //! nothing itself.
 
-mod apply;
 mod backups;
-mod caches;
 mod certificates;
-mod child_set;
+mod children;
 mod context;
 mod credentials;
 mod enforcement;
-mod handoff;
-mod kinds;
 mod ownership;
 mod phases;
 mod restored;
@@ -64,7 +60,8 @@ pub async fn run(
     namespace: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (caches, stack_events, child_events) = caches::watch(&shared.client, namespace.as_deref());
+    let (caches, stack_events, child_events) =
+        children::watch(&shared.client, namespace.as_deref());
     let ctx = Arc::new(Context::new(
         shared.client.clone(),
         caches.clone(),

@@ -1,7 +1,4 @@
-//! Who holds a child's name. The operator writes an object only when it does
-//! not exist yet or when this stack is its controller: Server-Side Apply with
-//! force would otherwise take over another stack's child, or an object a user
-//! made by hand (which would then be deleted along with the stack).
+//! Who waits for a child's name (who holds one is `children::foreign_holder`).
 //!
 //! A stack that finds its name taken waits. [`Waiting`] remembers which names
 //! it waits for, so the watch event of that name's object (deleted by its
@@ -11,30 +8,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 
-use super::caches::Touched;
+use super::children::Touched;
+pub use super::children::foreign_holder;
 use crate::api::StoredAppStack;
-
-/// How an existing object's holder reads in a message, when it is not the
-/// stack with `uid`; `None` when that stack controls it.
-pub fn foreign_holder(meta: &ObjectMeta, uid: &str) -> Option<String> {
-    let controller = meta
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|r| r.controller == Some(true));
-    match controller {
-        Some(r) if r.uid == uid => None,
-        Some(r) => Some(format!("belongs to {} {}", r.kind, r.name)),
-        None => Some(
-            "was not created by AppStack, which never takes over an object it did not create \
-             (delete it if nothing needs it)"
-                .to_string(),
-        ),
-    }
-}
 
 type NameKey = (String, String);
 
@@ -87,37 +65,6 @@ impl Waiting {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-
-    fn owned_by(uid: &str, controller: bool) -> ObjectMeta {
-        ObjectMeta {
-            name: Some("shop-web".into()),
-            namespace: Some("ns".into()),
-            owner_references: Some(vec![OwnerReference {
-                kind: "AppStack".into(),
-                name: "other".into(),
-                uid: uid.into(),
-                controller: Some(controller),
-                ..OwnerReference::default()
-            }]),
-            ..ObjectMeta::default()
-        }
-    }
-
-    #[test]
-    fn only_our_controller_reference_makes_a_child_ours() {
-        assert_eq!(foreign_holder(&owned_by("ours", true), "ours"), None);
-        assert_eq!(
-            foreign_holder(&owned_by("theirs", true), "ours").as_deref(),
-            Some("belongs to AppStack other")
-        );
-        // A plain owner reference (not controller) and no owner at all both
-        // mean somebody else made it.
-        for meta in [owned_by("ours", false), ObjectMeta::default()] {
-            let holder = foreign_holder(&meta, "ours").unwrap();
-            assert!(holder.contains("not created by AppStack"), "{holder}");
-        }
-    }
 
     #[test]
     fn a_child_event_wakes_its_owner_and_the_stacks_waiting_for_its_name() {

@@ -65,8 +65,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/*
 What the operator does to AppStacks and their children, and nothing more
-(interfaces: field manager appstack-operator, Server-Side Apply). `create` is
-listed because an apply that creates an object is authorized as a create too.
+(interfaces: field manager appstack-operator, Server-Side Apply). `create`:
+a new child is created with one POST (and the metadata `patch` of its
+managedFields moves the create's fields under the apply's entry).
 No wildcards: every kind and verb is spelled out.
 */}}
 {{- define "appstack-operator.rules" -}}

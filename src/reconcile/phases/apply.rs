@@ -8,12 +8,10 @@ use kube::ResourceExt;
 use kube::api::Api;
 use tracing::info;
 
-use super::super::apply::{Key, hash_of};
 use super::super::backups;
-use super::super::child_set::{ChildSet, Finding, Owner};
+use super::super::children::{self, ChildSet, Finding, KINDS, Owner};
 use super::super::context::Context;
 use super::super::credentials::{self, Created};
-use super::super::kinds::KINDS;
 use super::observe::World;
 use super::plan::Desired;
 use super::report::Done;
@@ -28,19 +26,14 @@ pub async fn apply(ctx: &Context, world: &World, desired: &Desired) -> Result<Do
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &owner.namespace);
     for secret in &desired.create {
         let name = secret.name_any();
-        match credentials::create(&secrets, secret).await? {
+        // Stamped as the child set stamps what it writes: the set then finds
+        // it current and sends nothing more (one request, not a create and
+        // then an apply).
+        let stamped = children::stamped_new(secret).unwrap_or_else(|_| secret.clone());
+        match credentials::create(&secrets, &stamped).await? {
             Created::Made(version) => {
                 info!(secret = %name, "generated credentials");
-                // The child set skips it while nobody writes it after us:
-                // one request, not a create and then an apply.
-                if let Ok(hash) = hash_of(secret) {
-                    let key = Key {
-                        kind: <Secret as k8s_openapi::Resource>::KIND,
-                        namespace: owner.namespace.clone(),
-                        name: name.clone(),
-                    };
-                    ctx.memo.remember(key, &owner.name, hash, version);
-                }
+                children::remember_created(ctx.tools(), owner, secret, version);
                 done.created.push(name);
             }
             Created::Taken => done.findings.push(Finding::Conflict {
@@ -72,7 +65,7 @@ pub async fn apply(ctx: &Context, world: &World, desired: &Desired) -> Result<Do
         name: owner.name.clone(),
         uid: owner.uid.clone(),
     };
-    let mut set = ChildSet::new(ctx, owner, &desired.children);
+    let mut set = ChildSet::new(ctx.tools(), owner, &desired.children);
     // Created above, and not in the cache yet: kept from the prune.
     for name in &done.created {
         set.keep::<Secret>(name);

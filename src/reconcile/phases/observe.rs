@@ -16,7 +16,7 @@ use tracing::warn;
 
 use super::super::backups;
 use super::super::certificates::{self, Ca};
-use super::super::child_set::{Finding, Owner};
+use super::super::children::{Finding, Owner};
 use super::super::context::Context;
 use super::super::credentials::{self, Resolved};
 use super::super::{ownership, restored};

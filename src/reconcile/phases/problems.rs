@@ -9,7 +9,7 @@ use kube::ResourceExt;
 use super::observe::StoreSeen;
 use crate::api::StoreKind;
 use crate::build::stores;
-use crate::reconcile::child_set::{Finding, Guard};
+use crate::reconcile::children::{Finding, Guard};
 use crate::redact::Known;
 use crate::status::{self, Problem};
 

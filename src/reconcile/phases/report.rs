@@ -16,7 +16,7 @@ use super::problems;
 use crate::api::{AppStack, AppStackStatus, BackupStatus, StoreKind};
 use crate::build::{backup, stores};
 use crate::error::cut;
-use crate::reconcile::child_set::Finding;
+use crate::reconcile::children::{Finding, Pruned};
 use crate::redact::Known;
 use crate::status::{self, BACKUP_FAILING, DEGRADED, Observed, Problem};
 
@@ -31,8 +31,8 @@ pub struct Done {
     pub invalid: Option<Problem>,
     /// Secrets created with generated material.
     pub created: Vec<String>,
-    /// Children the prune deleted (kind, name).
-    pub pruned: Vec<(&'static str, String)>,
+    /// Children the prune deleted, in that order.
+    pub pruned: Vec<Pruned>,
 }
 
 /// An Event to publish on the stack.
@@ -205,10 +205,10 @@ fn notices(
             )
         }));
     }
-    notices.extend(done.pruned.iter().map(|(kind, child)| {
+    notices.extend(done.pruned.iter().map(|p| {
         Notice::normal(
             "Deleted",
-            format!("{kind} {child} is no longer in the spec"),
+            format!("{} {} is no longer in the spec", p.kind, p.name),
             "Prune",
         )
     }));

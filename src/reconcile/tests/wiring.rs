@@ -84,10 +84,17 @@ fn cached_store(h: &mut Harness, name: &str, ready: bool, annotations: Value, in
     );
 }
 
+/// What was sent for a store's StatefulSet: applied when it exists, created
+/// (one POST) when the cache shows none.
 fn applied_store(h: &Harness, name: &str) -> Value {
     h.calls()
         .into_iter()
-        .find(|c| c.method == "PATCH" && c.path.ends_with(&format!("/statefulsets/{name}")))
+        .find(|c| {
+            (c.method == "PATCH" && c.path.ends_with(&format!("/statefulsets/{name}")))
+                || (c.method == "POST"
+                    && c.path.ends_with("/statefulsets")
+                    && c.body["metadata"]["name"] == name)
+        })
         .map(|c| c.body)
         .unwrap_or_else(|| panic!("{name} not applied: {:?}", h.child_writes()))
 }

@@ -19,7 +19,7 @@ use super::observe::{Seen, StoreSeen, World};
 use super::report::{Done, Report, report as compute};
 use crate::api::{AppStack, AppStackStatus, StoreKind, StoreStatus};
 use crate::build::StoreCredentials;
-use crate::reconcile::child_set::{Finding, Owner};
+use crate::reconcile::children::{Finding, Owner};
 
 pub const PASSWORD: &str = "P@ss:w/rd#1%x";
 

@@ -5,7 +5,7 @@ use serde_json::json;
 use super::super::Next;
 use super::super::report::Done;
 use super::*;
-use crate::reconcile::child_set::Guard;
+use crate::reconcile::children::Guard;
 use crate::status::Problem;
 
 /// One row: what apply found, the Degraded reason (or none), a piece of its

@@ -5,6 +5,7 @@ use serde_json::json;
 use super::super::Next;
 use super::super::report::{Done, failed};
 use super::*;
+use crate::reconcile::children::Pruned;
 use crate::status::fixtures::backup_pod;
 
 const SUMMARY: &str = r#"{"label":"20261202T030000Z","completed":"2026-12-02T03:00:09Z","sizeBytes":4,"count":1,"totalBytes":4,"firstRecoverable":"2026-12-02T03:00:09Z","lastRecoverable":"2026-12-02T03:00:09Z"}"#;
@@ -87,8 +88,14 @@ fn generated_credentials_and_issued_certificates_are_announced_once_applied() {
 fn each_child_pruned_is_announced() {
     let done = Done {
         pruned: vec![
-            ("Deployment", "shop-old".into()),
-            ("Service", "shop-old".into()),
+            Pruned {
+                kind: "Deployment",
+                name: "shop-old".into(),
+            },
+            Pruned {
+                kind: "Service",
+                name: "shop-old".into(),
+            },
         ],
         ..applied(vec![])
     };

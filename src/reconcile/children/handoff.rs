@@ -89,11 +89,13 @@ pub async fn replicas_to_autoscaler(
     }
 }
 
-/// True when our field manager's apply owns `spec.replicas`.
+/// True when our field manager owns `spec.replicas`: by an apply, or by the
+/// create, whose entry becomes an apply's before the next apply (see
+/// `created`).
 fn owns_replicas(entries: &[ManagedFieldsEntry]) -> bool {
     entries.iter().any(|e| {
         e.manager.as_deref() == Some(FIELD_MANAGER)
-            && e.operation.as_deref() == Some("Apply")
+            && matches!(e.operation.as_deref(), Some("Apply" | "Update"))
             && e.subresource.is_none()
             && e.fields_v1
                 .as_ref()
@@ -135,8 +137,9 @@ mod tests {
         assert!(!owns_replicas(&[entry(
             "kube-controller-manager",
             "Update",
-            with
+            with.clone()
         )]));
+        assert!(owns_replicas(&[entry(FIELD_MANAGER, "Update", with)]));
         assert!(!owns_replicas(&[]));
     }
 

@@ -17,7 +17,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 
-use super::kinds::{Cacheable, ChildKind, KINDS, LIST_PAGE};
+use super::kind::{Cacheable, ChildKind, LIST_PAGE};
 use crate::api::{AppStack, StoredAppStack};
 use crate::build::labels;
 use crate::lean::Slim;
@@ -60,6 +60,11 @@ impl CacheMap {
     fn insert<C: Cacheable>(&mut self, store: Store<C>) {
         self.stores.insert(TypeId::of::<C>(), Box::new(store));
     }
+
+    /// What counts the watches that have listed.
+    pub(super) fn listed(&self) -> &Arc<AtomicUsize> {
+        &self.listed
+    }
 }
 
 /// What the reconciler knows of the cluster, kept current by watches.
@@ -72,6 +77,15 @@ pub struct Caches {
 }
 
 impl Caches {
+    /// The caches of `watches` watches: the stacks' and every child's.
+    pub(super) fn new(stacks: Store<StoredAppStack>, children: CacheMap, watches: usize) -> Self {
+        Self {
+            stacks,
+            children: Arc::new(children),
+            watches,
+        }
+    }
+
     /// The cache of one cached type; `None` only for a type no kind declares.
     pub fn store<C: Cacheable>(&self) -> Option<&Store<C>> {
         self.children
@@ -165,7 +179,7 @@ pub fn watch_kind<K: ChildKind>(
 /// by chance. Nothing is cached; each event is decoded lean. A Job counts
 /// only when a CronJob controls it, and it can wake only a stack of its own
 /// namespace.
-fn watch_backup_jobs(client: &Client, namespace: Option<&str>) -> ChildEvents {
+pub(super) fn watch_backup_jobs(client: &Client, namespace: Option<&str>) -> ChildEvents {
     let config = watcher::Config::default()
         .labels(&labels::managed_selector())
         .page_size(LIST_PAGE);
@@ -188,29 +202,11 @@ fn watch_backup_jobs(client: &Client, namespace: Option<&str>) -> ChildEvents {
         .boxed()
 }
 
-/// Starts every watch: the AppStacks', each declared kind's, and the
-/// backup Jobs'.
-pub fn watch(client: &Client, namespace: Option<&str>) -> (Caches, StackEvents, Vec<ChildEvents>) {
-    let mut map = CacheMap::default();
-    let (stacks, stack_events) = watch_stacks(client, namespace, &map.listed);
-    let mut children: Vec<ChildEvents> = KINDS
-        .iter()
-        .map(|kind| kind.watch(client, namespace, &mut map))
-        .collect();
-    children.push(watch_backup_jobs(client, namespace));
-    let caches = Caches {
-        stacks,
-        children: Arc::new(map),
-        watches: KINDS.len() + 1,
-    };
-    (caches, stack_events, children)
-}
-
 /// The stacks are watched as stored: one that does not decode is reported
 /// on itself instead of failing the list of all of them. They list in small
 /// pages too: a stack can carry 256 KiB of annotations (dropped as it is
 /// decoded) and a spec of up to about 1.5 MB.
-fn watch_stacks(
+pub(super) fn watch_stacks(
     client: &Client,
     namespace: Option<&str>,
     listed: &Arc<AtomicUsize>,
@@ -249,55 +245,5 @@ pub mod fixture {
             writer.apply_watcher_event(&event);
             true
         })
-    }
-
-    /// Caches plus a way to put objects into them.
-    pub struct Filled {
-        pub caches: Caches,
-        stacks: reflector::store::Writer<StoredAppStack>,
-        fills: Vec<Fill>,
-    }
-
-    impl Filled {
-        pub fn new() -> Self {
-            let mut map = CacheMap::default();
-            let fills = KINDS.iter().map(|k| k.cache_by_hand(&mut map)).collect();
-            map.listed.store(KINDS.len() + 1, Ordering::Relaxed);
-            let (stacks, writer) = reflector::store();
-            Self {
-                caches: Caches {
-                    stacks,
-                    children: Arc::new(map),
-                    watches: KINDS.len() + 1,
-                },
-                stacks: writer,
-                fills,
-            }
-        }
-
-        /// Puts an object (as JSON, with apiVersion and kind) into its cache.
-        pub fn put(&mut self, value: &serde_json::Value) {
-            self.event(value, false);
-        }
-
-        /// Removes an object from its cache, as a deletion event would.
-        pub fn remove(&mut self, value: &serde_json::Value) {
-            self.event(value, true);
-        }
-
-        fn event(&mut self, value: &serde_json::Value, delete: bool) {
-            if value["kind"] == "AppStack" {
-                let stack: StoredAppStack =
-                    serde_json::from_value(value.clone()).expect("an AppStack");
-                self.stacks.apply_watcher_event(&if delete {
-                    watcher::Event::Delete(stack)
-                } else {
-                    watcher::Event::Apply(stack)
-                });
-                return;
-            }
-            let put = self.fills.iter_mut().any(|fill| fill(value, delete));
-            assert!(put, "no cache for kind {}", value["kind"]);
-        }
     }
 }

@@ -3,7 +3,6 @@
 //! (pruning runs it backwards); watching, applying, pruning and waking stacks
 //! all loop over it, so adding a kind is its builder plus one declaration here.
 
-use std::fmt::Debug;
 use std::marker::PhantomData;
 
 use futures::future::BoxFuture;
@@ -14,97 +13,18 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, Patch, PatchParams};
-use kube::core::NamespaceResourceScope;
-use kube::{Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
+use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use super::caches::{self, CacheMap, ChildEvents};
-use super::child_set::ChildSet;
+use super::cache::{self, CacheMap, ChildEvents};
 use super::handoff;
+use super::kind::{ChildKind, Meta};
+use super::memo::hash_of;
+use super::set::ChildSet;
+use super::stamp::Version;
 use crate::build::Children;
-use crate::lean::{self, Slim};
-
-/// What a watch cache can hold: a whole child or its metadata only.
-pub trait Cacheable:
-    Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-    + DeserializeOwned
-    + Clone
-    + Debug
-    + Send
-    + Sync
-    + 'static
-{
-}
-
-impl<C> Cacheable for C where
-    C: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + DeserializeOwned
-        + Clone
-        + Debug
-        + Send
-        + Sync
-        + 'static
-{
-}
-
-/// A child as the applier sends it: cacheable, with a static kind name,
-/// and serializable.
-pub trait Child: Cacheable + k8s_openapi::Resource + serde::Serialize {}
-
-impl<K: Cacheable + k8s_openapi::Resource + serde::Serialize> Child for K {}
-
-/// One kind of child object.
-pub trait ChildKind: Child {
-    /// What the watch cache keeps: `Self` when the reconcile reads the
-    /// object's spec or status, [`Meta<Self>`] when names and owners suffice.
-    type Cached: Cacheable;
-
-    /// The built objects of this kind.
-    fn desired(children: &Children) -> &[Self];
-
-    /// Trims a watched copy before it is cached, to what the reconcile
-    /// reads: names, the operator's own labels and the controller, plus
-    /// what a kind's hooks and status need. Anyone may label an object
-    /// `managed-by: appstack-operator`, so what the caches keep of it must
-    /// not depend on how large it is (see `lean`).
-    fn trim(cached: &mut Self::Cached) {
-        lean::keep(cached.meta_mut());
-    }
-
-    /// Runs before `desired` is sent (never when it is skipped as unchanged),
-    /// with the cached copy when there is one.
-    fn before_apply<'a>(
-        _client: &'a Client,
-        _desired: &'a Self,
-        _cached: Option<&'a Self::Cached>,
-    ) -> BoxFuture<'a, Result<(), kube::Error>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    /// Whether its objects run pods that the NetworkPolicy of the same name
-    /// guards: such an object is applied only once that policy exists.
-    const GUARDED: bool = false;
-
-    /// Makes an existing object of a guarded kind run no pods while its
-    /// policy is missing. True when none runs now; false when the kind is
-    /// only held (left as it is, not updated).
-    fn stop<'a>(
-        _api: &'a Api<Self>,
-        _cached: &'a Self::Cached,
-    ) -> BoxFuture<'a, Result<bool, kube::Error>> {
-        Box::pin(async { Ok(false) })
-    }
-
-    /// What to do when the API server forbids changing an existing object of
-    /// this kind in place; `None` when nothing more than its message helps.
-    fn in_place_advice(_name: &str) -> Option<String> {
-        None
-    }
-}
-
-/// A child cached as metadata, trimmed while it is decoded.
-pub type Meta<K> = Slim<K>;
+use crate::lean;
+use crate::reconcile::restored;
 
 /// Metadata only: the watch never carries a Secret's data (anyone may label
 /// a Secret as ours, at any size), and credentials are read by a GET of the
@@ -129,6 +49,9 @@ impl ChildKind for ConfigMap {
 /// what the backup said from the backup pods.
 impl ChildKind for CronJob {
     type Cached = Meta<CronJob>;
+    fn versioning(_desired: &Self) -> Version {
+        Version::Generation { annotations: false }
+    }
     const GUARDED: bool = true;
     fn desired(children: &Children) -> &[Self] {
         &children.cron_jobs
@@ -145,6 +68,9 @@ impl ChildKind for Service {
 impl ChildKind for StatefulSet {
     type Cached = StatefulSet;
     const GUARDED: bool = true;
+    fn versioning(_desired: &Self) -> Version {
+        Version::Generation { annotations: false }
+    }
     /// A store: scaled to 0 (its volumes stay). The next apply once its
     /// policy exists takes the count back, as the count is ours.
     fn stop<'a>(
@@ -168,11 +94,17 @@ impl ChildKind for StatefulSet {
         &children.stateful_sets
     }
     /// Status reads the replica count and the status; observe the restore
-    /// record.
+    /// record (kept beside the stamp, both bounded).
     fn trim(s: &mut StatefulSet) {
-        let record = super::restored::own(s.metadata.annotations.as_ref());
+        let record = restored::own(s.metadata.annotations.as_ref());
         lean::keep(&mut s.metadata);
-        s.metadata.annotations = record;
+        // Beside the stamp, which `keep` kept.
+        if let Some(record) = record {
+            s.metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .extend(record);
+        }
         s.spec = s.spec.as_ref().map(|spec| StatefulSetSpec {
             replicas: spec.replicas,
             ..StatefulSetSpec::default()
@@ -189,6 +121,10 @@ impl ChildKind for StatefulSet {
 
 impl ChildKind for Deployment {
     type Cached = Deployment;
+    /// A Deployment's generation moves with its annotations too.
+    fn versioning(_desired: &Self) -> Version {
+        Version::Generation { annotations: true }
+    }
     const GUARDED: bool = true;
     fn desired(children: &Children) -> &[Self] {
         &children.deployments
@@ -213,15 +149,49 @@ impl ChildKind for Deployment {
     }
 }
 
+/// Cached with its spec (when of a sane size), not its status: it has no
+/// generation, and its controller keeps writing its status, so what stands
+/// for its version is a hash of its spec.
 impl ChildKind for HorizontalPodAutoscaler {
-    type Cached = Meta<HorizontalPodAutoscaler>;
+    type Cached = HorizontalPodAutoscaler;
     fn desired(children: &Children) -> &[Self] {
         &children.autoscalers
     }
+    fn trim(h: &mut HorizontalPodAutoscaler) {
+        lean::keep(&mut h.metadata);
+        h.status = None;
+        let size = serde_json::to_vec(&h.spec).map_or(usize::MAX, |s| s.len());
+        if size > SPEC_MAX {
+            h.spec = None;
+        }
+    }
+    fn versioning(desired: &Self) -> Version {
+        spec_hash(&desired.spec).map_or(Version::None, Version::Spec)
+    }
+    fn observed(cached: &Self) -> Option<i64> {
+        spec_hash(&cached.spec)
+    }
+    fn written(object: &Self) -> Option<i64> {
+        spec_hash(&object.spec)
+    }
+}
+
+/// The largest autoscaler spec the cache keeps (ours are a few hundred
+/// bytes; anyone may label a larger one as ours).
+const SPEC_MAX: usize = 4096;
+
+/// A spec's hash as a stamp's version (positive, as a generation is).
+fn spec_hash<S: serde::Serialize>(spec: &S) -> Option<i64> {
+    hash_of(spec)
+        .ok()
+        .map(|h| i64::try_from(h >> 1).unwrap_or(i64::MAX))
 }
 
 impl ChildKind for PodDisruptionBudget {
     type Cached = Meta<PodDisruptionBudget>;
+    fn versioning(_desired: &Self) -> Version {
+        Version::Generation { annotations: false }
+    }
     fn desired(children: &Children) -> &[Self] {
         &children.disruption_budgets
     }
@@ -229,6 +199,9 @@ impl ChildKind for PodDisruptionBudget {
 
 impl ChildKind for NetworkPolicy {
     type Cached = Meta<NetworkPolicy>;
+    fn versioning(_desired: &Self) -> Version {
+        Version::Generation { annotations: false }
+    }
     fn desired(children: &Children) -> &[Self] {
         &children.network_policies
     }
@@ -236,13 +209,6 @@ impl ChildKind for NetworkPolicy {
 
 /// Who scales a store to 0 while its NetworkPolicy is missing.
 const GUARD_MANAGER: &str = "appstack-operator-guard";
-
-/// Objects per page of every watch's list (at start and after a re-list).
-/// A page arrives whole, before anything is trimmed, and anyone can label an
-/// object of about 1.5 MB as ours (labels are metadata too): 10 of the
-/// largest objects the API server stores stay well within the operator's
-/// memory, so such objects cannot make a leader's start-up spike it.
-pub const LIST_PAGE: u32 = 10;
 
 /// Every kind, in apply order: credentials, the backup scripts and the
 /// NetworkPolicies (so no store ever runs unguarded), then the Services and stores the components
@@ -274,7 +240,7 @@ pub trait Kind {
     fn prune<'a>(&self, set: &'a mut ChildSet<'_>) -> BoxFuture<'a, ()>;
     /// A cache the controller's unit tests fill by hand.
     #[cfg(test)]
-    fn cache_by_hand(&self, caches: &mut CacheMap) -> caches::fixture::Fill;
+    fn cache_by_hand(&self, caches: &mut CacheMap) -> cache::fixture::Fill;
 }
 
 pub struct Declared<K>(PhantomData<fn() -> K>);
@@ -291,7 +257,7 @@ impl<K: ChildKind> Kind for Declared<K> {
         namespace: Option<&str>,
         caches: &mut CacheMap,
     ) -> ChildEvents {
-        caches::watch_kind::<K>(client, namespace, caches)
+        cache::watch_kind::<K>(client, namespace, caches)
     }
 
     fn apply<'a>(&self, set: &'a mut ChildSet<'_>) -> BoxFuture<'a, ()> {
@@ -307,8 +273,8 @@ impl<K: ChildKind> Kind for Declared<K> {
     }
 
     #[cfg(test)]
-    fn cache_by_hand(&self, caches: &mut CacheMap) -> caches::fixture::Fill {
-        caches::fixture::by_hand::<K>(caches)
+    fn cache_by_hand(&self, caches: &mut CacheMap) -> cache::fixture::Fill {
+        cache::fixture::by_hand::<K>(caches)
     }
 }
 
