@@ -97,10 +97,11 @@ done | list > "$OUT/pods.json"
 create "$OUT/pods.json"
 sleep 25; pods=$(rss)
 
-annotations=$(jq -nc '[range(0; 200) | {key: "bench.appstack.dev/a\(.)", value: ("a" * 1200)}] | from_entries')
+# In a file: 240 KiB is more than one command-line argument may hold.
+jq -nc '[range(0; 200) | {key: "bench.appstack.dev/a\(.)", value: ("a" * 1200)}] | from_entries' >"$OUT/annotations.json"
 for i in $(seq 1 "$STACKS"); do
-  jq -nc --arg name "annotated-$i" --argjson a "$annotations" '{apiVersion: "appstack.dev/v1alpha1", kind: "AppStack",
-    metadata: {name: $name, annotations: $a},
+  jq -nc --arg name "annotated-$i" --slurpfile a "$OUT/annotations.json" '{apiVersion: "appstack.dev/v1alpha1", kind: "AppStack",
+    metadata: {name: $name, annotations: $a[0]},
     spec: {components: [{name: "web", image: "appstack.local/appstack-shop:dev", port: 8080, replicas: 0}]}}'
 done | list > "$OUT/stacks.json"
 create "$OUT/stacks.json"
