@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::api::backup_summary::is_label;
 use s3::{Bucket, S3Error};
 
 #[derive(Debug, thiserror::Error)]
@@ -129,16 +130,6 @@ async fn create_dirs_under(root: &Path, relative: &Path) -> Result<(), AgentErro
         }
     }
     Ok(())
-}
-
-fn is_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 16
-        && b[8] == b'T'
-        && b[15] == b'Z'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 8 || i == 15 || c.is_ascii_digit())
 }
 
 /// The label a relative path belongs to (a base backup or snapshot), if any.
