@@ -122,9 +122,21 @@ fn s3_backups_and_restore_match_golden_files() {
 }
 
 #[test]
+fn a_worker_matches_golden_files() {
+    check("worker");
+}
+
+#[test]
+fn pod_settings_match_golden_files() {
+    check("pod-settings");
+}
+
+#[test]
 fn no_password_appears_literally_in_any_workload() {
     for name in [
         "shop.yaml",
+        "worker.yaml",
+        "pod-settings.yaml",
         "cache-only.yaml",
         "restored-clone.yaml",
         "s3-restored.yaml",

@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::error::BuildError;
 use super::{backup, security, stores};
-use crate::api::{AppStackSpec, Component};
+use crate::api::{AppStackSpec, Component, ExtraContainer, PodVolume};
 
 /// Pod annotations that set a container's AppArmor profile.
 pub const APPARMOR_ANNOTATION: &str = "container.apparmor.security.beta.kubernetes.io/";
@@ -47,6 +47,57 @@ pub fn component(index: usize, c: &Component) -> Result<(), BuildError> {
             }
         }
     }
+    if c.port.is_none() {
+        let needs_port = "needs port: a component without a port (a worker) gets no Service and admits no connection";
+        if c.service_type.is_some() {
+            return Err(refused(at("serviceType"), needs_port));
+        }
+        if c.ingress_from.is_some() {
+            return Err(refused(at("ingressFrom"), needs_port));
+        }
+    }
+    let volumes = c.volumes.as_deref().unwrap_or_default();
+    pod_volumes(&at("volumes"), volumes)?;
+    mounts(&at("volumeMounts"), c.volume_mounts.as_deref(), volumes)?;
+    if let Some(m) = c.volume_mounts.iter().flatten().position(|m| {
+        m.mount_path.trim_end_matches('/') == "/etc/appstack"
+            || m.mount_path.starts_with("/etc/appstack/")
+    }) {
+        return Err(refused(
+            at(&format!("volumeMounts[{m}].mountPath")),
+            "/etc/appstack is the operator's (the stores' CA)",
+        ));
+    }
+    let lists = [
+        (
+            "initContainers",
+            c.init_containers.as_deref().unwrap_or_default(),
+        ),
+        ("sidecars", c.sidecars.as_deref().unwrap_or_default()),
+    ];
+    let mut names = vec![c.name.as_str()];
+    for (list, containers) in lists {
+        for (j, x) in containers.iter().enumerate() {
+            let here = at(&format!("{list}[{j}]"));
+            if names.contains(&x.name.as_str()) || x.name.starts_with("wait-for-") {
+                return Err(refused(
+                    format!("{here}.name"),
+                    format!(
+                        "{:?} is taken: container names must be unique in the pod, differ from the component's name and not start with wait-for- (the operator's)",
+                        x.name
+                    ),
+                ));
+            }
+            names.push(&x.name);
+            if list == "initContainers" && x.has_probes() {
+                return Err(refused(
+                    here,
+                    "probes are for sidecars; an init container runs to completion",
+                ));
+            }
+            extra_container(&here, x, volumes)?;
+        }
+    }
     for (i, peer) in c.ingress_from.iter().flatten().enumerate() {
         check_peer(peer)
             .map_err(|(field, m)| refused(at(&format!("ingressFrom[{i}]{field}")), m))?;
@@ -60,6 +111,83 @@ pub fn component(index: usize, c: &Component) -> Result<(), BuildError> {
             check_port(port).map_err(|(field, m)| {
                 refused(at(&format!("egressTo[{r}].ports[{i}]{field}")), m)
             })?;
+        }
+    }
+    Ok(())
+}
+
+/// An init container or sidecar at `field` (e.g.
+/// `spec.components[0].sidecars[1]`): the same Pod Security limits as the
+/// component's container, and mounts of the pod's `volumes` only.
+pub fn extra_container(
+    field: &str,
+    x: &ExtraContainer,
+    volumes: &[PodVolume],
+) -> Result<(), BuildError> {
+    if let Some(sc) = &x.security_context {
+        container_security(sc)
+            .map_err(|(f, m)| refused(format!("{field}.securityContext.{f}"), m))?;
+    }
+    mounts(
+        &format!("{field}.volumeMounts"),
+        x.volume_mounts.as_deref(),
+        volumes,
+    )
+}
+
+/// Volumes at `field`: one allowed kind each, unique names, none of the
+/// operator's.
+pub fn pod_volumes(field: &str, volumes: &[PodVolume]) -> Result<(), BuildError> {
+    for (i, v) in volumes.iter().enumerate() {
+        let here = format!("{field}[{i}]");
+        if v.persistent_volume_claim.is_some() {
+            return Err(refused(
+                format!("{here}.persistentVolumeClaim"),
+                "not allowed: a component is stateless (any replica serves any request); state belongs in spec.redis / spec.postgres, which keep it on their own volumes and back it up",
+            ));
+        }
+        if v.host_path.is_some() {
+            return Err(refused(
+                format!("{here}.hostPath"),
+                "not allowed: it exposes the node's files (Pod Security baseline)",
+            ));
+        }
+        let sources = [
+            v.empty_dir.is_some(),
+            v.config_map.is_some(),
+            v.secret.is_some(),
+            v.projected.is_some(),
+        ];
+        if sources.iter().filter(|s| **s).count() != 1 {
+            return Err(refused(
+                here,
+                "needs exactly one of emptyDir, configMap, secret or projected (other volume kinds are not allowed)",
+            ));
+        }
+        if v.name.starts_with("appstack-") || volumes[..i].iter().any(|o| o.name == v.name) {
+            return Err(refused(
+                format!("{here}.name"),
+                format!(
+                    "{:?} is taken: volume names must be unique and not start with appstack- (the operator's)",
+                    v.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn mounts(
+    field: &str,
+    mounts: Option<&[k8s_openapi::api::core::v1::VolumeMount]>,
+    volumes: &[PodVolume],
+) -> Result<(), BuildError> {
+    for (i, m) in mounts.unwrap_or_default().iter().enumerate() {
+        if !volumes.iter().any(|v| v.name == m.name) {
+            return Err(refused(
+                format!("{field}[{i}].name"),
+                format!("{:?} is not one of the component's volumes", m.name),
+            ));
         }
     }
     Ok(())
@@ -384,6 +512,86 @@ mod tests {
             json!({"podAnnotations": {"seccomp.security.alpha.kubernetes.io/pod": "localhost/p.json"}}),
         );
         assert!(e.contains("seccompProfile"), "{e}");
+    }
+
+    #[test]
+    fn workers_and_pod_settings_name_the_field() {
+        let worker = |extra: serde_json::Value| {
+            let mut c = component(extra);
+            c.port = None;
+            super::component(3, &c)
+        };
+        let cases = [
+            (json!({"serviceType": "NodePort"}), "serviceType"),
+            (
+                json!({"ingressFrom": [{"namespaceSelector": {}}]}),
+                "ingressFrom",
+            ),
+            (
+                json!({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "c"}}]}),
+                "volumes[0].persistentVolumeClaim",
+            ),
+            (
+                json!({"volumes": [{"name": "root", "hostPath": {"path": "/"}}]}),
+                "volumes[0].hostPath",
+            ),
+            (json!({"volumes": [{"name": "none"}]}), "volumes[0]"),
+            (
+                json!({"volumes": [{"name": "appstack-tls", "emptyDir": {}}]}),
+                "volumes[0].name",
+            ),
+            (
+                json!({"volumeMounts": [{"name": "nope", "mountPath": "/x"}]}),
+                "volumeMounts[0].name",
+            ),
+            (
+                json!({"volumes": [{"name": "v", "emptyDir": {}}], "volumeMounts": [{"name": "v", "mountPath": "/etc/appstack/tls"}]}),
+                "volumeMounts[0].mountPath",
+            ),
+            (
+                json!({"sidecars": [{"name": "p", "securityContext": {"privileged": true}}]}),
+                "sidecars[0].securityContext.privileged",
+            ),
+            (
+                json!({"initContainers": [{"name": "i", "securityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}}]}),
+                "initContainers[0].securityContext.capabilities.add",
+            ),
+            (
+                json!({"initContainers": [{"name": "i", "readinessProbe": {"exec": {"command": ["true"]}}}]}),
+                "initContainers[0]",
+            ),
+            (
+                json!({"initContainers": [{"name": "web"}]}),
+                "initContainers[0].name",
+            ),
+            (
+                json!({"initContainers": [{"name": "a"}], "sidecars": [{"name": "a"}]}),
+                "sidecars[0].name",
+            ),
+            (
+                json!({"sidecars": [{"name": "wait-for-redis"}]}),
+                "sidecars[0].name",
+            ),
+            (
+                json!({"sidecars": [{"name": "s", "volumeMounts": [{"name": "x", "mountPath": "/x"}]}]}),
+                "sidecars[0].volumeMounts[0].name",
+            ),
+        ];
+        for (extra, field) in cases {
+            let e = worker(extra.clone()).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("spec.components[3].{field}: ")),
+                "{extra}: {e}"
+            );
+        }
+        let fine = json!({
+            "volumes": [{"name": "scratch", "emptyDir": {}}, {"name": "conf", "configMap": {"name": "c"}}],
+            "volumeMounts": [{"name": "conf", "mountPath": "/etc/shop"}],
+            "initContainers": [{"name": "seed", "volumeMounts": [{"name": "scratch", "mountPath": "/s"}]}],
+            "sidecars": [{"name": "proxy", "readinessProbe": {"tcpSocket": {"port": 9}},
+                          "securityContext": {"capabilities": {"add": ["NET_BIND_SERVICE"]}}}]
+        });
+        assert_eq!(worker(fine), Ok(()));
     }
 
     #[test]

@@ -14,13 +14,13 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::inputs::Inputs;
 use super::meta::StackRef;
+use super::pod_settings::{self, PodSettings};
 use super::{labels, names, security, tls, wiring};
 use crate::api::{AppStack, Component};
 
 /// Seconds a terminating pod keeps serving after it was taken out of the
 /// Service's endpoints, so that in-flight and just-routed requests finish.
 const PRE_STOP_SLEEP: i64 = 5;
-const GRACE_PERIOD: i64 = 30;
 
 pub fn deployment(ctx: &StackRef, stack: &AppStack, c: &Component, inputs: &Inputs) -> Deployment {
     let name = names::component(&ctx.name, &c.name);
@@ -35,39 +35,58 @@ pub fn deployment(ctx: &StackRef, stack: &AppStack, c: &Component, inputs: &Inpu
     let init = wiring::wait_for_stores(ctx, stack, c);
     // The CA to verify the stores with, for components wired to one.
     let tls = stack.spec.tls_enabled() && !wired.is_empty();
+    let settings = PodSettings::of_component(stack, c, ctx.selector(&c.name));
+    let mut mounts: Vec<_> = tls.then(tls::mount).into_iter().collect();
+    mounts.extend(c.volume_mounts.iter().flatten().cloned());
     let container = Container {
         name: c.name.clone(),
         image: Some(c.image.clone()),
         image_pull_policy: c.image_pull_policy.clone(),
         command: c.command.clone(),
         args: c.args.clone(),
-        ports: Some(vec![ContainerPort {
-            name: Some("http".into()),
-            container_port: c.port,
-            protocol: Some("TCP".into()),
-            ..ContainerPort::default()
-        }]),
-        env: Some(wiring::merged_env(&c.env, wired)).filter(|e| !e.is_empty()),
-        volume_mounts: tls.then(|| vec![tls::mount()]),
-        resources: c.resources.clone(),
-        readiness_probe: Some(
-            c.readiness_probe
-                .clone()
-                .unwrap_or_else(|| tcp_probe(c.port)),
-        ),
-        liveness_probe: c.liveness_probe.clone(),
-        lifecycle: Some(Lifecycle {
-            pre_stop: Some(LifecycleHandler {
-                sleep: Some(SleepAction {
-                    seconds: PRE_STOP_SLEEP,
-                }),
-                ..LifecycleHandler::default()
-            }),
-            ..Lifecycle::default()
+        ports: c.port.map(|port| {
+            vec![ContainerPort {
+                name: Some("http".into()),
+                container_port: port,
+                protocol: Some("TCP".into()),
+                ..ContainerPort::default()
+            }]
         }),
+        env: Some(wiring::merged_env(&c.env, wired)).filter(|e| !e.is_empty()),
+        env_from: c.env_from.clone().filter(|e| !e.is_empty()),
+        volume_mounts: Some(mounts).filter(|m| !m.is_empty()),
+        resources: c.resources.clone(),
+        // A worker has no port to check: Ready once it runs, unless told.
+        readiness_probe: c.readiness_probe.clone().or_else(|| c.port.map(tcp_probe)),
+        liveness_probe: c.liveness_probe.clone(),
+        startup_probe: c.startup_probe.clone(),
+        // Only a component behind a Service needs to outlast its removal
+        // from the endpoints; the sleep must fit in the grace period.
+        lifecycle: c
+            .port
+            .map(|_| PRE_STOP_SLEEP.min(settings.grace_period()))
+            .filter(|s| *s > 0)
+            .map(|seconds| Lifecycle {
+                pre_stop: Some(LifecycleHandler {
+                    sleep: Some(SleepAction { seconds }),
+                    ..LifecycleHandler::default()
+                }),
+                ..Lifecycle::default()
+            }),
         security_context: Some(security::app_container(c.security_context.as_ref())),
         ..Container::default()
     };
+    let mut pod = PodSpec {
+        init_containers: Some(init).filter(|i| !i.is_empty()),
+        containers: vec![container],
+        volumes: tls.then(|| vec![tls::component_volume(ctx)]),
+        security_context: Some(security::app_pod_with(c.pod_security_context.as_ref())),
+        // Apps get their wiring explicitly; Docker-link variables
+        // for every Service in the namespace are noise.
+        enable_service_links: Some(false),
+        ..PodSpec::default()
+    };
+    pod_settings::apply(&settings, &mut pod);
     Deployment {
         metadata: ctx.object_meta(name, &c.name, labels::ROLE_APP),
         spec: Some(DeploymentSpec {
@@ -96,18 +115,7 @@ pub fn deployment(ctx: &StackRef, stack: &AppStack, c: &Component, inputs: &Inpu
                     annotations: Some(annotations).filter(|a| !a.is_empty()),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(PodSpec {
-                    init_containers: Some(init).filter(|i| !i.is_empty()),
-                    containers: vec![container],
-                    volumes: tls.then(|| vec![tls::component_volume(ctx)]),
-                    security_context: Some(security::app_pod_with(c.pod_security_context.as_ref())),
-                    termination_grace_period_seconds: Some(GRACE_PERIOD),
-                    // Apps get their wiring explicitly; Docker-link variables
-                    // for every Service in the namespace are noise.
-                    enable_service_links: Some(false),
-                    automount_service_account_token: Some(false),
-                    ..PodSpec::default()
-                }),
+                spec: Some(pod),
             },
             ..DeploymentSpec::default()
         }),

@@ -29,6 +29,7 @@ pub mod meta;
 pub mod names;
 mod network_policy;
 mod pod;
+pub mod pod_settings;
 mod scripts;
 mod secret;
 mod security;
@@ -197,7 +198,7 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
         }
         out.deployments
             .push(component::deployment(&ctx, stack, c, inputs));
-        out.services.push(service::component(&ctx, c));
+        out.services.extend(service::component(&ctx, c));
         if let Some(hpa) = autoscaler::build(&ctx, c) {
             out.autoscalers.push(hpa);
         }

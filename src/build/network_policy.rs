@@ -129,11 +129,17 @@ fn component(ctx: &StackRef, spec: &AppStackSpec, c: &Component) -> NetworkPolic
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(selector(ctx.selector(&c.name))),
             policy_types: Some(types),
-            ingress: Some(vec![NetworkPolicyIngressRule {
-                // None: from anywhere, but only to this port.
-                from: c.ingress_from.clone(),
-                ports: Some(vec![tcp(c.port)]),
-            }]),
+            // A worker (no port) admits nothing; otherwise its port, from
+            // anywhere (None) or the peers of `ingressFrom`.
+            ingress: Some(
+                c.port
+                    .map(|port| NetworkPolicyIngressRule {
+                        from: c.ingress_from.clone(),
+                        ports: Some(vec![tcp(port)]),
+                    })
+                    .into_iter()
+                    .collect(),
+            ),
             egress,
         }),
     }

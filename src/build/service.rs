@@ -8,13 +8,15 @@ use super::meta::StackRef;
 use super::{labels, names};
 use crate::api::{Component, ServiceType};
 
-pub fn component(ctx: &StackRef, c: &Component) -> Service {
+/// None for a worker (a component without a port).
+pub fn component(ctx: &StackRef, c: &Component) -> Option<Service> {
+    let number = c.port?;
     let service_type = match c.service_type.unwrap_or(ServiceType::ClusterIP) {
         ServiceType::ClusterIP => "ClusterIP",
         ServiceType::NodePort => "NodePort",
         ServiceType::LoadBalancer => "LoadBalancer",
     };
-    Service {
+    Some(Service {
         metadata: ctx.object_meta(
             names::component(&ctx.name, &c.name),
             &c.name,
@@ -23,11 +25,11 @@ pub fn component(ctx: &StackRef, c: &Component) -> Service {
         spec: Some(ServiceSpec {
             type_: Some(service_type.into()),
             selector: Some(ctx.selector(&c.name)),
-            ports: Some(vec![port("http", c.port)]),
+            ports: Some(vec![port("http", number)]),
             ..ServiceSpec::default()
         }),
         ..Service::default()
-    }
+    })
 }
 
 /// `<stack>-<store>` for clients and `<stack>-<store>-headless` that gives the

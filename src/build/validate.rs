@@ -36,11 +36,10 @@ pub(super) fn stack(stack: &AppStack) -> Result<(), BuildError> {
                 name: e.name.clone(),
             });
         }
-        if !(1..=65535).contains(&c.port) {
-            return Err(BuildError::Port {
-                index,
-                port: c.port,
-            });
+        if let Some(port) = c.port
+            && !(1..=65535).contains(&port)
+        {
+            return Err(BuildError::Port { index, port });
         }
         if let Some(a) = &c.autoscaling
             && a.min_replicas > a.max_replicas

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerBehavior;
 use k8s_openapi::api::core::v1::{
-    EnvVar, PodSecurityContext, Probe, ResourceRequirements, SecurityContext,
+    Affinity, EnvFromSource, EnvVar, LocalObjectReference, PodSecurityContext, Probe,
+    ResourceRequirements, SecurityContext, Toleration, TopologySpreadConstraint, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{NetworkPolicyEgressRule, NetworkPolicyPeer};
 use kube::KubeSchema;
@@ -13,19 +14,29 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::StoreKind;
+use super::pod::{ExtraContainer, PodDefaults, PodVolume};
 use super::stores::resources_schema;
 
 /// Pod Security baseline on seLinuxOptions: no custom user or role, and only
 /// the container types.
-const SELINUX_BASELINE: &str = "!has(self.seLinuxOptions) || ((!has(self.seLinuxOptions.user) || self.seLinuxOptions.user == '') && (!has(self.seLinuxOptions.role) || self.seLinuxOptions.role == '') && (!has(self.seLinuxOptions.type) || self.seLinuxOptions.type in ['', 'container_t', 'container_init_t', 'container_kvm_t', 'container_engine_t']))";
+pub(super) const SELINUX_BASELINE: &str = "!has(self.seLinuxOptions) || ((!has(self.seLinuxOptions.user) || self.seLinuxOptions.user == '') && (!has(self.seLinuxOptions.role) || self.seLinuxOptions.role == '') && (!has(self.seLinuxOptions.type) || self.seLinuxOptions.type in ['', 'container_t', 'container_init_t', 'container_kvm_t', 'container_engine_t']))";
 
 /// Pod Security baseline on probes: a probe may not name another host, which
 /// would also let a component make the kubelet call any address.
-const PROBE_NO_HOST: &str = "(!has(self.httpGet) || !has(self.httpGet.host) || self.httpGet.host == '') && (!has(self.tcpSocket) || !has(self.tcpSocket.host) || self.tcpSocket.host == '')";
+pub(super) const PROBE_NO_HOST: &str = "(!has(self.httpGet) || !has(self.httpGet.host) || self.httpGet.host == '') && (!has(self.tcpSocket) || !has(self.tcpSocket.host) || self.tcpSocket.host == '')";
 
-/// A stateless component: a Deployment any of whose replicas can serve any request.
+/// A stateless component: a Deployment any of whose replicas can serve any
+/// request. Without `port` it is a worker: no Service, and no connection
+/// admitted to its pods.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.port) || !has(self.serviceType)").message("spec.components[].serviceType: needs port: a component without a port (a worker) gets no Service"))]
+#[x_kube(validation = Rule::new("has(self.port) || !has(self.ingressFrom)").message("spec.components[].ingressFrom: needs port: a component without a port (a worker) admits no connection"))]
+#[x_kube(validation = Rule::new("!has(self.volumes) || self.volumes.all(v, self.volumes.exists_one(w, w.name == v.name))").message("spec.components[].volumes: volume names must be unique"))]
+#[x_kube(validation = Rule::new("!has(self.volumeMounts) || self.volumeMounts.all(m, has(self.volumes) && self.volumes.exists(v, v.name == m.name))").message("spec.components[].volumeMounts: every name must be one of the component's volumes"))]
+#[x_kube(validation = Rule::new("(!has(self.initContainers) || self.initContainers.all(c, !has(c.volumeMounts) || c.volumeMounts.all(m, has(self.volumes) && self.volumes.exists(v, v.name == m.name)))) && (!has(self.sidecars) || self.sidecars.all(c, !has(c.volumeMounts) || c.volumeMounts.all(m, has(self.volumes) && self.volumes.exists(v, v.name == m.name))))").message("spec.components[].initContainers[].volumeMounts, sidecars[].volumeMounts: every name must be one of the component's volumes"))]
+#[x_kube(validation = Rule::new("(!has(self.initContainers) || self.initContainers.all(c, c.name != self.name && self.initContainers.exists_one(d, d.name == c.name) && (!has(self.sidecars) || !self.sidecars.exists(d, d.name == c.name)))) && (!has(self.sidecars) || self.sidecars.all(c, c.name != self.name && self.sidecars.exists_one(d, d.name == c.name)))").message("spec.components[].initContainers[].name, sidecars[].name: container names must be unique in the pod and differ from the component's name"))]
+#[x_kube(validation = Rule::new("!has(self.initContainers) || self.initContainers.all(c, !has(c.readinessProbe) && !has(c.livenessProbe) && !has(c.startupProbe))").message("spec.components[].initContainers[]: probes are for sidecars; an init container runs to completion"))]
 pub struct Component {
     /// Name of the component, unique in the stack: a DNS-1123 label (lower-case
     /// letters, digits and '-', starting with a letter). Children are named
@@ -52,8 +63,11 @@ pub struct Component {
     pub image_pull_policy: Option<String>,
 
     /// The port the component listens on; its Service exposes the same port.
+    /// Omit it for a worker (a queue consumer, say): no Service, no default
+    /// readiness check, and its NetworkPolicy admits no connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("spec.components[].port: must be between 1 and 65535"))]
-    pub port: i32,
+    pub port: Option<i32>,
 
     /// Replicas when autoscaling is absent (default 1). With autoscaling the
     /// HorizontalPodAutoscaler owns the replica count and this is ignored.
@@ -95,8 +109,9 @@ pub struct Component {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<Vec<String>>,
 
-    /// When a replica may receive traffic. Default: a TCP check of the port.
-    /// An HTTP check of an endpoint that also checks the stores is better.
+    /// When a replica may receive traffic. Default: a TCP check of the port
+    /// (none for a worker: Ready once its container runs). An HTTP check of
+    /// an endpoint that also checks the stores is better.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(PROBE_NO_HOST).message("spec.components[].readinessProbe: httpGet.host and tcpSocket.host must be unset: a probe checks its own pod (Pod Security baseline)"))]
     pub readiness_probe: Option<Probe>,
@@ -118,7 +133,14 @@ pub struct Component {
     #[x_kube(validation = Rule::new("self.all(k, !(k.startsWith('seccomp.security.alpha.kubernetes.io/') || k.startsWith('container.seccomp.security.alpha.kubernetes.io/')) || self[k] in ['runtime/default', 'docker/default'])").message("spec.components[].podAnnotations: a seccomp annotation (seccomp.security.alpha.kubernetes.io/pod, container.seccomp.security.alpha.kubernetes.io/*) may only be runtime/default: unconfined is not allowed (Pod Security baseline), and for a Localhost profile set securityContext.seccompProfile or podSecurityContext.seccompProfile (an annotation that disagrees with those fields makes the API server refuse the pods)"))]
     pub pod_annotations: Option<BTreeMap<String, String>>,
 
-    /// Type of the component's Service: ClusterIP (default), NodePort or LoadBalancer.
+    /// Holds the readiness and liveness checks until it succeeds, for a
+    /// component that starts slowly. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(PROBE_NO_HOST).message("spec.components[].startupProbe: httpGet.host and tcpSocket.host must be unset: a probe checks its own pod (Pod Security baseline)"))]
+    pub startup_probe: Option<Probe>,
+
+    /// Type of the component's Service: ClusterIP (default), NodePort or
+    /// LoadBalancer. Needs port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_type: Option<ServiceType>,
 
@@ -174,6 +196,87 @@ pub struct Component {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::api::network_rules::egress_to_schema")]
     pub egress_to: Option<Vec<NetworkPolicyEgressRule>>,
+
+    /// Seconds between SIGTERM and SIGKILL when a pod stops. Default 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub termination_grace_period_seconds: Option<i64>,
+
+    /// Variables from ConfigMaps and Secrets of this namespace (configMapRef,
+    /// secretRef, prefix). `env` and the store variables win over these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub env_from: Option<Vec<EnvFromSource>>,
+
+    /// Volumes of the component's pods: emptyDir, configMap, secret or
+    /// projected only. A persistentVolumeClaim is refused: state belongs in
+    /// spec.redis / spec.postgres.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub volumes: Option<Vec<PodVolume>>,
+
+    /// Mounts of `volumes` in the component's container. Paths under
+    /// /etc/appstack are the operator's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.all(m, m.mountPath != '/etc/appstack' && !m.mountPath.startsWith('/etc/appstack/'))").message("spec.components[].volumeMounts[].mountPath: /etc/appstack is the operator's (the stores' CA)"))]
+    pub volume_mounts: Option<Vec<VolumeMount>>,
+
+    /// Containers that run to completion, one after the other, before the
+    /// component's container starts, and after the operator's own that wait
+    /// for the stores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 8))]
+    pub init_containers: Option<Vec<ExtraContainer>>,
+
+    /// Containers that run beside the component's (native sidecars: init
+    /// containers with restartPolicy Always). They start after the
+    /// operator's wait for the stores and before `initContainers`, and stop
+    /// after the component's container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 8))]
+    pub sidecars: Option<Vec<ExtraContainer>>,
+
+    /// Secrets holding registry credentials (replaces spec.podDefaults').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 8))]
+    pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
+
+    /// A ServiceAccount of this namespace the pods run as, with its token
+    /// mounted (replaces spec.podDefaults'). Default: none mounted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub service_account_name: Option<String>,
+
+    /// Node labels the pods' nodes must have (replaces spec.podDefaults').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub node_selector: Option<BTreeMap<String, String>>,
+
+    /// Taints the pods tolerate (replaces spec.podDefaults').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub tolerations: Option<Vec<Toleration>>,
+
+    /// Node affinity and pod (anti-)affinity (replaces spec.podDefaults').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+
+    /// How the pods spread (replaces spec.podDefaults'). Default: replicas
+    /// spread over nodes (kubernetes.io/hostname, maxSkew 1,
+    /// ScheduleAnyway); `[]` for no constraint. A constraint without
+    /// labelSelector selects the component's pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 8))]
+    pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
+
+    /// PriorityClass of the pods (replaces spec.podDefaults').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub priority_class_name: Option<String>,
 }
 
 /// CPU-based autoscaling of a component.
@@ -223,6 +326,24 @@ pub enum ServiceType {
 }
 
 impl Component {
+    /// The pod settings `spec.podDefaults` also has: the component's own
+    /// where set, the default's otherwise (each field replaced whole).
+    pub fn pod_settings(&self, defaults: Option<&PodDefaults>) -> PodDefaults {
+        let d = defaults.cloned().unwrap_or_default();
+        PodDefaults {
+            image_pull_secrets: self.image_pull_secrets.clone().or(d.image_pull_secrets),
+            service_account_name: self.service_account_name.clone().or(d.service_account_name),
+            node_selector: self.node_selector.clone().or(d.node_selector),
+            tolerations: self.tolerations.clone().or(d.tolerations),
+            affinity: self.affinity.clone().or(d.affinity),
+            topology_spread_constraints: self
+                .topology_spread_constraints
+                .clone()
+                .or(d.topology_spread_constraints),
+            priority_class_name: self.priority_class_name.clone().or(d.priority_class_name),
+        }
+    }
+
     /// Whether `uses` names the store (no list: every store of the stack).
     pub fn wants(&self, kind: StoreKind) -> bool {
         self.uses.as_ref().is_none_or(|uses| uses.contains(&kind))

@@ -7,6 +7,7 @@
 
 mod backup;
 mod component;
+mod pod;
 mod restore;
 mod stores;
 
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use backup::{BackupSpec, S3Spec};
 pub use component::{Autoscaling, Component, ServiceType};
+pub use pod::{ExtraContainer, PodDefaults, PodVolume};
 pub use restore::RestoreSpec;
 pub use stores::{PostgresSpec, RedisSpec, StorageSpec, StoreKind};
 
@@ -52,6 +54,13 @@ pub struct AppStackSpec {
     #[schemars(length(min = 1, max = 20))]
     #[x_kube(validation = Rule::new("self.all(x, self.exists_one(y, y.name == x.name))").message("spec.components: component names must be unique"))]
     pub components: Vec<Component>,
+
+    /// Pod settings every component inherits unless it sets the field itself
+    /// (imagePullSecrets, serviceAccountName, nodeSelector, tolerations,
+    /// affinity, topologySpreadConstraints, priorityClassName): e.g. a
+    /// private registry's pull Secret or a node pool, said once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_defaults: Option<PodDefaults>,
 
     /// Redis for sessions and caches: a one-replica StatefulSet with the
     /// append-only file on a PersistentVolumeClaim and a generated password.
