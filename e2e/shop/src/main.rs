@@ -5,12 +5,14 @@
 mod cart;
 mod config;
 mod error;
+mod orders;
 mod pg_url;
 mod redis_url;
 mod routes;
 mod session;
 mod state;
 mod tls;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -23,6 +25,10 @@ async fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    // `appstack-shop worker`: the queue consumer, no HTTP server.
+    if std::env::args().nth(1).as_deref() == Some("worker") {
+        return worker::run().await;
+    }
     let config = match config::Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -60,7 +66,7 @@ async fn main() -> ExitCode {
 }
 
 /// SIGTERM (the kubelet) or Ctrl-C: stop accepting, finish what is in flight.
-async fn shutdown() {
+pub(crate) async fn shutdown() {
     let ctrl_c = tokio::signal::ctrl_c();
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(mut term) => {

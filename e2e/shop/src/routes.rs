@@ -26,6 +26,8 @@ pub fn router(state: AppState, pod: String) -> Router {
         .route("/me", get(me))
         .route("/cart", get(list_cart))
         .route("/cart/items", post(add_item))
+        .route("/orders", post(crate::orders::place))
+        .route("/orders/{id}", get(crate::orders::show))
         .route("/burn", get(burn))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

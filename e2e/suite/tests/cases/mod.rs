@@ -33,6 +33,7 @@ mod not_adopted;
 mod operator_metrics_policy;
 mod operator_restart;
 mod password_rotation;
+mod pod_placement;
 mod poisoned_upgrade;
 mod policy_probe;
 mod secrets_in_the_open;
@@ -42,6 +43,7 @@ mod store_not_hijacked;
 mod store_trouble;
 mod tls;
 mod upgrade_previous;
+mod worker;
 mod zero_downtime;
 
 fn scenario(name: &'static str, run: appstack_e2e::runner::ScenarioFn, minutes: u64) -> Scenario {
@@ -102,6 +104,7 @@ pub fn all() -> Vec<Scenario> {
         scenario("bad-manifests", bad_manifests::run, 3),
         scenario("name-conflict", name_conflict::run, 5),
         scenario("child-refused", child_refused::run, 4),
+        scenario("worker", worker::run, 6),
         // Alone: they restart, reinstall, measure or cut off the operator.
         alone("operator-restart", operator_restart::run, 8),
         alone("upgrade-from-previous-release", upgrade_previous::run, 15),
@@ -110,5 +113,7 @@ pub fn all() -> Vec<Scenario> {
         alone("leader-cut-off", leader_cut_off::run, 8),
         alone("operator-metrics-policy", operator_metrics_policy::run, 4),
         alone("helm-upgrade-uninstall", helm_upgrade::run, 10),
+        // Labels and taints the node.
+        alone("pod-placement", pod_placement::run, 4),
     ]
 }
