@@ -23,6 +23,15 @@ pub const MAX_STRING: u64 = 4096;
 pub const MAX_ITEMS: u64 = 64;
 /// Most entries a map without its own limit takes.
 pub const MAX_PROPERTIES: u64 = 64;
+/// Longest name of an object a field refers to (a Kubernetes object name,
+/// a DNS subdomain) or of a variable; also keeps the cost of the CEL rules
+/// that compare names (volume mounts to volumes, Secret references) within
+/// the CRD's budget.
+pub const MAX_NAME: u64 = 253;
+/// Fields holding such names, wherever they are.
+const NAME_FIELDS: [&str; 2] = ["name", "secretName"];
+/// Longest path a volume is mounted at.
+pub const MAX_MOUNT_PATH: u64 = 1024;
 
 /// The API server reads `maximum` as a float64: i64::MAX rounds up to 2^63,
 /// which overflows back to i64::MIN when an integer is compared with it, and
@@ -82,7 +91,20 @@ fn bound(schema: &mut Value) {
         match key.as_str() {
             "properties" => {
                 if let Some(properties) = child.as_object_mut() {
-                    properties.values_mut().for_each(bound);
+                    for (name, property) in properties.iter_mut() {
+                        let limit = match name.as_str() {
+                            n if NAME_FIELDS.contains(&n) => Some(MAX_NAME),
+                            "mountPath" => Some(MAX_MOUNT_PATH),
+                            _ => None,
+                        };
+                        if let Some(limit) = limit
+                            && property.get("type") == Some(&json!("string"))
+                            && let Some(p) = property.as_object_mut()
+                        {
+                            p.entry("maxLength").or_insert(json!(limit));
+                        }
+                        bound(property);
+                    }
                 }
             }
             "items" | "additionalProperties" => bound(child),
@@ -159,5 +181,14 @@ mod tests {
         assert_eq!(component["args"]["items"]["maxLength"], MAX_STRING);
         assert_eq!(component["podAnnotations"]["maxProperties"], MAX_PROPERTIES);
         assert_eq!(component["replicas"]["maximum"].as_f64(), Some(1000.0));
+        // Names that CEL rules compare are short.
+        assert_eq!(
+            component["env"]["items"]["properties"]["name"]["maxLength"],
+            MAX_NAME
+        );
+        assert_eq!(
+            component["volumeMounts"]["items"]["properties"]["mountPath"]["maxLength"],
+            MAX_MOUNT_PATH
+        );
     }
 }

@@ -58,6 +58,7 @@ pub fn component(index: usize, c: &Component) -> Result<(), BuildError> {
     }
     let volumes = c.volumes.as_deref().unwrap_or_default();
     pod_volumes(&at("volumes"), volumes)?;
+    secret_refs(&at(""), &c.env, c.env_from.as_deref())?;
     mounts(&at("volumeMounts"), c.volume_mounts.as_deref(), volumes)?;
     if let Some(m) = c.volume_mounts.iter().flatten().position(|m| {
         m.mount_path.trim_end_matches('/') == "/etc/appstack"
@@ -128,6 +129,7 @@ pub fn extra_container(
         container_security(sc)
             .map_err(|(f, m)| refused(format!("{field}.securityContext.{f}"), m))?;
     }
+    secret_refs(&format!("{field}."), &x.env, x.env_from.as_deref())?;
     mounts(
         &format!("{field}.volumeMounts"),
         x.volume_mounts.as_deref(),
@@ -164,6 +166,23 @@ pub fn pod_volumes(field: &str, volumes: &[PodVolume]) -> Result<(), BuildError>
                 "needs exactly one of emptyDir, configMap, secret or projected (other volume kinds are not allowed)",
             ));
         }
+        if let Some(name) = v
+            .secret
+            .as_ref()
+            .and_then(|s| s.secret_name.as_deref())
+            .filter(|n| withheld_secret(n))
+        {
+            return Err(withheld(format!("{here}.secret.secretName"), name));
+        }
+        let projected = v.projected.iter().flat_map(|p| p.sources.iter().flatten());
+        for (j, source) in projected.enumerate() {
+            if let Some(secret) = source.secret.as_ref().filter(|s| withheld_secret(&s.name)) {
+                return Err(withheld(
+                    format!("{here}.projected.sources[{j}].secret.name"),
+                    &secret.name,
+                ));
+            }
+        }
         if v.name.starts_with("appstack-") || volumes[..i].iter().any(|o| o.name == v.name) {
             return Err(refused(
                 format!("{here}.name"),
@@ -171,6 +190,58 @@ pub fn pod_volumes(field: &str, volumes: &[PodVolume]) -> Result<(), BuildError>
                     "{:?} is taken: volume names must be unique and not start with appstack- (the operator's)",
                     v.name
                 ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Secrets the operator keeps from the apps, in any stack: the stores'
+/// administrators' and backup users' credentials, their TLS keys and the
+/// CA's key. A component gets the apps' user only (least privilege), so it
+/// may not name them in env, envFrom or volumes.
+pub fn withheld_secret(name: &str) -> bool {
+    name.ends_with("-ca-key")
+        || stores::ENGINES.iter().any(|e| {
+            ["admin", "backup", "tls"]
+                .iter()
+                .any(|kind| name.ends_with(&format!("-{}-{kind}", e.part())))
+        })
+}
+
+fn withheld(field: String, name: &str) -> BuildError {
+    refused(
+        field,
+        format!(
+            "{name:?} is a Secret the operator keeps from the apps (a store's administrator, backup user or TLS key, or the CA's key); components get the apps' credentials only"
+        ),
+    )
+}
+
+/// `prefix` ends with '.' (or is empty-ended `spec.components[i].`).
+fn secret_refs(
+    prefix: &str,
+    env: &[k8s_openapi::api::core::v1::EnvVar],
+    env_from: Option<&[k8s_openapi::api::core::v1::EnvFromSource]>,
+) -> Result<(), BuildError> {
+    for (i, e) in env.iter().enumerate() {
+        let name = e
+            .value_from
+            .as_ref()
+            .and_then(|v| v.secret_key_ref.as_ref())
+            .map(|r| r.name.as_str());
+        if let Some(name) = name.filter(|n| withheld_secret(n)) {
+            return Err(withheld(
+                format!("{prefix}env[{i}].valueFrom.secretKeyRef.name"),
+                name,
+            ));
+        }
+    }
+    for (i, e) in env_from.unwrap_or_default().iter().enumerate() {
+        if let Some(r) = e.secret_ref.as_ref().filter(|r| withheld_secret(&r.name)) {
+            return Err(withheld(
+                format!("{prefix}envFrom[{i}].secretRef.name"),
+                &r.name,
             ));
         }
     }
@@ -575,6 +646,26 @@ mod tests {
             (
                 json!({"sidecars": [{"name": "s", "volumeMounts": [{"name": "x", "mountPath": "/x"}]}]}),
                 "sidecars[0].volumeMounts[0].name",
+            ),
+            (
+                json!({"envFrom": [{"secretRef": {"name": "shop-postgres-admin"}}]}),
+                "envFrom[0].secretRef.name",
+            ),
+            (
+                json!({"env": [{"name": "K", "valueFrom": {"secretKeyRef": {"name": "other-ca-key", "key": "tls.key"}}}]}),
+                "env[0].valueFrom.secretKeyRef.name",
+            ),
+            (
+                json!({"volumes": [{"name": "k", "secret": {"secretName": "shop-redis-tls"}}]}),
+                "volumes[0].secret.secretName",
+            ),
+            (
+                json!({"volumes": [{"name": "k", "projected": {"sources": [{"configMap": {"name": "c"}}, {"secret": {"name": "shop-redis-backup"}}]}}]}),
+                "volumes[0].projected.sources[1].secret.name",
+            ),
+            (
+                json!({"sidecars": [{"name": "s", "envFrom": [{"secretRef": {"name": "shop-redis-admin"}}]}]}),
+                "sidecars[0].envFrom[0].secretRef.name",
             ),
         ];
         for (extra, field) in cases {

@@ -206,6 +206,7 @@ pub struct Component {
     /// secretRef, prefix). `env` and the store variables win over these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.all(e, !has(e.secretRef) || !(e.secretRef.name.endsWith('-ca-key') || e.secretRef.name.matches('-(redis|postgres)-(admin|backup|tls)$')))").message("spec.components[].envFrom[].secretRef.name: a Secret the operator keeps from the apps (a store's administrator, backup user or TLS key, or the CA's key); components get the apps' credentials only"))]
     pub env_from: Option<Vec<EnvFromSource>>,
 
     /// Volumes of the component's pods: emptyDir, configMap, secret or

@@ -88,8 +88,11 @@ pub struct PodVolume {
     /// A ConfigMap of this namespace, as files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map: Option<ConfigMapVolumeSource>,
-    /// A Secret of this namespace, as files.
+    /// A Secret of this namespace, as files; not one the operator keeps
+    /// from the apps (a store's administrator, backup user or TLS key, the
+    /// CA's key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("!has(self.secretName) || !(self.secretName.endsWith('-ca-key') || self.secretName.matches('-(redis|postgres)-(admin|backup|tls)$'))").field_path(".secretName").message("volumes[].secret.secretName: a Secret the operator keeps from the apps (a store's administrator, backup user or TLS key, or the CA's key); components get the apps' credentials only"))]
     pub secret: Option<SecretVolumeSource>,
     /// Several sources in one directory (ConfigMaps, Secrets, downward API,
     /// a ServiceAccount token with an audience).
@@ -146,6 +149,7 @@ pub struct ExtraContainer {
     /// Variables from ConfigMaps and Secrets of this namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.all(e, !has(e.secretRef) || !(e.secretRef.name.endsWith('-ca-key') || e.secretRef.name.matches('-(redis|postgres)-(admin|backup|tls)$')))").message("envFrom[].secretRef.name: a Secret the operator keeps from the apps (a store's administrator, backup user or TLS key, or the CA's key); components get the apps' credentials only"))]
     pub env_from: Option<Vec<EnvFromSource>>,
 
     /// CPU and memory requests and limits.
