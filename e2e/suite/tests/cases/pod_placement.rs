@@ -64,7 +64,7 @@ impl Drop for NodeGuard {
 }
 
 fn stack(ctx: &Ctx, name: &str, key: &str, tolerate: bool) -> Value {
-    let mut component = json!({
+    let component = json!({
         "name": "app",
         "image": ctx.env.tools_image,
         "imagePullPolicy": ctx.env.pull_policy(),
@@ -74,14 +74,12 @@ fn stack(ctx: &Ctx, name: &str, key: &str, tolerate: bool) -> Value {
         "terminationGracePeriodSeconds": 1,
         "nodeSelector": {key: "yes"},
     });
-    let mut spec = json!({"components": [component.clone()]});
+    let mut spec = json!({"components": [component]});
     if tolerate {
         // The toleration from the stack's defaults, the selector its own.
         spec["podDefaults"] = json!({"tolerations": [
             {"key": key, "operator": "Equal", "value": "yes", "effect": "NoSchedule"}
         ]});
-        component["name"] = json!("app");
-        spec["components"] = json!([component]);
     }
     json!({
         "apiVersion": "appstack.dev/v1alpha1", "kind": "AppStack",
