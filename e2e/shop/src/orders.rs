@@ -70,3 +70,19 @@ pub async fn show(
     })
     .into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_order_travels_as_json() {
+        let order = Order {
+            id: "ab12".into(),
+            item: "teapot".into(),
+        };
+        let text = serde_json::to_string(&order).unwrap();
+        assert_eq!(text, r#"{"id":"ab12","item":"teapot"}"#);
+        assert_eq!(serde_json::from_str::<Order>(&text).unwrap(), order);
+    }
+}
