@@ -4,7 +4,8 @@
 //!
 //! The modules depend on each other in one direction only (no cycle):
 //! - at the bottom, pieces every builder uses: `names`, `labels`, `meta`,
-//!   `security`, `env`, `pod`, `credentials`, `error`, and `scripts` (the
+//!   `security`, `env`, `pod`, `pod_settings` (the user's pod settings laid
+//!   over any workload's pod), `credentials`, `error`, and `scripts` (the
 //!   shell scripts the store images run and their `APPSTACK_*` variables);
 //! - the contract of a store, `engine` (the `Engine` trait);
 //! - the generic builders over any engine: `tls`, `secret`, `service`,
