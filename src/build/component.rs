@@ -33,8 +33,10 @@ pub fn deployment(ctx: &StackRef, stack: &AppStack, c: &Component, inputs: &Inpu
         );
     }
     let init = wiring::wait_for_stores(ctx, stack, c);
-    // The CA to verify the stores with, for components wired to one.
-    let tls = stack.spec.tls_enabled() && !wired.is_empty();
+    // The CA to verify the stores with, for components wired to one; an
+    // external store's CA (if its Secret gave one) at a path of its own.
+    let tls = wiring::uses_stack_ca(stack, c);
+    let (external_volumes, external_mounts) = wiring::external_ca(ctx, stack, c);
     let container = Container {
         name: c.name.clone(),
         image: Some(c.image.clone()),
@@ -48,7 +50,13 @@ pub fn deployment(ctx: &StackRef, stack: &AppStack, c: &Component, inputs: &Inpu
             ..ContainerPort::default()
         }]),
         env: Some(wiring::merged_env(&c.env, wired)).filter(|e| !e.is_empty()),
-        volume_mounts: tls.then(|| vec![tls::mount()]),
+        volume_mounts: Some(
+            tls.then(tls::mount)
+                .into_iter()
+                .chain(external_mounts)
+                .collect::<Vec<_>>(),
+        )
+        .filter(|m| !m.is_empty()),
         resources: c.resources.clone(),
         readiness_probe: Some(
             c.readiness_probe
@@ -99,7 +107,13 @@ pub fn deployment(ctx: &StackRef, stack: &AppStack, c: &Component, inputs: &Inpu
                 spec: Some(PodSpec {
                     init_containers: Some(init).filter(|i| !i.is_empty()),
                     containers: vec![container],
-                    volumes: tls.then(|| vec![tls::component_volume(ctx)]),
+                    volumes: Some(
+                        tls.then(|| tls::component_volume(ctx))
+                            .into_iter()
+                            .chain(external_volumes)
+                            .collect::<Vec<_>>(),
+                    )
+                    .filter(|v| !v.is_empty()),
                     security_context: Some(security::app_pod_with(c.pod_security_context.as_ref())),
                     termination_grace_period_seconds: Some(GRACE_PERIOD),
                     // Apps get their wiring explicitly; Docker-link variables

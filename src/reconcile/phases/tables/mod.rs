@@ -69,6 +69,8 @@ pub fn world() -> World {
         seen: Seen::default(),
         backups: BTreeMap::new(),
         now: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+        user_secrets: BTreeMap::new(),
+        secret_problems: Vec::new(),
     }
 }
 
