@@ -167,6 +167,18 @@ pub fn parse_url(url: &str, schemes: &[&str]) -> Result<Url, String> {
     })
 }
 
+/// The password in a URL's user-info, as written (percent-encoded or
+/// not): what status must not quote.
+pub fn url_password(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?']).next()?;
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    userinfo
+        .split_once(':')
+        .map(|(_, p)| p)
+        .filter(|p| !p.is_empty())
+}
+
 /// A host name or address a client may be given: no space, no character
 /// that would end the URL's authority.
 pub fn check_host(host: &str) -> Result<(), String> {
@@ -259,6 +271,8 @@ mod tests {
         assert_eq!(r.path.as_deref(), Some("2"));
 
         assert!(parse_url("mysql://x", &["redis"]).is_err());
+        assert_eq!(url_password("redis://u:p%40w@h:1/0"), Some("p%40w"));
+        assert_eq!(url_password("redis://h:1/0"), None);
         assert!(parse_url("no-scheme", &["redis"]).is_err());
     }
 

@@ -56,7 +56,12 @@ impl Inputs {
         let external = self
             .external
             .values()
-            .flat_map(|s| [s.get("password"), s.get("url")])
+            .flat_map(|s| {
+                [
+                    s.get("password"),
+                    s.get("url").and_then(super::external::url_password),
+                ]
+            })
             .flatten();
         self.credentials
             .values()

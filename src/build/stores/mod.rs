@@ -2,6 +2,8 @@
 //! registry the generic builders iterate: nothing outside these files
 //! names a store kind.
 
+#[cfg(test)]
+mod external_tests;
 mod postgres;
 mod redis;
 

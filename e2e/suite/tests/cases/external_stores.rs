@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, ensure};
+use anyhow::{Result, bail, ensure};
 use appstack_e2e::appstack::{self, READY_BOUND};
 use appstack_e2e::external::{self, UserStore};
 use appstack_e2e::runner::{Ctx, ScenarioFuture};
@@ -23,7 +23,7 @@ use appstack_e2e::{apply, children, pods, stores};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
 use kube::ResourceExt;
-use kube::api::Api;
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 const FIRST: &str = "first-p@ss:1";
@@ -55,6 +55,7 @@ fn url_encode(s: &str) -> String {
 }
 
 async fn scenario(ctx: &mut Ctx) -> Result<()> {
+    refused_at_admission(ctx).await?;
     let started = Instant::now();
     let (pg, redis) = tokio::try_join!(
         external::run_postgres(ctx, "their-postgres", "shop", FIRST, "shop"),
@@ -221,6 +222,68 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         external::not_taken_over(&now)?;
     }
     ctx.step("the user's Secrets carry no field, owner or label of the operator");
+    Ok(())
+}
+
+/// What an external store cannot have is refused by the API server (a
+/// server-side dry run), with the field named.
+async fn refused_at_admission(ctx: &Ctx) -> Result<()> {
+    let base = appstack::shop_manifest(ctx)?;
+    let external = json!({"secretName": "x"});
+    let cases = [
+        (
+            "postgres",
+            json!({"external": external, "storage": {"size": "1Gi"}}),
+            "spec.postgres.storage",
+        ),
+        (
+            "redis",
+            json!({"external": external, "resources": {"limits": {"memory": "1Gi"}}}),
+            "spec.redis.resources",
+        ),
+        (
+            "postgres",
+            json!({"external": external, "database": "shop"}),
+            "spec.postgres.database",
+        ),
+        (
+            "postgres",
+            json!({"external": external, "existingSecret": "y"}),
+            "spec.postgres.existingSecret",
+        ),
+        (
+            "redis",
+            json!({"external": {"secretName": "team-y/their-secret"}}),
+            "secretName",
+        ),
+        (
+            "postgres",
+            json!({"external": external, "backup": {"schedule": "@daily"}}),
+            "spec.postgres.backup",
+        ),
+    ];
+    let count = cases.len();
+    let api = appstack::api(&ctx.client, &ctx.ns);
+    let params = PatchParams::apply(apply::FIELD_MANAGER).dry_run();
+    for (store, section, field) in cases {
+        let mut m = base.clone();
+        m["spec"][store] = section.clone();
+        let name = appstack::name_of(&m)?;
+        match api.patch(&name, &params, &Patch::Apply(&m)).await {
+            Ok(_) => bail!("spec.{store} {section} was admitted"),
+            Err(e) => {
+                let said = e.to_string();
+                ensure!(
+                    said.contains(field),
+                    "spec.{store} {section}: refused without naming {field}: {said}"
+                );
+            }
+        }
+    }
+    ctx.step(format!(
+        "{} manifests refused at admission with the field named (storage, resources, database, existingSecret, backup with external; a namespaced secretName)",
+        count
+    ));
     Ok(())
 }
 

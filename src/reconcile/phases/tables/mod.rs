@@ -4,6 +4,7 @@
 mod plan;
 mod problems;
 mod report;
+mod user_secrets;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
