@@ -30,6 +30,24 @@ fn inputs(stack: &AppStack) -> Inputs {
     })
 }
 
+/// `inputs` plus the user's Secrets of `<fixture>.secrets.yaml`, if any.
+fn inputs_of(fixture_name: &str, stack: &AppStack) -> Inputs {
+    let mut inputs = inputs(stack);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(format!("{fixture_name}.secrets.yaml"));
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return inputs;
+    };
+    let secrets: BTreeMap<String, BTreeMap<String, String>> = serde_yaml::from_str(&text).unwrap();
+    for e in build::stores::external(&stack.spec) {
+        let name = e.external(&stack.spec).unwrap().secret_name.clone();
+        let data = secrets[&name].clone();
+        inputs.set_external(e.kind(), build::external::UserSecret { name, data });
+    }
+    inputs
+}
+
 fn objects(children: &Children) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for o in children.to_json().unwrap() {
@@ -63,7 +81,7 @@ fn objects(children: &Children) -> BTreeMap<String, String> {
 
 fn check(fixture_name: &str) {
     let stack = fixture(&format!("{fixture_name}.yaml"));
-    let children = build::children(&stack, &inputs(&stack)).unwrap();
+    let children = build::children(&stack, &inputs_of(fixture_name, &stack)).unwrap();
     let dir: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(fixture_name);
@@ -132,6 +150,21 @@ fn pod_settings_match_golden_files() {
 }
 
 #[test]
+fn external_stores_by_fields_match_golden_files() {
+    check("external-fields");
+}
+
+#[test]
+fn external_postgres_by_url_beside_an_in_cluster_redis_matches_golden_files() {
+    check("external-url");
+}
+
+#[test]
+fn external_redis_over_tls_matches_golden_files() {
+    check("external-redis-tls");
+}
+
+#[test]
 fn no_password_appears_literally_in_any_workload() {
     for name in [
         "shop.yaml",
@@ -140,9 +173,13 @@ fn no_password_appears_literally_in_any_workload() {
         "cache-only.yaml",
         "restored-clone.yaml",
         "s3-restored.yaml",
+        "external-fields.yaml",
+        "external-url.yaml",
+        "external-redis-tls.yaml",
     ] {
         let stack = fixture(name);
-        let children = build::children(&stack, &inputs(&stack)).unwrap();
+        let inputs = inputs_of(name.trim_end_matches(".yaml"), &stack);
+        let children = build::children(&stack, &inputs).unwrap();
         let workloads = serde_json::to_string(&(
             &children.deployments,
             &children.stateful_sets,
@@ -158,5 +195,11 @@ fn no_password_appears_literally_in_any_workload() {
             !workloads.contains(POSTGRES_PASSWORD),
             "{name}: PostgreSQL password in a pod spec"
         );
+        for external in ["p@ss:w/rd#1%x", "db-password-for-golden-tests", "s3cret"] {
+            assert!(
+                !workloads.contains(external),
+                "{name}: an external store's password in a pod spec"
+            );
+        }
     }
 }

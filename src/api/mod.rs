@@ -10,8 +10,9 @@ mod stored;
 pub use backup_summary::{BackupSummary, SummaryError};
 pub use crd::crd_yaml;
 pub use spec::{
-    AppStack, AppStackSpec, Autoscaling, BackupSpec, Component, ExtraContainer, PodDefaults,
-    PodVolume, PostgresSpec, RedisSpec, RestoreSpec, S3Spec, ServiceType, StorageSpec, StoreKind,
+    AppStack, AppStackSpec, Autoscaling, BackupSpec, Component, ExternalStore, ExtraContainer,
+    PodDefaults, PodVolume, PostgresSpec, RedisSpec, RestoreSpec, S3Spec, ServiceType, StorageSpec,
+    StoreKind,
 };
 pub use status::{AppStackStatus, BackupStatus, ComponentStatus, StoreStatus};
 pub use stored::StoredAppStack;

@@ -33,10 +33,13 @@ pub fn deployment(ctx: &StackRef, stack: &AppStack, c: &Component, inputs: &Inpu
         );
     }
     let init = wiring::wait_for_stores(ctx, stack, c);
-    // The CA to verify the stores with, for components wired to one.
-    let tls = stack.spec.tls_enabled() && !wired.is_empty();
+    // The CA to verify the stores with, for components wired to one; an
+    // external store's CA (if its Secret gave one) at a path of its own.
+    let tls = wiring::uses_stack_ca(stack, c);
+    let (external_volumes, external_mounts) = wiring::external_ca(ctx, stack, c);
     let settings = PodSettings::of_component(stack, c, ctx.selector(&c.name));
     let mut mounts: Vec<_> = tls.then(tls::mount).into_iter().collect();
+    mounts.extend(external_mounts);
     mounts.extend(c.volume_mounts.iter().flatten().cloned());
     let container = Container {
         name: c.name.clone(),
@@ -79,7 +82,13 @@ pub fn deployment(ctx: &StackRef, stack: &AppStack, c: &Component, inputs: &Inpu
     let mut pod = PodSpec {
         init_containers: Some(init).filter(|i| !i.is_empty()),
         containers: vec![container],
-        volumes: tls.then(|| vec![tls::component_volume(ctx)]),
+        volumes: Some(
+            tls.then(|| tls::component_volume(ctx))
+                .into_iter()
+                .chain(external_volumes)
+                .collect::<Vec<_>>(),
+        )
+        .filter(|v| !v.is_empty()),
         security_context: Some(security::app_pod_with(c.pod_security_context.as_ref())),
         // Apps get their wiring explicitly; Docker-link variables
         // for every Service in the namespace are noise.

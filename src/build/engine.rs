@@ -12,11 +12,12 @@ use k8s_openapi::api::core::v1::{Container, EnvVar};
 
 use super::credentials::StoreCredentials;
 use super::error::BuildError;
+use super::external::UserSecret;
 use super::meta::StackRef;
 use super::names;
 use crate::api::{
-    AppStack, AppStackSpec, AppStackStatus, BackupSpec, Component, StorageSpec, StoreKind,
-    StoreStatus,
+    AppStack, AppStackSpec, AppStackStatus, BackupSpec, Component, ExternalStore, StorageSpec,
+    StoreKind, StoreStatus,
 };
 use crate::backup_agent::Layout;
 
@@ -61,6 +62,28 @@ pub trait Engine: Sync {
     fn status<'a>(&self, status: &'a AppStackStatus) -> Option<&'a StoreStatus>;
     /// The store's status field.
     fn status_mut<'a>(&self, status: &'a mut AppStackStatus) -> &'a mut Option<StoreStatus>;
+
+    /// The store's `external` section: a server the operator does not run.
+    fn external<'a>(&self, spec: &'a AppStackSpec) -> Option<&'a ExternalStore>;
+    /// The user's Secret the apps' credentials come from (`existingSecret`).
+    fn existing_secret<'a>(&self, spec: &'a AppStackSpec) -> Option<&'a str>;
+    /// Whether the operator runs the store (StatefulSet, Services, its
+    /// Secrets, TLS, backups): in the spec and not external.
+    fn in_cluster(&self, spec: &AppStackSpec) -> bool {
+        self.runs(spec) && self.external(spec).is_none()
+    }
+    /// An external store's connection entries for the operator's own
+    /// Secret (the same keys as an in-cluster store's, plus `ca.crt` when
+    /// the user gave a CA), from the user's Secret; what is missing or
+    /// unusable names the Secret and the key.
+    fn external_connection(
+        &self,
+        user: &UserSecret,
+    ) -> Result<Vec<(&'static str, String)>, BuildError>;
+    /// Keys of [`Engine::client_env`]`(true)` and [`Engine::wait_script`]`(true)`
+    /// an external store's Secret may lack (the CA's path, without a CA):
+    /// their variables are wired optional.
+    fn external_optional_keys(&self) -> &'static [&'static str];
 
     /// Whether component `c` is wired to this store: the stack runs it and
     /// `c.uses` names it (no list: every store).

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::credentials::{Access, StoreCredentials};
+use super::external::UserSecret;
 use super::tls;
 use crate::api::StoreKind;
 
@@ -18,6 +19,8 @@ pub struct Inputs {
     restored: BTreeSet<StoreKind>,
     /// The backup agent's image (the operator's own), for S3 targets.
     agent_image: Option<String>,
+    /// External stores: the user's Secret each is reached through.
+    external: BTreeMap<StoreKind, UserSecret>,
 }
 
 impl Inputs {
@@ -50,7 +53,28 @@ impl Inputs {
     /// Every password held, of every store and user: what status and Events
     /// must never quote.
     pub fn passwords(&self) -> impl Iterator<Item = &str> {
-        self.credentials.values().map(|c| c.password.as_str())
+        let external = self
+            .external
+            .values()
+            .flat_map(|s| {
+                [
+                    s.get("password"),
+                    s.get("url").and_then(super::external::url_password),
+                ]
+            })
+            .flatten();
+        self.credentials
+            .values()
+            .map(|c| c.password.as_str())
+            .chain(external)
+    }
+
+    pub fn set_external(&mut self, store: StoreKind, secret: UserSecret) {
+        self.external.insert(store, secret);
+    }
+
+    pub fn external(&self, store: StoreKind) -> Option<&UserSecret> {
+        self.external.get(&store)
     }
 
     pub fn set_restored(&mut self, store: StoreKind) {

@@ -24,6 +24,7 @@ mod disruption_budget;
 mod engine;
 mod env;
 mod error;
+pub mod external;
 mod inputs;
 pub mod labels;
 pub mod meta;
@@ -176,6 +177,16 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
             inputs.agent_image(),
         )?);
     }
+    // External stores: the operator's own Secret, drawn from the user's.
+    for engine in stores::external(&stack.spec) {
+        let user = inputs
+            .external(engine.kind())
+            .ok_or(BuildError::MissingCredentials {
+                store: engine.part(),
+            })?;
+        let entries = engine.external_connection(user)?;
+        out.secrets.push(secret::external(&ctx, engine, entries));
+    }
     // The scripts, when a store backs up or restores.
     let backs_up = stores::of(&stack.spec).any(|e| e.backup(&stack.spec).is_some());
     let restores = stack.spec.restore.is_some() && stores::of(&stack.spec).next().is_some();
@@ -187,10 +198,12 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
         let mut wired: Vec<String> = stores::used_by(&stack.spec, c)
             .flat_map(|e| {
                 let name = e.secret_name(&ctx.name);
-                [names::headless(&name), name]
+                // An external store: only its Secret is ours.
+                let headless = e.in_cluster(&stack.spec).then(|| names::headless(&name));
+                headless.into_iter().chain([name])
             })
             .collect();
-        if ca.is_some() && !wired.is_empty() {
+        if ca.is_some() && wiring::uses_stack_ca(stack, c) {
             wired.push(tls::ca_secret_name(&ctx.name));
         }
         if !wired.is_empty() {

@@ -110,13 +110,19 @@ fn component(ctx: &StackRef, spec: &AppStackSpec, c: &Component) -> NetworkPolic
     let egress = c.egress_to.as_ref().map(|rules| {
         types.push("Egress".into());
         let mut egress = vec![dns()];
-        egress.extend(stores::used_by(spec, c).map(|e| NetworkPolicyEgressRule {
-            to: Some(vec![NetworkPolicyPeer {
-                pod_selector: Some(selector(ctx.selector(e.part()))),
-                ..NetworkPolicyPeer::default()
-            }]),
-            ports: Some(vec![tcp(e.port())]),
-        }));
+        // Only the stores the stack runs: an external store's address is
+        // the user's to allow, in egressTo.
+        egress.extend(
+            stores::used_by(spec, c)
+                .filter(|e| e.in_cluster(spec))
+                .map(|e| NetworkPolicyEgressRule {
+                    to: Some(vec![NetworkPolicyPeer {
+                        pod_selector: Some(selector(ctx.selector(e.part()))),
+                        ..NetworkPolicyPeer::default()
+                    }]),
+                    ports: Some(vec![tcp(e.port())]),
+                }),
+        );
         egress.extend(rules.iter().cloned());
         egress
     });

@@ -71,3 +71,28 @@ pub fn store(
         ..Secret::default()
     }
 }
+
+/// An external store's Secret: the connection entries its engine drew
+/// from the user's Secret (which the operator only reads), under the name
+/// and keys an in-cluster store's Secret has, so the components are wired
+/// the same way.
+pub fn external(
+    ctx: &StackRef,
+    engine: &dyn Engine,
+    entries: Vec<(&'static str, String)>,
+) -> Secret {
+    let data: BTreeMap<String, ByteString> = entries
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), ByteString(v.into_bytes())))
+        .collect();
+    Secret {
+        metadata: ctx.object_meta(
+            engine.secret_name(&ctx.name),
+            engine.part(),
+            labels::ROLE_STORE,
+        ),
+        type_: Some("Opaque".into()),
+        data: Some(data),
+        ..Secret::default()
+    }
+}

@@ -13,6 +13,7 @@ mod phases;
 mod restored;
 #[cfg(test)]
 mod tests;
+mod user_secrets;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +39,10 @@ const RESYNC: Duration = Duration::from_secs(15 * 60);
 /// How soon a stack waiting on something no watch reports (a name held by an
 /// object made outside AppStack) is looked at again.
 const SOON: Duration = Duration::from_secs(10);
+
+/// How often a stack that reads a user's Secret without the watch label
+/// (`appstack.dev/store-secret`) looks at it again: no watch reports it.
+const POLL: Duration = Duration::from_secs(60);
 
 /// What the binary hands every controller it runs.
 #[derive(Clone)]
@@ -149,6 +154,10 @@ async fn reconcile(stored: Arc<StoredAppStack>, ctx: Arc<Context>) -> Result<Act
         Ok(phases::Next::Soon) => {
             ctx.reset_backoff(&namespace, &name);
             Ok(Action::requeue(SOON))
+        }
+        Ok(phases::Next::Poll) => {
+            ctx.reset_backoff(&namespace, &name);
+            Ok(Action::requeue(POLL))
         }
         Ok(phases::Next::Backoff) => Ok(Action::requeue(ctx.next_backoff(&namespace, &name))),
         Err(error) => {

@@ -39,6 +39,13 @@ pub(super) fn conditions(
             (PROGRESSING, false, "GuardRefused", msg.clone()),
             (DEGRADED, true, "GuardRefused", msg.clone()),
         ],
+        // The wiring cannot be drawn: nothing is applied until the user's
+        // Secret serves.
+        Some(p @ Problem::UserSecret(msg)) => vec![
+            (READY, false, p.reason(), msg.clone()),
+            (PROGRESSING, false, p.reason(), msg.clone()),
+            (DEGRADED, true, p.reason(), msg.clone()),
+        ],
         // What already runs keeps serving: Ready follows the children.
         Some(
             p @ (Problem::ChangeRejected(msg)

@@ -27,6 +27,10 @@ pub enum Problem {
     /// is not applied (a store is stopped): the message names the policy,
     /// the refusal and what was held back.
     GuardRefused(String),
+    /// A Secret the user owns (an external store's connection, a store's
+    /// existingSecret) is missing, lacks a key or cannot be used: nothing
+    /// is applied, so no component starts with broken wiring.
+    UserSecret(String),
 }
 
 impl Problem {
@@ -39,6 +43,7 @@ impl Problem {
             Problem::StoreFailing(_) => "StoreFailing",
             Problem::CredentialsOutOfSync(_) => "CredentialsOutOfSync",
             Problem::GuardRefused(_) => "GuardRefused",
+            Problem::UserSecret(_) => "UserSecretUnusable",
         }
     }
 
@@ -62,6 +67,7 @@ impl Problem {
             Problem::StoreFailing(m) => Problem::StoreFailing(f(m)),
             Problem::CredentialsOutOfSync(m) => Problem::CredentialsOutOfSync(f(m)),
             Problem::GuardRefused(m) => Problem::GuardRefused(f(m)),
+            Problem::UserSecret(m) => Problem::UserSecret(f(m)),
         }
     }
 
@@ -73,7 +79,8 @@ impl Problem {
             | Problem::ReconcileFailed(m)
             | Problem::StoreFailing(m)
             | Problem::CredentialsOutOfSync(m)
-            | Problem::GuardRefused(m) => m,
+            | Problem::GuardRefused(m)
+            | Problem::UserSecret(m) => m,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod client;
 pub mod cmd;
 pub mod diagnose;
 pub mod env;
+pub mod external;
 pub mod http;
 pub mod load;
 pub mod namespace;

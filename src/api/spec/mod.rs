@@ -18,7 +18,7 @@ pub use backup::{BackupSpec, S3Spec};
 pub use component::{Autoscaling, Component, ServiceType};
 pub use pod::{ExtraContainer, PodDefaults, PodVolume};
 pub use restore::RestoreSpec;
-pub use stores::{PostgresSpec, RedisSpec, StorageSpec, StoreKind};
+pub use stores::{ExternalStore, PostgresSpec, RedisSpec, StorageSpec, StoreKind};
 
 use super::status::AppStackStatus;
 
@@ -46,6 +46,7 @@ use super::status::AppStackStatus;
 )]
 #[x_kube(validation = Rule::new("!has(self.postgres) || !has(self.postgres.backup) || !has(self.tls) || !has(self.tls.enabled) || self.tls.enabled").message("spec.postgres.backup: needs TLS (spec.tls.enabled: true): a base backup streams every row over the network"))]
 #[x_kube(validation = Rule::new("self.components.all(c, !has(c.uses) || c.uses.all(u, (u == 'redis' && has(self.redis)) || (u == 'postgres' && has(self.postgres))))").message("spec.components[].uses: names a store this stack does not have; add the redis or postgres section, or remove it from uses"))]
+#[x_kube(validation = Rule::new("!has(self.restore) || ((!has(self.postgres) || !has(self.postgres.external) || (has(self.restore.stores) && !self.restore.stores.exists(s, s == 'postgres'))) && (!has(self.redis) || !has(self.redis.external) || (has(self.restore.stores) && !self.restore.stores.exists(s, s == 'redis'))))").message("spec.restore.stores: names an external store (spec.<store>.external); the operator restores only the stores it runs, so list the others in spec.restore.stores"))]
 #[serde(rename_all = "camelCase")]
 pub struct AppStackSpec {
     /// The stateless components: each becomes a Deployment (with a Service, a

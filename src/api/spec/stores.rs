@@ -19,6 +19,10 @@ pub enum StoreKind {
 
 /// The Redis store.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("!has(self.external) || !has(self.storage)").message("spec.redis.storage: not with spec.redis.external: an external store has no volume"))]
+#[x_kube(validation = Rule::new("!has(self.external) || !has(self.resources)").message("spec.redis.resources: not with spec.redis.external: an external store runs no container of ours"))]
+#[x_kube(validation = Rule::new("!has(self.external) || !has(self.backup)").message("spec.redis.backup: not with spec.redis.external: the operator backs up only the stores it runs; back up an external server where it runs"))]
+#[x_kube(validation = Rule::new("!has(self.external) || !has(self.existingSecret)").message("spec.redis.existingSecret: not with spec.redis.external: an external store's credentials are in external.secretName"))]
 #[serde(rename_all = "camelCase")]
 pub struct RedisSpec {
     /// Redis image. Default: the official redis:7.4. Any image whose
@@ -33,6 +37,26 @@ pub struct RedisSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "resources_schema")]
     pub resources: Option<ResourceRequirements>,
+    /// Use a server you already run instead of a StatefulSet: the
+    /// operator reads the connection from a Secret you own in this
+    /// namespace (see `external.secretName`) and runs nothing for this
+    /// store. With it, `image` is only the image of the components' wait
+    /// init container (its client), and storage, resources, backup and
+    /// existingSecret are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalStore>,
+    /// In-cluster store only: a Secret you own in this namespace (made by
+    /// you, External Secrets or a vault) whose key `password` (required)
+    /// and `username` (optional) are the apps' credentials, and
+    /// `admin-password` (optional) the administrator's. The operator
+    /// copies them into the store and into its own Secret, rolls the store
+    /// and the apps when they change, and never writes to yours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub existing_secret: Option<String>,
     /// RDB snapshots on a schedule (the append-only file stays as it is). Omit for no backups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupSpec>,
@@ -42,6 +66,11 @@ pub struct RedisSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[x_kube(validation = Rule::new("(has(self.image) ? self.image : 'postgres:17').contains('@') || (has(oldSelf.image) ? oldSelf.image : 'postgres:17').contains('@') || (has(self.image) ? self.image : 'postgres:17').substring((has(self.image) ? self.image : 'postgres:17').lastIndexOf(':') + 1).split('.')[0].split('-')[0] == (has(oldSelf.image) ? oldSelf.image : 'postgres:17').substring((has(oldSelf.image) ? oldSelf.image : 'postgres:17').lastIndexOf(':') + 1).split('.')[0].split('-')[0]").message("spec.postgres.image: a new PostgreSQL major version cannot start on the existing data directory (the image's tag gives the major version); keep it (e.g. 17 -> 17.6), or dump the data (pg_dumpall), create a new stack on the new image and restore into it"))]
 #[x_kube(validation = Rule::new("has(self.database) == has(oldSelf.database) && (!has(self.database) || self.database == oldSelf.database)").message("spec.postgres.database: cannot change once the store exists (the data directory keeps the database it was created with); to move, create the new database yourself (CREATE DATABASE ... TEMPLATE old, or a dump and restore), or delete the postgres section with retainDataOnDelete: false and add it again"))]
+#[x_kube(validation = Rule::new("!has(self.external) || !has(self.storage)").message("spec.postgres.storage: not with spec.postgres.external: an external store has no volume"))]
+#[x_kube(validation = Rule::new("!has(self.external) || !has(self.resources)").message("spec.postgres.resources: not with spec.postgres.external: an external store runs no container of ours"))]
+#[x_kube(validation = Rule::new("!has(self.external) || !has(self.backup)").message("spec.postgres.backup: not with spec.postgres.external: the operator backs up only the stores it runs; back up an external server where it runs"))]
+#[x_kube(validation = Rule::new("!has(self.external) || !has(self.existingSecret)").message("spec.postgres.existingSecret: not with spec.postgres.external: an external store's credentials are in external.secretName"))]
+#[x_kube(validation = Rule::new("!has(self.external) || !has(self.database)").message("spec.postgres.database: not with spec.postgres.external: the database is the Secret's key database (or the url's path)"))]
 #[serde(rename_all = "camelCase")]
 pub struct PostgresSpec {
     /// PostgreSQL image. Default: the official postgres:17. Any image that
@@ -62,9 +91,50 @@ pub struct PostgresSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "resources_schema")]
     pub resources: Option<ResourceRequirements>,
+    /// Use a server you already run instead of a StatefulSet: the
+    /// operator reads the connection from a Secret you own in this
+    /// namespace (see `external.secretName`) and runs nothing for this
+    /// store. With it, `image` is only the image of the components' wait
+    /// init container (its client), and storage, resources, backup and
+    /// existingSecret are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalStore>,
+    /// In-cluster store only: a Secret you own in this namespace (made by
+    /// you, External Secrets or a vault) whose key `password` (required)
+    /// and `username` (optional) are the apps' credentials, and
+    /// `admin-password` (optional) the administrator's. The operator
+    /// copies them into the store and into its own Secret, rolls the store
+    /// and the apps when they change, and never writes to yours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub existing_secret: Option<String>,
     /// Base backups on a schedule plus continuous WAL archiving: point-in-time recovery. Omit for no backups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupSpec>,
+}
+
+/// A store the operator does not run: where its connection comes from.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalStore {
+    /// A Secret of this namespace (a name, never another namespace's) that
+    /// you own. Keys: `url` (postgresql://user:password@host:port/db?sslmode=...
+    /// or redis[s]://user:password@host:port/db), or `host`, `port`,
+    /// `username`, `password` and for PostgreSQL `database`, which win over
+    /// the url's parts; optionally `ca.crt` (PEM, the CA of the server's
+    /// certificate: PostgreSQL then defaults to sslmode=verify-full, Redis
+    /// to TLS), `sslmode` (PostgreSQL) and `tls` ("true": Redis over TLS,
+    /// PostgreSQL at least sslmode=require). Label it
+    /// `appstack.dev/store-secret: "true"` so a change is seen at once
+    /// (otherwise within a minute). A change rolls the components.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub secret_name: String,
 }
 
 /// A store's PersistentVolumeClaim. Fixed once the store exists: Kubernetes

@@ -2,6 +2,8 @@
 //! registry the generic builders iterate: nothing outside these files
 //! names a store kind.
 
+#[cfg(test)]
+mod external_tests;
 mod postgres;
 mod redis;
 
@@ -12,17 +14,28 @@ use crate::api::{AppStackSpec, Component, StoreKind};
 /// Every engine, in the order their children are built.
 pub static ENGINES: [&dyn Engine; 2] = [&redis::Redis, &postgres::Postgres];
 
-/// The stores this stack runs.
+/// The stores this stack runs (in the cluster, not external).
 pub fn of(spec: &AppStackSpec) -> impl Iterator<Item = &'static dyn Engine> + '_ {
-    ENGINES.iter().copied().filter(|e| e.runs(spec))
+    ENGINES.iter().copied().filter(|e| e.in_cluster(spec))
 }
 
-/// The stores `component` is wired to.
+/// The external stores of the stack: servers the operator does not run.
+pub fn external(spec: &AppStackSpec) -> impl Iterator<Item = &'static dyn Engine> + '_ {
+    ENGINES
+        .iter()
+        .copied()
+        .filter(|e| e.runs(spec) && e.external(spec).is_some())
+}
+
+/// The stores `component` is wired to, in the cluster or external.
 pub fn used_by<'a>(
     spec: &'a AppStackSpec,
     component: &'a Component,
 ) -> impl Iterator<Item = &'static dyn Engine> + 'a {
-    of(spec).filter(|e| e.used_by(spec, component))
+    ENGINES
+        .iter()
+        .copied()
+        .filter(|e| e.used_by(spec, component))
 }
 
 /// The engine of a store kind.

@@ -4,13 +4,15 @@
 use k8s_openapi::api::core::v1::{Container, EnvVar};
 
 use crate::api::{
-    AppStack, AppStackSpec, AppStackStatus, BackupSpec, StorageSpec, StoreKind, StoreStatus,
+    AppStack, AppStackSpec, AppStackStatus, BackupSpec, ExternalStore, StorageSpec, StoreKind,
+    StoreStatus,
 };
 use crate::backup_agent::Layout;
 use crate::build::backup::SCRIPTS;
 use crate::build::credentials::StoreCredentials;
 use crate::build::engine::{BackupScripts, Engine};
 use crate::build::error::BuildError;
+use crate::build::external::{self, UserSecret};
 use crate::build::meta::StackRef;
 use crate::build::{env, pod, scripts, security, tls};
 
@@ -107,6 +109,104 @@ impl Engine for Postgres {
     }
     fn status<'a>(&self, status: &'a AppStackStatus) -> Option<&'a StoreStatus> {
         status.postgres.as_ref()
+    }
+    fn external<'a>(&self, spec: &'a AppStackSpec) -> Option<&'a ExternalStore> {
+        spec.postgres.as_ref()?.external.as_ref()
+    }
+    fn existing_secret<'a>(&self, spec: &'a AppStackSpec) -> Option<&'a str> {
+        spec.postgres.as_ref()?.existing_secret.as_deref()
+    }
+
+    /// `url` (postgres:// or postgresql://) and/or host, port, username,
+    /// password, database; sslmode from the key, the url's query or, by
+    /// default, verify-full with a CA, require with `tls`, else prefer.
+    fn external_connection(
+        &self,
+        user: &UserSecret,
+    ) -> Result<Vec<(&'static str, String)>, BuildError> {
+        let fail = |m: String| external::problem(self.part(), &user.name, m);
+        let url = user
+            .get("url")
+            .map(|u| external::parse_url(u, &["postgres", "postgresql"]))
+            .transpose()
+            .map_err(fail)?
+            .unwrap_or_default();
+        let pick = |key: &str, from_url: &Option<String>| {
+            user.get(key)
+                .map(str::to_string)
+                .or_else(|| from_url.clone())
+        };
+        let need = |key: &'static str, from_url: &Option<String>| {
+            pick(key, from_url).ok_or_else(|| {
+                fail(format!(
+                    "key `{key}` is missing (give it, or a `url` that has it)"
+                ))
+            })
+        };
+        let host = need("host", &url.host)?;
+        external::check_host(&host).map_err(fail)?;
+        let port =
+            external::check_port(&pick("port", &url.port).unwrap_or_else(|| PORT.to_string()))
+                .map_err(fail)?;
+        let username = need("username", &url.username)?;
+        let password = need("password", &url.password)?;
+        let database = need("database", &url.path)?;
+        let ca = user.ca();
+        let sslmode = match user.get("sslmode").or(url.param("sslmode")) {
+            Some(mode) => mode.trim().to_string(),
+            None if ca.is_some() => "verify-full".to_string(),
+            None if user.tls() => "require".to_string(),
+            None => "prefer".to_string(),
+        };
+        const MODES: [&str; 6] = [
+            "disable",
+            "allow",
+            "prefer",
+            "require",
+            "verify-ca",
+            "verify-full",
+        ];
+        if !MODES.contains(&sslmode.as_str()) {
+            return Err(fail(format!(
+                "sslmode {sslmode:?} is not one of {}",
+                MODES.join(", ")
+            )));
+        }
+        if sslmode.starts_with("verify") && ca.is_none() {
+            return Err(fail(format!(
+                "sslmode {sslmode} needs key `{}` (the CA of the server's certificate)",
+                external::CA_KEY
+            )));
+        }
+        let mut query = format!("sslmode={sslmode}");
+        let mut entries = vec![
+            ("username", username.clone()),
+            ("password", password.clone()),
+            ("host", host.clone()),
+            ("port", port.clone()),
+            ("database", database.clone()),
+            ("sslmode", sslmode),
+        ];
+        if let Some(ca) = ca {
+            let file = external::ca_file(self.part());
+            query.push_str(&format!("&sslrootcert={file}"));
+            entries.push(("sslrootcert", file));
+            entries.push((external::CA_KEY, ca.to_string()));
+        }
+        entries.push((
+            "url",
+            format!(
+                "postgresql://{}:{}@{host}:{port}/{}?{query}",
+                env::userinfo(&username),
+                env::userinfo(&password),
+                env::userinfo(&database),
+            ),
+        ));
+        Ok(entries)
+    }
+
+    fn external_optional_keys(&self) -> &'static [&'static str] {
+        &["sslrootcert"]
     }
     fn status_mut<'a>(&self, status: &'a mut AppStackStatus) -> &'a mut Option<StoreStatus> {
         &mut status.postgres

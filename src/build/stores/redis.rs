@@ -4,12 +4,14 @@
 use k8s_openapi::api::core::v1::{Container, EnvVar};
 
 use crate::api::{
-    AppStack, AppStackSpec, AppStackStatus, BackupSpec, StorageSpec, StoreKind, StoreStatus,
+    AppStack, AppStackSpec, AppStackStatus, BackupSpec, ExternalStore, StorageSpec, StoreKind,
+    StoreStatus,
 };
 use crate::backup_agent::Layout;
 use crate::build::credentials::StoreCredentials;
 use crate::build::engine::{BackupScripts, Engine};
 use crate::build::error::BuildError;
+use crate::build::external::{self, UserSecret};
 use crate::build::meta::StackRef;
 use crate::build::{env, pod, scripts, security, tls};
 
@@ -95,6 +97,81 @@ impl Engine for Redis {
     }
     fn status<'a>(&self, status: &'a AppStackStatus) -> Option<&'a StoreStatus> {
         status.redis.as_ref()
+    }
+    fn external<'a>(&self, spec: &'a AppStackSpec) -> Option<&'a ExternalStore> {
+        spec.redis.as_ref()?.external.as_ref()
+    }
+    fn existing_secret<'a>(&self, spec: &'a AppStackSpec) -> Option<&'a str> {
+        spec.redis.as_ref()?.existing_secret.as_deref()
+    }
+
+    /// `url` (redis:// or rediss://, the path the database number) and/or
+    /// host, port, username (default `default`, Redis' user without ACLs),
+    /// password. TLS with rediss://, `tls` or a CA; TLS needs the CA (the
+    /// wait container's redis-cli verifies the server with it).
+    fn external_connection(
+        &self,
+        user: &UserSecret,
+    ) -> Result<Vec<(&'static str, String)>, BuildError> {
+        let fail = |m: String| external::problem(self.part(), &user.name, m);
+        let url = user
+            .get("url")
+            .map(|u| external::parse_url(u, &["redis", "rediss"]))
+            .transpose()
+            .map_err(fail)?
+            .unwrap_or_default();
+        let pick = |key: &str, from_url: &Option<String>| {
+            user.get(key)
+                .map(str::to_string)
+                .or_else(|| from_url.clone())
+        };
+        let host = pick("host", &url.host).ok_or_else(|| {
+            fail("key `host` is missing (give it, or a `url` that has it)".into())
+        })?;
+        external::check_host(&host).map_err(fail)?;
+        let port =
+            external::check_port(&pick("port", &url.port).unwrap_or_else(|| PORT.to_string()))
+                .map_err(fail)?;
+        let username = pick("username", &url.username).unwrap_or_else(|| "default".into());
+        let password = pick("password", &url.password).ok_or_else(|| {
+            fail("key `password` is missing (give it, or a `url` that has it)".into())
+        })?;
+        let db = url.path.clone().unwrap_or_else(|| "0".into());
+        if db.parse::<u16>().is_err() {
+            return Err(fail(format!("url: database {db:?} is not a number")));
+        }
+        let ca = user.ca();
+        let tls = url.scheme == "rediss" || user.tls() || ca.is_some();
+        if tls && ca.is_none() {
+            return Err(fail(format!(
+                "TLS (rediss:// or tls) needs key `{}` (the CA of the server's certificate)",
+                external::CA_KEY
+            )));
+        }
+        let scheme = if tls { "rediss" } else { "redis" };
+        let mut entries = vec![
+            (
+                "url",
+                format!(
+                    "{scheme}://{}:{}@{host}:{port}/{db}",
+                    env::userinfo(&username),
+                    env::userinfo(&password)
+                ),
+            ),
+            ("username", username),
+            ("password", password),
+            ("host", host),
+            ("port", port),
+        ];
+        if let Some(ca) = ca {
+            entries.push(("ca_file", external::ca_file(self.part())));
+            entries.push((external::CA_KEY, ca.to_string()));
+        }
+        Ok(entries)
+    }
+
+    fn external_optional_keys(&self) -> &'static [&'static str] {
+        &["ca_file"]
     }
     fn status_mut<'a>(&self, status: &'a mut AppStackStatus) -> &'a mut Option<StoreStatus> {
         &mut status.redis

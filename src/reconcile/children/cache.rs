@@ -202,6 +202,30 @@ pub(super) fn watch_backup_jobs(client: &Client, namespace: Option<&str>) -> Chi
         .boxed()
 }
 
+/// Secrets users made for their stacks (an external store's connection,
+/// an existingSecret), labelled `appstack.dev/store-secret`: metadata only
+/// (PartialObjectMetadata, decoded lean), nothing cached, so a tenant who
+/// labels many large Secrets costs events, not memory. An event wakes the
+/// stacks of its namespace that read a Secret of that name (see
+/// `ownership::Waiting`); none is its controller.
+pub(super) fn watch_user_secrets(client: &Client, namespace: Option<&str>) -> ChildEvents {
+    let config = watcher::Config::default()
+        .labels(crate::build::external::WATCH_LABEL)
+        .page_size(LIST_PAGE);
+    watcher(
+        api::<Slim<k8s_openapi::api::core::v1::Secret>>(client, namespace),
+        config,
+    )
+    .default_backoff()
+    .touched_objects()
+    .map_ok(|secret| Touched {
+        namespace: secret.namespace().unwrap_or_default(),
+        name: secret.name_any(),
+        controller: None,
+    })
+    .boxed()
+}
+
 /// The stacks are watched as stored: one that does not decode is reported
 /// on itself instead of failing the list of all of them. They list in small
 /// pages too: a stack can carry 256 KiB of annotations (dropped as it is

@@ -16,6 +16,7 @@ pub fn watch(client: &Client, namespace: Option<&str>) -> (Caches, StackEvents, 
         .map(|kind| kind.watch(client, namespace, &mut map))
         .collect();
     children.push(cache::watch_backup_jobs(client, namespace));
+    children.push(cache::watch_user_secrets(client, namespace));
     let caches = Caches::new(stacks, map, KINDS.len() + 1);
     (caches, stack_events, children)
 }

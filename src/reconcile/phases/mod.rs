@@ -43,6 +43,9 @@ pub enum Next {
     Soon,
     /// After the stack's backoff: the API server refused a child.
     Backoff,
+    /// In a minute: the stack reads a user's Secret no watch reports (it
+    /// lacks the watch label, or does not exist yet).
+    Poll,
 }
 
 pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
@@ -67,7 +70,14 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
 async fn conclude(ctx: &Context, stack: &AppStack, report: Report) -> Result<Next> {
     let namespace = stack.namespace().unwrap_or_default();
     let name = stack.name_any();
-    ctx.waiting.set(&namespace, &name, &report.waiting_for);
+    // A user's Secret the stack reads wakes it like a name it waits for.
+    let names: Vec<String> = report
+        .waiting_for
+        .iter()
+        .chain(&report.user_secrets)
+        .cloned()
+        .collect();
+    ctx.waiting.set(&namespace, &name, &names);
     if let Some((service, port)) = report.probe {
         ctx.probe_network_policy(stack, service, port);
     }

@@ -19,6 +19,7 @@ use super::super::certificates::{self, Ca};
 use super::super::children::{Finding, Owner};
 use super::super::context::Context;
 use super::super::credentials::{self, Resolved};
+use super::super::user_secrets::{self, Found};
 use super::super::{ownership, restored};
 use crate::api::{AppStack, StoreKind};
 use crate::build::{self, Access, Inputs, names, stores, tls};
@@ -44,6 +45,12 @@ pub struct World {
     /// Per backed-up store: its backup pods, or why they could not be listed.
     pub backups: BTreeMap<StoreKind, Result<Vec<Pod>, String>>,
     pub now: Time,
+    /// The user's Secrets the stack reads (external stores, existingSecret),
+    /// and whether each carries the watch label (missing: false).
+    pub user_secrets: BTreeMap<String, bool>,
+    /// What keeps a user's Secret from serving, naming the field, the
+    /// Secret and the key: nothing is applied while there is any.
+    pub secret_problems: Vec<String>,
 }
 
 /// What the caches show of the stack's children, and what it records of
@@ -122,6 +129,7 @@ pub async fn observe(ctx: &Context, stack: &AppStack) -> Result<World> {
     };
     let secrets = Api::namespaced(ctx.client.clone(), &owner.namespace);
     let mut material = credentials(stack, &owner, &secrets).await?;
+    external_stores(stack, &secrets, &mut material).await?;
     if stack.spec.tls_enabled() && stores::of(&stack.spec).next().is_some() {
         let now = time::OffsetDateTime::now_utc();
         match certificates(stack, &owner, &secrets, now).await? {
@@ -146,6 +154,8 @@ pub async fn observe(ctx: &Context, stack: &AppStack) -> Result<World> {
         backups: BTreeMap::new(),
         now: Time(k8s_openapi::jiff::Timestamp::now()),
         owner,
+        user_secrets: material.user_secrets,
+        secret_problems: material.secret_problems,
     };
     store_pods(ctx, stack, &mut world.seen).await;
     for engine in stores::of(&stack.spec) {
@@ -242,6 +252,99 @@ struct Material {
     read_at: BTreeMap<String, Option<String>>,
     held: Vec<Finding>,
     issued: Vec<(String, String)>,
+    user_secrets: BTreeMap<String, bool>,
+    secret_problems: Vec<String>,
+}
+
+impl Material {
+    /// Reads a user's Secret for `field`: its data when it can serve,
+    /// else the problem recorded.
+    async fn user_secret(
+        &mut self,
+        secrets: &Api<Secret>,
+        field: String,
+        name: &str,
+    ) -> Result<Option<build::external::UserSecret>> {
+        let found = user_secrets::read(secrets, name).await?;
+        let labelled = matches!(found, Found::Read(_, true));
+        self.user_secrets.insert(name.to_string(), labelled);
+        if let Some(problem) = user_secrets::problem(&field, name, &found) {
+            self.secret_problems.push(problem);
+        }
+        Ok(match found {
+            Found::Read(user, _) => Some(user),
+            _ => None,
+        })
+    }
+}
+
+/// The external stores' Secrets, as their users made them.
+async fn external_stores(
+    stack: &AppStack,
+    secrets: &Api<Secret>,
+    found: &mut Material,
+) -> Result<()> {
+    for store in stores::external(&stack.spec) {
+        let Some(external) = store.external(&stack.spec) else {
+            continue;
+        };
+        let field = format!("spec.{}.external.secretName", store.part());
+        if let Some(user) = found
+            .user_secret(secrets, field, &external.secret_name)
+            .await?
+        {
+            found.inputs.set_external(store.kind(), user);
+        }
+    }
+    Ok(())
+}
+
+/// `existingSecret`: the apps' credentials (`password`, optional
+/// `username`) and optionally the administrator's password
+/// (`admin-password`) from the user's Secret, over what the stack's own
+/// Secrets hold; the apply then writes them there and into the store.
+async fn existing_secret(
+    stack: &AppStack,
+    store: &'static dyn build::stores::Engine,
+    secrets: &Api<Secret>,
+    found: &mut Material,
+) -> Result<()> {
+    let Some(name) = store.existing_secret(&stack.spec) else {
+        return Ok(());
+    };
+    let field = format!("spec.{}.existingSecret", store.part());
+    let Some(user) = found.user_secret(secrets, field.clone(), name).await? else {
+        return Ok(());
+    };
+    let value = |key: &str| {
+        user.get(key)
+            .filter(|v| v.len() <= credentials::MAX_VALUE)
+            .map(str::to_string)
+    };
+    let Some(password) = value("password") else {
+        found.secret_problems.push(format!(
+            "{field}: Secret {name} has no key `password` (the apps' password); the components wait until it does"
+        ));
+        return Ok(());
+    };
+    let username = value("username").unwrap_or_else(|| store.user().to_string());
+    if username == store.admin_user() {
+        found.secret_problems.push(format!(
+            "{field}: Secret {name}: username {username} is the store's administrator; the apps need a user of their own"
+        ));
+        return Ok(());
+    }
+    found
+        .inputs
+        .set(store.kind(), build::StoreCredentials { username, password });
+    if let (Some(admin), Some(mut creds)) = (
+        value("admin-password"),
+        found.inputs.admin(store.kind()).cloned(),
+    ) {
+        creds.password = admin;
+        found.inputs.set_admin(store.kind(), creds);
+    }
+    Ok(())
 }
 
 /// Each store's credentials, read from the stack's Secrets or made.
@@ -291,6 +394,7 @@ async fn credentials(stack: &AppStack, owner: &Owner, secrets: &Api<Secret>) -> 
                 Access::Backup => found.inputs.set_backup(store.kind(), creds),
             }
         }
+        existing_secret(stack, store, secrets, &mut found).await?;
     }
     Ok(found)
 }

@@ -38,6 +38,13 @@ pub fn plan(stack: &AppStack, world: &World, agent_image: Option<String>) -> Pla
             ..Done::default()
         });
     }
+    // A user's Secret that cannot serve: nothing starts on broken wiring.
+    if !world.secret_problems.is_empty() {
+        return Plan::Stop(Done {
+            invalid: Some(Problem::UserSecret(world.secret_problems.join("; "))),
+            ..Done::default()
+        });
+    }
     let mut inputs = world.inputs.clone();
     // A restored store's pods no longer need the restore source.
     let restored = world.seen.restored(stack);
@@ -48,8 +55,12 @@ pub fn plan(stack: &AppStack, world: &World, agent_image: Option<String>) -> Pla
     let mut children = match build::children(stack, &inputs) {
         Ok(children) => children,
         Err(error) => {
+            let problem = match error {
+                build::BuildError::UserSecret { .. } => Problem::UserSecret(error.to_string()),
+                _ => Problem::InvalidSpec(error.to_string()),
+            };
             return Plan::Stop(Done {
-                invalid: Some(Problem::InvalidSpec(error.to_string())),
+                invalid: Some(problem),
                 ..Done::default()
             });
         }

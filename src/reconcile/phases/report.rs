@@ -95,6 +95,8 @@ pub struct Report {
     /// A ready store's Service and port to probe whether NetworkPolicies
     /// are enforced.
     pub probe: Option<(String, u16)>,
+    /// The user's Secrets the stack reads: their watch events wake it.
+    pub user_secrets: Vec<String>,
 }
 
 pub fn report(stack: &AppStack, world: &World, done: &Done) -> Report {
@@ -124,10 +126,14 @@ pub fn report(stack: &AppStack, world: &World, done: &Done) -> Report {
         // A crash loop changes no StatefulSet status: look at the pod
         // again. A backup's result is in its pod: read it when it ends.
         Next::Soon
+    } else if world.user_secrets.values().any(|labelled| !labelled) {
+        // No watch reports a change of a Secret without the label.
+        Next::Poll
     } else {
         Next::Resync
     };
     Report {
+        user_secrets: world.user_secrets.keys().cloned().collect(),
         probe: problem
             .is_none()
             .then(|| probe(stack, &world.seen))

@@ -18,6 +18,8 @@ mod capabilities;
 mod child_refused;
 mod delete_reapply;
 mod drift;
+mod existing_secret;
+mod external_stores;
 mod guard_refused;
 mod helm_install;
 mod helm_upgrade;
@@ -87,6 +89,8 @@ pub fn all() -> Vec<Scenario> {
         scenario("secrets-not-in-the-open", secrets_in_the_open::run, 6),
         scenario("store-trouble", store_trouble::run, 10),
         scenario("password-rotation", password_rotation::run, 10),
+        scenario("external-stores", external_stores::run, 8),
+        scenario("existing-secret", existing_secret::run, 8),
         scenario("zero-downtime", zero_downtime::run, 7),
         scenario("network-policy-probe", policy_probe::run, 6),
         scenario("delete-and-reapply", delete_reapply::run, 10),

@@ -4,6 +4,7 @@
 mod plan;
 mod problems;
 mod report;
+mod user_secrets;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -69,6 +70,8 @@ pub fn world() -> World {
         seen: Seen::default(),
         backups: BTreeMap::new(),
         now: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+        user_secrets: BTreeMap::new(),
+        secret_problems: Vec::new(),
     }
 }
 
