@@ -18,10 +18,20 @@ pub const WATCH_LABEL: &str = "appstack.dev/store-secret";
 /// The user's Secret key (and ours) that holds the server's CA, PEM.
 pub const CA_KEY: &str = "ca.crt";
 
-/// Keys read from a user's Secret; every other key is ignored (never read
-/// into memory past the GET, never copied).
+/// Keys read from a user's Secret (an external store's, an
+/// existingSecret's); every other key is ignored (never kept past the GET,
+/// never copied).
 pub const KEYS: &[&str] = &[
-    "url", "host", "port", "username", "password", "database", "sslmode", "tls", CA_KEY,
+    "admin-password",
+    "url",
+    "host",
+    "port",
+    "username",
+    "password",
+    "database",
+    "sslmode",
+    "tls",
+    CA_KEY,
 ];
 
 /// Longest value read from a user's Secret (a CA bundle may be long).

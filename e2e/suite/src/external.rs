@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::ResourceExt;
@@ -186,11 +187,22 @@ pub async fn user_secret(ctx: &Ctx, name: &str, data: Value, watched: bool) -> R
     } else {
         json!({})
     };
+    // `data`, base64 (as `kubectl create secret` writes it): an apply of
+    // stringData would leave `data`'s ownership to the API server's merge.
+    let encoded: serde_json::Map<String, Value> = data
+        .as_object()
+        .context("the Secret's data is an object")?
+        .iter()
+        .map(|(k, v)| {
+            let bytes = v.as_str().unwrap_or_default().as_bytes().to_vec();
+            Ok((k.clone(), serde_json::to_value(ByteString(bytes))?))
+        })
+        .collect::<Result<_>>()?;
     let secret = json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": name, "labels": labels},
         "type": "Opaque",
-        "stringData": data,
+        "data": encoded,
     });
     apply::object(&ctx.client, &ctx.ns, secret).await?;
     Api::<Secret>::namespaced(ctx.client.clone(), &ctx.ns)

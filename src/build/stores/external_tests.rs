@@ -108,7 +108,8 @@ fn redis_by_fields_by_url_and_with_a_ca() {
 
 #[test]
 fn what_no_client_could_use_is_refused_naming_secret_and_key() {
-    let cases: [(StoreKind, &[(&str, &str)], &str); 8] = [
+    type Case<'a> = (StoreKind, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 8] = [
         (StoreKind::Postgres, &[], "key `host` is missing"),
         (
             StoreKind::Postgres,

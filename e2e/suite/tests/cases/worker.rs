@@ -65,13 +65,20 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         .get(&worker_name)
         .await
         .with_context(|| format!("getting NetworkPolicy {worker_name}"))?;
-    let ingress = policy.spec.as_ref().and_then(|s| s.ingress.clone());
-    if ingress.as_ref().is_none_or(|i| !i.is_empty()) {
+    // The API server leaves an empty list out: no rule at all.
+    let spec = policy.spec.clone().unwrap_or_default();
+    let isolated = spec
+        .policy_types
+        .as_ref()
+        .is_some_and(|t| t.iter().any(|t| t == "Ingress"));
+    if !isolated || spec.ingress.as_ref().is_some_and(|i| !i.is_empty()) {
         bail!(
-            "expected the worker's NetworkPolicy to admit nothing (ingress: []), it has {ingress:?}"
+            "expected the worker's NetworkPolicy to admit nothing (Ingress, no rule), it has types {:?}, ingress {:?}",
+            spec.policy_types,
+            spec.ingress
         );
     }
-    ctx.step("the worker's NetworkPolicy admits no connection (ingress: [])");
+    ctx.step("the worker's NetworkPolicy admits no connection (Ingress, no rule)");
 
     let obj = appstack::api(&ctx.client, &ctx.ns).get(&stack.name).await?;
     let counted = obj.data["status"]["components"]
