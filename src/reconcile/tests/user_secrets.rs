@@ -23,10 +23,9 @@ fn users_secret(name: &str, labels: Value, data: &[(&str, &str)]) -> Value {
 fn written(h: &Harness, name: &str) -> Value {
     h.calls()
         .into_iter()
-        .filter(|c| {
+        .rfind(|c| {
             c.is_write() && c.body["metadata"]["name"] == name && c.path.contains("/secrets")
         })
-        .next_back()
         .unwrap_or_else(|| panic!("Secret {name} was not written"))
         .body
 }
