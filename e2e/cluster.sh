@@ -160,7 +160,8 @@ cmd_up() {
   # packages: build them while the Go tools compile; the import step below only
   # imports them (or builds, in the foreground, what this failed to).
   log "images: building ${images[*]} in the background (log: $LOG_DIR/images-build.log)"
-  "$REPO_ROOT/e2e/images/build.sh" --no-import "${images[@]}" >"$LOG_DIR/images-build.log" 2>&1 &
+  # (without the cluster lock's descriptor: a failed `up` must not leave it held)
+  "$REPO_ROOT/e2e/images/build.sh" --no-import "${images[@]}" >"$LOG_DIR/images-build.log" 2>&1 8>&- &
   IMAGES_PID=$!
   step "tools (pinned Go builds, cached in $TOOLS_DIR)" ensure_tools "$profile"
   mapfile -t addons < <(wanted_addons "$profile")
