@@ -3,7 +3,9 @@
 # module proxy by e2e/lib/tools.sh, cached by version) started as host processes
 # on Debian's containerd and runc. e2e/README.md explains the design.
 #
-#   e2e/cluster.sh up            start it (or check it); idempotent, recovers after a crash or reboot
+#   e2e/cluster.sh up [--demo]   start it (or check it); idempotent, recovers after a crash or reboot;
+#                                --demo: only what `make demo` needs (no kube-router, metrics-server,
+#                                S3 or older store images unless already built)
 #   e2e/cluster.sh status        prove it works: node, pod, DNS + Service, PVC, metrics
 #   e2e/cluster.sh env           shell lines for: eval "$(e2e/cluster.sh env)"
 #   e2e/cluster.sh s3-credentials  the local S3 server's root keys (KEY=value lines)
@@ -72,17 +74,52 @@ ensure_node_packages() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# The tools of the parts the demo needs first, then (without --demo) the rest.
+DEMO_TOOLS=(etcd kubernetes coredns local-path-provisioner helm)
+ADDON_TOOLS=(kube-router metrics-server versitygw)
 ensure_tools() {
+  local profile=$1 missing=() t
+  for t in "${DEMO_TOOLS[@]}"; do tool_built "$t" || missing+=("$t"); done
+  if [[ $profile == full ]]; then
+    for t in "${ADDON_TOOLS[@]}"; do tool_built "$t" || missing+=("$t"); done
+  fi
+  ((${#missing[@]})) || return 0
   command -v go >/dev/null || die "the Go toolchain is needed once to build the pinned Kubernetes binaries (go 1.24+ on PATH)"
-  build_tools etcd kubernetes coredns metrics-server helm local-path-provisioner kube-router versitygw
+  build_tools "${missing[@]}"
 }
 
-# All processes alive, the API server ready, the node Ready, the address unchanged.
-cluster_healthy() {
+# The add-ons this `up` runs: all of them, or with --demo those already built.
+wanted_addons() {
+  local profile=$1 a
+  for a in "${ADDONS[@]}"; do
+    [[ $profile == full ]] || tool_built "$(addon_tool "$a")" && echo "$a"
+  done
+  return 0
+}
+addon_tool() { case $1 in s3) echo versitygw ;; *) echo "$1" ;; esac; }
+
+# The core processes alive, the API server ready, the node Ready, the address unchanged.
+core_healthy() {
   local c
-  for c in "${COMPONENTS[@]}"; do proc_alive "$c" || return 1; done
+  for c in "${COMPONENTS[@]}"; do
+    [[ " ${ADDONS[*]} " == *" $c "* ]] || proc_alive "$c" || return 1
+  done
   [[ -f $PID_DIR/node-ip && $(<"$PID_DIR/node-ip") == "$(node_ip)" ]] || return 1
-  kc get --raw /readyz >/dev/null 2>&1 && node_ready && apiservice_available
+  kc get --raw /readyz >/dev/null 2>&1 && node_ready
+}
+
+# start_addons IP NAME...: starts the named add-ons that are not running.
+start_addons() {
+  local ip=$1 a
+  shift
+  for a in "$@"; do
+    proc_alive "$a" && continue
+    case $a in
+      kube-router) step "NetworkPolicy engine (kube-router, firewall only)" start_network_policy ;;
+      metrics-server) step "metrics-server and its APIService" start_metrics_server "$ip" ;;
+      s3) step "S3 (versitygw over a directory, s3.kube-system.svc:$S3_PORT)" start_s3 "$ip" ;;
+    esac
+  done
 }
 
 with_lock() { # serializes up/down between concurrent callers (teammates, CI)
@@ -102,6 +139,12 @@ current_context_check() {
 }
 
 cmd_up() {
+  local profile=full addons images
+  case ${1:-} in
+    --demo) profile=demo ;;
+    "") ;;
+    *) usage 2 ;;
+  esac
   if [[ $CLUSTER == current ]]; then
     current_context_check
     return
@@ -110,9 +153,22 @@ cmd_up() {
   local t0=$SECONDS ip
   with_lock
   step "prerequisites (Debian packages)" ensure_node_packages
-  step "tools (pinned Go builds, cached in $TOOLS_DIR)" ensure_tools
+  images=("${DEMO_IMAGES[@]}")
+  [[ $profile == full ]] && images+=("${MORE_IMAGES[@]}")
   mkdir -p "$CONF_DIR" "$LOG_DIR" "$PID_DIR"
-  if cluster_healthy; then
+  # The images need no cluster and spend their time downloading and unpacking
+  # packages: build them while the Go tools compile; the import step below only
+  # imports them (or builds, in the foreground, what this failed to).
+  log "images: building ${images[*]} in the background (log: $LOG_DIR/images-build.log)"
+  # (without the cluster lock's descriptor: a failed `up` must not leave it held)
+  "$REPO_ROOT/e2e/images/build.sh" --no-import "${images[@]}" >"$LOG_DIR/images-build.log" 2>&1 8>&- &
+  IMAGES_PID=$!
+  step "tools (pinned Go builds, cached in $TOOLS_DIR)" ensure_tools "$profile"
+  mapfile -t addons < <(wanted_addons "$profile")
+  if core_healthy; then
+    ip=$(node_ip)
+    step "images (e2e/images/build.sh ${images[*]})" import_images "${images[@]}"
+    start_addons "$ip" "${addons[@]}"
     log "cluster already up and healthy (KUBECONFIG=$ADMIN_KUBECONFIG)"
     return
   fi
@@ -125,19 +181,19 @@ cmd_up() {
   step "kube-apiserver (starting)" start_apiserver "$ip"
   step "containerd" start_containerd
   step "containerd ready" wait_containerd
-  step "images (e2e/images/build.sh pause tools redis postgres)" import_images
+  step "images (e2e/images/build.sh ${images[*]})" import_images "${images[@]}"
   step "kube-apiserver ready" wait_apiserver
   step "kube-controller-manager and kube-scheduler" start_controllers
   step "add-on objects (RBAC, kube-dns, metrics APIService, StorageClass)" apply_addons "$ip"
   step "kubelet" start_kubelet "$ip"
   step "kube-proxy" start_kube_proxy "$ip"
   step "node $NODE_NAME Ready" wait_node_ready
-  step "NetworkPolicy engine (kube-router, firewall only)" start_network_policy
   step "CoreDNS" start_coredns "$ip"
   step "PVC provisioner (local-path, StorageClass standard)" start_local_path_provisioner
-  step "metrics-server and its APIService" start_metrics_server "$ip"
-  step "S3 (versitygw over a directory, s3.kube-system.svc:$S3_PORT)" start_s3 "$ip"
   echo "$ip" >"$PID_DIR/node-ip"
+  start_addons "$ip" "${addons[@]}"
+  ((${#addons[@]} == ${#ADDONS[@]})) \
+    || log "not started (their tools are not built; e2e/cluster.sh up adds them): $(printf '%s\n' "${ADDONS[@]}" "${addons[@]}" | sort | uniq -u | xargs)"
   log "cluster up in $((SECONDS - t0))s: eval \"\$(e2e/cluster.sh env)\"; kubectl get nodes"
 }
 
@@ -178,14 +234,22 @@ cmd_status() {
   else
     [[ -f $ADMIN_KUBECONFIG ]] || die "no cluster at $CLUSTER_DIR: run e2e/cluster.sh up"
     KUBECTL=("$K8S_BIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG")
-    local c down=()
-    for c in "${COMPONENTS[@]}"; do proc_alive "$c" || down+=("$c"); done
+    local c down=() up=0 off=()
+    for c in "${COMPONENTS[@]}"; do
+      if proc_alive "$c"; then
+        up=$((up + 1))
+      elif [[ " ${ADDONS[*]} " == *" $c "* && ! -f $PID_DIR/$c.pid ]]; then
+        off+=("$c") # never started (up --demo without its tools)
+      else
+        down+=("$c")
+      fi
+    done
     if ((${#down[@]})); then
       printf '  FAILED  %-44s\n' "processes running"
       printf '          not running: %s (e2e/cluster.sh logs NAME; e2e/cluster.sh up restarts)\n' "${down[*]}"
       return 1
     fi
-    printf '  ok      %-44s\n' "processes running (${#COMPONENTS[@]})"
+    printf '  ok      %-44s\n' "processes running ($up${off[*]:+; not started: ${off[*]}})"
   fi
   cluster_status
 }
@@ -214,7 +278,7 @@ fi
 [[ $CLUSTER == local || $CLUSTER == current ]] || die "CLUSTER must be 'local' (default) or 'current', not '$CLUSTER'"
 
 case ${1:-} in
-  up) cmd_up ;;
+  up) cmd_up "${2:-}" ;;
   down) cmd_down "${2:-}" ;;
   status) cmd_status ;;
   env) cmd_env ;;

@@ -16,17 +16,46 @@ done_() { printf '    (%ss)\n' $((SECONDS - STEP_T)); }
 say() { printf '    %s\n' "$*"; }
 die() { printf 'demo failed: %s\n' "$*" >&2; exit 1; }
 
+# The store images: on the local cluster (no registry) the local builds of the
+# default majors; elsewhere the example's own (the operator's defaults, pulled),
+# unless APPSTACK_REDIS_IMAGE / APPSTACK_POSTGRES_IMAGE name others.
+if [[ "${CLUSTER:-local}" == local ]]; then
+  REDIS_IMAGE=${APPSTACK_REDIS_IMAGE:-appstack.local/redis:8}
+  POSTGRES_IMAGE=${APPSTACK_POSTGRES_IMAGE:-appstack.local/postgres:17}
+else
+  REDIS_IMAGE=${APPSTACK_REDIS_IMAGE:-}
+  POSTGRES_IMAGE=${APPSTACK_POSTGRES_IMAGE:-}
+fi
+# with_store_images < manifest: the example with `image:` added under redis: and
+# postgres: when set (the example names none).
+with_store_images() {
+  awk -v r="$REDIS_IMAGE" -v p="$POSTGRES_IMAGE" '
+    {print}
+    /^  redis:$/ && r != "" {print "    image: " r}
+    /^  postgres:$/ && p != "" {print "    image: " p}'
+}
+
 step "Installing the operator with Helm (2 replicas, leader election)"
 values=()
-[[ "${CLUSTER:-local}" == local ]] && values=(-f charts/values-local-cluster.yaml)
+if [[ "${CLUSTER:-local}" == local ]]; then
+  values=(-f charts/values-local-cluster.yaml)
+elif [[ -f ${APPSTACK_CACHE:-$HOME/.cache/appstack}/current/values.yaml ]]; then
+  # Written by e2e/images/load-current.sh: the operator image it loaded or was told.
+  values=(-f "${APPSTACK_CACHE:-$HOME/.cache/appstack}/current/values.yaml")
+fi
 helm upgrade --install "$RELEASE" charts/appstack-operator -n "$OPERATOR_NS" --create-namespace \
   "${values[@]}" --wait --timeout 180s >/dev/null
 kubectl -n "$OPERATOR_NS" get pods -l app.kubernetes.io/name=appstack-operator -o wide --no-headers | sed 's/^/    /'
 done_
 
-step "Applying deploy/examples/shop.yaml in namespace $NS"
+step "Applying deploy/examples/shop.yaml in namespace $NS (Redis ${REDIS_IMAGE:-redis:7.4}, PostgreSQL ${POSTGRES_IMAGE:-postgres:17})"
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-kubectl -n "$NS" apply --server-side -f deploy/examples/shop.yaml >/dev/null
+manifest=$(with_store_images <deploy/examples/shop.yaml)
+if [[ -n ${APPSTACK_SHOP_IMAGE:-} ]]; then
+  manifest=${manifest//appstack.local\/appstack-shop:dev/$APPSTACK_SHOP_IMAGE}
+fi
+[[ -z $REDIS_IMAGE || $manifest == *"image: $REDIS_IMAGE"* ]] || die "could not set the Redis image in deploy/examples/shop.yaml"
+kubectl -n "$NS" apply --server-side -f - <<<"$manifest" >/dev/null
 say "waiting for the AppStack to be Ready (web, Redis, PostgreSQL)..."
 kubectl -n "$NS" wait --for=condition=Ready aps/shop --timeout=300s >/dev/null \
   || { kubectl -n "$NS" get aps shop -o yaml | sed -n '/^status:/,$p'; die "AppStack shop not Ready after 300s"; }

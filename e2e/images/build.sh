@@ -5,7 +5,8 @@
 # imports it into the cluster's containerd (k8s.io namespace).
 #
 #   e2e/images/build.sh [--no-import] NAME... | all
-#   names: pause tools redis postgres operator operator-previous shop
+#   names: pause tools redis postgres redis8 valkey8 postgres17 operator
+#          operator-previous shop
 #
 # Env: APPSTACK_CACHE (cache root), CONTAINERD_ADDRESS (default: the cluster's
 # socket), CARGO_TARGET_DIR (where the release binaries are), APPSTACK_DEBIAN_MIRROR.
@@ -27,11 +28,11 @@ source "$IMAGES_DIR/lib/oci.sh"
 # shellcheck source=lib/debian.sh
 source "$IMAGES_DIR/lib/debian.sh"
 
-ALL_IMAGES=(pause tools redis postgres operator operator-previous shop)
+ALL_IMAGES=(pause tools redis postgres redis8 valkey8 postgres17 operator operator-previous shop)
 CONTAINERD_ADDRESS=${CONTAINERD_ADDRESS:-/run/appstack/containerd/containerd.sock}
 
 usage() {
-  sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -42,7 +43,7 @@ for arg in "$@"; do
     --no-import) do_import=0 ;;
     -h | --help) usage ;;
     all) names+=("${ALL_IMAGES[@]}") ;;
-    pause | tools | redis | postgres | operator | operator-previous | shop) names+=("$arg") ;;
+    pause | tools | redis | postgres | redis8 | valkey8 | postgres17 | operator | operator-previous | shop) names+=("$arg") ;;
     *) printf 'unknown image %q\n' "$arg" >&2; usage 2 ;;
   esac
 done
@@ -78,9 +79,10 @@ trap cleanup EXIT
 # because each recipe defines the same functions.
 build_image() (
   local name=$1 t0=$SECONDS inputs key archive root files
-  mapfile -t files < <(find "$IMAGES_DIR/$name" -type f)
+  local RECIPE_SHARES=() # directories of another recipe this one builds with
   # shellcheck source=/dev/null
   source "$IMAGES_DIR/$name/recipe.sh"
+  mapfile -t files < <(find "$IMAGES_DIR/$name" "${RECIPE_SHARES[@]/#/$IMAGES_DIR/}" -type f | sort -u)
   # shellcheck disable=SC2046 # a list of package names
   ensure_packages $(recipe_prereqs)
   inputs=$(recipe_key_inputs)
@@ -103,7 +105,8 @@ build_image() (
     oci_pack "$root" "$(recipe_config)" "$IMAGE_REF" "$key" "$archive"
     rm -rf --one-file-system "${IMAGE_WORK:?}/$name"
     local old
-    for old in "$IMAGE_CACHE/$name-"*.oci.tar; do # archives of older inputs
+    # Archives of older inputs (a 16-hex key, so redis- never matches redis8-).
+    for old in "$IMAGE_CACHE/$name-"????????????????.oci.tar; do
       [[ $old == "$archive" ]] || rm -f "$old" "$old.digest"
     done
     log "$name: built in $(since "$t0"): rootfs $rootfs_size, archive $(size_of "$archive")"

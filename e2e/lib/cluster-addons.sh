@@ -3,8 +3,23 @@
 # metrics-server and the PVC provisioner as host processes, and the images the
 # cluster itself needs. Sourced by cluster.sh.
 
+# The images the demo's story needs (the sandbox, the test pods' tools, the
+# default-major stores), and the older store majors and Valkey, which only the
+# suite runs.
+# shellcheck disable=SC2034 # read by cluster.sh
+DEMO_IMAGES=(pause tools redis8 postgres17)
+# shellcheck disable=SC2034 # read by cluster.sh
+MORE_IMAGES=(redis postgres valkey8)
+
+# import_images NAME...: waits for the background build `up` started, then builds
+# (what is not cached yet) and imports.
+IMAGES_PID=""
 import_images() {
-  CONTAINERD_ADDRESS=$CONTAINERD_SOCK "$REPO_ROOT/e2e/images/build.sh" pause tools redis postgres
+  if [[ -n $IMAGES_PID ]]; then
+    wait "$IMAGES_PID" || warn "the background image build failed (see $LOG_DIR/images-build.log); building again"
+    IMAGES_PID=""
+  fi
+  CONTAINERD_ADDRESS=$CONTAINERD_SOCK "$REPO_ROOT/e2e/images/build.sh" "$@"
 }
 
 apply_addons() {

@@ -43,7 +43,11 @@ S3_PORT=9000
 
 # Every host process, in start order; `down` stops them in reverse.
 COMPONENTS=(etcd kube-apiserver containerd kube-controller-manager kube-scheduler
-  kube-proxy kubelet kube-router coredns metrics-server local-path-provisioner s3)
+  kube-proxy kubelet coredns local-path-provisioner kube-router metrics-server s3)
+# The ones the demo's story does not need (NetworkPolicy enforcement, metrics for
+# the HPA, S3 for backups): `up --demo` starts them only when their tools are
+# already built; a plain `up` builds and starts them (on a running cluster too).
+ADDONS=(kube-router metrics-server s3)
 
 log() { printf '%s\n' "$*"; }
 warn() { printf 'warning: %s\n' "$*" >&2; }

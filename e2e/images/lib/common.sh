@@ -59,31 +59,50 @@ ensure_packages() {
   log "installed ${missing[*]} in $((SECONDS - t0))s"
 }
 
+# The Debian release an image is built from (a recipe may set another, e.g.
+# trixie for the newer store majors); the host's own release is read from its
+# os-release.
+DEBIAN_SUITE=${DEBIAN_SUITE:-bookworm}
+HOST_SUITE=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
+
 # Packages whose versions key the images; looked up together (apt-cache takes
 # most of a warm run otherwise).
-APT_KEY_PACKAGES=(libc6 base-files libssl3 redis-server redis-tools postgresql-15 postgresql-common busybox-static)
+APT_KEY_PACKAGES=(libc6 base-files libssl3 libssl3t64 redis-server redis-tools valkey-server valkey-redis-compat
+  postgresql-15 postgresql-17 postgresql-common busybox-static)
+
+# apt-cache with the package lists of DEBIAN_SUITE: the host's own for its
+# release; otherwise private lists under the cache (lib/debian.sh), so the host
+# never gets another release's sources.
+suite_apt_cache() {
+  if [[ $DEBIAN_SUITE == "$HOST_SUITE" ]]; then
+    apt-cache "$@"
+  else
+    private_apt_update_once
+    apt-cache "${PRIVATE_APT_OPTS[@]}" "$@"
+  fi
+}
 
 # "package version" lines for the named packages, from one apt-cache call.
 _apt_candidates() {
-  apt-cache policy "$@" 2>/dev/null | awk '/^[^ ].*:$/ {p = substr($0, 1, length($0) - 1)} /Candidate:/ {print p, $2}'
+  suite_apt_cache policy "$@" 2>/dev/null | awk '/^[^ ].*:$/ {p = substr($0, 1, length($0) - 1)} /Candidate:/ {print p, $2}'
 }
 
-# Version apt would install for a package, from the host's lists (same mirror as the
-# images use); part of each image's cache key. Memoised for one build.sh run.
+# Version apt would install for a package from DEBIAN_SUITE (same mirror as the
+# images use); part of each image's cache key. Memoised per suite for one build.sh run.
 apt_candidate() {
-  local memo="$IMAGE_WORK/apt-candidates" v=""
+  local memo="$IMAGE_WORK/apt-candidates.$DEBIAN_SUITE" v=""
   [[ -f $memo ]] && v=$(awk -v p="$1" '$1 == p {print $2; exit}' "$memo")
   if [[ -z $v ]]; then
     mkdir -p "$IMAGE_WORK"
     _apt_candidates "${APT_KEY_PACKAGES[@]}" "$1" >"$memo"
     v=$(awk -v p="$1" '$1 == p {print $2; exit}' "$memo")
   fi
-  if [[ -z $v || $v == "(none)" ]]; then
+  if [[ (-z $v || $v == "(none)") && $DEBIAN_SUITE == "$HOST_SUITE" ]]; then
     apt_update_once
     _apt_candidates "${APT_KEY_PACKAGES[@]}" "$1" >"$memo"
     v=$(awk -v p="$1" '$1 == p {print $2; exit}' "$memo")
   fi
-  [[ -n $v && $v != "(none)" ]] || die "apt knows no package $1: check /etc/apt/sources.list.d"
+  [[ -n $v && $v != "(none)" ]] || die "apt knows no package $1 in $DEBIAN_SUITE: check /etc/apt/sources.list.d (or APPSTACK_DEBIAN_MIRROR)"
   printf '%s\n' "$v"
 }
 

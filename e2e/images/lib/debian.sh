@@ -1,9 +1,8 @@
 # shellcheck shell=bash
 # Debian root filesystems for the images: one shared minbase rootfs per mirror and
 # package state (debootstrap), copied per image, packages added with apt in a chroot.
+# DEBIAN_SUITE (lib/common.sh) names the release; a recipe may set it.
 # Sourced, not run.
-
-DEBIAN_SUITE=${DEBIAN_SUITE:-bookworm}
 
 # The mirror the host's apt uses (APPSTACK_DEBIAN_MIRROR overrides); the security
 # archive likewise. The host's lists then tell which versions an image will get.
@@ -24,6 +23,33 @@ debian_security_mirror() {
   local m
   m=$(_host_uris | grep -E '/debian-security/?$' || true)
   echo "${m%%$'\n'*}" | grep . || echo "http://deb.debian.org/debian-security"
+}
+
+# Package lists of a release the host does not run (e.g. trixie on a bookworm
+# host), kept under the cache and read through these options only: the host's
+# sources, lists and pins stay as they are.
+PRIVATE_APT_OPTS=()
+_private_apt_dir() { echo "$APPSTACK_CACHE/apt/$DEBIAN_SUITE"; }
+private_apt_update_once() {
+  local dir
+  dir=$(_private_apt_dir)
+  PRIVATE_APT_OPTS=(-o "Dir::Etc::SourceList=$dir/sources.list" -o Dir::Etc::SourceParts=/nonexistent
+    -o "Dir::Etc::Preferences=/nonexistent" -o Dir::Etc::PreferencesParts=/nonexistent
+    -o "Dir::State::Lists=$dir/lists" -o "Dir::State::status=$dir/status" -o "Dir::Cache=$dir/cache"
+    -o APT::Sandbox::User=root)
+  # Fresh for a day: a point release or a security update then rekeys the images.
+  [[ -n $(find "$dir/.updated" -mmin -1440 2>/dev/null) ]] && return 0
+  ensure_packages debian-archive-keyring
+  mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
+  : >"$dir/status"
+  {
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $(debian_mirror) $DEBIAN_SUITE $DEBIAN_SUITE-updates main"
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $(debian_security_mirror) $DEBIAN_SUITE-security main"
+  } >"$dir/sources.list"
+  log "apt-get update of the private $DEBIAN_SUITE lists ($dir; the host's apt is untouched)"
+  apt-get -qq "${PRIVATE_APT_OPTS[@]}" update >/dev/null \
+    || die "apt-get update of $DEBIAN_SUITE from $(debian_mirror) failed: check the mirror (APPSTACK_DEBIAN_MIRROR)"
+  touch "$dir/.updated"
 }
 
 # Runs a command inside ROOT with a clean environment (proxies passed through).
@@ -54,13 +80,15 @@ chroot_umount() {
 
 # The shared base: key, path, and build.
 debian_base_key() {
-  local libc basefiles ssl
+  local libc basefiles ssl ssl_pkg=libssl3
+  # trixie's OpenSSL is libssl3t64 (the 64-bit time_t transition).
+  [[ $DEBIAN_SUITE == bookworm ]] || ssl_pkg=libssl3t64
   libc=$(apt_candidate libc6)
   basefiles=$(apt_candidate base-files)
-  ssl=$(apt_candidate libssl3)
+  ssl=$(apt_candidate "$ssl_pkg")
   {
     echo "suite=$DEBIAN_SUITE mirror=$(debian_mirror) security=$(debian_security_mirror)"
-    echo "libc6=$libc base-files=$basefiles libssl3=$ssl"
+    echo "libc6=$libc base-files=$basefiles $ssl_pkg=$ssl"
     hash_files "$IMAGES_DIR/lib/debian.sh"
   } | sha256_of_stdin | cut -c1-16
 }

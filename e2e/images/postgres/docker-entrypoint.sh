@@ -1,5 +1,5 @@
 #!/bin/bash
-# Entrypoint of appstack.local/postgres:15, following the official postgres image's
+# Entrypoint of appstack.local/postgres:15 and :17, following the official postgres image's
 # documented contract:
 #   POSTGRES_PASSWORD (required unless POSTGRES_HOST_AUTH_METHOD=trust),
 #   POSTGRES_USER (default postgres), POSTGRES_DB (default: the user),

@@ -1,8 +1,9 @@
 # shellcheck shell=bash disable=SC2034 # IMAGE_REF is read by build.sh
 # appstack.local/postgres:15: Debian's PostgreSQL 15 behind an entrypoint with the
-# official image's contract (see docker-entrypoint.sh).
-IMAGE_REF=appstack.local/postgres:15
-PG_MAJOR=15
+# official image's contract (see docker-entrypoint.sh). postgres17/recipe.sh sets
+# PG_MAJOR and DEBIAN_SUITE, then uses this recipe.
+PG_MAJOR=${PG_MAJOR:-15}
+IMAGE_REF=appstack.local/postgres:$PG_MAJOR
 
 recipe_prereqs() { echo debootstrap debian-archive-keyring; }
 
@@ -11,7 +12,7 @@ recipe_key_inputs() {
   base=$(debian_base_key)
   v=$(apt_candidate "postgresql-$PG_MAJOR")
   common=$(apt_candidate postgresql-common)
-  echo "base=$base postgresql-$PG_MAJOR=$v postgresql-common=$common"
+  echo "suite=$DEBIAN_SUITE base=$base postgresql-$PG_MAJOR=$v postgresql-common=$common"
 }
 
 recipe_build() {
@@ -45,7 +46,8 @@ recipe_build() {
 _drop_jit() {
   local r=$1 lib soname missing
   rm -rf "$r/usr/lib/postgresql/$PG_MAJOR/lib/llvmjit"* "$r/usr/lib/postgresql/$PG_MAJOR/lib/bitcode"
-  for lib in "$r"/usr/lib/*-linux-gnu/libLLVM-*.so* "$r"/usr/lib/*-linux-gnu/libz3.so*; do
+  # bookworm names it libLLVM-14.so.1, trixie libLLVM.so.19.1.
+  for lib in "$r"/usr/lib/*-linux-gnu/libLLVM*.so* "$r"/usr/lib/*-linux-gnu/libz3.so*; do
     [[ -f $lib && ! -L $lib ]] || continue
     soname=$(basename "$lib")
     # Keep it if any other file still names it (a dependent binary).

@@ -31,12 +31,39 @@ pub fn api(client: &Client, ns: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), ns, &resource())
 }
 
-/// deploy/examples/shop.yaml as JSON, to be tweaked per scenario.
+/// deploy/examples/shop.yaml as JSON, with the suite's store images (see
+/// `TestEnv::redis_image`), to be tweaked per scenario.
 pub fn shop_manifest(ctx: &Ctx) -> Result<Value> {
     let path = ctx.env.repo.join("deploy/examples/shop.yaml");
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    let mut manifest: Value =
+        serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    if let Some(image) = &ctx.env.redis_image {
+        manifest["spec"]["redis"]["image"] = image.as_str().into();
+    }
+    if let Some(image) = &ctx.env.postgres_image {
+        manifest["spec"]["postgres"]["image"] = image.as_str().into();
+    }
+    Ok(manifest)
+}
+
+/// The older majors the suite keeps covering in a few scenarios (the local
+/// images from Debian bookworm).
+pub const OLDER_REDIS_IMAGE: &str = "appstack.local/redis:7";
+pub const OLDER_POSTGRES_IMAGE: &str = "appstack.local/postgres:15";
+/// Valkey, the BSD-licensed Redis-compatible server, in the redis slot.
+pub const VALKEY_IMAGE: &str = "appstack.local/valkey:8";
+
+/// A `deploy_shop` tweak: Redis 7 and PostgreSQL 15 instead of the defaults.
+pub fn on_older_majors(manifest: &mut Value) {
+    manifest["spec"]["redis"]["image"] = OLDER_REDIS_IMAGE.into();
+    manifest["spec"]["postgres"]["image"] = OLDER_POSTGRES_IMAGE.into();
+}
+
+/// A `deploy_shop` tweak: Valkey 8 as the stack's Redis.
+pub fn on_valkey(manifest: &mut Value) {
+    manifest["spec"]["redis"]["image"] = VALKEY_IMAGE.into();
 }
 
 pub fn name_of(manifest: &Value) -> Result<String> {
@@ -183,7 +210,17 @@ pub async fn deploy_shop(ctx: &mut Ctx, tweak: impl FnOnce(&mut Value)) -> Resul
     let mut manifest = shop_manifest(ctx)?;
     tweak(&mut manifest);
     let name = name_of(&manifest)?;
-    ctx.step(format!("applying AppStack {name} (server-side)"));
+    let image = |store: &str| {
+        manifest["spec"][store]["image"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string()
+    };
+    ctx.step(format!(
+        "applying AppStack {name} (server-side; redis {}, postgres {})",
+        image("redis"),
+        image("postgres")
+    ));
     apply::object(&ctx.client, &ctx.ns, manifest.clone()).await?;
     let took = wait_ready(&ctx.client, &ctx.ns, &name, READY_BOUND).await?;
     ctx.step(format!(

@@ -31,7 +31,18 @@ pub struct TestEnv {
     /// Pod Security level the scenario namespaces enforce (E2E_POD_SECURITY,
     /// default restricted).
     pub pod_security: String,
+    /// The store images scenarios run unless they choose others
+    /// (E2E_REDIS_IMAGE, E2E_POSTGRES_IMAGE). On the local cluster they default
+    /// to the local builds of the operator's default majors; on another cluster
+    /// to none, so the example's (the operator's defaults) are used.
+    pub redis_image: Option<String>,
+    pub postgres_image: Option<String>,
 }
+
+/// The local builds of the majors the operator defaults to (postgres:17) or
+/// that succeed its default (Redis 8; see the README's compatibility table).
+pub const LOCAL_REDIS_IMAGE: &str = "appstack.local/redis:8";
+pub const LOCAL_POSTGRES_IMAGE: &str = "appstack.local/postgres:17";
 
 const DEFAULT_CONTAINERD: &str = "/run/appstack/containerd/containerd.sock";
 
@@ -54,6 +65,14 @@ impl TestEnv {
 
         let pod_security =
             std::env::var("E2E_POD_SECURITY").unwrap_or_else(|_| "restricted".to_string());
+        let store_image = |var: &str, local: &str| {
+            std::env::var(var)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .or_else(|| (cluster == ClusterKind::Local).then(|| local.to_string()))
+        };
+        let redis_image = store_image("E2E_REDIS_IMAGE", LOCAL_REDIS_IMAGE);
+        let postgres_image = store_image("E2E_POSTGRES_IMAGE", LOCAL_POSTGRES_IMAGE);
         let script = repo.join("e2e/cluster.sh");
         let (kubeconfig, path, containerd_address) = if script.exists() {
             from_cluster_script(&repo)?
@@ -74,6 +93,8 @@ impl TestEnv {
             keep,
             tools_image,
             pod_security,
+            redis_image,
+            postgres_image,
         })
     }
 

@@ -2,6 +2,7 @@
 //! of two, the third backup removes the first, and status shows the window.
 //! A backup that fails (the backup role loses REPLICATION) sets
 //! BackupFailing with an Event; the next good one clears it.
+//! On the older majors (Redis 7, PostgreSQL 15), which the suite keeps covering.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -21,6 +22,7 @@ const BASE: &str = "/var/lib/appstack/backup/postgres/base";
 
 async fn scenario(ctx: &mut Ctx) -> Result<()> {
     let stack = appstack::deploy_shop(ctx, |m| {
+        appstack::on_older_majors(m);
         m["spec"]["postgres"]["backup"] =
             json!({"schedule": "* * * * *", "retention": {"count": 2}, "target": {"volume": {"size": "1Gi"}}});
         m["spec"]["redis"]["backup"] =

@@ -1,5 +1,6 @@
 //! Delete the AppStack: its children are garbage-collected, its PVCs kept.
-//! Apply it again: the old session and cart are back.
+//! Apply it again: the old session and cart are back. Runs Valkey 8 as the
+//! stack's Redis (its AOF and ACL file survive the same way).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -33,7 +34,7 @@ async fn pvcs(ctx: &Ctx) -> Result<BTreeMap<String, (String, bool)>> {
 }
 
 async fn scenario(ctx: &mut Ctx) -> Result<()> {
-    let stack = appstack::deploy_shop(ctx, |_| {}).await?;
+    let stack = appstack::deploy_shop(ctx, appstack::on_valkey).await?;
     let (token, cart) = shop::seed(&stack.shop, "barbara").await?;
     ctx.step(format!("logged in as barbara, cart {cart:?}"));
     tokio::time::sleep(Duration::from_secs(2)).await; // Redis' everysec fsync

@@ -1,5 +1,6 @@
 //! Under a steady client load with 3 replicas, delete one web pod: no request
 //! fails (readiness probe, preStop delay and PDB make the handover clean).
+//! On the older majors (Redis 7, PostgreSQL 15), which the suite keeps covering.
 
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ pub fn run(ctx: &mut Ctx) -> ScenarioFuture<'_> {
 async fn scenario(ctx: &mut Ctx) -> Result<()> {
     // A fixed replica count: no HPA deciding otherwise during the test.
     let stack = appstack::deploy_shop(ctx, |m| {
+        appstack::on_older_majors(m);
         let web = &mut m["spec"]["components"][0];
         if let Some(obj) = web.as_object_mut() {
             obj.remove("autoscaling");
