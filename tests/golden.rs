@@ -24,10 +24,13 @@ fn fixture(name: &str) -> AppStack {
 }
 
 fn inputs(stack: &AppStack) -> Inputs {
-    common::inputs(stack, |kind| match kind {
+    let mut inputs = common::inputs(stack, |kind| match kind {
         StoreKind::Redis => REDIS_PASSWORD,
         StoreKind::Postgres => POSTGRES_PASSWORD,
-    })
+    });
+    // The operator's default ingress controllers (routes.yaml shows them).
+    inputs.set_route_controllers(appstack::operator::route_controllers(None).unwrap());
+    inputs
 }
 
 fn objects(children: &Children) -> BTreeMap<String, String> {
@@ -119,6 +122,11 @@ fn backed_up_and_restored_children_match_golden_files() {
 #[test]
 fn s3_backups_and_restore_match_golden_files() {
     check("s3-restored");
+}
+
+#[test]
+fn routes_match_golden_files() {
+    check("routes");
 }
 
 #[test]

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
+
 use super::credentials::{Access, StoreCredentials};
 use super::tls;
 use crate::api::StoreKind;
@@ -18,6 +20,9 @@ pub struct Inputs {
     restored: BTreeSet<StoreKind>,
     /// The backup agent's image (the operator's own), for S3 targets.
     agent_image: Option<String>,
+    /// Who the ingress controllers are (the operator's setting): admitted
+    /// by the NetworkPolicy of a routed component that sets `ingressFrom`.
+    route_controllers: Vec<NetworkPolicyPeer>,
 }
 
 impl Inputs {
@@ -67,6 +72,14 @@ impl Inputs {
 
     pub fn agent_image(&self) -> Option<&str> {
         self.agent_image.as_deref()
+    }
+
+    pub fn set_route_controllers(&mut self, peers: Vec<NetworkPolicyPeer>) {
+        self.route_controllers = peers;
+    }
+
+    pub fn route_controllers(&self) -> &[NetworkPolicyPeer] {
+        &self.route_controllers
     }
 
     pub fn set_ca(&mut self, ca: tls::CertifiedKey) {

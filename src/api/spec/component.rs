@@ -26,6 +26,7 @@ const PROBE_NO_HOST: &str = "(!has(self.httpGet) || !has(self.httpGet.host) || s
 /// A stateless component: a Deployment any of whose replicas can serve any request.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.route) || has(self.port)").message("spec.components[].route: needs the component's port (the route sends traffic to its Service)"))]
 pub struct Component {
     /// Name of the component, unique in the stack: a DNS-1123 label (lower-case
     /// letters, digits and '-', starting with a letter). Children are named
@@ -174,6 +175,14 @@ pub struct Component {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::api::network_rules::egress_to_schema")]
     pub egress_to: Option<Vec<NetworkPolicyEgressRule>>,
+
+    /// A route from outside the cluster to the component's port: an Ingress
+    /// `<stack>-<component>` (or, with `gateway`, an HTTPRoute) whose only
+    /// backend is the component's Service. With `ingressFrom` set, the
+    /// component's NetworkPolicy also admits the ingress controller (the
+    /// operator's route-controller setting). The URL shows in status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<super::Route>,
 }
 
 /// CPU-based autoscaling of a component.

@@ -8,6 +8,7 @@
 mod backup;
 mod component;
 mod restore;
+mod route;
 mod stores;
 
 use kube::{CustomResource, KubeSchema};
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use backup::{BackupSpec, S3Spec};
 pub use component::{Autoscaling, Component, ServiceType};
 pub use restore::RestoreSpec;
+pub use route::{PathType, Route};
 pub use stores::{PostgresSpec, RedisSpec, StorageSpec, StoreKind};
 
 use super::status::AppStackStatus;
