@@ -35,6 +35,7 @@ mod operator_restart;
 mod password_rotation;
 mod poisoned_upgrade;
 mod policy_probe;
+mod routes;
 mod secrets_in_the_open;
 mod smoke;
 mod store_change_refused;
@@ -102,6 +103,9 @@ pub fn all() -> Vec<Scenario> {
         scenario("bad-manifests", bad_manifests::run, 3),
         scenario("name-conflict", name_conflict::run, 5),
         scenario("child-refused", child_refused::run, 4),
+        // Starts Traefik (e2e/ingress.sh) when it does not run: a cold build
+        // of it takes minutes, hence the bound.
+        scenario("routes", routes::run, 15),
         // Alone: they restart, reinstall, measure or cut off the operator.
         alone("operator-restart", operator_restart::run, 8),
         alone("upgrade-from-previous-release", upgrade_previous::run, 15),
