@@ -340,11 +340,41 @@ mod tests {
     }
 
     #[test]
+    fn an_ingress_is_cached_with_a_few_bounded_addresses_only() {
+        let points: Vec<serde_json::Value> = (0..50)
+            .map(|i| json!({"ip": format!("10.0.0.{i}"), "hostname": "h".repeat(300), "ports": [{"port": 80}]}))
+            .collect();
+        let mut ingress: Ingress = serde_json::from_value(json!({
+            "metadata": {"name": "a", "annotations": {"big": "x".repeat(10_000)}},
+            "spec": {"rules": [{"host": "a.example"}]},
+            "status": {"loadBalancer": {"ingress": points}}
+        }))
+        .unwrap();
+        <Ingress as ChildKind>::trim(&mut ingress);
+        assert!(ingress.spec.is_none() && ingress.metadata.annotations.is_none());
+        let kept = ingress
+            .status
+            .unwrap()
+            .load_balancer
+            .unwrap()
+            .ingress
+            .unwrap();
+        assert_eq!(kept.len(), ADDRESSES_MAX);
+        assert!(
+            kept.iter()
+                .all(|p| p.hostname.is_none() && p.ports.is_none() && p.ip.is_some())
+        );
+    }
+
+    #[test]
     fn stores_come_before_the_components_that_wait_for_them() {
         let position = |kind: &str| KINDS.iter().position(|k| k.name() == kind);
         assert!(position("Secret") < position("StatefulSet"));
         assert!(position("Service") < position("Deployment"));
         assert!(position("StatefulSet") < position("Deployment"));
         assert!(position("Deployment") < position("HorizontalPodAutoscaler"));
+        // A route is applied once what it sends traffic to exists.
+        assert!(position("Service") < position("Ingress"));
+        assert!(position("Deployment") < position("HTTPRoute"));
     }
 }
