@@ -9,6 +9,7 @@
 #   e2e/cluster.sh status        prove it works: node, pod, DNS + Service, PVC, metrics
 #   e2e/cluster.sh env           shell lines for: eval "$(e2e/cluster.sh env)"
 #   e2e/cluster.sh s3-credentials  the local S3 server's root keys (KEY=value lines)
+#   e2e/cluster.sh ingress       Traefik as ingress controller (lazy; see e2e/ingress.sh)
 #   e2e/cluster.sh logs [NAME] [-f]   tails of all component logs, or one log
 #   e2e/cluster.sh down [--purge]     stop it and clean the host; --purge also deletes its data
 #
@@ -283,6 +284,7 @@ case ${1:-} in
   status) cmd_status ;;
   env) cmd_env ;;
   s3-credentials) cmd_s3_credentials ;;
+  ingress) exec "$E2E_DIR/ingress.sh" ;;
   logs) cmd_logs "${2:-}" "${3:-}" ;;
   -h | --help | help) usage ;;
   *) usage 2 ;;

@@ -130,6 +130,12 @@ struct RunArgs {
     /// backups go to S3 are refused.
     #[arg(long, env = "APPSTACK_AGENT_IMAGE")]
     agent_image: Option<String>,
+    /// Who the ingress controllers are, as a JSON list of NetworkPolicy
+    /// peers: a routed component whose ingressFrom is set admits them too.
+    /// Unset: the namespaces ingress-nginx, traefik, envoy-gateway-system,
+    /// nginx-gateway and istio-ingress; `[]`: nobody but ingressFrom.
+    #[arg(long, env = "APPSTACK_ROUTE_CONTROLLERS")]
+    route_controllers: Option<String>,
     /// AppStacks reconciled at the same time, per watched namespace set.
     #[arg(long, env = "APPSTACK_CONCURRENCY", default_value_t = 16)]
     concurrency: u16,
@@ -154,6 +160,14 @@ fn main() -> ExitCode {
         Command::Run(args) => {
             telemetry::init_logging(args.log_format);
             appstack::allocator::start_trimming();
+            let route_controllers =
+                match appstack::operator::route_controllers(args.route_controllers.as_deref()) {
+                    Ok(peers) => peers,
+                    Err(error) => {
+                        eprintln!("error: {error}");
+                        return ExitCode::FAILURE;
+                    }
+                };
             let config = RunConfig {
                 namespaces: args
                     .namespaces
@@ -172,6 +186,7 @@ fn main() -> ExitCode {
                     .unwrap_or_else(|_| "appstack-operator".to_string()),
                 concurrency: args.concurrency.max(1),
                 agent_image: args.agent_image.filter(|i| !i.trim().is_empty()),
+                route_controllers,
             };
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,

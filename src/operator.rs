@@ -24,6 +24,36 @@ pub struct RunConfig {
     pub identity: String,
     pub concurrency: u16,
     pub agent_image: Option<String>,
+    /// The ingress controllers' NetworkPolicy peers (see [`route_controllers`]).
+    pub route_controllers: Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer>,
+}
+
+/// Where ingress controllers usually run when nobody says: the namespaces
+/// their own install guides use (ingress-nginx, Traefik, Envoy Gateway,
+/// NGINX Gateway Fabric, Istio's ingress gateway).
+pub const DEFAULT_ROUTE_CONTROLLERS: &str = r#"[{"namespaceSelector":{"matchExpressions":[{"key":"kubernetes.io/metadata.name","operator":"In","values":["ingress-nginx","traefik","envoy-gateway-system","nginx-gateway","istio-ingress"]}]}}]"#;
+
+/// The ingress controllers' peers from the setting (a JSON list of
+/// NetworkPolicy peers; empty or unset: [`DEFAULT_ROUTE_CONTROLLERS`];
+/// `[]`: none, so a routed component admits only its `ingressFrom`).
+pub fn route_controllers(
+    setting: Option<&str>,
+) -> Result<Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer>, String> {
+    let text = setting
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .unwrap_or(DEFAULT_ROUTE_CONTROLLERS);
+    let peers: Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer> =
+        serde_json::from_str(text)
+            .map_err(|e| format!("--route-controllers: a JSON list of NetworkPolicy peers: {e}"))?;
+    if let Some(bad) = peers.iter().position(|p| {
+        p.pod_selector.is_none() && p.namespace_selector.is_none() && p.ip_block.is_none()
+    }) {
+        return Err(format!(
+            "--route-controllers[{bad}]: a peer needs podSelector, namespaceSelector or ipBlock"
+        ));
+    }
+    Ok(peers)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +142,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
             instance: Some(config.identity.clone()),
             concurrency: config.concurrency,
             agent_image: config.agent_image.clone(),
+            route_controllers: config.route_controllers.clone(),
         };
         reconcile::run(shared, namespace, wait_stop(stop_rx.clone()))
     });
@@ -182,5 +213,23 @@ async fn wait_stop(mut rx: watch::Receiver<bool>) {
         if rx.changed().await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod route_controller_tests {
+    use super::*;
+
+    #[test]
+    fn the_setting_defaults_and_parses() {
+        let default = route_controllers(None).unwrap();
+        assert_eq!(default.len(), 1);
+        assert!(default[0].namespace_selector.is_some());
+        assert_eq!(route_controllers(Some(" ")).unwrap(), default);
+        assert!(route_controllers(Some("[]")).unwrap().is_empty());
+        let ip = route_controllers(Some(r#"[{"ipBlock":{"cidr":"10.0.0.5/32"}}]"#)).unwrap();
+        assert!(ip[0].ip_block.is_some());
+        assert!(route_controllers(Some("[{}]")).is_err());
+        assert!(route_controllers(Some("nope")).is_err());
     }
 }

@@ -24,10 +24,13 @@ fn fixture(name: &str) -> AppStack {
 }
 
 fn inputs(stack: &AppStack) -> Inputs {
-    common::inputs(stack, |kind| match kind {
+    let mut inputs = common::inputs(stack, |kind| match kind {
         StoreKind::Redis => REDIS_PASSWORD,
         StoreKind::Postgres => POSTGRES_PASSWORD,
-    })
+    });
+    // The operator's default ingress controllers (routes.yaml shows them).
+    inputs.set_route_controllers(appstack::operator::route_controllers(None).unwrap());
+    inputs
 }
 
 /// `inputs` plus the user's Secrets of `<fixture>.secrets.yaml`, if any.
@@ -162,6 +165,11 @@ fn external_postgres_by_url_beside_an_in_cluster_redis_matches_golden_files() {
 #[test]
 fn external_redis_over_tls_matches_golden_files() {
     check("external-redis-tls");
+}
+
+#[test]
+fn routes_match_golden_files() {
+    check("routes");
 }
 
 #[test]

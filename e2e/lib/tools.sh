@@ -4,7 +4,7 @@
 # into a cache keyed by version, outside the repository. Sourced by cluster.sh;
 # `e2e/lib/tools.sh [name...]` builds the named ones (default: all), among:
 # etcd kubernetes coredns metrics-server helm local-path-provisioner kube-router
-# versitygw.
+# versitygw traefik.
 set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.34.4}
@@ -21,6 +21,13 @@ KUBE_ROUTER_VERSION=${KUBE_ROUTER_VERSION:-v2.1.0}
 # An S3-compatible server over a directory, for backups to object storage
 # (the module proxy serves no MinIO).
 VERSITYGW_VERSION=${VERSITYGW_VERSION:-v1.8.0}
+# An ingress controller (Ingress and Gateway API) for the routes scenario; built
+# lazily (`e2e/cluster.sh ingress`), not by `up`. v3.7.x needs a nested module
+# the proxy does not serve; v3.6.12 matches the cluster's client-go (v0.34).
+TRAEFIK_VERSION=${TRAEFIK_VERSION:-v3.6.12}
+# The Gateway API CRDs come from this module (`go mod download`, never committed);
+# the version Traefik $TRAEFIK_VERSION is built against.
+GATEWAY_API_VERSION=${GATEWAY_API_VERSION:-v1.4.0}
 
 APPSTACK_CACHE=${APPSTACK_CACHE:-$HOME/.cache/appstack}
 TOOLS_DIR="$APPSTACK_CACHE/tools"
@@ -45,6 +52,7 @@ tool_bin_dir() { # name -> directory holding that tool's binaries
     local-path-provisioner) echo "$TOOLS_DIR/local-path-provisioner-$LOCAL_PATH_VERSION/bin" ;;
     kube-router) echo "$TOOLS_DIR/kube-router-$KUBE_ROUTER_VERSION/bin" ;;
     versitygw) echo "$TOOLS_DIR/versitygw-$VERSITYGW_VERSION/bin" ;;
+    traefik) echo "$TOOLS_DIR/traefik-$TRAEFIK_VERSION/bin" ;;
     *) echo "unknown tool $1" >&2; return 1 ;;
   esac
 }
@@ -150,6 +158,38 @@ build_kube_router() {
 build_versitygw() {
   _go_install github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION" \
     "$(tool_bin_dir versitygw)" versitygw
+}
+
+# Traefik's go.mod carries replace lines (its forks of two libraries), which
+# `go install mod@ver` refuses: a wrapper module requires it and repeats them.
+build_traefik() {
+  local dest; dest=$(tool_bin_dir traefik)
+  [[ -x "$dest/traefik" ]] && return 0
+  local src="$TOOLS_DIR/src/traefik-$TRAEFIK_VERSION" t0=$SECONDS mod
+  _log "building traefik $TRAEFIK_VERSION (wrapper module; cached afterwards)"
+  mkdir -p "$src" "$dest"
+  mod=$(GOFLAGS=-mod=mod go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" |
+    sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+  {
+    printf 'module appstack.dev/traefik-build\ngo 1.25\nrequire github.com/traefik/traefik/v3 %s\n' "$TRAEFIK_VERSION"
+    # Repeat upstream's replace block verbatim (module paths and versions only).
+    sed -n '/^replace (/,/^)/p' "$mod"
+  } >"$src/go.mod"
+  printf '//go:build tools\npackage tools\nimport _ "github.com/traefik/traefik/v3/cmd/traefik"\n' >"$src/tools.go"
+  (cd "$src" && { GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || true; })
+  (cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath \
+    -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
+    -o "$dest/traefik.tmp" github.com/traefik/traefik/v3/cmd/traefik)
+  mv "$dest/traefik.tmp" "$dest/traefik"
+  _log "built traefik in $((SECONDS - t0))s"
+}
+
+# The Gateway API's standard-channel CRDs, from the module (not committed).
+gateway_api_crds() {
+  local dir
+  dir=$(GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  echo "$dir/config/crd/standard"
 }
 
 build_tools() {

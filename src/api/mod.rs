@@ -2,6 +2,7 @@
 
 pub mod backup_summary;
 mod crd;
+pub mod gateway;
 mod network_rules;
 mod spec;
 mod status;
@@ -11,8 +12,8 @@ pub use backup_summary::{BackupSummary, SummaryError};
 pub use crd::crd_yaml;
 pub use spec::{
     AppStack, AppStackSpec, Autoscaling, BackupSpec, Component, ExternalStore, ExtraContainer,
-    PodDefaults, PodVolume, PostgresSpec, RedisSpec, RestoreSpec, S3Spec, ServiceType, StorageSpec,
-    StoreKind,
+    PathType, PodDefaults, PodVolume, PostgresSpec, RedisSpec, RestoreSpec, Route, S3Spec,
+    ServiceType, StorageSpec, StoreKind,
 };
 pub use status::{AppStackStatus, BackupStatus, ComponentStatus, StoreStatus};
 pub use stored::StoredAppStack;

@@ -39,6 +39,13 @@ pub struct ComponentStatus {
     pub desired_replicas: i32,
     /// Replicas that pass their readiness probe.
     pub ready_replicas: i32,
+    /// Where its route answers, from the spec: http(s)://<host><first path>.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The address its Ingress's controller reports (status.loadBalancer),
+    /// once it reports one: where the route's host name should resolve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_address: Option<String>,
 }
 
 /// One store (Redis or PostgreSQL).

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
+
 use super::credentials::{Access, StoreCredentials};
 use super::external::UserSecret;
 use super::tls;
@@ -21,6 +23,9 @@ pub struct Inputs {
     agent_image: Option<String>,
     /// External stores: the user's Secret each is reached through.
     external: BTreeMap<StoreKind, UserSecret>,
+    /// Who the ingress controllers are (the operator's setting): admitted
+    /// by the NetworkPolicy of a routed component that sets `ingressFrom`.
+    route_controllers: Vec<NetworkPolicyPeer>,
 }
 
 impl Inputs {
@@ -91,6 +96,14 @@ impl Inputs {
 
     pub fn agent_image(&self) -> Option<&str> {
         self.agent_image.as_deref()
+    }
+
+    pub fn set_route_controllers(&mut self, peers: Vec<NetworkPolicyPeer>) {
+        self.route_controllers = peers;
+    }
+
+    pub fn route_controllers(&self) -> &[NetworkPolicyPeer] {
+        &self.route_controllers
     }
 
     pub fn set_ca(&mut self, ca: tls::CertifiedKey) {

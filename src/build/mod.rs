@@ -32,6 +32,7 @@ pub mod names;
 mod network_policy;
 mod pod;
 pub mod pod_settings;
+mod route;
 mod scripts;
 mod secret;
 mod security;
@@ -46,12 +47,13 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
 use crate::api::AppStack;
+use crate::api::gateway::HttpRoute;
 
 /// The one field manager for every Server-Side Apply the operator sends.
 pub const FIELD_MANAGER: &str = "appstack-operator";
@@ -73,6 +75,10 @@ pub struct Children {
     pub network_policies: Vec<NetworkPolicy>,
     pub config_maps: Vec<ConfigMap>,
     pub cron_jobs: Vec<CronJob>,
+    /// The components' routes: Ingresses, and HTTPRoutes when a route names
+    /// Gateways.
+    pub ingresses: Vec<Ingress>,
+    pub http_routes: Vec<HttpRoute>,
     /// Backup volumes: created once when missing, never owned by the stack
     /// (so never applied, pruned or collected with it).
     pub backup_volumes: Vec<PersistentVolumeClaim>,
@@ -101,6 +107,8 @@ impl Children {
         all(&mut out, &self.autoscalers)?;
         all(&mut out, &self.disruption_budgets)?;
         all(&mut out, &self.cron_jobs)?;
+        all(&mut out, &self.ingresses)?;
+        all(&mut out, &self.http_routes)?;
         all(&mut out, &self.backup_volumes)?;
         Ok(out)
     }
@@ -219,8 +227,10 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
         if let Some(pdb) = disruption_budget::build(&ctx, c) {
             out.disruption_budgets.push(pdb);
         }
+        out.ingresses.extend(route::ingress(&ctx, c));
+        out.http_routes.extend(route::http_route(&ctx, c));
     }
-    out.network_policies = network_policy::build(&ctx, &stack.spec);
+    out.network_policies = network_policy::build(&ctx, &stack.spec, inputs.route_controllers());
     Ok(out)
 }
 

@@ -24,12 +24,21 @@ use crate::api::{AppStackSpec, Component};
 const DNS_PORT: i32 = 53;
 
 /// One per store and one per component, unless the spec switches them off.
-pub fn build(ctx: &StackRef, spec: &AppStackSpec) -> Vec<NetworkPolicy> {
+/// `route_controllers` are the ingress controllers' peers, admitted to a
+/// routed component whose `ingressFrom` would otherwise keep them out.
+pub fn build(
+    ctx: &StackRef,
+    spec: &AppStackSpec,
+    route_controllers: &[NetworkPolicyPeer],
+) -> Vec<NetworkPolicy> {
     if !spec.network_policies_enabled() {
         return Vec::new();
     }
     let stores = stores::of(spec).map(|e| store(ctx, spec, e));
-    let components = spec.components.iter().map(|c| component(ctx, spec, c));
+    let components = spec
+        .components
+        .iter()
+        .map(|c| component(ctx, spec, c, route_controllers));
     let backups = stores::of(spec)
         .filter(|e| e.backup(spec).is_some())
         .map(|e| backup_pods(ctx, spec, e));
@@ -105,7 +114,20 @@ fn store(ctx: &StackRef, spec: &AppStackSpec, engine: &dyn Engine) -> NetworkPol
     }
 }
 
-fn component(ctx: &StackRef, spec: &AppStackSpec, c: &Component) -> NetworkPolicy {
+fn component(
+    ctx: &StackRef,
+    spec: &AppStackSpec,
+    c: &Component,
+    route_controllers: &[NetworkPolicyPeer],
+) -> NetworkPolicy {
+    // None admits anyone already; a list gets the controllers added, so the
+    // route works whoever else `ingressFrom` names.
+    let from = c.ingress_from.clone().map(|mut peers| {
+        if c.route.is_some() {
+            peers.extend(route_controllers.iter().cloned());
+        }
+        peers
+    });
     let mut types = vec!["Ingress".to_string()];
     let egress = c.egress_to.as_ref().map(|rules| {
         types.push("Egress".into());
@@ -136,11 +158,12 @@ fn component(ctx: &StackRef, spec: &AppStackSpec, c: &Component) -> NetworkPolic
             pod_selector: Some(selector(ctx.selector(&c.name))),
             policy_types: Some(types),
             // A worker (no port) admits nothing; otherwise its port, from
-            // anywhere (None) or the peers of `ingressFrom`.
+            // anywhere (None) or the peers of `ingressFrom` (plus the route
+            // controllers').
             ingress: Some(
                 c.port
                     .map(|port| NetworkPolicyIngressRule {
-                        from: c.ingress_from.clone(),
+                        from,
                         ports: Some(vec![tcp(port)]),
                     })
                     .into_iter()
@@ -231,6 +254,13 @@ mod tests {
     use serde_json::json;
 
     fn policies(spec: serde_json::Value) -> Vec<NetworkPolicy> {
+        policies_with(spec, Vec::new())
+    }
+
+    fn policies_with(
+        spec: serde_json::Value,
+        controllers: Vec<NetworkPolicyPeer>,
+    ) -> Vec<NetworkPolicy> {
         let stack: AppStack = serde_json::from_value(json!({
             "apiVersion": "appstack.dev/v1alpha1", "kind": "AppStack",
             "metadata": {"name": "s", "namespace": "n", "uid": "u"},
@@ -248,6 +278,7 @@ mod tests {
             inputs.set_server_certificate(kind, crate::build::tls::CertifiedKey::placeholder());
         }
         inputs.set_ca(crate::build::tls::CertifiedKey::placeholder());
+        inputs.set_route_controllers(controllers);
         crate::build::children(&stack, &inputs)
             .unwrap()
             .network_policies
@@ -313,5 +344,30 @@ mod tests {
             "redis": {}, "networkPolicy": {"enabled": false}
         }));
         assert!(all.is_empty());
+    }
+
+    #[test]
+    fn a_routed_component_admits_the_ingress_controllers_besides_ingress_from() {
+        let controllers: Vec<NetworkPolicyPeer> = serde_json::from_value(json!([
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}}
+        ]))
+        .unwrap();
+        let only_edge = json!([{"namespaceSelector": {"matchLabels": {"team": "edge"}}}]);
+        let all = policies_with(
+            json!({"components": [
+                {"name": "web", "image": "i", "port": 80, "ingressFrom": only_edge, "route": {"host": "a.example"}},
+                {"name": "api", "image": "i", "port": 81, "ingressFrom": only_edge},
+                {"name": "open", "image": "i", "port": 82, "route": {"host": "b.example"}}
+            ]}),
+            controllers.clone(),
+        );
+        let from = |name: &str| named(&all, name).ingress.as_ref().unwrap()[0].from.clone();
+        let web = from("s-web").unwrap();
+        assert_eq!(web.len(), 2);
+        assert_eq!(web[1], controllers[0]);
+        // Not routed: ingressFrom alone.
+        assert_eq!(from("s-api").unwrap().len(), 1);
+        // No ingressFrom: anyone already, the controllers included.
+        assert_eq!(from("s-open"), None);
     }
 }

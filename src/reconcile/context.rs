@@ -29,6 +29,9 @@ pub struct Context {
     recorder: Recorder,
     /// The backup agent's image (see [`super::Shared::agent_image`]).
     pub agent_image: Option<String>,
+    /// The ingress controllers' NetworkPolicy peers (see
+    /// [`super::Shared::route_controllers`]).
+    pub route_controllers: Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer>,
     /// Consecutive failed reconciles per stack (namespace, name).
     failures: Mutex<HashMap<(String, String), u32>>,
 }
@@ -55,6 +58,7 @@ impl Context {
             probes: super::enforcement::Probes::default(),
             failures: Mutex::new(HashMap::new()),
             agent_image,
+            route_controllers: Vec::new(),
         }
     }
 

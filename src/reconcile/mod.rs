@@ -57,6 +57,9 @@ pub struct Shared {
     /// The image whose binary moves backups to and from S3 (the operator's
     /// own), when configured.
     pub agent_image: Option<String>,
+    /// NetworkPolicy peers of the ingress controllers: admitted to routed
+    /// components whose `ingressFrom` would keep them out.
+    pub route_controllers: Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer>,
 }
 
 /// Runs the controller for one namespace (or all) until `shutdown` resolves.
@@ -67,13 +70,15 @@ pub async fn run(
 ) {
     let (caches, stack_events, child_events) =
         children::watch(&shared.client, namespace.as_deref());
-    let ctx = Arc::new(Context::new(
+    let mut context = Context::new(
         shared.client.clone(),
         caches.clone(),
         shared.metrics.clone(),
         shared.instance.clone(),
         shared.agent_image.clone(),
-    ));
+    );
+    context.route_controllers = shared.route_controllers.clone();
+    let ctx = Arc::new(context);
     let synced = shared.synced.clone();
     let watched = caches.clone();
     tokio::spawn(async move {

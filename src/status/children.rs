@@ -17,6 +17,7 @@ pub(super) fn component_status(name: &str, deployment: Option<&Deployment>) -> C
         name: name.to_string(),
         desired_replicas: desired,
         ready_replicas: ready,
+        ..ComponentStatus::default()
     }
 }
 

@@ -50,6 +50,9 @@ pub struct Observed<D, S> {
     /// on their StatefulSets, said by an older status, or serving now under
     /// `spec.restore`.
     pub restored: BTreeMap<StoreKind, String>,
+    /// Per routed component (its child name): its Ingress's load-balancer
+    /// address, when reported.
+    pub route_addresses: BTreeMap<String, String>,
 }
 
 pub fn compute<D, S>(
@@ -74,6 +77,10 @@ where
             let name = names::component(&stack_name, &c.name);
             let deployment = (observed.deployment)(&name);
             let mut status = component_status(&c.name, deployment.as_deref());
+            if let Some(route) = &c.route {
+                status.url = route.urls().into_iter().next();
+                status.route_address = observed.route_addresses.get(&name).cloned();
+            }
             // The HPA raises a new Deployment to minReplicas only after its
             // first sync; until then the stack is not what was asked for.
             if let Some(a) = &c.autoscaling {
@@ -193,9 +200,43 @@ mod tests {
             stateful_set: |_: &str| None,
             backups,
             restored: BTreeMap::new(),
+            route_addresses: BTreeMap::new(),
         };
         let now = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
         compute(&shop(), &observed, problem, &now)
+    }
+
+    #[test]
+    fn a_routed_component_shows_its_url_and_the_controllers_address() {
+        let mut stack = shop();
+        stack.spec.components[0].route = Some(
+            serde_json::from_value(serde_json::json!({
+                "host": "shop.example.com", "tls": {"secretName": "t"},
+                "paths": [{"path": "/app"}, {"path": "/api"}]
+            }))
+            .unwrap(),
+        );
+        let observed = Observed {
+            deployment: |_: &str| None,
+            stateful_set: |_: &str| None,
+            backups: BTreeMap::new(),
+            restored: BTreeMap::new(),
+            route_addresses: BTreeMap::from([("shop-web".to_string(), "203.0.113.7".to_string())]),
+        };
+        let now = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+        let status = compute(&stack, &observed, None, &now);
+        let web = &status.components[0];
+        assert_eq!(web.url.as_deref(), Some("https://shop.example.com/app"));
+        assert_eq!(web.route_address.as_deref(), Some("203.0.113.7"));
+        // Without a route: neither.
+        let plain = compute(&shop(), &observed, None, &now);
+        assert_eq!(
+            (
+                plain.components[0].url.as_ref(),
+                plain.components[0].route_address.as_ref()
+            ),
+            (None, None)
+        );
     }
 
     fn assert_no_password(status: &AppStackStatus) {

@@ -82,6 +82,9 @@ pub struct Call<'a> {
     pub bearer: Option<&'a str>,
     pub body: Option<&'a Value>,
     pub timeout: Duration,
+    /// The Host header, when not the address (a request to an ingress
+    /// controller, routed by host name).
+    pub host: Option<&'a str>,
 }
 
 impl<'a> Call<'a> {
@@ -92,6 +95,7 @@ impl<'a> Call<'a> {
             bearer: None,
             body: None,
             timeout: Duration::from_secs(5),
+            host: None,
         }
     }
 
@@ -105,6 +109,11 @@ impl<'a> Call<'a> {
 
     pub fn bearer(mut self, token: &'a str) -> Self {
         self.bearer = Some(token);
+        self
+    }
+
+    pub fn host(mut self, host: Option<&'a str>) -> Self {
+        self.host = host;
         self
     }
 
@@ -145,7 +154,10 @@ async fn exchange(addr: SocketAddr, call: &Call<'_>) -> Result<Response> {
     let mut request = Request::builder()
         .method(call.method)
         .uri(call.path)
-        .header("host", addr.to_string())
+        .header(
+            "host",
+            call.host.map_or_else(|| addr.to_string(), str::to_string),
+        )
         .header("connection", "close");
     if let Some(token) = call.bearer {
         request = request.header("authorization", format!("Bearer {token}"));
@@ -196,6 +208,10 @@ async fn from_pod(
     let mut args = vec![
         "exec", "-n", namespace, pod, "--", "timeout", &timeout, "wget", "-S", "-q", "-O", "-",
     ];
+    let host = call.host.map(|h| format!("Host: {h}"));
+    if let Some(host) = &host {
+        args.extend(["--header", host]);
+    }
     if let Some(auth) = &auth {
         args.extend(["--header", auth]);
     }

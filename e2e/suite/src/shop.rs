@@ -15,14 +15,29 @@ pub type Cart = Vec<(String, i64)>;
 pub struct Shop {
     pub http: Http,
     pub addr: SocketAddr,
+    /// The Host header to send (through an ingress controller), if not the address.
+    pub host: Option<String>,
 }
 
 impl Shop {
     pub fn new(http: Http, addr: SocketAddr) -> Self {
-        Self { http, addr }
+        Self {
+            http,
+            addr,
+            host: None,
+        }
+    }
+
+    /// The shop behind an ingress controller at `addr`, by host name.
+    pub fn routed(http: Http, addr: SocketAddr, host: &str) -> Self {
+        Self {
+            host: Some(host.to_string()),
+            ..Self::new(http, addr)
+        }
     }
 
     pub async fn send(&self, call: Call<'_>) -> Result<Response> {
+        let call = call.host(self.host.as_deref());
         self.http.send(self.addr, call).await
     }
 

@@ -39,6 +39,7 @@ pub(super) const PROBE_NO_HOST: &str = "(!has(self.httpGet) || !has(self.httpGet
 #[x_kube(validation = Rule::new("!has(self.initContainers) || self.initContainers.all(c, c.name != self.name && self.initContainers.exists_one(d, d.name == c.name) && (!has(self.sidecars) || !self.sidecars.exists(d, d.name == c.name)))").field_path(".initContainers").message("spec.components[].initContainers[].name: container names must be unique in the pod (sidecars included) and differ from the component's name"))]
 #[x_kube(validation = Rule::new("!has(self.sidecars) || self.sidecars.all(c, c.name != self.name && self.sidecars.exists_one(d, d.name == c.name))").field_path(".sidecars").message("spec.components[].sidecars[].name: container names must be unique in the pod and differ from the component's name"))]
 #[x_kube(validation = Rule::new("!has(self.initContainers) || self.initContainers.all(c, !has(c.readinessProbe) && !has(c.livenessProbe) && !has(c.startupProbe))").field_path(".initContainers").message("spec.components[].initContainers[]: probes are for sidecars; an init container runs to completion"))]
+#[x_kube(validation = Rule::new("!has(self.route) || has(self.port)").message("spec.components[].route: needs the component's port (the route sends traffic to its Service)"))]
 pub struct Component {
     /// Name of the component, unique in the stack: a DNS-1123 label (lower-case
     /// letters, digits and '-', starting with a letter). Children are named
@@ -280,6 +281,13 @@ pub struct Component {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub priority_class_name: Option<String>,
+    /// A route from outside the cluster to the component's port: an Ingress
+    /// `<stack>-<component>` (or, with `gateway`, an HTTPRoute) whose only
+    /// backend is the component's Service. With `ingressFrom` set, the
+    /// component's NetworkPolicy also admits the ingress controller (the
+    /// operator's route-controller setting). The URL shows in status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<super::Route>,
 }
 
 /// CPU-based autoscaling of a component.

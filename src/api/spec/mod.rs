@@ -9,6 +9,7 @@ mod backup;
 mod component;
 mod pod;
 mod restore;
+mod route;
 mod stores;
 
 use kube::{CustomResource, KubeSchema};
@@ -19,6 +20,7 @@ pub use component::{Autoscaling, Component, ServiceType};
 pub use pod::{ExtraContainer, PodDefaults, PodVolume};
 pub use restore::RestoreSpec;
 pub use stores::{ExternalStore, PostgresSpec, RedisSpec, StorageSpec, StoreKind};
+pub use route::{PathType, Route};
 
 use super::status::AppStackStatus;
 

@@ -54,6 +54,9 @@ pub type StackEvents = futures::stream::BoxStream<'static, Result<StoredAppStack
 pub struct CacheMap {
     stores: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
     listed: Arc<AtomicUsize>,
+    /// Per optional kind (see [`ChildKind::OPTIONAL`]): whether the cluster
+    /// serves its API, as its watch last found.
+    served: HashMap<TypeId, Arc<AtomicBool>>,
 }
 
 impl CacheMap {
@@ -92,6 +95,16 @@ impl Caches {
             .stores
             .get(&TypeId::of::<C>())
             .and_then(|s| s.downcast_ref::<Store<C>>())
+    }
+
+    /// Whether the cluster serves the API of kind `K`: always for a kind
+    /// that is not optional; for an optional one, as its watch last found
+    /// (false until it has listed once).
+    pub fn served<K: ChildKind>(&self) -> bool {
+        self.children
+            .served
+            .get(&TypeId::of::<K>())
+            .is_none_or(|s| s.load(Ordering::Relaxed))
     }
 
     /// One object from the cache of its type.
@@ -164,10 +177,59 @@ pub fn watch_kind<K: ChildKind>(
     let config = watcher::Config::default()
         .labels(&labels::managed_selector())
         .page_size(LIST_PAGE);
-    let (reader, events) =
-        reflected::<K::Cached>(client, namespace, config, K::trim, &caches.listed);
+    let Some(install) = K::OPTIONAL else {
+        let (reader, events) =
+            reflected::<K::Cached>(client, namespace, config, K::trim, &caches.listed);
+        caches.insert(reader);
+        return events
+            .touched_objects()
+            .map_ok(|child| Touched::of(&child))
+            .boxed();
+    };
+    // An API the cluster may not serve: a list it refuses (404 without the
+    // CRD, 403 without the RBAC) counts as listed, so that every other kind
+    // reconciles, and says so in `served`. The watcher keeps retrying with
+    // its backoff, so installing the CRD later is picked up; those refusals
+    // are expected and logged at debug only.
+    let served = Arc::new(AtomicBool::new(false));
+    caches.served.insert(TypeId::of::<K>(), served.clone());
+    let (reader, writer) = reflector::store::<K::Cached>();
     caches.insert(reader);
-    events
+    let listed = caches.listed.clone();
+    let counted = AtomicBool::new(false);
+    let kind = K::KIND;
+    watcher(api::<K::Cached>(client, namespace), config)
+        .default_backoff()
+        .modify(K::trim)
+        .reflect(writer)
+        .filter_map(move |event| {
+            let missing = match &event {
+                Ok(watcher::Event::InitDone) => {
+                    served.store(true, Ordering::Relaxed);
+                    false
+                }
+                Err(watcher::Error::InitialListFailed(kube::Error::Api(s)))
+                | Err(watcher::Error::WatchStartFailed(kube::Error::Api(s)))
+                    if s.code == 404 || s.code == 403 =>
+                {
+                    if served.swap(false, Ordering::Relaxed) || !counted.load(Ordering::Relaxed) {
+                        tracing::info!(
+                            kind,
+                            code = s.code,
+                            "this API is not served (or not allowed): install {install}"
+                        );
+                    }
+                    true
+                }
+                _ => false,
+            };
+            if (missing || matches!(event, Ok(watcher::Event::InitDone)))
+                && !counted.swap(true, Ordering::Relaxed)
+            {
+                listed.fetch_add(1, Ordering::Relaxed);
+            }
+            std::future::ready((!missing).then_some(event))
+        })
         .touched_objects()
         .map_ok(|child| Touched::of(&child))
         .boxed()

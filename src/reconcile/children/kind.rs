@@ -87,6 +87,12 @@ pub trait ChildKind: Child {
         object.meta().generation
     }
 
+    /// For a kind of an API the cluster may not serve (a CRD of someone
+    /// else's): what to install. Its watch then counts as listed when the
+    /// API is missing (or forbidden), so the other kinds still reconcile,
+    /// and [`super::Caches::served`] tells whether it is there.
+    const OPTIONAL: Option<&'static str> = None;
+
     /// Whether its objects run pods that the NetworkPolicy of the same name
     /// guards: such an object is applied only once that policy exists.
     const GUARDED: bool = false;

@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, Statef
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{Ingress, IngressStatus, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
@@ -22,6 +22,7 @@ use super::kind::{ChildKind, Meta};
 use super::memo::hash_of;
 use super::set::ChildSet;
 use super::stamp::Version;
+use crate::api::gateway::HttpRoute;
 use crate::build::Children;
 use crate::lean;
 use crate::reconcile::restored;
@@ -207,15 +208,62 @@ impl ChildKind for NetworkPolicy {
     }
 }
 
+/// Cached with its status's load-balancer addresses (status shows them),
+/// bounded: anyone may write a large status on an Ingress labelled as ours.
+impl ChildKind for Ingress {
+    type Cached = Ingress;
+    fn versioning(_desired: &Self) -> Version {
+        Version::Generation { annotations: false }
+    }
+    fn desired(children: &Children) -> &[Self] {
+        &children.ingresses
+    }
+    fn trim(i: &mut Ingress) {
+        lean::keep(&mut i.metadata);
+        i.spec = None;
+        let balancer = i.status.take().and_then(|s| s.load_balancer);
+        i.status = balancer.map(|mut lb| {
+            if let Some(points) = &mut lb.ingress {
+                points.truncate(ADDRESSES_MAX);
+                for p in points.iter_mut() {
+                    p.ports = None;
+                    p.hostname = p.hostname.take().filter(|h| h.len() <= 253);
+                    p.ip = p.ip.take().filter(|h| h.len() <= 64);
+                }
+            }
+            IngressStatus {
+                load_balancer: Some(lb),
+            }
+        });
+    }
+}
+
+/// The load-balancer addresses of an Ingress that the cache keeps.
+const ADDRESSES_MAX: usize = 4;
+
+/// The Gateway API's HTTPRoute: its CRDs may not be installed.
+impl ChildKind for HttpRoute {
+    type Cached = Meta<HttpRoute>;
+    fn versioning(_desired: &Self) -> Version {
+        Version::Generation { annotations: false }
+    }
+    const OPTIONAL: Option<&'static str> = Some(
+        "the Gateway API CRDs (standard channel, v1.0 or later: gateway.networking.k8s.io/v1 HTTPRoute), e.g. `kubectl apply -f standard-install.yaml` from a kubernetes-sigs/gateway-api release, and a Gateway controller",
+    );
+    fn desired(children: &Children) -> &[Self] {
+        &children.http_routes
+    }
+}
+
 /// Who scales a store to 0 while its NetworkPolicy is missing.
 const GUARD_MANAGER: &str = "appstack-operator-guard";
 
 /// Every kind, in apply order: credentials, the backup scripts and the
 /// NetworkPolicies (so no store ever runs unguarded), then the Services and stores the components
 /// wait for, then the components and what scales and guards them, then the
-/// backups of the stores. Pruning
+/// backups of the stores, then the routes to the components. Pruning
 /// runs backwards, so nothing left running loses what it needs.
-pub static KINDS: [&(dyn Kind + Sync); 9] = [
+pub static KINDS: [&(dyn Kind + Sync); 11] = [
     &Declared::<Secret>(PhantomData),
     &Declared::<ConfigMap>(PhantomData),
     &Declared::<NetworkPolicy>(PhantomData),
@@ -225,6 +273,8 @@ pub static KINDS: [&(dyn Kind + Sync); 9] = [
     &Declared::<HorizontalPodAutoscaler>(PhantomData),
     &Declared::<PodDisruptionBudget>(PhantomData),
     &Declared::<CronJob>(PhantomData),
+    &Declared::<Ingress>(PhantomData),
+    &Declared::<HttpRoute>(PhantomData),
 ];
 
 /// A declared kind with its type erased, so that [`KINDS`] can list them.
@@ -290,11 +340,41 @@ mod tests {
     }
 
     #[test]
+    fn an_ingress_is_cached_with_a_few_bounded_addresses_only() {
+        let points: Vec<serde_json::Value> = (0..50)
+            .map(|i| json!({"ip": format!("10.0.0.{i}"), "hostname": "h".repeat(300), "ports": [{"port": 80}]}))
+            .collect();
+        let mut ingress: Ingress = serde_json::from_value(json!({
+            "metadata": {"name": "a", "annotations": {"big": "x".repeat(10_000)}},
+            "spec": {"rules": [{"host": "a.example"}]},
+            "status": {"loadBalancer": {"ingress": points}}
+        }))
+        .unwrap();
+        <Ingress as ChildKind>::trim(&mut ingress);
+        assert!(ingress.spec.is_none() && ingress.metadata.annotations.is_none());
+        let kept = ingress
+            .status
+            .unwrap()
+            .load_balancer
+            .unwrap()
+            .ingress
+            .unwrap();
+        assert_eq!(kept.len(), ADDRESSES_MAX);
+        assert!(
+            kept.iter()
+                .all(|p| p.hostname.is_none() && p.ports.is_none() && p.ip.is_some())
+        );
+    }
+
+    #[test]
     fn stores_come_before_the_components_that_wait_for_them() {
         let position = |kind: &str| KINDS.iter().position(|k| k.name() == kind);
         assert!(position("Secret") < position("StatefulSet"));
         assert!(position("Service") < position("Deployment"));
         assert!(position("StatefulSet") < position("Deployment"));
         assert!(position("Deployment") < position("HorizontalPodAutoscaler"));
+        // A route is applied once what it sends traffic to exists.
+        assert!(position("Service") < position("Ingress"));
+        assert!(position("Deployment") < position("HTTPRoute"));
     }
 }

@@ -19,7 +19,7 @@ mod write;
 
 pub use cache::{Caches, Touched};
 pub use holder::foreign_holder;
-pub use kind::Meta;
+pub use kind::{ChildKind, Meta};
 pub use kinds::KINDS;
 pub use memo::Memo;
 pub use set::{ChildSet, Finding, Guard, Owner, Pruned, Tools};

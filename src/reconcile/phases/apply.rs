@@ -78,6 +78,7 @@ pub async fn apply(ctx: &Context, world: &World, desired: &Desired) -> Result<Do
         kind.prune(&mut set).await;
     }
     done.pruned = set.pruned().to_vec();
+    done.findings.extend(desired.unserved.iter().cloned());
     done.findings.extend(set.finish());
     Ok(done)
 }

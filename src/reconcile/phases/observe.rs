@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::{Resource, ResourceExt};
@@ -16,11 +17,12 @@ use tracing::warn;
 
 use super::super::backups;
 use super::super::certificates::{self, Ca};
-use super::super::children::{Finding, Owner};
+use super::super::children::{ChildKind, Finding, Owner};
 use super::super::context::Context;
 use super::super::credentials::{self, Resolved};
 use super::super::user_secrets::{self, Found};
 use super::super::{ownership, restored};
+use crate::api::gateway::HttpRoute;
 use crate::api::{AppStack, StoreKind};
 use crate::build::{self, Access, Inputs, names, stores, tls};
 use crate::error::{Error, Result};
@@ -67,6 +69,12 @@ pub struct Seen {
     /// operator (read for compatibility; the next apply records them), or
     /// the StatefulSet was made again since.
     pub legacy: BTreeMap<StoreKind, String>,
+    /// Per routed component (its child name): the load-balancer address its
+    /// Ingress reports, when the stack's own Ingress reports one.
+    pub route_addresses: BTreeMap<String, String>,
+    /// Kinds the stack wants whose API the cluster does not serve, and what
+    /// to install (an HTTPRoute without the Gateway API CRDs).
+    pub unserved: Vec<(&'static str, &'static str)>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -144,6 +152,9 @@ pub async fn observe(ctx: &Context, stack: &AppStack) -> Result<World> {
             }
         }
     }
+    material
+        .inputs
+        .set_route_controllers(ctx.route_controllers.clone());
     let mut world = World {
         inputs: material.inputs,
         generated: material.generated,
@@ -212,11 +223,42 @@ pub fn seen(ctx: &Context, stack: &AppStack) -> Seen {
             Some((e.kind(), from))
         })
         .collect();
+    let routed = || stack.spec.components.iter().filter(|c| c.route.is_some());
+    let route_addresses = routed()
+        .filter_map(|c| {
+            let child = names::component(&name, &c.name);
+            let ingress: Arc<Ingress> = ctx.caches.get(&namespace, &child)?;
+            if ownership::foreign_holder(ingress.meta(), &uid).is_some() {
+                return None;
+            }
+            let point = ingress
+                .status
+                .as_ref()?
+                .load_balancer
+                .as_ref()?
+                .ingress
+                .as_ref()?
+                .first()?
+                .clone();
+            Some((child, point.ip.or(point.hostname)?))
+        })
+        .collect();
+    let mut unserved = Vec::new();
+    if routed().any(|c| c.route.as_ref().is_some_and(|r| r.gateway.is_some()))
+        && !ctx.caches.served::<HttpRoute>()
+    {
+        unserved.push((
+            <HttpRoute as k8s_openapi::Resource>::KIND,
+            <HttpRoute as ChildKind>::OPTIONAL.unwrap_or("its CRD"),
+        ));
+    }
     Seen {
         deployments,
         stores,
         recorded,
         legacy,
+        route_addresses,
+        unserved,
     }
 }
 

@@ -7,10 +7,12 @@ use k8s_openapi::api::core::v1::Secret;
 
 use kube::ResourceExt;
 
+use super::super::children::Finding;
 use super::super::restored;
 use super::observe::World;
 use super::report::Done;
 use crate::api::AppStack;
+use crate::api::gateway::HttpRoute;
 use crate::build::{self, Children, stores};
 use crate::status::Problem;
 
@@ -18,7 +20,7 @@ use crate::status::Problem;
 pub enum Plan {
     /// Nothing is applied or pruned; the report says why.
     Stop(Done),
-    Apply(Desired),
+    Apply(Box<Desired>),
 }
 
 #[derive(Debug)]
@@ -28,6 +30,9 @@ pub struct Desired {
     /// Secrets whose material was made this round: created whole, once,
     /// before the rest; the child set leaves them be.
     pub create: Vec<Secret>,
+    /// Children left out because the cluster does not serve their kind:
+    /// reported as refused, while everything else is applied.
+    pub unserved: Vec<Finding>,
 }
 
 pub fn plan(stack: &AppStack, world: &World, agent_image: Option<String>) -> Plan {
@@ -97,5 +102,25 @@ pub fn plan(stack: &AppStack, world: &World, agent_image: Option<String>) -> Pla
                 .is_some_and(|n| world.generated.contains(n))
         });
     children.secrets = apply;
-    Plan::Apply(Desired { children, create })
+    // Without the Gateway API's CRDs an HTTPRoute cannot be applied: the
+    // rest of the stack converges, and status says what to install.
+    let mut unserved = Vec::new();
+    for (kind, install) in &world.seen.unserved {
+        if *kind == <HttpRoute as k8s_openapi::Resource>::KIND {
+            for route in std::mem::take(&mut children.http_routes) {
+                unserved.push(Finding::Refused {
+                    kind,
+                    name: route.metadata.name.unwrap_or_default(),
+                    message: format!(
+                        "this cluster does not serve gateway.networking.k8s.io/v1 HTTPRoute (or the operator may not list it): install {install}; or route through an Ingress (remove route.gateway)"
+                    ),
+                });
+            }
+        }
+    }
+    Plan::Apply(Box::new(Desired {
+        children,
+        create,
+        unserved,
+    }))
 }

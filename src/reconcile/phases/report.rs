@@ -278,6 +278,7 @@ fn compute(
         },
         backups,
         restored: seen.restored(stack),
+        route_addresses: seen.route_addresses.clone(),
     };
     status::compute(stack, &observed, problem, now)
 }

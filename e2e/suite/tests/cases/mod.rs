@@ -38,6 +38,7 @@ mod password_rotation;
 mod pod_placement;
 mod poisoned_upgrade;
 mod policy_probe;
+mod routes;
 mod secrets_in_the_open;
 mod smoke;
 mod store_change_refused;
@@ -109,6 +110,9 @@ pub fn all() -> Vec<Scenario> {
         scenario("name-conflict", name_conflict::run, 5),
         scenario("child-refused", child_refused::run, 4),
         scenario("worker", worker::run, 6),
+        // Starts Traefik (e2e/ingress.sh) when it does not run: a cold build
+        // of it takes minutes, hence the bound.
+        scenario("routes", routes::run, 15),
         // Alone: they restart, reinstall, measure or cut off the operator.
         alone("operator-restart", operator_restart::run, 8),
         alone("upgrade-from-previous-release", upgrade_previous::run, 15),

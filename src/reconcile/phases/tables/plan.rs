@@ -9,7 +9,7 @@ use crate::status::Problem;
 
 fn desired(plan: Plan) -> Desired {
     match plan {
-        Plan::Apply(desired) => desired,
+        Plan::Apply(desired) => *desired,
         Plan::Stop(done) => panic!("stopped: {done:?}"),
     }
 }
@@ -183,4 +183,36 @@ fn a_stack_without_stores_plans_its_component_and_no_secret() {
         .filter_map(|d| d.metadata.name.clone())
         .collect();
     assert_eq!(names, ["shop-web"]);
+}
+
+#[test]
+fn an_http_route_the_cluster_cannot_serve_is_refused_and_the_rest_planned() {
+    let mut spec = web_and(json!(null));
+    spec["components"][0]["route"] =
+        json!({"host": "shop.example", "gateway": {"parentRefs": [{"name": "gw"}]}});
+    let served = desired(plan(&stack(spec.clone()), &world(), None));
+    assert_eq!(served.children.http_routes.len(), 1);
+    assert!(served.unserved.is_empty());
+
+    let mut w = world();
+    w.seen.unserved.push(("HTTPRoute", "the Gateway API CRDs"));
+    let d = desired(plan(&stack(spec), &w, None));
+    assert!(d.children.http_routes.is_empty());
+    assert_eq!(
+        d.children.deployments.len(),
+        1,
+        "the component still goes ahead"
+    );
+    let [
+        Finding::Refused {
+            kind,
+            name,
+            message,
+        },
+    ] = &d.unserved[..]
+    else {
+        panic!("{:?}", d.unserved);
+    };
+    assert_eq!((*kind, name.as_str()), ("HTTPRoute", "shop-web"));
+    assert!(message.contains("the Gateway API CRDs"), "{message}");
 }
