@@ -24,11 +24,14 @@ mod engine;
 mod env;
 mod error;
 mod inputs;
+mod job_pod;
 pub mod labels;
 pub mod meta;
+pub mod migration;
 pub mod names;
 mod network_policy;
 mod pod;
+mod scheduled;
 mod scripts;
 mod secret;
 mod security;
@@ -41,7 +44,7 @@ mod wiring;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -70,6 +73,11 @@ pub struct Children {
     pub network_policies: Vec<NetworkPolicy>,
     pub config_maps: Vec<ConfigMap>,
     pub cron_jobs: Vec<CronJob>,
+    /// The components' migrations: run before their Deployments are
+    /// applied (the reconcile's plan orders them, see `migrations`).
+    pub jobs: Vec<Job>,
+    /// Per component with a migration: what orders it before the rollout.
+    pub migrations: Vec<migration::Migration>,
     /// Backup volumes: created once when missing, never owned by the stack
     /// (so never applied, pruned or collected with it).
     pub backup_volumes: Vec<PersistentVolumeClaim>,
@@ -98,6 +106,7 @@ impl Children {
         all(&mut out, &self.autoscalers)?;
         all(&mut out, &self.disruption_budgets)?;
         all(&mut out, &self.cron_jobs)?;
+        all(&mut out, &self.jobs)?;
         all(&mut out, &self.backup_volumes)?;
         Ok(out)
     }
@@ -181,7 +190,7 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
         out.config_maps
             .push(backup::scripts(&ctx, &stores::ENGINES));
     }
-    for c in &stack.spec.components {
+    let wired_to = |c: &crate::api::Component| {
         let mut wired: Vec<String> = stores::used_by(&stack.spec, c)
             .flat_map(|e| {
                 let name = e.secret_name(&ctx.name);
@@ -191,12 +200,24 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
         if ca.is_some() && !wired.is_empty() {
             wired.push(tls::ca_secret_name(&ctx.name));
         }
+        wired
+    };
+    for c in &stack.spec.components {
+        let wired = wired_to(c);
         if !wired.is_empty() {
             out.needs
-                .insert(names::component(&ctx.name, &c.name), wired);
+                .insert(names::component(&ctx.name, &c.name), wired.clone());
         }
-        out.deployments
-            .push(component::deployment(&ctx, stack, c, inputs));
+        let mut deployment = component::deployment(&ctx, stack, c, inputs);
+        if let Some(m) = migration::of(&ctx, stack, c) {
+            migration::record(&mut deployment, &m.hash);
+            if !wired.is_empty() {
+                out.needs.insert(m.job.clone(), wired);
+            }
+            out.migrations.push(m);
+        }
+        out.jobs.extend(migration::job(&ctx, stack, c, inputs));
+        out.deployments.push(deployment);
         out.services.push(service::component(&ctx, c));
         if let Some(hpa) = autoscaler::build(&ctx, c) {
             out.autoscalers.push(hpa);
@@ -204,6 +225,15 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
         if let Some(pdb) = disruption_budget::build(&ctx, c) {
             out.disruption_budgets.push(pdb);
         }
+    }
+    for (index, j) in stack.spec.jobs.iter().enumerate() {
+        let wired = wired_to(&scheduled::as_component(index, j)?);
+        if !wired.is_empty() {
+            out.needs
+                .insert(names::component(&ctx.name, &j.name), wired);
+        }
+        out.cron_jobs
+            .push(scheduled::cron_job(&ctx, stack, index, j, inputs)?);
     }
     out.network_policies = network_policy::build(&ctx, &stack.spec);
     Ok(out)

@@ -10,6 +10,7 @@
 mod backups;
 mod children;
 mod conditions;
+mod jobs;
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod pods;
@@ -31,6 +32,7 @@ use children::{component_status, deployment_complete};
 pub use conditions::undecodable;
 use conditions::{conditions, timed};
 pub use pods::store_trouble;
+pub use jobs::{Stage, migration, scheduled_jobs};
 pub use problem::Problem;
 
 pub const READY: &str = "Ready";
@@ -50,6 +52,9 @@ pub struct Observed<D, S> {
     /// on their StatefulSets, said by an older status, or serving now under
     /// `spec.restore`.
     pub restored: BTreeMap<StoreKind, String>,
+    /// Components whose migration has not succeeded yet: not rolled out,
+    /// whatever their old revision's pods say.
+    pub migrating: Vec<String>,
 }
 
 pub fn compute<D, S>(
@@ -80,7 +85,8 @@ where
                 status.desired_replicas = status.desired_replicas.max(a.min_replicas);
             }
             let done = deployment.as_deref().is_some_and(deployment_complete)
-                && status.ready_replicas >= status.desired_replicas;
+                && status.ready_replicas >= status.desired_replicas
+                && !observed.migrating.contains(&c.name);
             (status, done)
         })
         .collect();
@@ -109,6 +115,9 @@ where
         .iter()
         .filter(|(_, done)| !done)
         .map(|(c, _)| {
+            if observed.migrating.contains(&c.name) {
+                return format!("component {} (its migration)", c.name);
+            }
             format!(
                 "component {} ({}/{} ready)",
                 c.name, c.ready_replicas, c.desired_replicas
@@ -193,6 +202,7 @@ mod tests {
             stateful_set: |_: &str| None,
             backups,
             restored: BTreeMap::new(),
+            migrating: Vec::new(),
         };
         let now = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
         compute(&shop(), &observed, problem, &now)

@@ -27,6 +27,9 @@ pub enum Problem {
     /// is not applied (a store is stopped): the message names the policy,
     /// the refusal and what was held back.
     GuardRefused(String),
+    /// A component's migration failed: its rollout waits (the old revision
+    /// keeps serving); the message carries the Job and its last log lines.
+    MigrationFailed(String),
 }
 
 impl Problem {
@@ -39,6 +42,7 @@ impl Problem {
             Problem::StoreFailing(_) => "StoreFailing",
             Problem::CredentialsOutOfSync(_) => "CredentialsOutOfSync",
             Problem::GuardRefused(_) => "GuardRefused",
+            Problem::MigrationFailed(_) => "MigrationFailed",
         }
     }
 
@@ -62,6 +66,7 @@ impl Problem {
             Problem::StoreFailing(m) => Problem::StoreFailing(f(m)),
             Problem::CredentialsOutOfSync(m) => Problem::CredentialsOutOfSync(f(m)),
             Problem::GuardRefused(m) => Problem::GuardRefused(f(m)),
+            Problem::MigrationFailed(m) => Problem::MigrationFailed(f(m)),
         }
     }
 
@@ -73,7 +78,8 @@ impl Problem {
             | Problem::ReconcileFailed(m)
             | Problem::StoreFailing(m)
             | Problem::CredentialsOutOfSync(m)
-            | Problem::GuardRefused(m) => m,
+            | Problem::GuardRefused(m)
+            | Problem::MigrationFailed(m) => m,
         }
     }
 }

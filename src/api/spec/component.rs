@@ -13,6 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::StoreKind;
+use super::jobs::Migrate;
 use super::stores::resources_schema;
 
 /// Pod Security baseline on seLinuxOptions: no custom user or role, and only
@@ -174,6 +175,14 @@ pub struct Component {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::api::network_rules::egress_to_schema")]
     pub egress_to: Option<Vec<NetworkPolicyEgressRule>>,
+
+    /// A migration run as a Job before the component rolls to a new
+    /// revision, once per change of its image, command, args or env: the
+    /// old revision keeps serving while it runs, and a failed one blocks
+    /// the rollout (status says why, with its last log lines). Its pods are
+    /// named after the component plus -migrate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrate: Option<Migrate>,
 }
 
 /// CPU-based autoscaling of a component.

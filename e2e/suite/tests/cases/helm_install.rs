@@ -107,7 +107,7 @@ type Access = (
 
 async fn rbac(ctx: &mut Ctx) -> Result<()> {
     // What `kubectl auth can-i --as=<sa>` asks: SubjectAccessReviews.
-    let checks: [Access; 16] = [
+    let checks: [Access; 17] = [
         ("patch", "apps", "deployments", "", true, true),
         ("create", "apps", "statefulsets", "", true, true),
         ("watch", "appstack.dev", "appstacks", "", true, true),
@@ -120,7 +120,10 @@ async fn rbac(ctx: &mut Ctx) -> Result<()> {
         ("list", "", "pods", "", true, true),
         ("list", "batch", "jobs", "", true, true),
         ("watch", "batch", "jobs", "", true, true),
-        ("create", "batch", "jobs", "", true, false),
+        // The components' migrations are Jobs of the stack's own, and a
+        // failed one's last log lines go to status.
+        ("create", "batch", "jobs", "", true, true),
+        ("get", "", "pods", "log", true, true),
         ("list", "", "persistentvolumeclaims", "", true, false),
         (
             "create",

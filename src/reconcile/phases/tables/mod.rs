@@ -68,6 +68,7 @@ pub fn world() -> World {
         issued: Vec::new(),
         seen: Seen::default(),
         backups: BTreeMap::new(),
+        migration_logs: BTreeMap::new(),
         now: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
     }
 }
