@@ -122,8 +122,20 @@ fn s3_backups_and_restore_match_golden_files() {
 }
 
 #[test]
+fn a_migration_matches_golden_files() {
+    check("migrate");
+}
+
+#[test]
+fn scheduled_jobs_match_golden_files() {
+    check("jobs");
+}
+
+#[test]
 fn no_password_appears_literally_in_any_workload() {
     for name in [
+        "migrate.yaml",
+        "jobs.yaml",
         "shop.yaml",
         "cache-only.yaml",
         "restored-clone.yaml",
@@ -136,6 +148,7 @@ fn no_password_appears_literally_in_any_workload() {
             &children.stateful_sets,
             &children.cron_jobs,
             &children.config_maps,
+            &children.jobs,
         ))
         .unwrap();
         assert!(

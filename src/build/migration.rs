@@ -107,7 +107,11 @@ pub fn job(ctx: &StackRef, stack: &AppStack, c: &Component, inputs: &Inputs) -> 
         .unwrap_or_default();
     let part = part(&c.name);
     let template = job_pod::run_to_completion(ctx, template, &c.name, &part, labels::ROLE_MIGRATE);
-    let mut metadata = ctx.object_meta(job_name(&ctx.name, &c.name, &hash), &part, labels::ROLE_MIGRATE);
+    let mut metadata = ctx.object_meta(
+        job_name(&ctx.name, &c.name, &hash),
+        &part,
+        labels::ROLE_MIGRATE,
+    );
     metadata.annotations = Some([(HASH.to_string(), hash)].into());
     Some(Job {
         metadata,

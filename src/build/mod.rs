@@ -377,6 +377,30 @@ postgres: {}
                 "components: [{name: a, image: i, port: 1}]\npostgres: {backup: {target: {s3: {bucket: b, endpoint: 'http://m:99999', secretName: k}}}}",
                 "spec.postgres.backup.target.s3.endpoint",
             ),
+            (
+                "components: [{name: a, image: i, port: 1}]\njobs: [{name: a, schedule: '* * * * *', image: i}]",
+                "spec.jobs[0].name",
+            ),
+            (
+                "components: [{name: a, image: i, port: 1}]\njobs: [{name: postgres-backup, schedule: '@daily', image: i}]",
+                "spec.jobs[0].name",
+            ),
+            (
+                "components: [{name: a, image: i, port: 1}]\njobs: [{name: b, schedule: '@daily', image: i}, {name: b, schedule: '@daily', image: i}]",
+                "spec.jobs[1].name",
+            ),
+            (
+                "components: [{name: a, image: i, port: 1}]\njobs: [{name: b, schedule: ' ', image: i}]",
+                "spec.jobs[0].schedule",
+            ),
+            (
+                "components: [{name: a, image: i, port: 1}]\njobs: [{name: b, schedule: '@daily', image: i, uses: [redis]}]",
+                "spec.jobs[0].uses",
+            ),
+            (
+                "components: [{name: a, image: i, port: 1, migrate: {}}, {name: a-migrate, image: i, port: 2}]",
+                "spec.components[0].migrate",
+            ),
         ];
         for (yaml, field) in cases {
             let s = stack(yaml);

@@ -37,7 +37,15 @@ pub fn build(ctx: &StackRef, spec: &AppStackSpec) -> Vec<NetworkPolicy> {
         .components
         .iter()
         .filter(|c| c.migrate.is_some())
-        .map(|c| run_to_completion(ctx, spec, c, &migration::part(&c.name), labels::ROLE_MIGRATE));
+        .map(|c| {
+            run_to_completion(
+                ctx,
+                spec,
+                c,
+                &migration::part(&c.name),
+                labels::ROLE_MIGRATE,
+            )
+        });
     let jobs = spec.jobs.iter().enumerate().filter_map(|(i, j)| {
         let c = scheduled::as_component(i, j).ok()?;
         Some(run_to_completion(ctx, spec, &c, &j.name, labels::ROLE_JOB))

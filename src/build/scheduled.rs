@@ -59,7 +59,11 @@ pub fn cron_job(
     let template = job_pod::run_to_completion(ctx, template, &c.name, &j.name, labels::ROLE_JOB);
     let job_labels = labels::common(&ctx.name, &j.name, labels::ROLE_JOB);
     Ok(CronJob {
-        metadata: ctx.object_meta(names::component(&ctx.name, &j.name), &j.name, labels::ROLE_JOB),
+        metadata: ctx.object_meta(
+            names::component(&ctx.name, &j.name),
+            &j.name,
+            labels::ROLE_JOB,
+        ),
         spec: Some(CronJobSpec {
             schedule: j.schedule.clone(),
             time_zone: j.time_zone.clone(),
@@ -67,7 +71,8 @@ pub fn cron_job(
             suspend: j.suspend,
             starting_deadline_seconds: j.starting_deadline_seconds,
             successful_jobs_history_limit: Some(
-                j.successful_jobs_history_limit.unwrap_or(SUCCESSFUL_HISTORY),
+                j.successful_jobs_history_limit
+                    .unwrap_or(SUCCESSFUL_HISTORY),
             ),
             failed_jobs_history_limit: Some(j.failed_jobs_history_limit.unwrap_or(FAILED_HISTORY)),
             job_template: JobTemplateSpec {

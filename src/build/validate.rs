@@ -96,14 +96,18 @@ fn jobs(stack_name: &str, spec: &AppStackSpec, parts: &[&str]) -> Result<(), Bui
         if taken {
             return Err(refused(
                 format!("spec.components[{index}].migrate"),
-                format!("{part:?} is the name of another component or job, and the name of this migration's pods"),
+                format!(
+                    "{part:?} is the name of another component or job, and the name of this migration's pods"
+                ),
             ));
         }
         let policy = migration::policy_name(stack_name, &c.name);
         if policy.len() > 63 {
             return Err(refused(
                 format!("spec.components[{index}].name"),
-                format!("{policy:?} (the migration's NetworkPolicy) would be longer than 63 characters"),
+                format!(
+                    "{policy:?} (the migration's NetworkPolicy) would be longer than 63 characters"
+                ),
             ));
         }
     }
@@ -111,19 +115,36 @@ fn jobs(stack_name: &str, spec: &AppStackSpec, parts: &[&str]) -> Result<(), Bui
         // The same rules as a component's name.
         names::check_component(stack_name, index, &j.name, parts).map_err(|e| {
             let message = e.to_string();
-            let message = message.split_once(": ").map_or(message.clone(), |(_, m)| m.to_string());
+            let message = message
+                .split_once(": ")
+                .map_or(message.clone(), |(_, m)| m.to_string());
             refused(format!("spec.jobs[{index}].name"), message)
         })?;
         let name = |field: &str| format!("spec.jobs[{index}].{field}");
         if spec.components.iter().any(|c| c.name == j.name) {
-            return Err(refused(name("name"), format!("{:?} is the name of a component; components and jobs share the names of their NetworkPolicies", j.name)));
+            return Err(refused(
+                name("name"),
+                format!(
+                    "{:?} is the name of a component; components and jobs share the names of their NetworkPolicies",
+                    j.name
+                ),
+            ));
         }
         if spec.jobs[..index].iter().any(|o| o.name == j.name) {
-            return Err(refused(name("name"), format!("{:?} is used by another job", j.name)));
+            return Err(refused(
+                name("name"),
+                format!("{:?} is used by another job", j.name),
+            ));
         }
         let full = names::component(stack_name, &j.name);
         if full.len() > CRON_JOB_NAME_MAX {
-            return Err(refused(name("name"), format!("the CronJob {full:?} would be {} characters; at most {CRON_JOB_NAME_MAX}", full.len())));
+            return Err(refused(
+                name("name"),
+                format!(
+                    "the CronJob {full:?} would be {} characters; at most {CRON_JOB_NAME_MAX}",
+                    full.len()
+                ),
+            ));
         }
         if j.schedule.trim().is_empty() {
             return Err(refused(name("schedule"), "must not be empty".into()));
@@ -133,11 +154,29 @@ fn jobs(stack_name: &str, spec: &AppStackSpec, parts: &[&str]) -> Result<(), Bui
         }
         for engine in stores::ENGINES {
             if !engine.runs(spec) && j.uses.as_ref().is_some_and(|u| u.contains(&engine.kind())) {
-                return Err(refused(name("uses"), format!("{} is not in this stack; add spec.{} or remove it from uses", engine.part(), engine.part())));
+                return Err(refused(
+                    name("uses"),
+                    format!(
+                        "{} is not in this stack; add spec.{} or remove it from uses",
+                        engine.part(),
+                        engine.part()
+                    ),
+                ));
             }
         }
-        if let Some((_, e)) = j.env.iter().enumerate().find(|(n, e)| j.env[..*n].iter().any(|o| o.name == e.name)) {
-            return Err(refused(name("env"), format!("{} is set twice; Server-Side Apply refuses duplicate names", e.name)));
+        if let Some((_, e)) = j
+            .env
+            .iter()
+            .enumerate()
+            .find(|(n, e)| j.env[..*n].iter().any(|o| o.name == e.name))
+        {
+            return Err(refused(
+                name("env"),
+                format!(
+                    "{} is set twice; Server-Side Apply refuses duplicate names",
+                    e.name
+                ),
+            ));
         }
     }
     Ok(())

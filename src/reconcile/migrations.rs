@@ -30,7 +30,9 @@ const MESSAGE_MAX: usize = 512;
 /// Of `annotations`, only the migration record (bounded): what the
 /// Deployment's cache keeps.
 pub fn own(annotations: Option<&BTreeMap<String, String>>) -> Option<BTreeMap<String, String>> {
-    let value = annotations?.get(MIGRATED).filter(|v| v.len() <= RECORD_MAX)?;
+    let value = annotations?
+        .get(MIGRATED)
+        .filter(|v| v.len() <= RECORD_MAX)?;
     Some(BTreeMap::from([(MIGRATED.to_string(), value.clone())]))
 }
 
@@ -195,8 +197,10 @@ mod tests {
     }
 
     fn job(conditions: serde_json::Value) -> Job {
-        serde_json::from_value(json!({"metadata": {"name": "j"}, "status": {"conditions": conditions}}))
-            .unwrap()
+        serde_json::from_value(
+            json!({"metadata": {"name": "j"}, "status": {"conditions": conditions}}),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -208,16 +212,23 @@ mod tests {
         assert_eq!(stage(&m, None, Some(&job(json!([]))), true), Stage::Running);
         let done = job(json!([{"type": "Complete", "status": "True"}]));
         assert_eq!(stage(&m, Some("old"), Some(&done), true), Stage::Done);
-        let failed = job(json!([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]));
+        let failed = job(
+            json!([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]),
+        );
         assert_eq!(
             stage(&m, None, Some(&failed), true),
-            Stage::Failed("BackoffLimitExceeded: Job has reached the specified backoff limit".into())
+            Stage::Failed(
+                "BackoffLimitExceeded: Job has reached the specified backoff limit".into()
+            )
         );
     }
 
     #[test]
     fn the_record_is_kept_bounded() {
-        let a = BTreeMap::from([(MIGRATED.to_string(), "h".repeat(64)), ("x".into(), "y".into())]);
+        let a = BTreeMap::from([
+            (MIGRATED.to_string(), "h".repeat(64)),
+            ("x".into(), "y".into()),
+        ]);
         assert_eq!(own(Some(&a)).unwrap().len(), 1);
         let long = BTreeMap::from([(MIGRATED.to_string(), "h".repeat(65))]);
         assert!(own(Some(&long)).is_none());

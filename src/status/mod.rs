@@ -10,9 +10,9 @@
 mod backups;
 mod children;
 mod conditions;
-mod jobs;
 #[cfg(test)]
 pub(crate) mod fixtures;
+mod jobs;
 mod pods;
 mod problem;
 
@@ -31,8 +31,8 @@ pub use children::stateful_set_ready;
 use children::{component_status, deployment_complete};
 pub use conditions::undecodable;
 use conditions::{conditions, timed};
-pub use pods::store_trouble;
 pub use jobs::{Stage, migration, scheduled_jobs};
+pub use pods::store_trouble;
 pub use problem::Problem;
 
 pub const READY: &str = "Ready";

@@ -62,7 +62,10 @@ pub async fn require(state: &AppState) -> Result<(), String> {
     for _ in 0..60 {
         match state.pg().await {
             Ok(client) => {
-                return match client.simple_query("SELECT gift FROM cart_items LIMIT 0").await {
+                return match client
+                    .simple_query("SELECT gift FROM cart_items LIMIT 0")
+                    .await
+                {
                     Ok(_) => {
                         info!("schema 2: cart_items.gift exists");
                         Ok(())

@@ -24,7 +24,8 @@ use super::set::ChildSet;
 use super::stamp::Version;
 use crate::build::Children;
 use crate::lean;
-use crate::reconcile::{migrations, restored};
+use crate::reconcile::migrations;
+use crate::reconcile::restored;
 
 /// Metadata only: the watch never carries a Secret's data (anyone may label
 /// a Secret as ours, at any size), and credentials are read by a GET of the

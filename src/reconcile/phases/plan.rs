@@ -20,7 +20,7 @@ use crate::status::{self, Problem};
 pub enum Plan {
     /// Nothing is applied or pruned; the report says why.
     Stop(Done),
-    Apply(Desired),
+    Apply(Box<Desired>),
 }
 
 #[derive(Debug)]
@@ -101,12 +101,12 @@ pub fn plan(stack: &AppStack, world: &World, agent_image: Option<String>) -> Pla
         });
     children.secrets = apply;
     let (keep, migrations) = order_migrations(world, &mut children);
-    Plan::Apply(Desired {
+    Plan::Apply(Box::new(Desired {
         children,
         create,
         keep,
         migrations,
-    })
+    }))
 }
 
 /// Orders each component's migration before its rollout: its Deployment is

@@ -10,8 +10,8 @@ use super::observe::StoreSeen;
 use crate::api::StoreKind;
 use crate::build::migration::Migration;
 use crate::build::stores;
-use crate::reconcile::migrations::Stage;
 use crate::reconcile::children::{Finding, Guard};
+use crate::reconcile::migrations::Stage;
 use crate::redact::Known;
 use crate::status::{self, Problem};
 

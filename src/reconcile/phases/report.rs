@@ -16,9 +16,9 @@ use super::problems;
 use crate::api::{AppStack, AppStackStatus, BackupStatus, StoreKind};
 use crate::build::migration::Migration;
 use crate::build::{backup, stores};
-use crate::reconcile::migrations::Stage;
 use crate::error::cut;
 use crate::reconcile::children::{Finding, Pruned};
+use crate::reconcile::migrations::Stage;
 use crate::redact::Known;
 use crate::status::{self, BACKUP_FAILING, DEGRADED, Observed, Problem};
 

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use appstack_e2e::load::{Load, LoadSpec};
 use appstack_e2e::runner::{Ctx, ScenarioFuture};
 use appstack_e2e::wait::{self, Poll::*};
-use appstack_e2e::{appstack, apply, pods};
+use appstack_e2e::{apply, appstack, pods};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
@@ -103,7 +103,9 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         .map(|p| p.name_any())
         .collect();
     if !restarted.is_empty() {
-        bail!("web pods of revision 2 restarted (started before the column existed): {restarted:?}");
+        bail!(
+            "web pods of revision 2 restarted (started before the column existed): {restarted:?}"
+        );
     }
     ctx.step(format!(
         "revision 2 rolled out after its migration ({} migration pods), no web pod restarted",
@@ -177,7 +179,10 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     apply::object(&ctx.client, &ctx.ns, v4).await?;
     ctx.step("fixed the migration");
     wait_rolled(ctx, &deployments, &stack.web(), "SHOP_REVISION").await?;
-    ctx.recovered("revision 3 rolled out after its migration was fixed", started.elapsed());
+    ctx.recovered(
+        "revision 3 rolled out after its migration was fixed",
+        started.elapsed(),
+    );
     wait::until(
         &format!("the failed Job {failed_job} to be deleted"),
         Duration::from_secs(60),

@@ -48,7 +48,9 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         .spec
         .as_ref()
         .and_then(|s| s.concurrency_policy.clone());
-    ctx.step(format!("CronJob {name} exists (concurrencyPolicy {policy:?})"));
+    ctx.step(format!(
+        "CronJob {name} exists (concurrencyPolicy {policy:?})"
+    ));
     let pg_pod = format!("{}-0", stack.postgres());
     let rows = wait::until_every(
         "a row from the scheduled job in PostgreSQL",
@@ -72,7 +74,9 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         },
     )
     .await?;
-    ctx.step(format!("{rows} row(s) in ticks, written by the job over TLS"));
+    ctx.step(format!(
+        "{rows} row(s) in ticks, written by the job over TLS"
+    ));
     let success = wait::until(
         "status.jobs[0].lastSuccessfulTime",
         Duration::from_secs(60),
@@ -87,7 +91,10 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     )
     .await?;
     ctx.step(format!("status shows the last success at {success}"));
-    ctx.recovered("a scheduled job ran and reached PostgreSQL", started.elapsed());
+    ctx.recovered(
+        "a scheduled job ran and reached PostgreSQL",
+        started.elapsed(),
+    );
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! `plan` and `report` as pure functions over tables of observed worlds:
 //! no API, no caches, no clock.
 
+mod migrations;
 mod plan;
 mod problems;
 mod report;

@@ -9,7 +9,7 @@ use crate::status::Problem;
 
 fn desired(plan: Plan) -> Desired {
     match plan {
-        Plan::Apply(desired) => desired,
+        Plan::Apply(desired) => *desired,
         Plan::Stop(done) => panic!("stopped: {done:?}"),
     }
 }
