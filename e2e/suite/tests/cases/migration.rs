@@ -170,7 +170,12 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         .await?
         .items
         .into_iter()
-        .find(|j| j.status.as_ref().and_then(|s| s.failed).unwrap_or(0) > 0)
+        .find(|j| {
+            j.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Failed" && c.status == "True"))
+        })
         .map(|j| j.name_any())
         .context("the failed migration's Job")?;
 
