@@ -12,7 +12,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -199,13 +199,6 @@ async fn rbac(ctx: &mut Ctx) -> Result<()> {
     ctx.step("as the ServiceAccount: apply (patch) of a Deployment, dry run: allowed");
 
     let forbidden = [
-        (
-            "read a pod's logs",
-            Api::<Pod>::namespaced(sa.clone(), &ctx.ns)
-                .logs("e2e-rbac-probe", &Default::default())
-                .await
-                .map(|_| ()),
-        ),
         (
             "delete persistentvolumeclaims",
             Api::<PersistentVolumeClaim>::namespaced(sa.clone(), &ctx.ns)
