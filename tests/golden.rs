@@ -173,8 +173,20 @@ fn routes_match_golden_files() {
 }
 
 #[test]
+fn a_migration_matches_golden_files() {
+    check("migrate");
+}
+
+#[test]
+fn scheduled_jobs_match_golden_files() {
+    check("jobs");
+}
+
+#[test]
 fn no_password_appears_literally_in_any_workload() {
     for name in [
+        "migrate.yaml",
+        "jobs.yaml",
         "shop.yaml",
         "worker.yaml",
         "pod-settings.yaml",
@@ -193,6 +205,7 @@ fn no_password_appears_literally_in_any_workload() {
             &children.stateful_sets,
             &children.cron_jobs,
             &children.config_maps,
+            &children.jobs,
         ))
         .unwrap();
         assert!(

@@ -11,9 +11,11 @@ mod stored;
 pub use backup_summary::{BackupSummary, SummaryError};
 pub use crd::crd_yaml;
 pub use spec::{
-    AppStack, AppStackSpec, Autoscaling, BackupSpec, Component, ExternalStore, ExtraContainer,
-    PathType, PodDefaults, PodVolume, PostgresSpec, RedisSpec, RestoreSpec, Route, S3Spec,
-    ServiceType, StorageSpec, StoreKind,
+    AppStack, AppStackSpec, Autoscaling, BackupSpec, Component, ConcurrencyPolicy, ExternalStore,
+    ExtraContainer, Migrate, PathType, PodDefaults, PodVolume, PostgresSpec, RedisSpec,
+    RestoreSpec, Route, S3Spec, ScheduledJob, ServiceType, StorageSpec, StoreKind,
 };
-pub use status::{AppStackStatus, BackupStatus, ComponentStatus, StoreStatus};
+pub use status::{
+    AppStackStatus, BackupStatus, ComponentStatus, MigrationStatus, ScheduledJobStatus, StoreStatus,
+};
 pub use stored::StoredAppStack;

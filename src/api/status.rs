@@ -27,6 +27,39 @@ pub struct AppStackStatus {
     /// The PostgreSQL store, when the stack has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres: Option<StoreStatus>,
+    /// The components' migrations (spec.components[].migrate).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub migrations: Vec<MigrationStatus>,
+    /// The scheduled jobs (spec.jobs), with their last runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<ScheduledJobStatus>,
+}
+
+/// Where a component's migration stands.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationStatus {
+    /// The component it migrates.
+    pub component: String,
+    /// The Job that runs it (named after a hash of what it runs).
+    pub job: String,
+    /// Waiting (for its stores), Running, Succeeded or Failed. The
+    /// component rolls to its new revision only once it Succeeded.
+    pub phase: String,
+}
+
+/// A scheduled job's CronJob and its last runs.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledJobStatus {
+    /// The job's name (its CronJob is <stack>-<name>).
+    pub name: String,
+    /// When a run was last scheduled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<String>,
+    /// When a run last succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_time: Option<String>,
 }
 
 /// Replicas of one component's Deployment.

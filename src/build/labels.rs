@@ -14,6 +14,10 @@ pub const ROLE_APP: &str = "app";
 pub const ROLE_STORE: &str = "store";
 /// ... and of what backs the stores up.
 pub const ROLE_BACKUP: &str = "backup";
+/// ... of a component's migration pods.
+pub const ROLE_MIGRATE: &str = "migrate";
+/// ... of the scheduled jobs.
+pub const ROLE_JOB: &str = "job";
 
 /// The label key on a backup volume naming its stack. The volume has no
 /// `app.kubernetes.io/instance` label, so selecting the stack's volumes by

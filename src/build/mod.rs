@@ -26,13 +26,16 @@ mod env;
 mod error;
 pub mod external;
 mod inputs;
+mod job_pod;
 pub mod labels;
 pub mod meta;
+pub mod migration;
 pub mod names;
 mod network_policy;
 mod pod;
 pub mod pod_settings;
 mod route;
+mod scheduled;
 mod scripts;
 mod secret;
 mod security;
@@ -45,7 +48,7 @@ mod wiring;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -79,6 +82,11 @@ pub struct Children {
     /// Gateways.
     pub ingresses: Vec<Ingress>,
     pub http_routes: Vec<HttpRoute>,
+    /// The components' migrations: run before their Deployments are
+    /// applied (the reconcile's plan orders them, see `migrations`).
+    pub jobs: Vec<Job>,
+    /// Per component with a migration: what orders it before the rollout.
+    pub migrations: Vec<migration::Migration>,
     /// Backup volumes: created once when missing, never owned by the stack
     /// (so never applied, pruned or collected with it).
     pub backup_volumes: Vec<PersistentVolumeClaim>,
@@ -109,6 +117,7 @@ impl Children {
         all(&mut out, &self.cron_jobs)?;
         all(&mut out, &self.ingresses)?;
         all(&mut out, &self.http_routes)?;
+        all(&mut out, &self.jobs)?;
         all(&mut out, &self.backup_volumes)?;
         Ok(out)
     }
@@ -202,7 +211,7 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
         out.config_maps
             .push(backup::scripts(&ctx, &stores::ENGINES));
     }
-    for c in &stack.spec.components {
+    let wired_to = |c: &crate::api::Component| {
         let mut wired: Vec<String> = stores::used_by(&stack.spec, c)
             .flat_map(|e| {
                 let name = e.secret_name(&ctx.name);
@@ -214,12 +223,24 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
         if ca.is_some() && wiring::uses_stack_ca(stack, c) {
             wired.push(tls::ca_secret_name(&ctx.name));
         }
+        wired
+    };
+    for c in &stack.spec.components {
+        let wired = wired_to(c);
         if !wired.is_empty() {
             out.needs
-                .insert(names::component(&ctx.name, &c.name), wired);
+                .insert(names::component(&ctx.name, &c.name), wired.clone());
         }
-        out.deployments
-            .push(component::deployment(&ctx, stack, c, inputs));
+        let mut deployment = component::deployment(&ctx, stack, c, inputs);
+        if let Some(m) = migration::of(&ctx, stack, c) {
+            migration::record(&mut deployment, &m.hash);
+            if !wired.is_empty() {
+                out.needs.insert(m.job.clone(), wired);
+            }
+            out.migrations.push(m);
+        }
+        out.jobs.extend(migration::job(&ctx, stack, c, inputs));
+        out.deployments.push(deployment);
         out.services.extend(service::component(&ctx, c));
         if let Some(hpa) = autoscaler::build(&ctx, c) {
             out.autoscalers.push(hpa);
@@ -229,6 +250,15 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
         }
         out.ingresses.extend(route::ingress(&ctx, c));
         out.http_routes.extend(route::http_route(&ctx, c));
+    }
+    for (index, j) in stack.spec.jobs.iter().enumerate() {
+        let wired = wired_to(&scheduled::as_component(index, j)?);
+        if !wired.is_empty() {
+            out.needs
+                .insert(names::component(&ctx.name, &j.name), wired);
+        }
+        out.cron_jobs
+            .push(scheduled::cron_job(&ctx, stack, index, j, inputs)?);
     }
     out.network_policies = network_policy::build(&ctx, &stack.spec, inputs.route_controllers());
     Ok(out)
@@ -371,6 +401,30 @@ postgres: {}
             (
                 "components: [{name: a, image: i, port: 1}]\npostgres: {backup: {target: {s3: {bucket: b, endpoint: 'http://m:99999', secretName: k}}}}",
                 "spec.postgres.backup.target.s3.endpoint",
+            ),
+            (
+                "components: [{name: a, image: i, port: 1}]\njobs: [{name: a, schedule: '* * * * *', image: i}]",
+                "spec.jobs[0].name",
+            ),
+            (
+                "components: [{name: a, image: i, port: 1}]\njobs: [{name: postgres-backup, schedule: '@daily', image: i}]",
+                "spec.jobs[0].name",
+            ),
+            (
+                "components: [{name: a, image: i, port: 1}]\njobs: [{name: b, schedule: '@daily', image: i}, {name: b, schedule: '@daily', image: i}]",
+                "spec.jobs[1].name",
+            ),
+            (
+                "components: [{name: a, image: i, port: 1}]\njobs: [{name: b, schedule: ' ', image: i}]",
+                "spec.jobs[0].schedule",
+            ),
+            (
+                "components: [{name: a, image: i, port: 1}]\njobs: [{name: b, schedule: '@daily', image: i, uses: [redis]}]",
+                "spec.jobs[0].uses",
+            ),
+            (
+                "components: [{name: a, image: i, port: 1, migrate: {}}, {name: a-migrate, image: i, port: 2}]",
+                "spec.components[0].migrate",
             ),
         ];
         for (yaml, field) in cases {

@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::engine::Engine;
 use super::meta::StackRef;
 use super::stores;
-use super::{backup, labels, names};
+use super::{backup, labels, migration, names, scheduled};
 use crate::api::{AppStackSpec, Component};
 
 const DNS_PORT: i32 = 53;
@@ -42,7 +42,71 @@ pub fn build(
     let backups = stores::of(spec)
         .filter(|e| e.backup(spec).is_some())
         .map(|e| backup_pods(ctx, spec, e));
-    stores.chain(components).chain(backups).collect()
+    let migrations = spec
+        .components
+        .iter()
+        .filter(|c| c.migrate.is_some())
+        .map(|c| {
+            run_to_completion(
+                ctx,
+                spec,
+                c,
+                &migration::part(&c.name),
+                labels::ROLE_MIGRATE,
+            )
+        });
+    let jobs = spec.jobs.iter().enumerate().filter_map(|(i, j)| {
+        let c = scheduled::as_component(i, j).ok()?;
+        Some(run_to_completion(ctx, spec, &c, &j.name, labels::ROLE_JOB))
+    });
+    stores
+        .chain(components)
+        .chain(backups)
+        .chain(migrations)
+        .chain(jobs)
+        .collect()
+}
+
+/// The pods of a migration or a scheduled job (`part`), wired as component
+/// `c`: nothing may connect to them, and with `egressTo` they reach what
+/// the component may.
+fn run_to_completion(
+    ctx: &StackRef,
+    spec: &AppStackSpec,
+    c: &Component,
+    part: &str,
+    role: &str,
+) -> NetworkPolicy {
+    // No ingress at all, so the route controllers are not needed.
+    let mut policy = component(ctx, spec, c, &[]);
+    policy.metadata = ctx.object_meta(names::component(&ctx.name, part), part, role);
+    if let Some(p) = policy.spec.as_mut() {
+        p.pod_selector = Some(selector(ctx.selector(part)));
+        p.ingress = Some(Vec::new());
+    }
+    policy
+}
+
+/// The parts whose pods are `engine`'s clients: the components that use
+/// it, their migrations and the scheduled jobs that use it.
+fn clients(spec: &AppStackSpec, engine: &dyn Engine) -> Vec<String> {
+    let mut clients: Vec<String> = spec
+        .components
+        .iter()
+        .filter(|c| engine.used_by(spec, c))
+        .map(|c| c.name.clone())
+        .collect();
+    clients.extend(
+        spec.components
+            .iter()
+            .filter(|c| c.migrate.is_some() && engine.used_by(spec, c))
+            .map(|c| migration::part(&c.name)),
+    );
+    clients.extend(spec.jobs.iter().enumerate().filter_map(|(i, j)| {
+        let c = scheduled::as_component(i, j).ok()?;
+        engine.used_by(spec, &c).then(|| j.name.clone())
+    }));
+    clients
 }
 
 /// A store's backup pods: nothing may connect to them, and they reach only
@@ -75,12 +139,7 @@ fn backup_pods(ctx: &StackRef, spec: &AppStackSpec, engine: &dyn Engine) -> Netw
 }
 
 fn store(ctx: &StackRef, spec: &AppStackSpec, engine: &dyn Engine) -> NetworkPolicy {
-    let mut clients: Vec<String> = spec
-        .components
-        .iter()
-        .filter(|c| engine.used_by(spec, c))
-        .map(|c| c.name.clone())
-        .collect();
+    let mut clients = clients(spec, engine);
     // Its backup pods take their backups over the network too.
     if engine.backup(spec).is_some() {
         clients.push(backup::part(engine));

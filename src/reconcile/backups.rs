@@ -107,7 +107,7 @@ pub async fn pods(
     let stack_uid = stack.uid().unwrap_or_default();
     let cron = ctx
         .caches
-        .get::<Meta<CronJob>>(&namespace, &backup::name(&name, engine))
+        .get::<CronJob>(&namespace, &backup::name(&name, engine))
         .filter(|c| controller_uid(c.meta()) == Some(stack_uid.as_str()))
         .and_then(|c| c.uid());
     let Some(cron) = cron else {
@@ -132,6 +132,26 @@ pub async fn pods(
     let pods: Api<BackupPod> = Api::namespaced(ctx.client.clone(), &namespace);
     let pods = controlled(&pods, &selector, &jobs).await?;
     Ok(pods
+        .into_iter()
+        .map(|p| Pod {
+            metadata: p.metadata,
+            status: p.status,
+            ..Pod::default()
+        })
+        .collect())
+}
+
+/// The pods these Jobs (uids) control, decoded lean as backup pods are:
+/// a migration's pods, whose logs say why it failed.
+pub(super) async fn job_pods(
+    ctx: &Context,
+    namespace: &str,
+    jobs: &[String],
+) -> Result<Vec<Pod>, kube::Error> {
+    let selector = format!("{JOB_UID} in ({})", jobs.join(","));
+    let pods: Api<BackupPod> = Api::namespaced(ctx.client.clone(), namespace);
+    Ok(controlled(&pods, &selector, jobs)
+        .await?
         .into_iter()
         .map(|p| Pod {
             metadata: p.metadata,

@@ -8,6 +8,7 @@ mod children;
 mod context;
 mod credentials;
 mod enforcement;
+mod migrations;
 mod ownership;
 mod phases;
 mod restored;

@@ -22,6 +22,7 @@ use crate::error::Error;
 use crate::telemetry::Metrics;
 
 mod guard;
+mod migration;
 mod user_secrets;
 mod wiring;
 

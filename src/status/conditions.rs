@@ -51,7 +51,8 @@ pub(super) fn conditions(
             p @ (Problem::ChangeRejected(msg)
             | Problem::ReconcileFailed(msg)
             | Problem::StoreFailing(msg)
-            | Problem::CredentialsOutOfSync(msg)),
+            | Problem::CredentialsOutOfSync(msg)
+            | Problem::MigrationFailed(msg)),
         ) => vec![
             if all_ready {
                 (

@@ -12,6 +12,7 @@ mod children;
 mod conditions;
 #[cfg(test)]
 pub(crate) mod fixtures;
+mod jobs;
 mod pods;
 mod problem;
 
@@ -30,6 +31,7 @@ pub use children::stateful_set_ready;
 use children::{component_status, deployment_complete};
 pub use conditions::undecodable;
 use conditions::{conditions, timed};
+pub use jobs::{Stage, migration, scheduled_jobs};
 pub use pods::store_trouble;
 pub use problem::Problem;
 
@@ -53,6 +55,9 @@ pub struct Observed<D, S> {
     /// Per routed component (its child name): its Ingress's load-balancer
     /// address, when reported.
     pub route_addresses: BTreeMap<String, String>,
+    /// Components whose migration has not succeeded yet: not rolled out,
+    /// whatever their old revision's pods say.
+    pub migrating: Vec<String>,
 }
 
 pub fn compute<D, S>(
@@ -87,7 +92,8 @@ where
                 status.desired_replicas = status.desired_replicas.max(a.min_replicas);
             }
             let done = deployment.as_deref().is_some_and(deployment_complete)
-                && status.ready_replicas >= status.desired_replicas;
+                && status.ready_replicas >= status.desired_replicas
+                && !observed.migrating.contains(&c.name);
             (status, done)
         })
         .collect();
@@ -116,6 +122,9 @@ where
         .iter()
         .filter(|(_, done)| !done)
         .map(|(c, _)| {
+            if observed.migrating.contains(&c.name) {
+                return format!("component {} (its migration)", c.name);
+            }
             format!(
                 "component {} ({}/{} ready)",
                 c.name, c.ready_replicas, c.desired_replicas
@@ -201,6 +210,7 @@ mod tests {
             backups,
             restored: BTreeMap::new(),
             route_addresses: BTreeMap::new(),
+            migrating: Vec::new(),
         };
         let now = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
         compute(&shop(), &observed, problem, &now)
@@ -222,6 +232,7 @@ mod tests {
             backups: BTreeMap::new(),
             restored: BTreeMap::new(),
             route_addresses: BTreeMap::from([("shop-web".to_string(), "203.0.113.7".to_string())]),
+            migrating: Vec::new(),
         };
         let now = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
         let status = compute(&stack, &observed, None, &now);

@@ -31,6 +31,9 @@ pub enum Problem {
     /// existingSecret) is missing, lacks a key or cannot be used: nothing
     /// is applied, so no component starts with broken wiring.
     UserSecret(String),
+    /// A component's migration failed: its rollout waits (the old revision
+    /// keeps serving); the message carries the Job and its last log lines.
+    MigrationFailed(String),
 }
 
 impl Problem {
@@ -44,6 +47,7 @@ impl Problem {
             Problem::CredentialsOutOfSync(_) => "CredentialsOutOfSync",
             Problem::GuardRefused(_) => "GuardRefused",
             Problem::UserSecret(_) => "UserSecretUnusable",
+            Problem::MigrationFailed(_) => "MigrationFailed",
         }
     }
 
@@ -68,6 +72,7 @@ impl Problem {
             Problem::CredentialsOutOfSync(m) => Problem::CredentialsOutOfSync(f(m)),
             Problem::GuardRefused(m) => Problem::GuardRefused(f(m)),
             Problem::UserSecret(m) => Problem::UserSecret(f(m)),
+            Problem::MigrationFailed(m) => Problem::MigrationFailed(f(m)),
         }
     }
 
@@ -81,6 +86,7 @@ impl Problem {
             | Problem::CredentialsOutOfSync(m)
             | Problem::GuardRefused(m)
             | Problem::UserSecret(m) => m,
+            Problem::MigrationFailed(m) => m,
         }
     }
 }

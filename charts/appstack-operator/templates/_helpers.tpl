@@ -94,9 +94,17 @@ backup holds, found through the Jobs its backup CronJobs control. */}}
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list"]
+{{- /* The last lines of a failed migration's pod, for status: read with
+tailLines and limitBytes (a few lines, at most 2 KiB), only while a
+migration Job has failed. */}}
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
+{{- /* Jobs: the components' migrations are the stack's own (created once,
+pruned when superseded); backup Jobs are only listed and watched. */}}
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["list", "watch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{- /* Backup volumes are created once and never changed or deleted: they
 outlive the stack. */}}
 - apiGroups: [""]

@@ -5,6 +5,7 @@
 mod cart;
 mod config;
 mod error;
+mod migrate;
 mod orders;
 mod pg_url;
 mod redis_url;
@@ -43,6 +44,15 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    match std::env::args().nth(1).as_deref() {
+        Some("migrate") => return migrate::run(&state).await,
+        Some("tick") => return migrate::tick(&state).await,
+        _ => {}
+    }
+    if let Err(e) = migrate::require(&state).await {
+        error!("{e}");
+        return ExitCode::FAILURE;
+    }
     // Stores may not be up yet: connect in the background, /readyz says 503 meanwhile.
     state.connect_in_background();
     let listener = match tokio::net::TcpListener::bind(("0.0.0.0", config.port)).await {

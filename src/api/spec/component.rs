@@ -14,6 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::StoreKind;
+use super::jobs::Migrate;
 use super::pod::{ExtraContainer, PodDefaults, PodVolume};
 use super::stores::resources_schema;
 
@@ -288,6 +289,13 @@ pub struct Component {
     /// operator's route-controller setting). The URL shows in status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<super::Route>,
+    /// A migration run as a Job before the component rolls to a new
+    /// revision, once per change of its image, command, args or env: the
+    /// old revision keeps serving while it runs, and a failed one blocks
+    /// the rollout (status says why, with its last log lines). Its pods are
+    /// named after the component plus -migrate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrate: Option<Migrate>,
 }
 
 /// CPU-based autoscaling of a component.

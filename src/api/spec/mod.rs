@@ -7,6 +7,7 @@
 
 mod backup;
 mod component;
+mod jobs;
 mod pod;
 mod restore;
 mod route;
@@ -17,10 +18,11 @@ use serde::{Deserialize, Serialize};
 
 pub use backup::{BackupSpec, S3Spec};
 pub use component::{Autoscaling, Component, ServiceType};
+pub use jobs::{ConcurrencyPolicy, Migrate, ScheduledJob};
 pub use pod::{ExtraContainer, PodDefaults, PodVolume};
 pub use restore::RestoreSpec;
-pub use stores::{ExternalStore, PostgresSpec, RedisSpec, StorageSpec, StoreKind};
 pub use route::{PathType, Route};
+pub use stores::{ExternalStore, PostgresSpec, RedisSpec, StorageSpec, StoreKind};
 
 use super::status::AppStackStatus;
 
@@ -44,11 +46,16 @@ use super::status::AppStackStatus;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name: must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter, no '.'), because it prefixes Service names"),
     validation = Rule::new("!(has(self.spec.redis) || has(self.spec.postgres)) || size(self.metadata.name) <= 43").message("metadata.name: at most 43 characters when the stack has a store, so that <name>-postgres-headless and the StatefulSet's pod names stay valid"),
-    validation = Rule::new("self.spec.components.all(c, size(self.metadata.name) + size(c.name) <= 62)").message("metadata.name + spec.components[].name: together at most 62 characters, so that <name>-<component> is a valid object name")
+    validation = Rule::new("self.spec.components.all(c, size(self.metadata.name) + size(c.name) <= 62)").message("metadata.name + spec.components[].name: together at most 62 characters, so that <name>-<component> is a valid object name"),
+    validation = Rule::new("self.spec.components.all(c, !has(c.migrate) || size(self.metadata.name) + size(c.name) <= 54)").message("metadata.name + spec.components[].name: together at most 54 characters for a component with migrate, so that <name>-<component>-migrate is a valid object name"),
+    validation = Rule::new("!has(self.spec.jobs) || self.spec.jobs.all(j, size(self.metadata.name) + size(j.name) <= 51)").message("metadata.name + spec.jobs[].name: together at most 51 characters, so that the CronJob <name>-<job> fits in 52")
 )]
 #[x_kube(validation = Rule::new("!has(self.postgres) || !has(self.postgres.backup) || !has(self.tls) || !has(self.tls.enabled) || self.tls.enabled").message("spec.postgres.backup: needs TLS (spec.tls.enabled: true): a base backup streams every row over the network"))]
 #[x_kube(validation = Rule::new("self.components.all(c, !has(c.uses) || c.uses.all(u, (u == 'redis' && has(self.redis)) || (u == 'postgres' && has(self.postgres))))").message("spec.components[].uses: names a store this stack does not have; add the redis or postgres section, or remove it from uses"))]
 #[x_kube(validation = Rule::new("!has(self.restore) || ((!has(self.postgres) || !has(self.postgres.external) || (has(self.restore.stores) && !self.restore.stores.exists(s, s == 'postgres'))) && (!has(self.redis) || !has(self.redis.external) || (has(self.restore.stores) && !self.restore.stores.exists(s, s == 'redis'))))").message("spec.restore.stores: names an external store (spec.<store>.external); the operator restores only the stores it runs, so list the others in spec.restore.stores"))]
+#[x_kube(validation = Rule::new("!has(self.jobs) || self.jobs.all(j, !has(j.uses) || j.uses.all(u, (u == 'redis' && has(self.redis)) || (u == 'postgres' && has(self.postgres))))").message("spec.jobs[].uses: names a store this stack does not have; add the redis or postgres section, or remove it from uses"))]
+#[x_kube(validation = Rule::new("!has(self.jobs) || self.jobs.all(j, !self.components.exists(c, c.name == j.name))").message("spec.jobs[].name: a component has that name; components and jobs share the names of their NetworkPolicies (<stack>-<name>)"))]
+#[x_kube(validation = Rule::new("self.components.all(c, !has(c.migrate) || (!self.components.exists(d, d.name == c.name + '-migrate') && (!has(self.jobs) || !self.jobs.exists(j, j.name == c.name + '-migrate'))))").message("spec.components[].name: <component>-migrate is taken by the migration of the component of that name"))]
 #[serde(rename_all = "camelCase")]
 pub struct AppStackSpec {
     /// The stateless components: each becomes a Deployment (with a Service, a
@@ -106,6 +113,13 @@ pub struct AppStackSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.restore: cannot change once the stack exists (a restore happens only into empty volumes); create a new AppStack to restore again"))]
     pub restore: Option<RestoreSpec>,
+
+    /// Jobs on a schedule: each becomes a CronJob <stack>-<name> whose pods
+    /// are wired to the stores like a component's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    #[x_kube(validation = Rule::new("self.all(x, self.exists_one(y, y.name == x.name))").message("spec.jobs: job names must be unique"))]
+    pub jobs: Vec<ScheduledJob>,
 }
 
 /// TLS to the stores.

@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::batch::v1::{CronJob, CronJobStatus, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, IngressStatus, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -25,6 +25,7 @@ use super::stamp::Version;
 use crate::api::gateway::HttpRoute;
 use crate::build::Children;
 use crate::lean;
+use crate::reconcile::migrations;
 use crate::reconcile::restored;
 
 /// Metadata only: the watch never carries a Secret's data (anyone may label
@@ -45,17 +46,43 @@ impl ChildKind for ConfigMap {
     }
 }
 
-/// Backups on a schedule. Metadata suffices: its status changes when a
-/// backup Job starts or ends, which wakes the stack, and the stack reads
-/// what the backup said from the backup pods.
+/// Backups and scheduled jobs. Cached with the times of their last runs
+/// (what status shows of a scheduled job), nothing else of spec or status:
+/// its status changes when a Job starts or ends, which wakes the stack, and
+/// the stack reads what a backup said from the backup pods.
 impl ChildKind for CronJob {
-    type Cached = Meta<CronJob>;
+    type Cached = CronJob;
+    fn trim(c: &mut CronJob) {
+        lean::keep(&mut c.metadata);
+        c.spec = None;
+        c.status = c.status.take().map(|s| CronJobStatus {
+            last_schedule_time: s.last_schedule_time,
+            last_successful_time: s.last_successful_time,
+            ..CronJobStatus::default()
+        });
+    }
     fn versioning(_desired: &Self) -> Version {
         Version::Generation { annotations: false }
     }
     const GUARDED: bool = true;
     fn desired(children: &Children) -> &[Self] {
         &children.cron_jobs
+    }
+}
+
+/// The components' migrations: created once, never updated (a Job's pod
+/// template cannot change; a new migration is a new Job), kept while it is
+/// the component's current one. Cached with the counts and conditions of
+/// its status, which order the component's rollout after it.
+impl ChildKind for Job {
+    type Cached = Job;
+    fn desired(children: &Children) -> &[Self] {
+        &children.jobs
+    }
+    fn trim(j: &mut Job) {
+        lean::keep(&mut j.metadata);
+        j.spec = None;
+        j.status = j.status.take().map(migrations::trim_status);
     }
 }
 
@@ -134,8 +161,16 @@ impl ChildKind for Deployment {
     /// manager's claim on the count.
     fn trim(d: &mut Deployment) {
         let claim = handoff::our_claim(d.managed_fields());
+        let migrated = migrations::own(d.metadata.annotations.as_ref());
         lean::keep(&mut d.metadata);
         d.metadata.managed_fields = claim;
+        // Beside the stamp: the migration it was applied after.
+        if let Some(migrated) = migrated {
+            d.metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .extend(migrated);
+        }
         d.spec = d.spec.as_ref().map(|spec| DeploymentSpec {
             replicas: spec.replicas,
             ..DeploymentSpec::default()
@@ -263,7 +298,7 @@ const GUARD_MANAGER: &str = "appstack-operator-guard";
 /// wait for, then the components and what scales and guards them, then the
 /// backups of the stores, then the routes to the components. Pruning
 /// runs backwards, so nothing left running loses what it needs.
-pub static KINDS: [&(dyn Kind + Sync); 11] = [
+pub static KINDS: [&(dyn Kind + Sync); 12] = [
     &Declared::<Secret>(PhantomData),
     &Declared::<ConfigMap>(PhantomData),
     &Declared::<NetworkPolicy>(PhantomData),
@@ -275,6 +310,7 @@ pub static KINDS: [&(dyn Kind + Sync); 11] = [
     &Declared::<CronJob>(PhantomData),
     &Declared::<Ingress>(PhantomData),
     &Declared::<HttpRoute>(PhantomData),
+    &Declared::<Job>(PhantomData),
 ];
 
 /// A declared kind with its type erased, so that [`KINDS`] can list them.

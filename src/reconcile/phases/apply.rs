@@ -3,6 +3,8 @@
 //! prunes. It
 //! publishes nothing: what happened goes back to the report.
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
@@ -21,6 +23,7 @@ pub async fn apply(ctx: &Context, world: &World, desired: &Desired) -> Result<Do
     let owner = &world.owner;
     let mut done = Done {
         went_ahead: true,
+        migrations: desired.migrations.clone(),
         ..Done::default()
     };
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &owner.namespace);
@@ -70,6 +73,14 @@ pub async fn apply(ctx: &Context, world: &World, desired: &Desired) -> Result<Do
     for name in &done.created {
         set.keep::<Secret>(name);
     }
+    // Held for their migrations (see plan::order_migrations).
+    for name in &desired.keep.deployments {
+        set.keep::<Deployment>(name);
+    }
+    for name in &desired.keep.jobs {
+        set.keep::<Job>(name);
+    }
+
     for kind in KINDS {
         kind.apply(&mut set).await;
     }

@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::Api;
 use kube::{Resource, ResourceExt};
 use tracing::warn;
@@ -21,10 +22,10 @@ use super::super::children::{ChildKind, Finding, Owner};
 use super::super::context::Context;
 use super::super::credentials::{self, Resolved};
 use super::super::user_secrets::{self, Found};
-use super::super::{ownership, restored};
+use super::super::{migrations, ownership, restored};
 use crate::api::gateway::HttpRoute;
 use crate::api::{AppStack, StoreKind};
-use crate::build::{self, Access, Inputs, names, stores, tls};
+use crate::build::{self, Access, Inputs, migration, names, stores, tls};
 use crate::error::{Error, Result};
 use crate::status;
 
@@ -46,6 +47,8 @@ pub struct World {
     pub seen: Seen,
     /// Per backed-up store: its backup pods, or why they could not be listed.
     pub backups: BTreeMap<StoreKind, Result<Vec<Pod>, String>>,
+    /// Per failed migration Job: the last lines its newest failed pod printed.
+    pub migration_logs: BTreeMap<String, String>,
     pub now: Time,
     /// The user's Secrets the stack reads (external stores, existingSecret),
     /// and whether each carries the watch label (missing: false).
@@ -61,6 +64,10 @@ pub struct World {
 pub struct Seen {
     /// The components' Deployments, by name.
     pub deployments: BTreeMap<String, Arc<Deployment>>,
+    /// The components' current migration Jobs that this stack controls, by name.
+    pub jobs: BTreeMap<String, Arc<Job>>,
+    /// The scheduled jobs' CronJobs that this stack controls, by name.
+    pub cron_jobs: BTreeMap<String, Arc<CronJob>>,
     /// Per store of the spec: its StatefulSet, and its pod when read.
     pub stores: BTreeMap<StoreKind, StoreSeen>,
     /// Stores whose StatefulSet records them restored, and from where.
@@ -163,11 +170,19 @@ pub async fn observe(ctx: &Context, stack: &AppStack) -> Result<World> {
         issued: material.issued,
         seen: seen(ctx, stack),
         backups: BTreeMap::new(),
+        migration_logs: BTreeMap::new(),
         now: Time(k8s_openapi::jiff::Timestamp::now()),
         owner,
         user_secrets: material.user_secrets,
         secret_problems: material.secret_problems,
     };
+    for (name, job) in &world.seen.jobs {
+        if migrations::failure(job).is_some()
+            && let Some(said) = migrations::last_words(ctx, &world.owner.namespace, job).await
+        {
+            world.migration_logs.insert(name.clone(), said);
+        }
+    }
     store_pods(ctx, stack, &mut world.seen).await;
     for engine in stores::of(&stack.spec) {
         if engine.backup(&stack.spec).is_some() {
@@ -192,6 +207,27 @@ pub fn seen(ctx: &Context, stack: &AppStack) -> Seen {
         .map(|c| names::component(&name, &c.name))
         .filter_map(|n| Some((n.clone(), ctx.caches.get(&namespace, &n)?)))
         .collect();
+    let uid = stack.uid().unwrap_or_default();
+    let ours = |meta: &ObjectMeta| ownership::foreign_holder(meta, &uid).is_none();
+    let jobs = stack
+        .spec
+        .components
+        .iter()
+        .filter_map(|c| {
+            let m = c.migrate.as_ref()?;
+            Some(migration::job_name(&name, &c.name, &migration::hash(c, m)))
+        })
+        .filter_map(|n| Some((n.clone(), ctx.caches.get::<Job>(&namespace, &n)?)))
+        .filter(|(_, j)| ours(j.meta()))
+        .collect();
+    let cron_jobs = stack
+        .spec
+        .jobs
+        .iter()
+        .map(|j| names::component(&name, &j.name))
+        .filter_map(|n| Some((n.clone(), ctx.caches.get::<CronJob>(&namespace, &n)?)))
+        .filter(|(_, j)| ours(j.meta()))
+        .collect();
     let stores: BTreeMap<StoreKind, StoreSeen> = stores::of(&stack.spec)
         .map(|e| {
             let stateful_set = ctx.caches.get(&namespace, &e.secret_name(&name));
@@ -205,7 +241,6 @@ pub fn seen(ctx: &Context, stack: &AppStack) -> Seen {
         })
         .collect();
     // Only a StatefulSet this stack controls speaks for its store.
-    let uid = stack.uid().unwrap_or_default();
     let recorded: BTreeMap<StoreKind, String> = stores
         .iter()
         .filter_map(|(kind, s): (&StoreKind, &StoreSeen)| {
@@ -254,6 +289,8 @@ pub fn seen(ctx: &Context, stack: &AppStack) -> Seen {
     }
     Seen {
         deployments,
+        jobs,
+        cron_jobs,
         stores,
         recorded,
         legacy,

@@ -8,13 +8,15 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 
 use super::super::children::Finding;
+use super::super::migrations::{self, Stage};
 use super::super::restored;
 use super::observe::World;
 use super::report::Done;
 use crate::api::AppStack;
 use crate::api::gateway::HttpRoute;
+use crate::build::migration::{MIGRATED, Migration};
 use crate::build::{self, Children, stores};
-use crate::status::Problem;
+use crate::status::{self, Problem};
 
 #[derive(Debug)]
 pub enum Plan {
@@ -33,6 +35,18 @@ pub struct Desired {
     /// Children left out because the cluster does not serve their kind:
     /// reported as refused, while everything else is applied.
     pub unserved: Vec<Finding>,
+    /// Children left as they are (not applied, not pruned): Deployments
+    /// whose migration has not succeeded, and migration Jobs that exist.
+    pub keep: Kept,
+    /// Each migration and where it stands.
+    pub migrations: Vec<(Migration, Stage)>,
+}
+
+/// Names of children left as they are, by kind.
+#[derive(Debug, Default)]
+pub struct Kept {
+    pub deployments: Vec<String>,
+    pub jobs: Vec<String>,
 }
 
 pub fn plan(stack: &AppStack, world: &World, agent_image: Option<String>) -> Plan {
@@ -118,9 +132,59 @@ pub fn plan(stack: &AppStack, world: &World, agent_image: Option<String>) -> Pla
             }
         }
     }
+    let (keep, migrations) = order_migrations(world, &mut children);
     Plan::Apply(Box::new(Desired {
         children,
         create,
         unserved,
+        keep,
+        migrations,
     }))
+}
+
+/// Orders each component's migration before its rollout: its Deployment is
+/// applied only once the migration of what the spec asks succeeded (until
+/// then the Deployment that exists stays as it is: the old revision keeps
+/// serving); its Job is created once the stores it uses serve, and never
+/// written again (a Job's pod template cannot change).
+fn order_migrations(world: &World, children: &mut Children) -> (Kept, Vec<(Migration, Stage)>) {
+    let mut keep = Kept::default();
+    let mut stages = Vec::new();
+    for m in std::mem::take(&mut children.migrations) {
+        let seen = &world.seen;
+        let recorded = seen
+            .deployments
+            .get(&m.deployment)
+            .and_then(|d| d.annotations().get(MIGRATED).cloned());
+        let job = seen.jobs.get(&m.job).map(|j| j.as_ref());
+        let stores_ready = m.stores.iter().all(|name| {
+            seen.stores.values().any(|s| {
+                s.stateful_set.as_deref().is_some_and(|sts| {
+                    sts.metadata.name.as_deref() == Some(name.as_str())
+                        && status::stateful_set_ready(sts)
+                })
+            })
+        });
+        let stage = migrations::stage(&m, recorded.as_deref(), job, stores_ready);
+        // A Job that exists is kept as it is; one is created only to start.
+        if job.is_some() {
+            keep.jobs.push(m.job.clone());
+        }
+        if stage != Stage::Start {
+            children
+                .jobs
+                .retain(|j| j.metadata.name.as_deref() != Some(m.job.as_str()));
+        }
+        if stage != Stage::Done {
+            children
+                .deployments
+                .retain(|d| d.metadata.name.as_deref() != Some(m.deployment.as_str()));
+            if seen.deployments.contains_key(&m.deployment) {
+                keep.deployments.push(m.deployment.clone());
+            }
+        }
+        children.migrations.push(m.clone());
+        stages.push((m, stage));
+    }
+    (keep, stages)
 }

@@ -8,8 +8,10 @@ use kube::ResourceExt;
 
 use super::observe::StoreSeen;
 use crate::api::StoreKind;
+use crate::build::migration::Migration;
 use crate::build::stores;
 use crate::reconcile::children::{Finding, Guard};
+use crate::reconcile::migrations::Stage;
 use crate::redact::Known;
 use crate::status::{self, Problem};
 
@@ -133,4 +135,29 @@ fn controlled(pod: &Pod, owner_uid: Option<&String>) -> bool {
     pod.owner_references()
         .iter()
         .any(|o| o.controller == Some(true) && Some(&o.uid) == owner_uid)
+}
+
+/// The first failed migration, with the Job's reason and what its newest
+/// failed pod printed last: the rollout of its component waits for it.
+pub fn migration_failed(
+    migrations: &[(Migration, Stage)],
+    logs: &BTreeMap<String, String>,
+) -> Option<Problem> {
+    let failed: Vec<String> = migrations
+        .iter()
+        .filter_map(|(m, stage)| {
+            let Stage::Failed(why) = stage else {
+                return None;
+            };
+            let said = logs
+                .get(&m.job)
+                .map(|l| format!("; its last log lines: {l}"))
+                .unwrap_or_default();
+            Some(format!(
+                "component {}: migration Job {} failed ({why}){said}; the old revision keeps serving and the new one waits; fix migrate (a change runs it again as a new Job) or delete the Job to run it again",
+                m.component, m.job
+            ))
+        })
+        .collect();
+    (!failed.is_empty()).then(|| Problem::MigrationFailed(failed.join(". ")))
 }

@@ -14,9 +14,11 @@ use super::Next;
 use super::observe::{Seen, World};
 use super::problems;
 use crate::api::{AppStack, AppStackStatus, BackupStatus, StoreKind};
+use crate::build::migration::Migration;
 use crate::build::{backup, stores};
 use crate::error::cut;
 use crate::reconcile::children::{Finding, Pruned};
+use crate::reconcile::migrations::Stage;
 use crate::redact::Known;
 use crate::status::{self, BACKUP_FAILING, DEGRADED, Observed, Problem};
 
@@ -33,6 +35,8 @@ pub struct Done {
     pub created: Vec<String>,
     /// Children the prune deleted, in that order.
     pub pruned: Vec<Pruned>,
+    /// Each component's migration and where it stands.
+    pub migrations: Vec<(Migration, Stage)>,
 }
 
 /// An Event to publish on the stack.
@@ -114,9 +118,29 @@ pub fn report(stack: &AppStack, world: &World, done: &Done) -> Report {
         .clone()
         .or_else(|| problems::of_findings(&done.findings))
         .or_else(|| problems::trouble(&world.seen.stores, &unready, &known))
+        .or_else(|| problems::migration_failed(&done.migrations, &world.migration_logs))
         .map(|p| p.redacted(&known).bounded());
     let (backups, backing_up) = backups(stack, world, &known);
-    let status = compute(stack, &world.seen, problem.as_ref(), backups, &world.now);
+    let migrating = done
+        .migrations
+        .iter()
+        .filter(|(_, stage)| *stage != Stage::Done)
+        .map(|(m, _)| m.component.clone())
+        .collect();
+    let mut status = compute(
+        stack,
+        &world.seen,
+        problem.as_ref(),
+        backups,
+        migrating,
+        &world.now,
+    );
+    status.migrations = done
+        .migrations
+        .iter()
+        .map(|(m, stage)| status::migration(m, stage))
+        .collect();
+    status.jobs = status::scheduled_jobs(stack, &world.seen.cron_jobs);
     let notices = notices(stack, world, done, problem.as_ref(), &status, &known);
     let next = if !waiting_for.is_empty() || has(done, |f| matches!(f, Finding::Outdated { .. })) {
         Next::Soon
@@ -257,7 +281,7 @@ pub fn failed(
         .filter(|e| e.backup(&stack.spec).is_some())
         .map(|e| (e.kind(), previous_backup(stack, e.kind())))
         .collect();
-    let status = compute(stack, seen, Some(&problem), backups, now);
+    let status = compute(stack, seen, Some(&problem), backups, Vec::new(), now);
     (status, Notice::warning("ReconcileFailed", message))
 }
 
@@ -267,6 +291,7 @@ fn compute(
     seen: &Seen,
     problem: Option<&Problem>,
     backups: BTreeMap<StoreKind, BackupStatus>,
+    migrating: Vec<String>,
     now: &Time,
 ) -> AppStackStatus {
     let observed = Observed {
@@ -279,6 +304,7 @@ fn compute(
         backups,
         restored: seen.restored(stack),
         route_addresses: seen.route_addresses.clone(),
+        migrating,
     };
     status::compute(stack, &observed, problem, now)
 }

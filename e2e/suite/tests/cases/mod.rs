@@ -29,6 +29,7 @@ mod kill_app;
 mod kill_stores;
 mod leader_cut_off;
 mod least_privilege;
+mod migration;
 mod name_conflict;
 mod network_policy;
 mod not_adopted;
@@ -39,6 +40,7 @@ mod pod_placement;
 mod poisoned_upgrade;
 mod policy_probe;
 mod routes;
+mod scheduled_job;
 mod secrets_in_the_open;
 mod smoke;
 mod store_change_refused;
@@ -93,6 +95,8 @@ pub fn all() -> Vec<Scenario> {
         scenario("external-stores", external_stores::run, 8),
         scenario("existing-secret", existing_secret::run, 8),
         scenario("zero-downtime", zero_downtime::run, 7),
+        scenario("migration", migration::run, 8),
+        scenario("scheduled-job", scheduled_job::run, 6),
         scenario("network-policy-probe", policy_probe::run, 6),
         scenario("delete-and-reapply", delete_reapply::run, 10),
         scenario("guard-refused", guard_refused::run, 6),

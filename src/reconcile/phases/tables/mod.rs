@@ -1,6 +1,7 @@
 //! `plan` and `report` as pure functions over tables of observed worlds:
 //! no API, no caches, no clock.
 
+mod migrations;
 mod plan;
 mod problems;
 mod report;
@@ -69,6 +70,7 @@ pub fn world() -> World {
         issued: Vec::new(),
         seen: Seen::default(),
         backups: BTreeMap::new(),
+        migration_logs: BTreeMap::new(),
         now: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
         user_secrets: BTreeMap::new(),
         secret_problems: Vec::new(),
