@@ -215,13 +215,13 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     ctx.step("on the new passwords: hopper logs in and fills a cart, grace's session and cart are still there");
 
     // Edited by the test since (so their resourceVersions moved): no field,
-    // owner or label of the operator.
+    // or owner of the operator.
     let secrets = Api::<Secret>::namespaced(ctx.client.clone(), &ctx.ns);
     for secret in [&db, &cache] {
         let now = secrets.get(&secret.name_any()).await?;
         external::not_taken_over(&now)?;
     }
-    ctx.step("the user's Secrets carry no field, owner or label of the operator");
+    ctx.step("the user's Secrets carry no field or owner of the operator");
     Ok(())
 }
 
