@@ -36,6 +36,7 @@ shellcheck: ## shellcheck every script the stores run, as POSIX sh
 unit: ## unit and golden tests (no cluster needed)
 	@$(STEP) "unit tests (operator)" cargo test --locked -p appstack
 	@$(STEP) "unit + store tests (shop)" cargo test --locked -p appstack-shop
+	@$(STEP) "kind image step (fake kind, kubectl, build.sh)" e2e/images/load-current-test.sh
 
 .PHONY: generate
 generate: ## regenerate the CRD, the chart's CRD and deploy/ from the sources
