@@ -166,6 +166,10 @@ pub async fn psql_as_admin(ctx: &Ctx, pod: &str, sql: &str) -> Result<String> {
 /// written so far is archived; returns how long archiving took.
 pub async fn archive_now(ctx: &Ctx, pod: &str) -> Result<Duration> {
     let start = Instant::now();
+    // A committed transaction first: PostgreSQL 17 does not switch a segment
+    // that holds nothing since the last switch (after a base backup, say),
+    // and the name pg_switch_wal then gives is of a segment still open.
+    psql_as_admin(ctx, pod, "select txid_current()").await?;
     let segment = psql_as_admin(ctx, pod, "select pg_walfile_name(pg_switch_wal())").await?;
     wait::until(
         &format!("WAL segment {segment} to be archived"),
