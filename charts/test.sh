@@ -69,9 +69,12 @@ expected_rules=$(cat <<'EOF'
   - apiGroups: [""]
     resources: ["pods"]
     verbs: ["get", "list"]
+  - apiGroups: [""]
+    resources: ["pods/log"]
+    verbs: ["get"]
   - apiGroups: ["batch"]
     resources: ["jobs"]
-    verbs: ["list", "watch"]
+    verbs: ["get", "list", "watch", "create", "patch", "delete"]
   - apiGroups: [""]
     resources: ["persistentvolumeclaims"]
     verbs: ["get", "create"]
@@ -321,7 +324,8 @@ SAR
   can yes list pods default
   can yes patch cronjobs.batch default
   can yes create persistentvolumeclaims default
-  can no create jobs.batch default
+  can yes create jobs.batch default
+  can yes get pods/log default
   can no create pods/exec default
   can yes get configmaps default
   can no patch persistentvolumeclaims default
