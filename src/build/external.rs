@@ -46,6 +46,23 @@ pub struct UserSecret {
 }
 
 impl UserSecret {
+    /// The Secret's `url`, parsed (empty without one): the parts a key of
+    /// the same name does not give.
+    pub fn url(&self, part: &str, schemes: &[&str]) -> Result<Url, BuildError> {
+        self.get("url")
+            .map(|u| parse_url(u, schemes))
+            .transpose()
+            .map_err(|m| problem(part, &self.name, m))
+            .map(Option::unwrap_or_default)
+    }
+
+    /// `key`'s value, else the url's part.
+    pub fn pick(&self, key: &str, from_url: &Option<String>) -> Option<String> {
+        self.get(key)
+            .map(str::to_string)
+            .or_else(|| from_url.clone())
+    }
+
     pub fn get(&self, key: &str) -> Option<&str> {
         self.data
             .get(key)

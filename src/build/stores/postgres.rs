@@ -125,17 +125,8 @@ impl Engine for Postgres {
         user: &UserSecret,
     ) -> Result<Vec<(&'static str, String)>, BuildError> {
         let fail = |m: String| external::problem(self.part(), &user.name, m);
-        let url = user
-            .get("url")
-            .map(|u| external::parse_url(u, &["postgres", "postgresql"]))
-            .transpose()
-            .map_err(fail)?
-            .unwrap_or_default();
-        let pick = |key: &str, from_url: &Option<String>| {
-            user.get(key)
-                .map(str::to_string)
-                .or_else(|| from_url.clone())
-        };
+        let url = user.url(self.part(), &["postgres", "postgresql"])?;
+        let pick = |key: &str, from_url: &Option<String>| user.pick(key, from_url);
         let need = |key: &'static str, from_url: &Option<String>| {
             pick(key, from_url).ok_or_else(|| {
                 fail(format!(

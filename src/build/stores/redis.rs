@@ -114,17 +114,8 @@ impl Engine for Redis {
         user: &UserSecret,
     ) -> Result<Vec<(&'static str, String)>, BuildError> {
         let fail = |m: String| external::problem(self.part(), &user.name, m);
-        let url = user
-            .get("url")
-            .map(|u| external::parse_url(u, &["redis", "rediss"]))
-            .transpose()
-            .map_err(fail)?
-            .unwrap_or_default();
-        let pick = |key: &str, from_url: &Option<String>| {
-            user.get(key)
-                .map(str::to_string)
-                .or_else(|| from_url.clone())
-        };
+        let url = user.url(self.part(), &["redis", "rediss"])?;
+        let pick = |key: &str, from_url: &Option<String>| user.pick(key, from_url);
         let host = pick("host", &url.host).ok_or_else(|| {
             fail("key `host` is missing (give it, or a `url` that has it)".into())
         })?;
