@@ -255,20 +255,25 @@ pub async fn deploy_shop(ctx: &mut Ctx, tweak: impl FnOnce(&mut Value)) -> Resul
 pub async fn shop_client(ctx: &mut Ctx, service: &str) -> Result<Shop> {
     let addr = service_addr(&ctx.client, &ctx.ns, service).await?;
     let shop = Shop::new(ctx.http().await?, addr);
-    wait::until(
+    answers_ready(
+        &shop,
         &format!("Service {service} ({addr}) to answer GET /readyz with 200"),
-        Duration::from_secs(60),
-        async || {
-            let r = shop.ready().await?;
-            Ok(if r.status == 200 {
-                Ready(())
-            } else {
-                Pending(r.summary())
-            })
-        },
     )
     .await?;
     Ok(shop)
+}
+
+/// Waits up to 60 s until `shop` answers GET /readyz with 200.
+pub async fn answers_ready(shop: &Shop, what: &str) -> Result<()> {
+    wait::until(what, Duration::from_secs(60), async || {
+        let r = shop.ready().await?;
+        Ok(if r.status == 200 {
+            Ready(())
+        } else {
+            Pending(r.summary())
+        })
+    })
+    .await
 }
 
 /// Sets metadata.annotations[key] with a merge patch: a metadata-only change

@@ -82,17 +82,9 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     // The user's story, through the controller, by host name.
     let shop = Shop::routed(ctx.http().await?, controller, &host);
     let start = Instant::now();
-    wait::until(
+    appstack::answers_ready(
+        &shop,
         &format!("GET /readyz through {controller} with Host {host}"),
-        Duration::from_secs(60),
-        async || {
-            let r = shop.ready().await?;
-            Ok(if r.status == 200 {
-                Ready(())
-            } else {
-                Pending(r.summary())
-            })
-        },
     )
     .await?;
     ctx.step(format!(
