@@ -32,13 +32,7 @@ pub fn run(ctx: &mut Ctx) -> ScenarioFuture<'_> {
 }
 
 async fn scenario(ctx: &mut Ctx) -> Result<()> {
-    let mut shop = appstack::shop_manifest(ctx)?;
-    // Redis 8.0 started again on the damaged AOF manifest this scenario
-    // writes (run of 2026-12-06: one restart, then served), where 7.0
-    // refuses it; the operator's report of the refusal is proven on 7.
-    if ctx.env.is_local() {
-        appstack::on_older_majors(&mut shop);
-    }
+    let shop = appstack::shop_manifest(ctx)?;
     apply::object(
         &ctx.client,
         &ctx.ns,
@@ -238,12 +232,13 @@ async fn redis_quotes_passwords(ctx: &Ctx, passwords: &BTreeMap<String, String>)
     // A manifest line Redis cannot parse is quoted whole in its log, which
     // the kubelet keeps as the container's termination message
     // (FallbackToLogsOnError); the restart of the server (not the pod)
-    // makes it read the file again.
+    // makes it read the file again. AOF is switched off first, as Redis 8
+    // writes its own manifest back on shutdown otherwise.
     let (_, out) = in_redis(
         ctx,
         &format!(
-            "printf 'file appendonly.aof.1.base.rdb seq 1 type b\\n%s %s\\n' \"$APP_PASSWORD\" \"$REDISCLI_AUTH\" > /data/appendonlydir/appendonly.aof.manifest && ({} shutdown nosave || true)",
-            pods::REDIS_CLI
+            "{cli} config set appendonly no >/dev/null && printf 'file appendonly.aof.1.base.rdb seq 1 type b\\n%s %s\\n' \"$APP_PASSWORD\" \"$REDISCLI_AUTH\" > /data/appendonlydir/appendonly.aof.manifest && ({cli} shutdown nosave || true)",
+            cli = pods::REDIS_CLI
         ),
     )
     .await?;

@@ -27,13 +27,7 @@ pub fn run(ctx: &mut Ctx) -> ScenarioFuture<'_> {
 }
 
 async fn scenario(ctx: &mut Ctx) -> Result<()> {
-    let mut shop = appstack::shop_manifest(ctx)?;
-    // Redis 8.0 started again on the damaged AOF manifest this scenario
-    // writes (run of 2026-12-06: one restart, then served), where 7.0
-    // refuses it; the operator's report of the refusal is proven on 7.
-    if ctx.env.is_local() {
-        appstack::on_older_majors(&mut shop);
-    }
+    let shop = appstack::shop_manifest(ctx)?;
     apply::object(
         &ctx.client,
         &ctx.ns,
@@ -205,12 +199,13 @@ async fn redis_password_changed(ctx: &mut Ctx) -> Result<()> {
 
 async fn redis_aof_unreadable(ctx: &mut Ctx) -> Result<()> {
     // A manifest Redis cannot parse, then a restart of the server (not of
-    // the pod): it must read the file again, and cannot.
+    // the pod): it must read the file again, and cannot. AOF is switched off
+    // first, as Redis 8 writes its own manifest back on shutdown otherwise.
     exec(
         ctx,
         REDIS_POD,
         "redis",
-        &format!("printf 'file appendonly.aof.1.base.rdb seq 1 type b\\nnot a manifest line\\n' > /data/appendonlydir/appendonly.aof.manifest && ({} shutdown nosave || true)", pods::REDIS_CLI),
+        &format!("{cli} config set appendonly no >/dev/null && printf 'file appendonly.aof.1.base.rdb seq 1 type b\\nnot a manifest line\\n' > /data/appendonlydir/appendonly.aof.manifest && ({cli} shutdown nosave || true)", cli = pods::REDIS_CLI),
     )
     .await
     .or_else(|e| {
