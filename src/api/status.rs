@@ -12,7 +12,8 @@ pub struct AppStackStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Ready (every component and store serves), Progressing (a rollout is
-    /// under way) and Degraded (the spec or a change to it cannot be realised).
+    /// under way) and Degraded (the spec or a change to it cannot be realised);
+    /// Reconciling and Stalled say the same for kstatus (Flux, kpt).
     #[serde(default)]
     pub conditions: Vec<Condition>,
     /// Replicas of each stateless component.

@@ -3,7 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use super::{DEGRADED, PROGRESSING, Problem, READY};
+use super::{DEGRADED, PROGRESSING, Problem, READY, RECONCILING, STALLED};
 use crate::api::AppStackStatus;
 
 pub(super) type Cond = (&'static str, bool, &'static str, String);
@@ -13,6 +13,32 @@ pub(super) fn conditions(
     all_ready: bool,
     waiting: &[String],
 ) -> Vec<Cond> {
+    let mut conds = ours(problem, all_ready, waiting);
+    conds.extend(kstatus(problem, &conds));
+    conds
+}
+
+/// Reconciling and Stalled, read from ours the way kstatus wants them: a
+/// stack rolling out, or retrying a failed reconcile, is still reconciling;
+/// any other problem waits for the user (Stalled, kstatus' Failed), so a
+/// GitOps tool stops waiting and says why.
+fn kstatus(problem: Option<&Problem>, ours: &[Cond]) -> [Cond; 2] {
+    let progressing = ours.iter().find(|c| c.0 == PROGRESSING);
+    let (rolling, reason, message) = match (problem, progressing) {
+        (Some(p @ Problem::ReconcileFailed(m)), _) => (true, p.reason(), m.clone()),
+        (_, Some(c)) => (c.1, c.2, c.3.clone()),
+        (_, None) => (false, "Complete", String::new()),
+    };
+    let stalled = match problem {
+        None | Some(Problem::ReconcileFailed(_)) => {
+            (STALLED, false, "AsExpected", "no problem found".into())
+        }
+        Some(p) => (STALLED, true, p.reason(), p.message().to_string()),
+    };
+    [(RECONCILING, rolling, reason, message), stalled]
+}
+
+fn ours(problem: Option<&Problem>, all_ready: bool, waiting: &[String]) -> Vec<Cond> {
     let waiting_msg = format!("waiting for {}", waiting.join(", "));
     match problem {
         Some(Problem::InvalidSpec(msg)) => vec![
@@ -177,6 +203,26 @@ mod tests {
         assert!(find(&conds, READY).1);
         assert_eq!(find(&conds, DEGRADED).2, "ChangeRejected");
         assert!(!find(&conds, PROGRESSING).1);
+    }
+
+    #[test]
+    fn kstatus_sees_a_rollout_or_a_retry_as_reconciling_and_a_problem_for_the_user_as_stalled() {
+        let rolling = conditions(None, false, &["web".into()]);
+        assert!(find(&rolling, RECONCILING).1);
+        assert!(!find(&rolling, STALLED).1);
+        let done = conditions(None, true, &[]);
+        assert!(!find(&done, RECONCILING).1);
+        assert!(!find(&done, STALLED).1);
+        let retry = conditions(Some(&Problem::ReconcileFailed("timeout".into())), true, &[]);
+        assert!(find(&retry, RECONCILING).1);
+        assert!(!find(&retry, STALLED).1);
+        let p = Problem::MigrationFailed("Job shop-web-migrate-1 failed".into());
+        let stuck = conditions(Some(&p), true, &[]);
+        assert!(!find(&stuck, RECONCILING).1);
+        assert_eq!(
+            find(&stuck, STALLED),
+            &(STALLED, true, "MigrationFailed", p.message().to_string())
+        );
     }
 
     #[test]

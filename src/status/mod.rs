@@ -7,6 +7,8 @@
 //! store's pod does not serve (`pods`) and what the backup pods said
 //! (`backups`). This file puts them together.
 
+#[cfg(test)]
+mod argocd_health_tests;
 mod backups;
 mod children;
 mod conditions;
@@ -38,6 +40,10 @@ pub use problem::Problem;
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
+/// kstatus' standard conditions (Flux, kpt, Config Sync read these, not
+/// Progressing or Degraded): Reconciling is InProgress, Stalled is Failed.
+pub const RECONCILING: &str = "Reconciling";
+pub const STALLED: &str = "Stalled";
 /// True while the newest backup of a store failed (only with backups).
 pub const BACKUP_FAILING: &str = "BackupFailing";
 
