@@ -22,10 +22,11 @@ test: lint unit generated-check cluster-up images images-previous chart-check e2
 SCRIPTS = $(sort $(wildcard src/build/scripts/*.sh src/build/backup/*.sh))
 
 .PHONY: lint
-lint: ## rustfmt, clippy (warnings are errors) and shellcheck of the scripts
+lint: ## rustfmt, clippy (warnings are errors), shellcheck of the scripts, actionlint of the workflows
 	@$(STEP) "rustfmt" cargo fmt --all -- --check
 	@$(STEP) "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
 	@$(MAKE) --no-print-directory shellcheck
+	@$(STEP) "actionlint (release workflow)" e2e/lib/actionlint.sh
 
 .PHONY: shellcheck
 shellcheck: ## shellcheck every script the stores run, as POSIX sh
@@ -42,11 +43,13 @@ unit: ## unit and golden tests (no cluster needed)
 generate: ## regenerate the CRD, the chart's CRD and deploy/ from the sources
 	@cargo run --quiet --locked --bin appstack-operator -- crd > crds/appstack.dev_appstacks.yaml
 	@charts/sync-crd.sh
+	@charts/docs.sh
 
 .PHONY: generated-check
 generated-check: ## fail when generated files drift from their sources
 	@$(STEP) "CRD drift" cargo test --locked -p appstack --test crd_drift
 	@$(STEP) "chart CRD and deploy/ drift" charts/sync-crd.sh --check
+	@$(STEP) "chart values table drift (helm-docs)" charts/docs.sh --check
 
 .PHONY: build
 build: ## release binaries of the operator and the demo app

@@ -4,7 +4,7 @@
 # into a cache keyed by version, outside the repository. Sourced by cluster.sh;
 # `e2e/lib/tools.sh [name...]` builds the named ones (default: all), among:
 # etcd kubernetes coredns metrics-server helm local-path-provisioner kube-router
-# versitygw traefik.
+# versitygw traefik actionlint helm-docs.
 set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.34.4}
@@ -28,6 +28,12 @@ TRAEFIK_VERSION=${TRAEFIK_VERSION:-v3.6.12}
 # The Gateway API CRDs come from this module (`go mod download`, never committed);
 # the version Traefik $TRAEFIK_VERSION is built against.
 GATEWAY_API_VERSION=${GATEWAY_API_VERSION:-v1.4.0}
+
+# Checks of the repository's own files, built when `make lint` (actionlint: the
+# release workflow) and `make generated-check` (helm-docs: the chart's values
+# table) first need them, never by `up`.
+ACTIONLINT_VERSION=${ACTIONLINT_VERSION:-v1.7.12}
+HELM_DOCS_VERSION=${HELM_DOCS_VERSION:-v1.14.2}
 
 APPSTACK_CACHE=${APPSTACK_CACHE:-$HOME/.cache/appstack}
 TOOLS_DIR="$APPSTACK_CACHE/tools"
@@ -53,6 +59,8 @@ tool_bin_dir() { # name -> directory holding that tool's binaries
     kube-router) echo "$TOOLS_DIR/kube-router-$KUBE_ROUTER_VERSION/bin" ;;
     versitygw) echo "$TOOLS_DIR/versitygw-$VERSITYGW_VERSION/bin" ;;
     traefik) echo "$TOOLS_DIR/traefik-$TRAEFIK_VERSION/bin" ;;
+    actionlint) echo "$TOOLS_DIR/actionlint-$ACTIONLINT_VERSION/bin" ;;
+    helm-docs) echo "$TOOLS_DIR/helm-docs-$HELM_DOCS_VERSION/bin" ;;
     *) echo "unknown tool $1" >&2; return 1 ;;
   esac
 }
@@ -158,6 +166,17 @@ build_kube_router() {
 build_versitygw() {
   _go_install github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION" \
     "$(tool_bin_dir versitygw)" versitygw
+}
+
+build_actionlint() {
+  _go_install github.com/rhysd/actionlint/cmd/actionlint "$ACTIONLINT_VERSION" \
+    "$(tool_bin_dir actionlint)" actionlint \
+    "-X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION"
+}
+
+build_helm_docs() {
+  _go_install github.com/norwoodj/helm-docs/cmd/helm-docs "$HELM_DOCS_VERSION" \
+    "$(tool_bin_dir helm-docs)" helm-docs
 }
 
 # Traefik's go.mod carries replace lines (its forks of two libraries), which

@@ -105,4 +105,35 @@ mod tests {
             assert!(crd.contains(&format!("(u == '{part}' && has(self.{part}))")));
         }
     }
+
+    /// Artifact Hub lists the images a chart runs: the chart names the
+    /// operator's at its appVersion and every engine's default.
+    #[test]
+    fn the_chart_lists_the_operator_image_and_every_default_store_image() {
+        let chart: serde_yaml::Value =
+            serde_yaml::from_str(include_str!("../../../charts/appstack-operator/Chart.yaml"))
+                .unwrap();
+        let listed: serde_yaml::Value = serde_yaml::from_str(
+            chart["annotations"]["artifacthub.io/images"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        let images: Vec<&str> = listed
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|i| i["image"].as_str().unwrap())
+            .collect();
+        let app_version = chart["appVersion"].as_str().unwrap();
+        let mut want = vec![format!(
+            "ghcr.io/appstack-dev/appstack-operator:{app_version}"
+        )];
+        let spec: AppStackSpec = serde_json::from_value(serde_json::json!({
+            "components": [{"name": "web", "image": "web:1", "port": 8080}],
+        }))
+        .unwrap();
+        want.extend(ENGINES.iter().map(|e| e.image(&spec)));
+        assert_eq!(images, want);
+    }
 }
