@@ -12,7 +12,7 @@
 # then the same plus 1 GiB in two relation files (random, as PostgreSQL's
 # are to a compressor). Everything goes to the bucket `agent-bench`, under a
 # prefix per run, and is removed afterwards; about 3.5 GB of disk while it
-# runs. Takes about 3 minutes per binary on 2 cores.
+# runs. Takes about 4 minutes for two binaries on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,14 +37,16 @@ trap cleanup EXIT
 
 curl -fsS --aws-sigv4 "aws:amz:$S3_REGION:s3" \
   --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
-  -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' -X PUT "$S3_ENDPOINT/$S3_BUCKET" >/dev/null ||
+  -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' -X PUT "$S3_ENDPOINT/$S3_BUCKET" >/dev/null 2>&1 ||
   true # already there
 
-# The demo's volume: the newest PostgreSQL base backup left in the server.
-end=$(find "$S3_DIR/data" -path '*/postgres/base/*.end' -printf '%T@ %p\n' 2>/dev/null |
-  sort -n | tail -1 | cut -d' ' -f2-)
-[[ -n $end ]] || { echo "no PostgreSQL base backup in the S3 server: run backup-to-s3-and-restore once" >&2; exit 1; }
-store=${end%/base/*}
+# The demo's volume: the oldest base backup a backup-to-s3-and-restore run
+# left in the server (not one a running scenario may be deleting), or
+# BENCH_SOURCE (a store's directory in the server, holding base/ and wal/).
+end=$(find "$S3_DIR/data" -path '*/e2e-backup-to-s3-and-restore-*/postgres/base/*.end' \
+  -printf '%T@ %p\n' 2>/dev/null | sort -n | head -1 | cut -d' ' -f2-)
+store=${BENCH_SOURCE:-${end%/base/*}}
+[[ -d $store/base ]] || { echo "no PostgreSQL base backup in the S3 server: run backup-to-s3-and-restore once" >&2; exit 1; }
 mkdir -p "$work/demo" "$work/big"
 cp -r "$store/base" "$work/demo/"
 [[ -d $store/wal ]] && cp -r "$store/wal" "$work/demo/"
@@ -72,7 +74,10 @@ for n in 49998 49999 50000 50001 50002; do
 done
 
 sums() { (cd "$1" && find base -type f -exec sha256sum {} + | sort); }
-seconds() { /usr/bin/time -f '%e %M' -o "$work/time" "$@" >/dev/null 2>&1 || true; cut -d' ' -f1 "$work/time"; }
+seconds() {
+  /usr/bin/time -f '%e %M' -o "$work/time" "$@" >"$work/out" 2>&1 || { tail -3 "$work/out" >&2; exit 1; }
+  cut -d' ' -f1 "$work/time"
+}
 
 printf '%-40s %10s %10s %10s %10s %12s\n' binary "demo up" "demo down" "1G up" "1G down" "WAL RSS MiB"
 for bin in "${binaries[@]}"; do
@@ -93,6 +98,6 @@ for bin in "${binaries[@]}"; do
   S3_PREFIX=rss/shop/postgres/ /usr/bin/time -f '%e %M' -o "$work/time" \
     timeout -s INT 20 "$bin" backup-sync --store postgres --root "$work/vol" --only wal/ --every 5 \
     >/dev/null 2>&1 || true
-  rss=$(awk '{printf "%.1f", $2 / 1024}' "$work/time")
+  rss=$(tail -1 "$work/time" | awk '{printf "%.1f", $2 / 1024}')
   printf '%-40s %10s %10s %10s %10s %12s\n' "$(basename "$(dirname "$bin")")/$(basename "$bin")" "${row[@]}" "$rss"
 done
