@@ -27,7 +27,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// One request, body included: a part, a listing page, or the download of
 /// one file (PostgreSQL's are at most 1 GiB; a download cut short resumes
-/// where it stopped).
+/// where it stopped when the server gave the object's ETag).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 /// Retries of a failed request (connection refused or reset, timeouts, 5xx,
 /// throttling), with exponential backoff, all within `RETRY_WINDOW`.
