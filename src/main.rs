@@ -47,6 +47,12 @@ struct S3Args {
     access_key: String,
     #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
     secret_key: String,
+    /// Temporary credentials' session token (STS).
+    #[arg(long, env = "AWS_SESSION_TOKEN", hide_env_values = true)]
+    session_token: Option<String>,
+    /// PEM certificates to trust for the endpoint, beside the system's.
+    #[arg(long, env = "S3_CA_PEM", hide_env_values = true)]
+    ca_pem: Option<String>,
 }
 
 /// The backup layout of the store named by `--store` (redis, postgres), as
@@ -225,13 +231,15 @@ fn agent(work: impl std::future::Future<Output = Result<(), String>>) -> ExitCod
 }
 
 fn remote(s3: S3Args) -> Result<appstack::backup_agent::Remote, String> {
-    let bucket = appstack::backup_agent::s3::Bucket::new(
-        &s3.endpoint,
-        &s3.region,
-        &s3.bucket,
-        &s3.access_key,
-        &s3.secret_key,
-    )
+    let bucket = appstack::backup_agent::s3::Bucket::new(&appstack::backup_agent::s3::Config {
+        endpoint: s3.endpoint,
+        region: s3.region,
+        bucket: s3.bucket,
+        access_key: s3.access_key,
+        secret_key: s3.secret_key,
+        session_token: s3.session_token,
+        ca_pem: s3.ca_pem,
+    })
     .map_err(|e| e.to_string())?;
     appstack::backup_agent::Remote::new(bucket, &s3.prefix).map_err(|e| e.to_string())
 }

@@ -1,60 +1,83 @@
-//! A small S3 client: PUT, GET, DELETE and ListObjectsV2 with Signature
-//! Version 4 (path-style addresses, so any S3-compatible server works), over
-//! the hyper and rustls already in the operator. Bodies are streamed from and
-//! to files and sent UNSIGNED-PAYLOAD: integrity is checked end to end by the
-//! backup's own checksums (manifests, .sha256 files), not by the transport.
+//! The backup agent's bucket: object_store's S3 backend (SigV4, path-style
+//! addresses so any S3-compatible server works, retries with backoff,
+//! timeouts, multipart uploads, session tokens), configured here. What it
+//! leaves to us: which keys, how files meet objects (a download goes to a
+//! fresh file renamed into place, never through a symlink), and memory
+//! bounds (a small file is one PUT from memory, a large one parts of
+//! `PART` bytes, at most `PARTS_IN_FLIGHT` at once).
 
 use std::path::Path;
+use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full, StreamBody};
-use hyper::body::Frame;
-use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::Client as Http;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use k8s_openapi::jiff::Timestamp;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use ring::{digest, hmac};
-use tokio::io::AsyncWriteExt;
-use tokio_util::io::ReaderStream;
+use futures::StreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::list::{PaginatedListOptions, PaginatedListStore};
+use object_store::path::Path as Key;
+use object_store::{
+    BackoffConfig, Certificate, ClientOptions, ObjectStoreExt, PutPayload, RetryConfig,
+    WriteMultipart,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// What S3 leaves unencoded in a path segment or query value.
-const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+/// A connection that does not open within this is given up (and retried).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A response that sends nothing for this long is given up (and retried):
+/// what keeps the WAL copy from hanging on a server that stopped answering.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// One request, body included: a part, a listing page, or the download of
+/// one file (PostgreSQL's are at most 1 GiB; a download cut short resumes
+/// where it stopped when the server gave the object's ETag).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// Retries of a failed request (connection refused or reset, timeouts, 5xx,
+/// throttling), with exponential backoff, all within `RETRY_WINDOW`.
+const RETRIES: usize = 6;
+const RETRY_WINDOW: Duration = Duration::from_secs(120);
+/// Files up to this size go as one PUT, read into memory (so that a retry
+/// can send them again); larger ones as a multipart upload of such parts.
+pub const PART: usize = 8 * 1024 * 1024;
+/// Parts of one upload sent at the same time.
+const PARTS_IN_FLIGHT: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum S3Error {
     #[error("S3 endpoint {0:?}: must be http(s)://host[:port]")]
     Endpoint(String),
-    #[error("{method} {key}: {status}: {body}")]
-    Status {
-        method: &'static str,
-        key: String,
-        status: StatusCode,
-        body: String,
+    #[error("S3 endpoint's CA (ca.crt in the S3 Secret): {0}")]
+    Ca(String),
+    /// The bucket lists a key object_store will not take as a path ('.',
+    /// '..' or empty segments, control characters): named, never fetched.
+    #[error("key {key:?}: {why}")]
+    BadKey { key: String, why: String },
+    #[error("{what} (S3 at {endpoint}): {source}")]
+    Store {
+        what: String,
+        endpoint: String,
+        source: object_store::Error,
     },
-    #[error("{0}: {1}")]
-    Transport(String, String),
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
 }
 
-type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+/// Where and as whom: what the agent is given by its environment.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// http(s)://host[:port]
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    pub access_key: String,
+    pub secret_key: String,
+    /// AWS_SESSION_TOKEN: temporary credentials (STS).
+    pub session_token: Option<String>,
+    /// PEM certificates trusted for the endpoint, beside the system's.
+    pub ca_pem: Option<String>,
+}
 
-/// One bucket at one endpoint, with one key pair.
+/// One bucket at one endpoint, with one set of credentials.
 pub struct Bucket {
-    http: Http<hyper_rustls::HttpsConnector<HttpConnector>, Body>,
-    /// scheme://host[:port], no trailing slash.
+    store: AmazonS3,
     endpoint: String,
-    host: String,
-    region: String,
-    bucket: String,
-    access_key: String,
-    secret_key: String,
 }
 
 /// An object in a listing.
@@ -71,75 +94,183 @@ pub struct Page {
     pub truncated: bool,
 }
 
+/// The TLS of reqwest (under object_store) takes the process's rustls
+/// provider: ring, already in the operator, rather than aws-lc's C build.
+fn install_ring() {
+    // Err only when a provider is already installed, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The endpoint without its trailing '/', if it is http(s)://host[:port].
+fn endpoint_of(endpoint: &str) -> Option<&str> {
+    let endpoint = endpoint.trim_end_matches('/');
+    let host = endpoint
+        .strip_prefix("https://")
+        .or_else(|| endpoint.strip_prefix("http://"))?;
+    (!host.is_empty() && !host.contains(['/', '?', '#', '@'])).then_some(endpoint)
+}
+
+/// The client's options: timeouts, plain HTTP only for an http:// endpoint,
+/// and the endpoint's CA when one is given.
+fn client_options(endpoint: &str, ca_pem: Option<&str>) -> Result<ClientOptions, S3Error> {
+    let mut options = ClientOptions::new()
+        .with_allow_http(endpoint.starts_with("http://"))
+        .with_connect_timeout(CONNECT_TIMEOUT)
+        .with_read_timeout(READ_TIMEOUT)
+        .with_timeout(REQUEST_TIMEOUT);
+    if let Some(pem) = ca_pem.map(str::trim).filter(|p| !p.is_empty()) {
+        let certificates =
+            Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| S3Error::Ca(e.to_string()))?;
+        if certificates.is_empty() {
+            return Err(S3Error::Ca("holds no PEM certificate".into()));
+        }
+        for certificate in certificates {
+            options = options.with_root_certificate(certificate);
+        }
+    }
+    Ok(options)
+}
+
+fn retry() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(20),
+            base: 2.0,
+        },
+        max_retries: RETRIES,
+        retry_timeout: RETRY_WINDOW,
+    }
+}
+
+/// A key we build (prefix and a relative path already checked by
+/// `unsafe_path`), as object_store takes it: unchanged, never re-encoded.
+fn key(key: &str) -> Result<Key, S3Error> {
+    Key::parse(key).map_err(|e| S3Error::BadKey {
+        key: key.to_string(),
+        why: e.to_string(),
+    })
+}
+
 impl Bucket {
-    pub fn new(
-        endpoint: &str,
-        region: &str,
-        bucket: &str,
-        access_key: &str,
-        secret_key: &str,
-    ) -> Result<Self, S3Error> {
-        let endpoint = endpoint.trim_end_matches('/').to_string();
-        let host = endpoint
-            .strip_prefix("https://")
-            .or_else(|| endpoint.strip_prefix("http://"))
-            .filter(|h| !h.is_empty() && !h.contains('/'))
-            .ok_or_else(|| S3Error::Endpoint(endpoint.clone()))?
+    pub fn new(config: &Config) -> Result<Self, S3Error> {
+        install_ring();
+        let endpoint = endpoint_of(&config.endpoint)
+            .ok_or_else(|| S3Error::Endpoint(config.endpoint.clone()))?
             .to_string();
-        let tls = rustls_platform_verifier::BuilderVerifierExt::with_platform_verifier(
-            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| S3Error::Transport("TLS".into(), e.to_string()))?,
-        )
-        .map_err(|e| S3Error::Transport("TLS roots".into(), e.to_string()))?
-        .with_no_client_auth();
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
-        Ok(Self {
-            http: Http::builder(TokioExecutor::new()).build(connector),
-            endpoint,
-            host,
-            region: region.to_string(),
-            bucket: bucket.to_string(),
-            access_key: access_key.to_string(),
-            secret_key: secret_key.to_string(),
-        })
+        let mut builder = AmazonS3Builder::new()
+            .with_endpoint(&endpoint)
+            .with_region(&config.region)
+            .with_bucket_name(&config.bucket)
+            .with_access_key_id(&config.access_key)
+            .with_secret_access_key(&config.secret_key)
+            // Path-style (`<endpoint>/<bucket>/<key>`): what every
+            // S3-compatible server answers, AWS included.
+            .with_virtual_hosted_style_request(false)
+            .with_allow_http(endpoint.starts_with("http://"))
+            .with_client_options(client_options(&endpoint, config.ca_pem.as_deref())?)
+            .with_retry(retry());
+        if let Some(token) = config.session_token.as_deref().filter(|t| !t.is_empty()) {
+            builder = builder.with_token(token);
+        }
+        let store = builder.build().map_err(|source| S3Error::Store {
+            what: "configuring the client".into(),
+            endpoint: endpoint.clone(),
+            source,
+        })?;
+        Ok(Self { store, endpoint })
     }
 
-    /// Uploads a file as `key`.
-    pub async fn put_file(&self, key: &str, path: &Path) -> Result<(), S3Error> {
-        let file = tokio::fs::File::open(path)
+    fn failed(&self, what: impl Into<String>) -> impl FnOnce(object_store::Error) -> S3Error {
+        let endpoint = self.endpoint.clone();
+        let what = what.into();
+        move |source| match source {
+            // A listed key object_store will not take as a path: named.
+            object_store::Error::InvalidPath { source } => S3Error::BadKey {
+                key: bad_key(&source),
+                why: source.to_string(),
+            },
+            source => S3Error::Store {
+                what,
+                endpoint,
+                source,
+            },
+        }
+    }
+
+    /// Uploads a file as `key`: one PUT up to `PART` bytes, else a
+    /// multipart upload (S3's 5 GiB limit of a PUT does not apply), aborted
+    /// when a part fails for good.
+    pub async fn put_file(&self, key_: &str, path: &Path) -> Result<(), S3Error> {
+        let io = |e| S3Error::Io(path.display().to_string(), e);
+        let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+        let len = file.metadata().await.map_err(io)?.len();
+        let location = key(key_)?;
+        if len <= PART as u64 {
+            let mut data = Vec::with_capacity(len as usize);
+            file.read_to_end(&mut data).await.map_err(io)?;
+            self.store
+                .put(&location, PutPayload::from(Bytes::from(data)))
+                .await
+                .map_err(self.failed(format!("PUT {key_}")))?;
+            return Ok(());
+        }
+        let upload = self
+            .store
+            .put_multipart(&location)
             .await
-            .map_err(|e| S3Error::Io(path.display().to_string(), e))?;
-        let len = file
-            .metadata()
-            .await
-            .map_err(|e| S3Error::Io(path.display().to_string(), e))?
-            .len();
-        let stream = futures::StreamExt::map(ReaderStream::new(file), |r| r.map(Frame::data));
-        let body = BodyExt::boxed_unsync(StreamBody::new(stream));
-        self.send(Method::PUT, key, &[], body, Some(len)).await?;
-        Ok(())
+            .map_err(self.failed(format!("PUT {key_} (multipart)")))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
+        let mut buf = vec![0u8; 1024 * 1024];
+        let sent: Result<(), S3Error> = async {
+            loop {
+                let n = file.read(&mut buf).await.map_err(io)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                writer
+                    .wait_for_capacity(PARTS_IN_FLIGHT)
+                    .await
+                    .map_err(self.failed(format!("PUT {key_} (part)")))?;
+                writer.write(&buf[..n]);
+            }
+        }
+        .await;
+        match sent {
+            Ok(()) => {
+                writer
+                    .finish()
+                    .await
+                    .map_err(self.failed(format!("PUT {key_} (completing)")))?;
+                Ok(())
+            }
+            Err(error) => {
+                if let Err(abort) = writer.abort().await {
+                    tracing::warn!(key = key_, error = %abort, "aborting the multipart upload");
+                }
+                Err(error)
+            }
+        }
     }
 
     /// Uploads bytes as `key`.
-    pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), S3Error> {
-        let len = bytes.len() as u64;
-        let body = BodyExt::boxed_unsync(Full::new(Bytes::from(bytes)).map_err(|e| match e {}));
-        self.send(Method::PUT, key, &[], body, Some(len)).await?;
+    pub async fn put_bytes(&self, key_: &str, bytes: Vec<u8>) -> Result<(), S3Error> {
+        self.store
+            .put(&key(key_)?, PutPayload::from(Bytes::from(bytes)))
+            .await
+            .map_err(self.failed(format!("PUT {key_}")))?;
         Ok(())
     }
 
     /// Downloads `key` into `path`: written to a fresh file beside it (an
     /// existing one, or a symlink planted there, is removed, never followed),
     /// then renamed over `path` (which replaces a symlink, not its target).
-    pub async fn get_file(&self, key: &str, path: &Path) -> Result<(), S3Error> {
-        let response = self.send(Method::GET, key, &[], empty(), None).await?;
+    pub async fn get_file(&self, key_: &str, path: &Path) -> Result<(), S3Error> {
+        let response = self
+            .store
+            .get(&key(key_)?)
+            .await
+            .map_err(self.failed(format!("GET {key_}")))?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -156,13 +287,10 @@ impl Bucket {
             .open(&tmp)
             .await
             .map_err(io)?;
-        let mut body = response.into_body();
-        while let Some(frame) = body.frame().await {
-            let frame =
-                frame.map_err(|e| S3Error::Transport(format!("GET {key}"), e.to_string()))?;
-            if let Ok(data) = frame.into_data() {
-                file.write_all(&data).await.map_err(io)?;
-            }
+        let mut body = response.into_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(self.failed(format!("GET {key_}")))?;
+            file.write_all(&chunk).await.map_err(io)?;
         }
         file.sync_all().await.map_err(io)?;
         tokio::fs::rename(&tmp, path)
@@ -171,39 +299,45 @@ impl Bucket {
     }
 
     /// Downloads `key` into memory.
-    pub async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, S3Error> {
-        let response = self.send(Method::GET, key, &[], empty(), None).await?;
-        let bytes = response
-            .into_body()
-            .collect()
+    pub async fn get_bytes(&self, key_: &str) -> Result<Vec<u8>, S3Error> {
+        let response = self
+            .store
+            .get(&key(key_)?)
             .await
-            .map_err(|e| S3Error::Transport(format!("GET {key}"), e.to_string()))?
-            .to_bytes();
+            .map_err(self.failed(format!("GET {key_}")))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(self.failed(format!("GET {key_}")))?;
         Ok(bytes.to_vec())
     }
 
-    pub async fn delete(&self, key: &str) -> Result<(), S3Error> {
-        self.send(Method::DELETE, key, &[], empty(), None).await?;
-        Ok(())
+    pub async fn delete(&self, key_: &str) -> Result<(), S3Error> {
+        self.store
+            .delete(&key(key_)?)
+            .await
+            .map_err(self.failed(format!("DELETE {key_}")))
     }
 
     /// Every object under `prefix` (ListObjectsV2, all pages).
     pub async fn list(&self, prefix: &str) -> Result<Vec<Object>, S3Error> {
         let mut out = Vec::new();
-        let mut token: Option<String> = None;
+        let mut token = None;
         loop {
-            let mut query = vec![
-                ("list-type".to_string(), "2".to_string()),
-                ("prefix".to_string(), prefix.to_string()),
-            ];
-            if let Some(t) = &token {
-                query.push(("continuation-token".to_string(), t.clone()));
-            }
-            let xml = self.list_xml(&query).await?;
-            let (objects, truncated) = parse_listing(&xml);
-            out.extend(objects);
-            token = elements(&xml, "NextContinuationToken").next().map(unescape);
-            if !truncated || token.is_none() {
+            let page = self
+                .store
+                .list_paginated(
+                    Some(prefix),
+                    PaginatedListOptions {
+                        page_token: token,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(self.failed(format!("listing {prefix}")))?;
+            out.extend(objects(page.result.objects));
+            token = page.page_token;
+            if token.is_none() {
                 return Ok(out);
             }
         }
@@ -218,174 +352,44 @@ impl Bucket {
         start_after: &str,
         max_keys: usize,
     ) -> Result<Page, S3Error> {
-        let query = vec![
-            ("list-type".to_string(), "2".to_string()),
-            ("prefix".to_string(), prefix.to_string()),
-            ("start-after".to_string(), start_after.to_string()),
-            ("max-keys".to_string(), max_keys.to_string()),
-        ];
-        let xml = self.list_xml(&query).await?;
-        let (objects, truncated) = parse_listing(&xml);
-        Ok(Page { objects, truncated })
-    }
-
-    async fn list_xml(&self, query: &[(String, String)]) -> Result<String, S3Error> {
-        let response = self.send(Method::GET, "", query, empty(), None).await?;
-        let body = response
-            .into_body()
-            .collect()
+        let page = self
+            .store
+            .list_paginated(
+                Some(prefix),
+                PaginatedListOptions {
+                    offset: Some(start_after.to_string()),
+                    max_keys: Some(max_keys),
+                    ..Default::default()
+                },
+            )
             .await
-            .map_err(|e| S3Error::Transport("list".into(), e.to_string()))?
-            .to_bytes();
-        Ok(String::from_utf8_lossy(&body).into_owned())
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        key: &str,
-        query: &[(String, String)],
-        body: Body,
-        length: Option<u64>,
-    ) -> Result<hyper::Response<hyper::body::Incoming>, S3Error> {
-        let mut path = format!("/{}", encode(&self.bucket));
-        if !key.is_empty() {
-            path.push('/');
-            path.push_str(&key.split('/').map(encode).collect::<Vec<_>>().join("/"));
-        }
-        let mut pairs: Vec<(String, String)> =
-            query.iter().map(|(k, v)| (encode(k), encode(v))).collect();
-        pairs.sort();
-        let canonical_query = pairs
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("&");
-        let now = Timestamp::now();
-        let amz_date = now.strftime("%Y%m%dT%H%M%SZ").to_string();
-        let date = &amz_date[..8];
-        let payload = "UNSIGNED-PAYLOAD";
-        let canonical_request = format!(
-            "{method}\n{path}\n{canonical_query}\nhost:{}\nx-amz-content-sha256:{payload}\nx-amz-date:{amz_date}\n\nhost;x-amz-content-sha256;x-amz-date\n{payload}",
-            self.host
-        );
-        let scope = format!("{date}/{}/s3/aws4_request", self.region);
-        let to_sign = format!(
-            "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-            hex::encode(digest::digest(
-                &digest::SHA256,
-                canonical_request.as_bytes()
-            ))
-        );
-        let mut signing = hmac::Key::new(
-            hmac::HMAC_SHA256,
-            format!("AWS4{}", self.secret_key).as_bytes(),
-        );
-        for part in [date, self.region.as_str(), "s3", "aws4_request"] {
-            signing = hmac::Key::new(
-                hmac::HMAC_SHA256,
-                hmac::sign(&signing, part.as_bytes()).as_ref(),
-            );
-        }
-        let signature = hex::encode(hmac::sign(&signing, to_sign.as_bytes()));
-        let authorization = format!(
-            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={signature}",
-            self.access_key
-        );
-        let uri = if canonical_query.is_empty() {
-            format!("{}{path}", self.endpoint)
-        } else {
-            format!("{}{path}?{canonical_query}", self.endpoint)
-        };
-        let mut request = Request::builder()
-            .method(method.clone())
-            .uri(&uri)
-            .header("host", &self.host)
-            .header("x-amz-content-sha256", payload)
-            .header("x-amz-date", &amz_date)
-            .header("authorization", authorization);
-        if let Some(len) = length {
-            request = request.header("content-length", len);
-        }
-        let what = format!("{method} {}", if key.is_empty() { "(list)" } else { key });
-        let request = request
-            .body(body)
-            .map_err(|e| S3Error::Transport(what.clone(), e.to_string()))?;
-        let response = self
-            .http
-            .request(request)
-            .await
-            .map_err(|e| S3Error::Transport(what.clone(), format!("{e:?}")))?;
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map(|b| {
-                String::from_utf8_lossy(&b.to_bytes())
-                    .chars()
-                    .take(300)
-                    .collect()
-            })
-            .unwrap_or_default();
-        Err(S3Error::Status {
-            method: match method {
-                Method::PUT => "PUT",
-                Method::DELETE => "DELETE",
-                _ => "GET",
-            },
-            key: key.to_string(),
-            status,
-            body,
+            .map_err(self.failed(format!("listing {prefix} after {start_after}")))?;
+        Ok(Page {
+            objects: objects(page.result.objects),
+            truncated: page.page_token.is_some(),
         })
     }
 }
 
-fn empty() -> Body {
-    BodyExt::boxed_unsync(Empty::new().map_err(|e| match e {}))
-}
-
-fn encode(s: &str) -> String {
-    utf8_percent_encode(s, UNRESERVED).to_string()
-}
-
-/// The texts of `<tag>...</tag>` elements, in order (no nesting of `tag`).
-fn elements<'a>(xml: &'a str, tag: &str) -> impl Iterator<Item = &'a str> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let mut rest = xml;
-    std::iter::from_fn(move || {
-        let start = rest.find(&open)? + open.len();
-        let end = rest[start..].find(&close)? + start;
-        let text = &rest[start..end];
-        rest = &rest[end + close.len()..];
-        Some(text)
-    })
-}
-
-/// The objects of a ListObjectsV2 answer, and whether it was truncated.
-fn parse_listing(xml: &str) -> (Vec<Object>, bool) {
-    let objects = elements(xml, "Contents")
-        .filter_map(|contents| {
-            let key = elements(contents, "Key").next().map(unescape)?;
-            let size = elements(contents, "Size").next()?.parse().ok()?;
-            Some(Object { key, size })
+fn objects(listed: Vec<object_store::ObjectMeta>) -> Vec<Object> {
+    listed
+        .into_iter()
+        .map(|o| Object {
+            key: o.location.as_ref().to_string(),
+            size: o.size,
         })
-        .collect();
-    (objects, elements(xml, "IsTruncated").next() == Some("true"))
+        .collect()
 }
 
-fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&#34;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
+/// The key a path error names.
+fn bad_key(error: &object_store::path::Error) -> String {
+    use object_store::path::Error;
+    match error {
+        Error::EmptySegment { path }
+        | Error::BadSegment { path, .. }
+        | Error::NonUnicode { path, .. } => path.clone(),
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -393,17 +397,67 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lists_are_read_from_the_xml() {
-        let xml = "<ListBucketResult><IsTruncated>true</IsTruncated><Contents><Key>a/b&amp;c</Key><Size>12</Size></Contents><Contents><Key>d</Key><Size>0</Size></Contents><NextContinuationToken>t1</NextContinuationToken></ListBucketResult>";
-        let (objects, truncated) = parse_listing(xml);
-        let keys: Vec<&str> = objects.iter().map(|o| o.key.as_str()).collect();
-        assert_eq!(keys, vec!["a/b&c", "d"]);
-        assert!(truncated);
-        assert_eq!(elements(xml, "NextContinuationToken").next(), Some("t1"));
+    fn endpoints_are_scheme_host_and_port() {
+        assert_eq!(
+            endpoint_of("http://s3.kube-system.svc:9000/"),
+            Some("http://s3.kube-system.svc:9000")
+        );
+        assert_eq!(
+            endpoint_of("https://[fd00::1]:9000"),
+            Some("https://[fd00::1]:9000")
+        );
+        for bad in [
+            "s3.example",
+            "ftp://x",
+            "http://",
+            "http://h/path",
+            "http://u@h",
+        ] {
+            assert_eq!(endpoint_of(bad), None, "{bad}");
+        }
     }
 
     #[test]
-    fn keys_are_encoded_as_s3_signs_them() {
-        assert_eq!(encode("base/2026 x+y~_.-"), "base%2F2026%20x%2By~_.-");
+    fn keys_are_taken_as_they_are() {
+        // No re-encoding: the key in the bucket is the one built.
+        let k = key("team-a/shop/postgres/base/20261201T000000Z/global/pg_control").unwrap();
+        assert_eq!(
+            k.as_ref(),
+            "team-a/shop/postgres/base/20261201T000000Z/global/pg_control"
+        );
+        assert!(key("team-a/../b").is_err());
+        assert!(key("team-a//b").is_err());
+    }
+
+    #[test]
+    fn a_ca_bundle_must_hold_a_certificate() {
+        assert!(client_options("https://s3.example", None).is_ok());
+        assert!(client_options("https://s3.example", Some("  ")).is_ok());
+        let err = client_options("https://s3.example", Some("not a certificate"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("ca.crt"), "{err}");
+    }
+
+    #[test]
+    fn a_client_is_built_for_http_and_https_endpoints() {
+        for endpoint in ["http://127.0.0.1:9", "https://s3.eu-west-1.amazonaws.com"] {
+            let config = Config {
+                endpoint: endpoint.into(),
+                region: "eu-west-1".into(),
+                bucket: "backups".into(),
+                access_key: "k".into(),
+                secret_key: "s".into(),
+                session_token: Some("t".into()),
+                ca_pem: None,
+            };
+            assert!(Bucket::new(&config).is_ok(), "{endpoint}");
+        }
+        let bad = Config {
+            endpoint: "s3.example".into(),
+            ..Config::default()
+        };
+        assert!(matches!(Bucket::new(&bad), Err(S3Error::Endpoint(_))));
     }
 }

@@ -17,6 +17,20 @@ pub fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
     }
 }
 
+/// A variable from a Secret's key that may be absent (the variable is then
+/// unset).
+pub fn optional_secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
+    let mut env = secret_env(name, secret, key);
+    if let Some(selector) = env
+        .value_from
+        .as_mut()
+        .and_then(|v| v.secret_key_ref.as_mut())
+    {
+        selector.optional = Some(true);
+    }
+    env
+}
+
 pub fn plain_env(name: &str, value: &str) -> EnvVar {
     EnvVar {
         name: name.into(),

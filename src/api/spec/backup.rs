@@ -97,8 +97,10 @@ pub struct S3Spec {
     #[x_kube(validation = Rule::new("!self.split('/').exists(s, s == '.' || s == '..')").message("s3.prefix: no '.' or '..' segment: the prefix always stays inside the stack's namespace"))]
     pub prefix: Option<String>,
     /// A Secret in the stack's namespace with AWS_ACCESS_KEY_ID and
-    /// AWS_SECRET_ACCESS_KEY. Give each namespace keys that reach only
-    /// `<namespace>/` in the bucket: whoever holds them can read the backups.
+    /// AWS_SECRET_ACCESS_KEY, and optionally AWS_SESSION_TOKEN (temporary
+    /// credentials) and ca.crt (PEM certificates trusted for the endpoint).
+    /// Give each namespace keys that reach only `<namespace>/` in the
+    /// bucket: whoever holds them can read the backups.
     #[schemars(length(min = 1, max = 253))]
     pub secret_name: String,
 }

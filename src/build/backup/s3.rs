@@ -122,6 +122,10 @@ pub(super) fn s3_env(
             &s3.secret_name,
             "AWS_SECRET_ACCESS_KEY",
         ),
+        // Temporary credentials (STS) and the endpoint's CA, when the
+        // Secret holds them.
+        env::optional_secret_env("AWS_SESSION_TOKEN", &s3.secret_name, "AWS_SESSION_TOKEN"),
+        env::optional_secret_env("S3_CA_PEM", &s3.secret_name, "ca.crt"),
     ])
 }
 
