@@ -49,7 +49,7 @@ generated-check: ## fail when generated files drift from their sources
 	@$(STEP) "chart CRD and deploy/ drift" charts/sync-crd.sh --check
 
 .PHONY: build
-build: ## release binaries of the operator and the demo app
+build: ## release binaries of the operator, kubectl-appstack and the demo app
 	@$(STEP) "cargo build --release" cargo build --release --locked -p appstack -p appstack-shop
 
 .PHONY: cluster-up

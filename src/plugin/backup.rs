@@ -235,7 +235,7 @@ pub fn describe(part: &str, b: &BackupStatus) -> String {
         b.last_successful_time.as_deref().unwrap_or("-")
     );
     if let Some(size) = b.last_size_bytes {
-        text.push_str(&format!(", {size} bytes"));
+        text.push_str(&format!(", {}", super::status::bytes(size)));
     }
     if let Some(count) = b.count {
         text.push_str(&format!(", {count} kept"));

@@ -59,14 +59,15 @@ pub fn describe(pod: &Pod) -> String {
 }
 
 /// The pod a client session runs in: a ready, running pod not being
-/// deleted, the first by name (a StatefulSet's `-0` when it serves);
-/// None when no pod serves.
-pub fn choose(pods: &[Pod]) -> Option<&Pod> {
+/// deleted: `prefer` (the primary, when status names one) if it serves,
+/// else the first by name (a StatefulSet's `-0` when it serves); None
+/// when no pod serves.
+pub fn choose<'a>(pods: &'a [Pod], prefer: Option<&str>) -> Option<&'a Pod> {
     let mut serving: Vec<&Pod> = pods
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none() && phase(p) == "Running" && is_ready(p))
         .collect();
-    serving.sort_by_key(|p| p.name_any());
+    serving.sort_by_key(|p| (Some(p.name_any().as_str()) != prefer, p.name_any()));
     serving.first().copied()
 }
 
@@ -114,10 +115,24 @@ mod tests {
             pod("shop-postgres-3", "Pending", true),
         ];
         assert_eq!(
-            choose(&pods).map(|p| p.name_any()).as_deref(),
+            choose(&pods, None).map(|p| p.name_any()).as_deref(),
             Some("shop-postgres-2")
         );
-        assert!(choose(&pods[1..3]).is_none());
+        let two = [
+            pod("shop-postgres-0", "Running", true),
+            pod("shop-postgres-1", "Running", true),
+        ];
+        assert_eq!(
+            choose(&two, Some("shop-postgres-1"))
+                .map(|p| p.name_any())
+                .as_deref(),
+            Some("shop-postgres-1")
+        );
+        assert_eq!(
+            choose(&two, Some("gone")).map(|p| p.name_any()).as_deref(),
+            Some("shop-postgres-0")
+        );
+        assert!(choose(&pods[1..3], None).is_none());
         assert_eq!(describe(&pods[1]), "Terminating, ready, 0 restarts");
         assert_eq!(describe(&pods[2]), "Running, not ready, 0 restarts");
     }

@@ -1,8 +1,10 @@
 //! `kubectl appstack psql` and `redis-cli`: a client session into a stack's
 //! store, run inside the store's pod (its image has the client) over the
-//! pods/exec subresource, connecting the way the apps do: to the store's
-//! Service, over TLS verified with the stack's CA, as the apps' user
-//! (`--admin`: the administrator).
+//! pods/exec subresource, connecting the way the apps do, as the apps'
+//! user (`--admin`: the administrator), over TLS verified with the stack's
+//! CA, but to `localhost`: the stack's NetworkPolicy admits only its
+//! components to the store's Service, not the store's own pod, and the
+//! server's certificate names localhost too.
 //!
 //! The password never appears in a process's arguments: the remote shell
 //! reads it from the session's stdin (octal-escaped, so any byte but NUL
@@ -27,6 +29,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{PluginError, Result, Target, pods, terminal};
 use crate::build::stores::{self, Engine};
+
+/// Where the client connects from inside the store's pod.
+const LOOPBACK: &str = "localhost";
 
 /// The byte the remote shell prints once it reads the password.
 const MARKER: u8 = 0x01;
@@ -56,13 +61,12 @@ pub const REDIS_CLI: ClientKind = ClientKind {
     args: redis_args,
 };
 
-/// libpq's connection string from the apps' Secret (host, port, database,
-/// and with TLS sslmode and sslrootcert, the CA's path in every pod of the
-/// stack, the store's included).
+/// libpq's connection string from the apps' Secret (port, database, and
+/// with TLS sslmode and sslrootcert, the CA's path in every pod of the
+/// stack, the store's included), to loopback.
 fn psql_args(apps: &BTreeMap<String, String>, user: &str) -> Vec<String> {
-    let mut conninfo = Vec::new();
+    let mut conninfo = vec![format!("host={}", conninfo_value(LOOPBACK))];
     for (key, field) in [
-        ("host", "host"),
         ("port", "port"),
         ("dbname", "database"),
         ("sslmode", "sslmode"),
@@ -82,10 +86,7 @@ fn conninfo_value(value: &str) -> String {
 }
 
 fn redis_args(apps: &BTreeMap<String, String>, user: &str) -> Vec<String> {
-    let mut args = Vec::new();
-    if let Some(host) = apps.get("host") {
-        args.extend(["-h".to_string(), host.clone()]);
-    }
+    let mut args = vec!["-h".to_string(), LOOPBACK.to_string()];
     if let Some(port) = apps.get("port") {
         args.extend(["-p".to_string(), port.clone()]);
     }
@@ -195,7 +196,12 @@ pub async fn run(
     };
     let selector = pods::store_selector(&target.name, engine.part());
     let found = pods::list(target, &selector).await?;
-    let pod = pods::choose(&found).ok_or_else(|| {
+    // A newer operator with replicas may name the primary in status.
+    let primary = stack
+        .raw
+        .pointer(&format!("/status/{}/primary", engine.part()))
+        .and_then(|p| p.as_str());
+    let pod = pods::choose(&found, primary).ok_or_else(|| {
         PluginError::Refused(format!(
             "no pod of {} serves yet ({}): `kubectl appstack status {}` says why",
             engine.secret_name(&target.name),
@@ -420,7 +426,7 @@ mod tests {
             [
                 "kubectl-appstack",
                 "psql",
-                "host='shop-postgres.demo.svc' port='5432' dbname='shop' sslmode='verify-full' sslrootcert='/etc/appstack/tls/ca.crt' user='app'",
+                "host='localhost' port='5432' dbname='shop' sslmode='verify-full' sslrootcert='/etc/appstack/tls/ca.crt' user='app'",
                 "-c",
                 "select 1"
             ]
@@ -442,7 +448,7 @@ mod tests {
             [
                 "redis-cli",
                 "-h",
-                "shop-redis.demo.svc",
+                "localhost",
                 "-p",
                 "6379",
                 "--user",

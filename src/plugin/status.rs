@@ -338,7 +338,7 @@ fn age(now: Timestamp, at: Timestamp) -> String {
     }
 }
 
-fn bytes(n: i64) -> String {
+pub(super) fn bytes(n: i64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = n as f64;
     let mut unit = 0;
