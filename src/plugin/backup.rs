@@ -44,7 +44,7 @@ pub async fn run(target: &Target, store: Option<&str>, timeout: Duration) -> Res
     };
     let mut failed = 0;
     for engine in chosen {
-        if !one(target, engine, timeout).await? {
+        if !one(target, engine, stack.typed.uid().as_deref(), timeout).await? {
             failed += 1;
         }
     }
@@ -59,7 +59,12 @@ fn no_backup(target: &Target, what: &str) -> PluginError {
 }
 
 /// One store's backup: true when it succeeded.
-async fn one(target: &Target, engine: &dyn Engine, timeout: Duration) -> Result<bool> {
+async fn one(
+    target: &Target,
+    engine: &dyn Engine,
+    stack_uid: Option<&str>,
+    timeout: Duration,
+) -> Result<bool> {
     let cron_name = backup::name(&target.name, engine);
     let cron = target.api::<CronJob>().get(&cron_name).await.map_err(|e| match &e {
         kube::Error::Api(s) if s.code == 404 => PluginError::Refused(format!(
@@ -68,6 +73,19 @@ async fn one(target: &Target, engine: &dyn Engine, timeout: Duration) -> Result<
         )),
         _ => PluginError::api(format!("reading CronJob {cron_name}"), &target.ns, e),
     })?;
+    // The stack's own CronJob, not one of that name someone else made.
+    let stack_kind = <crate::api::AppStack as Resource>::kind(&());
+    if !pods::controlled_by(
+        cron.metadata.owner_references.as_ref(),
+        &stack_kind,
+        &target.name,
+        stack_uid,
+    ) {
+        return Err(PluginError::Refused(format!(
+            "the CronJob {cron_name} is not AppStack {}'s (the stack is not its controller): no backup is started from it",
+            target.name
+        )));
+    }
     let before = last_backup(target, engine).await?;
     let job = job_from(&cron).ok_or_else(|| {
         PluginError::Refused(format!("CronJob {cron_name} has no uid or job template"))

@@ -48,7 +48,8 @@ enum Command {
     /// is a terminal.
     #[command(
         after_help = "Needs `get` on the Secret <stack>-postgres (with --admin, <stack>-postgres-admin), \
-`list pods` and `create pods/exec` in the namespace (its `edit` role has them).\n\
+`get statefulsets`, `list pods` and `create pods/exec` in the namespace (its `edit` role has them). \
+The session opens only into a pod of the store's StatefulSet, itself controlled by the stack.\n\
 Note: whoever may exec into the store's pod can read the administrator's password from its environment; \
 --admin is refused unless you may read the administrator's Secret, but exec into store pods is administrator access.\n\
 Examples:\n  kubectl appstack psql shop\n  kubectl appstack psql shop -c 'select count(*) from carts'\n  kubectl appstack psql shop -- -At -c 'select current_user'"
@@ -61,7 +62,8 @@ Examples:\n  kubectl appstack psql shop\n  kubectl appstack psql shop -c 'select
     /// REDISCLI_AUTH, never an argument. A command after `--` runs once.
     #[command(
         after_help = "Needs `get` on the Secret <stack>-redis (with --admin, <stack>-redis-admin), \
-`list pods` and `create pods/exec` in the namespace (its `edit` role has them).\n\
+`get statefulsets`, `list pods` and `create pods/exec` in the namespace (its `edit` role has them). \
+The session opens only into a pod of the store's StatefulSet, itself controlled by the stack.\n\
 Note: whoever may exec into the store's pod can read the administrator's password from its environment; \
 --admin is refused unless you may read the administrator's Secret, but exec into store pods is administrator access.\n\
 Examples:\n  kubectl appstack redis-cli shop\n  kubectl appstack redis-cli shop -- ACL WHOAMI"

@@ -1,6 +1,7 @@
 //! Which of a stack's pods a subcommand talks to, by the operator's labels.
 
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 use kube::api::ListParams;
 
@@ -71,6 +72,23 @@ pub fn choose<'a>(pods: &'a [Pod], prefer: Option<&str>) -> Option<&'a Pod> {
     serving.first().copied()
 }
 
+/// Whether `owners` name `kind` `name` (and `uid`, when given) as their
+/// controller: what makes a pod the store's, or a CronJob the stack's,
+/// where labels can be copied by anyone who may create pods.
+pub fn controlled_by(
+    owners: Option<&Vec<OwnerReference>>,
+    kind: &str,
+    name: &str,
+    uid: Option<&str>,
+) -> bool {
+    owners.into_iter().flatten().any(|o| {
+        o.controller == Some(true)
+            && o.kind == kind
+            && o.name == name
+            && uid.is_none_or(|u| u == o.uid)
+    })
+}
+
 /// The pods matching `selector`, by name.
 pub async fn list(target: &Target, selector: &str) -> Result<Vec<Pod>> {
     let mut pods = target
@@ -135,6 +153,50 @@ mod tests {
         assert!(choose(&pods[1..3], None).is_none());
         assert_eq!(describe(&pods[1]), "Terminating, ready, 0 restarts");
         assert_eq!(describe(&pods[2]), "Running, not ready, 0 restarts");
+    }
+
+    #[test]
+    fn control_is_the_controller_reference_not_the_labels() {
+        let owner = |kind: &str, name: &str, uid: &str, controller: bool| OwnerReference {
+            kind: kind.into(),
+            name: name.into(),
+            uid: uid.into(),
+            controller: Some(controller),
+            ..OwnerReference::default()
+        };
+        let owners = vec![owner("StatefulSet", "shop-postgres", "u1", true)];
+        assert!(controlled_by(
+            Some(&owners),
+            "StatefulSet",
+            "shop-postgres",
+            None
+        ));
+        assert!(controlled_by(
+            Some(&owners),
+            "StatefulSet",
+            "shop-postgres",
+            Some("u1")
+        ));
+        assert!(!controlled_by(
+            Some(&owners),
+            "StatefulSet",
+            "shop-postgres",
+            Some("u2")
+        ));
+        assert!(!controlled_by(
+            Some(&owners),
+            "StatefulSet",
+            "shop-redis",
+            None
+        ));
+        let not_controller = vec![owner("StatefulSet", "shop-postgres", "u1", false)];
+        assert!(!controlled_by(
+            Some(&not_controller),
+            "StatefulSet",
+            "shop-postgres",
+            None
+        ));
+        assert!(!controlled_by(None, "StatefulSet", "shop-postgres", None));
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
@@ -194,8 +195,7 @@ pub async fn run(
             field(&apps, "password", &apps_name)?,
         )
     };
-    let selector = pods::store_selector(&target.name, engine.part());
-    let found = pods::list(target, &selector).await?;
+    let found = store_pods(target, engine, stack.typed.uid().as_deref()).await?;
     // A newer operator with replicas may name the primary in status.
     let primary = stack
         .raw
@@ -219,6 +219,49 @@ pub async fn run(
     })?;
     let command = remote_command(client, &apps, &user, extra);
     exec(target, &pod.name_any(), engine.part(), command, &password).await
+}
+
+/// The store's pods: those its StatefulSet controls, and only when the
+/// stack controls that StatefulSet. Labels alone would let anyone who may
+/// create a pod in the namespace receive the password this sends.
+async fn store_pods(
+    target: &Target,
+    engine: &dyn Engine,
+    stack_uid: Option<&str>,
+) -> Result<Vec<Pod>> {
+    let name = engine.secret_name(&target.name);
+    let set = target.api::<StatefulSet>().get(&name).await.map_err(|e| match &e {
+        kube::Error::Api(s) if s.code == 404 => PluginError::Refused(format!(
+            "the StatefulSet {name} does not exist yet: `kubectl appstack status {}` says where the stack stands",
+            target.name
+        )),
+        _ => PluginError::api(format!("reading StatefulSet {name} (needs `get statefulsets`)"), &target.ns, e),
+    })?;
+    let stack_kind = <crate::api::AppStack as kube::Resource>::kind(&());
+    if !pods::controlled_by(
+        set.metadata.owner_references.as_ref(),
+        &stack_kind,
+        &target.name,
+        stack_uid,
+    ) {
+        return Err(PluginError::Refused(format!(
+            "the StatefulSet {name} is not AppStack {}'s (it is not its controller): no session is opened into it",
+            target.name
+        )));
+    }
+    let selector = pods::store_selector(&target.name, engine.part());
+    Ok(pods::list(target, &selector)
+        .await?
+        .into_iter()
+        .filter(|p| {
+            pods::controlled_by(
+                p.metadata.owner_references.as_ref(),
+                "StatefulSet",
+                &name,
+                set.uid().as_deref(),
+            )
+        })
+        .collect())
 }
 
 /// Refuses `--admin` up front when the caller may not read the

@@ -353,9 +353,15 @@ pub(super) fn bytes(n: i64) -> String {
     }
 }
 
-/// A message on one line, at most 160 characters.
+/// A message on one line, at most 160 characters, without control
+/// characters: messages carry what pods and servers said, and an escape
+/// sequence must not reach the reader's terminal.
 fn one_line(text: &str) -> String {
-    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let joined = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(|c: char| c.is_control(), "?");
     if joined.chars().count() > 160 {
         let cut: String = joined.chars().take(157).collect();
         format!("{cut}...")
@@ -366,8 +372,8 @@ fn one_line(text: &str) -> String {
 
 fn compact(value: &Value) -> String {
     match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) => one_line(s),
+        other => one_line(&other.to_string()),
     }
 }
 
@@ -381,8 +387,17 @@ fn table(out: &mut String, header: &[&str], rows: &[Vec<String>], empty: &str) {
         let _ = writeln!(out, "  {empty}");
         return;
     }
+    // Spec fields are the tenant's words too (an image, a name).
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| c.replace(|c: char| c.is_control(), "?"))
+                .collect()
+        })
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -402,7 +417,7 @@ fn table(out: &mut String, header: &[&str], rows: &[Vec<String>], empty: &str) {
         text.trim_end().to_string()
     };
     let _ = writeln!(out, "{}", line(header.to_vec()));
-    for row in rows {
+    for row in &rows {
         let _ = writeln!(out, "{}", line(row.iter().map(String::as_str).collect()));
     }
 }
@@ -521,5 +536,6 @@ mod tests {
         assert_eq!(age(now, "2026-12-06T09:00:00Z".parse().unwrap()), "60m");
         assert_eq!(age(now, "2026-12-01T10:00:00Z".parse().unwrap()), "5d");
         assert_eq!(one_line(&"x".repeat(200)).len(), 160);
+        assert_eq!(one_line("red \u{1b}[31mtext\u{7}"), "red ?[31mtext?");
     }
 }

@@ -86,7 +86,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         ctx,
         &plugin,
         tenant,
-        &["psql", &name, "--", "-At", "-c", "select current_user"],
+        &["psql", &name, "--", "-At", "-c", "select session_user"],
     )
     .await?;
     if out.trim() != "app" {
@@ -104,7 +104,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         bail!("redis-cli as the tenant: PING said {pong:?}, ACL WHOAMI said {whoami:?}");
     }
     ctx.step(
-        "as the tenant: psql's current_user is app; redis-cli PING -> PONG, ACL WHOAMI -> app",
+        "as the tenant: psql's session_user (the role that logged in) is app; redis-cli PING -> PONG, ACL WHOAMI -> app",
     );
     for (client, admin_secret) in [("psql", "postgres-admin"), ("redis-cli", "redis-admin")] {
         let out = plugin_run(
@@ -236,6 +236,7 @@ async fn tenant(ctx: &mut Ctx, stack: &str) -> Result<PathBuf> {
             {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
             {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
              "resourceNames": [format!("{stack}-postgres"), format!("{stack}-redis")]},
+            {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": ["get"]},
             {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": ["get"]},
             {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "create"]},
         ]
