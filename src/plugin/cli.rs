@@ -48,7 +48,7 @@ enum Command {
     /// is a terminal.
     #[command(
         after_help = "Needs `get` on the Secret <stack>-postgres (with --admin, <stack>-postgres-admin), \
-`get statefulsets`, `list pods` and `create pods/exec` in the namespace (its `edit` role has them). \
+`get statefulsets`, `list pods` and `get` + `create` on `pods/exec` in the namespace (its `edit` role has them). \
 The session opens only into a pod of the store's StatefulSet, itself controlled by the stack.\n\
 Note: whoever may exec into the store's pod can read the administrator's password from its environment; \
 --admin is refused unless you may read the administrator's Secret, but exec into store pods is administrator access.\n\
@@ -62,7 +62,7 @@ Examples:\n  kubectl appstack psql shop\n  kubectl appstack psql shop -c 'select
     /// REDISCLI_AUTH, never an argument. A command after `--` runs once.
     #[command(
         after_help = "Needs `get` on the Secret <stack>-redis (with --admin, <stack>-redis-admin), \
-`get statefulsets`, `list pods` and `create pods/exec` in the namespace (its `edit` role has them). \
+`get statefulsets`, `list pods` and `get` + `create` on `pods/exec` in the namespace (its `edit` role has them). \
 The session opens only into a pod of the store's StatefulSet, itself controlled by the stack.\n\
 Note: whoever may exec into the store's pod can read the administrator's password from its environment; \
 --admin is refused unless you may read the administrator's Secret, but exec into store pods is administrator access.\n\

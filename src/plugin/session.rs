@@ -359,7 +359,7 @@ async fn exec(
         .map_err(|e| {
             if PluginError::is_forbidden(&e) {
                 PluginError::Refused(format!(
-                    "your account may not exec into pods in namespace {}: it needs `create` on `pods/exec` (the namespace's `edit` role has it)",
+                    "your account may not exec into pods in namespace {}: it needs `get` and `create` on `pods/exec` (the exec is a WebSocket upgrade, a GET; the namespace's `edit` role has both)",
                     target.ns
                 ))
             } else {

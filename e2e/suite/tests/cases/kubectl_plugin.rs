@@ -232,7 +232,7 @@ async fn tenant(ctx: &mut Ctx, stack: &str) -> Result<PathBuf> {
         "rules": [
             {"apiGroups": ["appstack.dev"], "resources": ["appstacks"], "verbs": ["get", "list"]},
             {"apiGroups": [""], "resources": ["pods", "events"], "verbs": ["get", "list"]},
-            {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]},
+            {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["get", "create"]},
             {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
             {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
              "resourceNames": [format!("{stack}-postgres"), format!("{stack}-redis")]},
