@@ -28,7 +28,21 @@ pub async fn run(target: &Target) -> Result<()> {
     let mut store_pods = BTreeMap::new();
     for engine in stores::of(&stack.typed.spec) {
         let selector = pods::store_selector(&target.name, engine.part());
-        store_pods.insert(engine.part(), pods::list(target, &selector).await?);
+        // The StatefulSet's pods only: anyone may copy the labels.
+        let set = engine.secret_name(&target.name);
+        let found = pods::list(target, &selector)
+            .await?
+            .into_iter()
+            .filter(|p| {
+                pods::controlled_by(
+                    p.metadata.owner_references.as_ref(),
+                    "StatefulSet",
+                    &set,
+                    None,
+                )
+            })
+            .collect();
+        store_pods.insert(engine.part(), found);
     }
     let events = events(target).await?;
     print!("{}", render(&stack, &store_pods, &events, Timestamp::now()));
