@@ -315,7 +315,12 @@ async fn plugin_run(
     args: &[&str],
 ) -> Result<cmd::Output> {
     let mut command = ctx.env.command(&plugin.display().to_string());
-    command.args(args).args(["-n", &ctx.ns]);
+    // `<subcommand> <stack> -n <ns> ...`: before any `--`, whose rest is the client's.
+    let split = args.len().min(2);
+    command
+        .args(&args[..split])
+        .args(["-n", &ctx.ns])
+        .args(&args[split..]);
     if let Some(path) = kubeconfig {
         command.env("KUBECONFIG", path);
     }
