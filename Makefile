@@ -52,7 +52,7 @@ generated-check: ## fail when generated files drift from their sources
 	@$(STEP) "chart values table drift (helm-docs)" charts/docs.sh --check
 
 .PHONY: build
-build: ## release binaries of the operator and the demo app
+build: ## release binaries of the operator, kubectl-appstack and the demo app
 	@$(STEP) "cargo build --release" cargo build --release --locked -p appstack -p appstack-shop
 
 .PHONY: cluster-up

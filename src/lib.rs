@@ -4,7 +4,8 @@
 //! (pure builders, one per child kind or store) -> [`reconcile`] (credentials,
 //! Server-Side Apply, prune, status). [`operator`] wires the binary together;
 //! [`backup_agent`] is the same binary's S3 side of the stores' backups;
-//! [`lean`] is what any cache keeps of an object anyone may write.
+//! [`lean`] is what any cache keeps of an object anyone may write;
+//! [`plugin`] is `kubectl appstack`, a separate binary on the user's RBAC.
 
 pub mod allocator;
 pub mod api;
@@ -15,6 +16,7 @@ pub mod http;
 pub mod leader;
 pub mod lean;
 pub mod operator;
+pub mod plugin;
 pub mod reconcile;
 pub mod redact;
 pub mod status;

@@ -27,6 +27,7 @@ mod hostile_memory;
 mod hpa;
 mod kill_app;
 mod kill_stores;
+mod kubectl_plugin;
 mod leader_cut_off;
 mod least_privilege;
 mod migration;
@@ -88,6 +89,7 @@ pub fn all() -> Vec<Scenario> {
         scenario("backup-restore-to-a-point-in-time", backup_restore::run, 15),
         scenario("tls", tls::run, 12),
         scenario("backup-killed-then-clone", backup_clone::run, 15),
+        scenario("kubectl-plugin", kubectl_plugin::run, 8),
         scenario("backup-s3-namespaces", backup_s3_namespaces::run, 12),
         scenario("secrets-not-in-the-open", secrets_in_the_open::run, 6),
         scenario("store-trouble", store_trouble::run, 10),
