@@ -84,6 +84,19 @@ SQL
 roles_alternating() {
   owner=$(cat "$logins/owner")
   retire=$(cat "$logins/retire" 2>/dev/null)
+  # No role of the server's own may become or lose an apps' role.
+  for n in "$APP_USER" "$retire" "$owner"; do
+    [ -n "$n" ] || continue
+    case "$n" in
+      "$POSTGRES_USER"|"${BACKUP_USER:-$POSTGRES_USER}"|appstack_bootstrap|pg_*)
+        echo "the apps' roles may not be $n (the administrator's, the backups' or the server's own): change the username of Secret $APPSTACK_SECRET"
+        return 1 ;;
+    esac
+  done
+  if [ "$owner" = "$APP_USER" ] || [ "$owner" = "$retire" ]; then
+    echo "the apps' login role may not be their owner role $owner: change the username of Secret $APPSTACK_SECRET"
+    return 1
+  fi
   # Over the socket (trusted) as the first that exists: the administrator,
   # else (a server of an earlier release) the apps' role the pod started
   # with, which is then a superuser.
