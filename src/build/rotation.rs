@@ -111,7 +111,7 @@ pub fn volume(ctx: &StackRef, engine: &dyn Engine) -> Volume {
         name: VOLUME.into(),
         secret: Some(SecretVolumeSource {
             secret_name: Some(secret_name(&ctx.name, engine)),
-            default_mode: Some(0o400),
+            default_mode: Some(0o440),
             optional: Some(true),
             ..SecretVolumeSource::default()
         }),
