@@ -30,7 +30,7 @@ pub async fn exec(ctx: &Ctx, pod: &str, container: &str, script: &str) -> Result
 /// it started with, which a rotation retires).
 pub async fn psql_as_app(ctx: &Ctx, pod: &str, sql: &str) -> Result<(bool, String)> {
     let script = format!(
-        "d=/etc/appstack/passwords; u=$APP_USER; p=$APP_PASSWORD; if [ -s $d/login ]; then u=$(cat $d/login); p=$(cat $d/password); fi; PGPASSWORD=\"$p\" psql -h 127.0.0.1 -U \"$u\" -d \"$POSTGRES_DB\" -v ON_ERROR_STOP=1 -Atc \"{sql}\""
+        "d=/etc/appstack/passwords; u=$APP_USER; p=$APP_PASSWORD; if [ -s $d/login ]; then u=$(cat $d/login); p=$(cat $d/password; printf x); p=${{p%x}}; fi; PGPASSWORD=\"$p\" psql -h 127.0.0.1 -U \"$u\" -d \"$POSTGRES_DB\" -v ON_ERROR_STOP=1 -Atc \"{sql}\""
     );
     exec(ctx, pod, "postgres", &script).await
 }

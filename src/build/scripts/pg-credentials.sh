@@ -28,7 +28,9 @@ alternating() { [ -n "$logins" ] && [ -s "$logins/login" ] && [ -s "$logins/pass
 current() {
   if alternating; then
     APP_USER=$(cat "$logins/login")
-    APP_PASSWORD=$(cat "$logins/password")
+    # Byte for byte: $(...) would drop a trailing newline of the password.
+    APP_PASSWORD=$(cat "$logins/password"; printf x)
+    APP_PASSWORD=${APP_PASSWORD%x}
   fi
 }
 said=$(cat "$logins/login" "$logins/password" "$logins/owner" "$logins/retire" 2>/dev/null | cksum)

@@ -292,7 +292,7 @@ impl Engine for Postgres {
             // operator's passwords Secret's, mounted (this container's
             // environment keeps the ones it started with).
             readiness_probe: pod::ready_when(&format!(
-                "d={dir}; u=$APP_USER; p=$APP_PASSWORD; if [ -s $d/login ]; then u=$(cat $d/login); p=$(cat $d/password); fi; PGPASSWORD=\"$p\" PGCONNECT_TIMEOUT=2 psql -h 127.0.0.1 -p \"$APPSTACK_PORT\" -U \"$u\" -d \"$POSTGRES_DB\" -Atqc 'select 1' >/dev/null",
+                "d={dir}; u=$APP_USER; p=$APP_PASSWORD; if [ -s $d/login ]; then u=$(cat $d/login); p=$(cat $d/password; printf x); p=${{p%x}}; fi; PGPASSWORD=\"$p\" PGCONNECT_TIMEOUT=2 psql -h 127.0.0.1 -p \"$APPSTACK_PORT\" -U \"$u\" -d \"$POSTGRES_DB\" -Atqc 'select 1' >/dev/null",
                 dir = rotation::DIR
             )),
             liveness_probe: pod::alive_on(PORT, 30),
