@@ -414,6 +414,18 @@ mod tests {
         assert_eq!(parse_logins(&logins_data(&settled)), Some(settled));
     }
 
+    /// Kubernetes turns `$$` in a container's command into `$`: a
+    /// dollar-quoted PL/pgSQL body must use a tag (`$do$`).
+    #[test]
+    fn no_store_script_has_what_kubernetes_rewrites() {
+        for script in [
+            super::super::scripts::PG_CREDENTIALS,
+            super::super::scripts::REDIS_CREDENTIALS,
+        ] {
+            assert!(!script.contains("$$"), "$$ in a store script");
+        }
+    }
+
     #[test]
     fn parse_reads_what_secret_writes() {
         assert_eq!(

@@ -124,7 +124,7 @@ CREATE ROLE :"owner";
 ALTER ROLE :"owner" WITH NOLOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB NOREPLICATION NOBYPASSRLS;
 SELECT rolname AS boot, rolname NOT IN (:'admin', 'appstack_bootstrap') AS handover FROM pg_roles WHERE oid = 10 \gset
 \if :handover
-DO $$
+DO $do$
 DECLARE
   o text := current_setting('appstack.owner');
   r record;
@@ -164,7 +164,7 @@ BEGIN
       ELSE 'TYPE' END, r.name, o);
   END LOOP;
 END
-$$;
+$do$;
 ALTER ROLE :"boot" RENAME TO appstack_bootstrap;
 ALTER ROLE appstack_bootstrap WITH NOLOGIN PASSWORD NULL;
 \endif
