@@ -49,10 +49,10 @@ postgres: {}
 fn every_child_is_owned_labelled_and_namespaced() {
     let c = build(&stack("shop", FULL));
     let objects = all_json(&c);
-    // 3 Deployments, 3 + 4 Services, 2 StatefulSets, 2 + 2 + 2 + 2 Secrets
-    // (apps', administrators', servers' TLS, the CA and its key), 1 HPA,
-    // 2 PDBs, 3 + 2 NetworkPolicies.
-    assert_eq!(objects.len(), 28);
+    // 3 Deployments, 3 + 4 Services, 2 StatefulSets, 2 + 2 + 2 + 2 + 2
+    // Secrets (apps', administrators', servers' TLS, the operator's
+    // passwords, the CA and its key), 1 HPA, 2 PDBs, 3 + 2 NetworkPolicies.
+    assert_eq!(objects.len(), 30);
     for o in &objects {
         let name = o["metadata"]["name"].as_str().unwrap();
         assert_eq!(o["metadata"]["namespace"], "team-a", "{name}");
@@ -226,8 +226,10 @@ fn without_tls_the_stores_take_plain_connections_and_no_tls_secret_is_made() {
         [
             "shop-redis",
             "shop-redis-admin",
+            "shop-redis-passwords",
             "shop-postgres",
-            "shop-postgres-admin"
+            "shop-postgres-admin",
+            "shop-postgres-passwords"
         ]
     );
     let redis = &c.secrets[0];
@@ -581,8 +583,11 @@ redis: {backup: {}}
     }
 }
 
+/// The apps' password reaches the stores live (Redis through the hashes of
+/// the operator's passwords Secret, PostgreSQL through its login roles):
+/// neither store restarts for it, and the passwords Secret changes.
 #[test]
-fn a_store_password_change_rolls_the_store_itself() {
+fn an_apps_password_change_reaches_the_stores_without_restarting_them() {
     let s = stack("shop", FULL);
     let hash = |c: &Children, sts: &str| {
         let s = c
@@ -593,17 +598,30 @@ fn a_store_password_change_rolls_the_store_itself() {
         let meta = s.spec.as_ref().unwrap().template.metadata.as_ref().unwrap();
         meta.annotations.as_ref().unwrap()["appstack.dev/credentials-hash"].clone()
     };
+    let passwords = |c: &Children, name: &str| {
+        c.secrets
+            .iter()
+            .find(|s| s.name_any() == name)
+            .map(|s| serde_json::to_value(&s.data).unwrap())
+            .unwrap()
+    };
     let before = build(&s);
     let mut changed = inputs(&s);
-    let mut redis = changed.get(StoreKind::Redis).unwrap().clone();
-    redis.password = "rotated".into();
-    changed.set(StoreKind::Redis, redis);
+    for kind in [StoreKind::Redis, StoreKind::Postgres] {
+        let mut creds = changed.get(kind).unwrap().clone();
+        creds.password = "rotated".into();
+        changed.set(kind, creds);
+    }
     let after = build::children(&s, &changed).unwrap();
-    assert_ne!(hash(&before, "shop-redis"), hash(&after, "shop-redis"));
-    assert_eq!(
-        hash(&before, "shop-postgres"),
-        hash(&after, "shop-postgres")
-    );
+    for store in ["shop-redis", "shop-postgres"] {
+        assert_eq!(hash(&before, store), hash(&after, store), "{store}");
+        let secret = format!("{store}-passwords");
+        assert_ne!(
+            passwords(&before, &secret),
+            passwords(&after, &secret),
+            "{secret}"
+        );
+    }
 }
 
 #[test]

@@ -142,6 +142,19 @@ pub trait Engine: Sync {
     /// with the Secrets where it can, and calls `fail` with what is wrong
     /// where it cannot.
     fn credentials_script(&self) -> &'static str;
+    /// Whether the server's apps' user takes several passwords at once, so
+    /// that a rotation keeps the old ones until the apps rolled (see
+    /// `rotation`): the store then takes the apps' new password live from
+    /// the operator's passwords Secret instead of restarting.
+    fn keeps_passwords(&self) -> bool {
+        false
+    }
+    /// Whether the apps alternate between two login roles of one owner
+    /// role (see `rotation::Logins`), which the store takes live from the
+    /// operator's passwords Secret.
+    fn alternates_logins(&self) -> bool {
+        false
+    }
     /// A directory (the server's unix socket) the store container shares
     /// with its credentials container.
     fn socket_dir(&self) -> Option<&'static str> {

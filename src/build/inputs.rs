@@ -7,6 +7,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
 
 use super::credentials::{Access, StoreCredentials};
 use super::external::UserSecret;
+use super::rotation::Logins;
 use super::tls;
 use crate::api::StoreKind;
 
@@ -26,6 +27,14 @@ pub struct Inputs {
     /// Who the ingress controllers are (the operator's setting): admitted
     /// by the NetworkPolicy of a routed component that sets `ingressFrom`.
     route_controllers: Vec<NetworkPolicyPeer>,
+    /// Per store that keeps passwords: the hashes its apps' user accepts
+    /// now, as the operator's passwords Secret holds them (see `rotation`).
+    accepted: BTreeMap<StoreKind, Vec<String>>,
+    /// Stores every workload of which runs on the current credentials.
+    rolled: BTreeSet<StoreKind>,
+    /// Per store whose apps alternate login roles: the roles as the
+    /// operator's passwords Secret held them.
+    logins: BTreeMap<StoreKind, Logins>,
 }
 
 impl Inputs {
@@ -104,6 +113,33 @@ impl Inputs {
 
     pub fn route_controllers(&self) -> &[NetworkPolicyPeer] {
         &self.route_controllers
+    }
+
+    pub fn set_accepted(&mut self, store: StoreKind, hashes: Vec<String>) {
+        self.accepted.insert(store, hashes);
+    }
+
+    /// The hashes the store's apps' user accepted until now.
+    pub fn accepted(&self, store: StoreKind) -> &[String] {
+        self.accepted.get(&store).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn set_rolled(&mut self, store: StoreKind) {
+        self.rolled.insert(store);
+    }
+
+    /// Whether every pod that uses the store runs on its current
+    /// credentials (decided by the reconciler from the workloads' rollouts).
+    pub fn rolled(&self, store: StoreKind) -> bool {
+        self.rolled.contains(&store)
+    }
+
+    pub fn set_logins(&mut self, store: StoreKind, logins: Logins) {
+        self.logins.insert(store, logins);
+    }
+
+    pub fn logins(&self, store: StoreKind) -> Option<&Logins> {
+        self.logins.get(&store)
     }
 
     pub fn set_ca(&mut self, ca: tls::CertifiedKey) {

@@ -34,6 +34,7 @@ pub mod names;
 mod network_policy;
 mod pod;
 pub mod pod_settings;
+pub mod rotation;
 mod route;
 mod scheduled;
 mod scripts;
@@ -159,6 +160,24 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
         out.secrets
             .push(secret::store(&ctx, &stack.spec, engine, creds));
         out.secrets.push(secret::admin(&ctx, engine, admin));
+        if engine.keeps_passwords() {
+            let hashes = rotation::accepted(
+                &rotation::digest(&creds.password),
+                inputs.accepted(engine.kind()),
+                inputs.rolled(engine.kind()),
+            );
+            out.secrets.push(rotation::secret(&ctx, engine, &hashes));
+        }
+        if engine.alternates_logins() {
+            let logins = rotation::logins(
+                &creds.username,
+                &creds.password,
+                inputs.logins(engine.kind()),
+                inputs.rolled(engine.kind()),
+            );
+            out.secrets
+                .push(rotation::logins_secret(&ctx, engine, &logins));
+        }
         let backup_creds = match engine.backup(&stack.spec) {
             Some(spec) => {
                 let creds = inputs

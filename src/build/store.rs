@@ -20,7 +20,7 @@ use super::engine::Engine;
 use super::error::BuildError;
 use super::meta::StackRef;
 use super::pod::{DATA, SOCKET, USERS_DIR, data_mount, socket_mount};
-use super::{backup, env, labels, names, scripts, security, tls, wiring};
+use super::{backup, env, labels, names, rotation, scripts, security, tls, wiring};
 use crate::api::AppStack;
 
 /// The store pod's container that checks the server's credentials against
@@ -78,6 +78,21 @@ pub fn stateful_set(
         ..PersistentVolumeClaim::default()
     };
     let (containers, backups) = containers(ctx, stack, engine, restoring, agent)?;
+    // A store that takes the apps' passwords live (see `rotation`) does not
+    // restart for a new one: only a new user name restarts it.
+    let hashed_app = if engine.alternates_logins() {
+        StoreCredentials {
+            username: String::new(),
+            password: String::new(),
+        }
+    } else if engine.keeps_passwords() {
+        StoreCredentials {
+            username: creds.app.username.clone(),
+            password: String::new(),
+        }
+    } else {
+        creds.app.clone()
+    };
     Ok(StatefulSet {
         metadata: ctx.object_meta(name.clone(), part, labels::ROLE_STORE),
         spec: Some(StatefulSetSpec {
@@ -100,7 +115,7 @@ pub fn stateful_set(
                         wiring::CREDENTIALS_HASH.to_string(),
                         wiring::store_hash(
                             part,
-                            &[Some(creds.app), Some(creds.admin), creds.backup]
+                            &[Some(&hashed_app), Some(creds.admin), creds.backup]
                                 .into_iter()
                                 .flatten()
                                 .collect::<Vec<_>>(),
@@ -154,6 +169,9 @@ fn volumes(
     }
     if stack.spec.tls_enabled() {
         volumes.push(tls::store_volume(ctx, engine));
+    }
+    if engine.keeps_passwords() || engine.alternates_logins() {
+        volumes.push(rotation::volume(ctx, engine));
     }
     volumes.extend(backups);
     Some(volumes).filter(|v| !v.is_empty())
@@ -244,13 +262,35 @@ fn containers(
     if tls {
         mounts.push(tls::mount());
     }
-    let check = script_container(
+    if engine.keeps_passwords() || engine.alternates_logins() {
+        mounts.push(rotation::mount());
+    }
+    if engine.alternates_logins() {
+        // Its readiness probe logs in as the apps do now.
+        store
+            .volume_mounts
+            .get_or_insert_with(Vec::new)
+            .push(rotation::mount());
+    }
+    let mut check = script_container(
         CREDENTIALS_CONTAINER,
         &store,
         engine.credentials_script(),
         mounts,
         &engine.secret_name(&ctx.name),
     );
+    if engine.keeps_passwords() {
+        check.env.get_or_insert_with(Vec::new).push(env::plain_env(
+            rotation::FILE_ENV,
+            &format!("{}/{}", rotation::DIR, rotation::KEY),
+        ));
+    }
+    if engine.alternates_logins() {
+        check
+            .env
+            .get_or_insert_with(Vec::new)
+            .push(env::plain_env(rotation::LOGINS_ENV, rotation::DIR));
+    }
     // The users first: a Secret the server cannot take says so at once,
     // not after a long restore.
     backups.init.splice(0..0, users);

@@ -501,7 +501,9 @@ async fn the_first_reconcile_creates_every_child_in_dependency_order() {
             // The rest: created by the set in one request each.
             "POST secrets/shop-ca",
             "POST secrets/shop-redis-tls",
+            "POST secrets/shop-redis-passwords",
             "POST secrets/shop-postgres-tls",
+            "POST secrets/shop-postgres-passwords",
             "POST networkpolicies/shop-redis",
             "POST networkpolicies/shop-postgres",
             "POST networkpolicies/shop-web",

@@ -24,18 +24,36 @@ pub async fn exec(ctx: &Ctx, pod: &str, container: &str, script: &str) -> Result
     Ok((out.success, out.text()))
 }
 
-/// `sql` as the apps' role over loopback TCP, in the stack's database.
+/// `sql` as the apps' role over loopback TCP, in the stack's database: the
+/// login role and password the apps use now (the operator's passwords
+/// Secret mounted in the pod; the container's environment keeps the ones
+/// it started with, which a rotation retires).
 pub async fn psql_as_app(ctx: &Ctx, pod: &str, sql: &str) -> Result<(bool, String)> {
     let script = format!(
-        "PGPASSWORD=\"$APP_PASSWORD\" psql -h 127.0.0.1 -U \"$APP_USER\" -d \"$POSTGRES_DB\" -v ON_ERROR_STOP=1 -Atc \"{sql}\""
+        "d=/etc/appstack/passwords; u=$APP_USER; p=$APP_PASSWORD; if [ -s $d/login ]; then u=$(cat $d/login); p=$(cat $d/password; printf x); p=${{p%x}}; fi; PGPASSWORD=\"$p\" psql -h 127.0.0.1 -U \"$u\" -d \"$POSTGRES_DB\" -v ON_ERROR_STOP=1 -Atc \"{sql}\""
     );
     exec(ctx, pod, "postgres", &script).await
 }
 
-/// `args` as the apps' Redis user (over TLS when the stack has it).
+/// `args` as the apps' Redis user (over TLS when the stack has it), with
+/// the apps' Secret as it is now (`<pod minus -0>`): the container's
+/// environment keeps the password it started with, which a rotation
+/// retires. Falls back to that environment when the Secret cannot be read.
 pub async fn redis_as_app(ctx: &Ctx, pod: &str, args: &str) -> Result<(bool, String)> {
+    let secret = pod.strip_suffix("-0").unwrap_or(pod);
+    let api =
+        kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(ctx.client.clone(), &ctx.ns);
+    let data = match api.get_opt(secret).await {
+        Ok(Some(s)) => crate::children::decoded(&s),
+        _ => Default::default(),
+    };
+    let quote = |v: &str| format!("'{}'", v.replace('\'', "'\\''"));
+    let (user, password) = match (data.get("username"), data.get("password")) {
+        (Some(u), Some(p)) => (quote(u), quote(p)),
+        _ => ("\"$APP_USER\"".to_string(), "\"$APP_PASSWORD\"".to_string()),
+    };
     let script = format!(
-        "REDISCLI_AUTH=\"$APP_PASSWORD\" {} --user \"$APP_USER\" {args}",
+        "REDISCLI_AUTH={password} {} --user {user} {args}",
         pods::REDIS_CLI
     );
     exec(ctx, pod, "redis", &script).await

@@ -14,7 +14,7 @@ use crate::build::engine::{BackupScripts, Engine};
 use crate::build::error::BuildError;
 use crate::build::external::{self, UserSecret};
 use crate::build::meta::StackRef;
-use crate::build::{env, pod, scripts, security, tls};
+use crate::build::{env, pod, rotation, scripts, security, tls};
 
 pub const PORT: i32 = 5432;
 pub const DEFAULT_IMAGE: &str = "postgres:17";
@@ -288,9 +288,13 @@ impl Engine for Postgres {
             // Ready only when the apps' credentials work: a query over TCP
             // authenticates with the Secret's password against the stack's
             // database (pg_isready would pass with neither).
-            readiness_probe: pod::ready_when(
-                "PGPASSWORD=\"$APP_PASSWORD\" PGCONNECT_TIMEOUT=2 psql -h 127.0.0.1 -p \"$APPSTACK_PORT\" -U \"$APP_USER\" -d \"$POSTGRES_DB\" -Atqc 'select 1' >/dev/null",
-            ),
+            // The login role and password the apps use now are the
+            // operator's passwords Secret's, mounted (this container's
+            // environment keeps the ones it started with).
+            readiness_probe: pod::ready_when(&format!(
+                "d={dir}; u=$APP_USER; p=$APP_PASSWORD; if [ -s $d/login ]; then u=$(cat $d/login); p=$(cat $d/password; printf x); p=${{p%x}}; fi; PGPASSWORD=\"$p\" PGCONNECT_TIMEOUT=2 psql -h 127.0.0.1 -p \"$APPSTACK_PORT\" -U \"$u\" -d \"$POSTGRES_DB\" -Atqc 'select 1' >/dev/null",
+                dir = rotation::DIR
+            )),
             liveness_probe: pod::alive_on(PORT, 30),
             volume_mounts: Some(vec![pod::data_mount(MOUNT), pod::socket_mount(SOCKET_DIR)]),
             resources: stack
@@ -305,6 +309,11 @@ impl Engine for Postgres {
 
     fn credentials_script(&self) -> &'static str {
         CREDENTIALS
+    }
+
+    /// A role has one password: the apps alternate between two login roles.
+    fn alternates_logins(&self) -> bool {
+        true
     }
 
     fn socket_dir(&self) -> Option<&'static str> {

@@ -270,6 +270,11 @@ impl Engine for Redis {
         Some(USERS)
     }
 
+    /// ACL users take several passwords (`#<sha256>` each).
+    fn keeps_passwords(&self) -> bool {
+        true
+    }
+
     fn client_env(&self, tls: bool) -> Vec<(&'static str, &'static str)> {
         let mut env = vec![
             ("REDIS_URL", "url"),

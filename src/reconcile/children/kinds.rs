@@ -9,9 +9,10 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, CronJobStatus, Job};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, PodTemplateSpec, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, IngressStatus, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -24,6 +25,7 @@ use super::set::ChildSet;
 use super::stamp::Version;
 use crate::api::gateway::HttpRoute;
 use crate::build::Children;
+use crate::build::rotation;
 use crate::lean;
 use crate::reconcile::migrations;
 use crate::reconcile::restored;
@@ -58,7 +60,17 @@ impl ChildKind for CronJob {
         c.status = c.status.take().map(|s| CronJobStatus {
             last_schedule_time: s.last_schedule_time,
             last_successful_time: s.last_successful_time,
-            ..CronJobStatus::default()
+            // Whether a Job of it runs (a rotation waits for it): at most a
+            // few references, names only.
+            active: s.active.map(|a| {
+                a.into_iter()
+                    .take(4)
+                    .map(|r| ObjectReference {
+                        name: r.name.filter(|n| n.len() <= 253),
+                        ..ObjectReference::default()
+                    })
+                    .collect()
+            }),
         });
     }
     fn versioning(_desired: &Self) -> Version {
@@ -171,8 +183,25 @@ impl ChildKind for Deployment {
                 .get_or_insert_with(Default::default)
                 .extend(migrated);
         }
+        // Of the pod template, only its credentials hash: whether the
+        // rollout reached the current credentials (see `rollout`).
+        let hash = d
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.metadata.as_ref())
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get(rotation::HASH_ANNOTATION))
+            .filter(|h| h.len() <= 64)
+            .cloned();
         d.spec = d.spec.as_ref().map(|spec| DeploymentSpec {
             replicas: spec.replicas,
+            template: PodTemplateSpec {
+                metadata: hash.map(|h| ObjectMeta {
+                    annotations: Some([(rotation::HASH_ANNOTATION.to_string(), h)].into()),
+                    ..ObjectMeta::default()
+                }),
+                spec: None,
+            },
             ..DeploymentSpec::default()
         });
     }

@@ -16,6 +16,7 @@ mod observe;
 mod plan;
 mod problems;
 mod report;
+mod rollout;
 #[cfg(test)]
 mod tables;
 

@@ -474,8 +474,42 @@ async fn credentials(stack: &AppStack, owner: &Owner, secrets: &Api<Secret>) -> 
             }
         }
         existing_secret(stack, store, secrets, &mut found).await?;
+        if store.keeps_passwords() || store.alternates_logins() {
+            let name = build::rotation::secret_name(&owner.name, store);
+            let data = operator_secret(secrets, &owner.uid, &name).await?;
+            if store.keeps_passwords() {
+                let hashes = data
+                    .get(build::rotation::KEY)
+                    .map(|v| build::rotation::parse(&String::from_utf8_lossy(&v.0)))
+                    .unwrap_or_default();
+                found.inputs.set_accepted(store.kind(), hashes);
+            }
+            if let Some(logins) = build::rotation::parse_logins(&data)
+                && store.alternates_logins()
+            {
+                found.inputs.set_logins(store.kind(), logins);
+            }
+        }
     }
     Ok(found)
+}
+
+/// The data of an operator's own Secret of this stack (none when it is
+/// missing or not this stack's).
+async fn operator_secret(
+    secrets: &Api<Secret>,
+    uid: &str,
+    name: &str,
+) -> Result<BTreeMap<String, k8s_openapi::ByteString>> {
+    let secret = secrets.get_opt(name).await.map_err(|source| Error::Read {
+        kind: "Secret",
+        name: name.to_string(),
+        source,
+    })?;
+    Ok(secret
+        .filter(|s| ownership::foreign_holder(&s.metadata, uid).is_none())
+        .and_then(|s| s.data)
+        .unwrap_or_default())
 }
 
 /// The stack's TLS material, or the finding that its CA's name is taken.

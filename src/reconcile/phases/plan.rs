@@ -71,6 +71,26 @@ pub fn plan(stack: &AppStack, world: &World, agent_image: Option<String>) -> Pla
         inputs.set_restored(*kind);
     }
     inputs.set_agent_image(agent_image);
+    // A store that keeps the apps' old passwords keeps them until every
+    // pod that uses it runs on the current ones.
+    // Apps that alternate login roles use the one the rotation chose.
+    for engine in stores::of(&stack.spec).filter(|e| e.alternates_logins()) {
+        if let Some(mut creds) = inputs.get(engine.kind()).cloned() {
+            let logins = build::rotation::logins(
+                &creds.username,
+                &creds.password,
+                inputs.logins(engine.kind()),
+                false,
+            );
+            creds.username = logins.login;
+            inputs.set(engine.kind(), creds);
+        }
+    }
+    for engine in stores::of(&stack.spec).filter(|e| e.keeps_passwords() || e.alternates_logins()) {
+        if super::rollout::rolled(&build::rotation::users(stack, engine, &inputs), &world.seen) {
+            inputs.set_rolled(engine.kind());
+        }
+    }
     let mut children = match build::children(stack, &inputs) {
         Ok(children) => children,
         Err(error) => {

@@ -40,6 +40,7 @@ mod password_rotation;
 mod pod_placement;
 mod poisoned_upgrade;
 mod policy_probe;
+mod rotation_without_failures;
 mod routes;
 mod scheduled_job;
 mod secrets_in_the_open;
@@ -94,6 +95,11 @@ pub fn all() -> Vec<Scenario> {
         scenario("secrets-not-in-the-open", secrets_in_the_open::run, 6),
         scenario("store-trouble", store_trouble::run, 10),
         scenario("password-rotation", password_rotation::run, 10),
+        scenario(
+            "rotation-without-failures",
+            rotation_without_failures::run,
+            10,
+        ),
         scenario("external-stores", external_stores::run, 8),
         scenario("existing-secret", existing_secret::run, 8),
         scenario("zero-downtime", zero_downtime::run, 7),

@@ -2,9 +2,11 @@
 //! Secrets with kubectl, to values that break naive URLs: `p@ss:w/rd#1%x` for
 //! Redis and the same with a trailing newline for PostgreSQL (what
 //! `echo pw | base64` puts in a Secret). The operator must percent-encode
-//! `url`, roll the stores and the apps, and the servers must take the new
-//! passwords: the shop serves the same session and cart and takes new writes,
-//! and the old passwords are refused by Redis and PostgreSQL themselves.
+//! `url`, roll the apps (not the stores: they take the new passwords live),
+//! and the servers must take the new passwords: the shop serves the same
+//! session and cart and takes new writes, and once every web pod rolled the
+//! old passwords are refused by Redis and PostgreSQL themselves. The
+//! PostgreSQL apps move to the other login role of their pair (`app_b`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use appstack_e2e::shop::{self, Cart, Shop};
 use appstack_e2e::wait::{self, Pending, Ready};
 use appstack_e2e::{children, pods};
 use k8s_openapi::ByteString;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::ResourceExt;
 use kube::api::Api;
@@ -30,22 +32,29 @@ use tokio::task::JoinHandle;
 const NEW_PASSWORD: &str = "p@ss:w/rd#1%x";
 /// NEW_PASSWORD as RFC 3986 user-info: every reserved character encoded.
 const NEW_ENCODED: &str = "p%40ss%3Aw%2Frd%231%25x";
-const HASH: &str = "appstack.dev/credentials-hash";
-/// From the Secret edit to a rolled, Ready stack: two store restarts (each
-/// store pod may take its 60 s grace period) and a web rollout behind them.
+pub(super) const HASH: &str = "appstack.dev/credentials-hash";
+/// From the Secret edit to a rolled, Ready stack: the new passwords reach
+/// the stores through a mounted Secret (the kubelet's sync, up to a minute
+/// or so), then the web rollout.
 const ROLL_BOUND: Duration = Duration::from_secs(300);
+/// From the rollout's end to the old password refused: the operator's next
+/// reconcile, then the kubelet's sync of the mounted Secret.
+const RETIRE_BOUND: Duration = Duration::from_secs(180);
 
 pub fn run(ctx: &mut Ctx) -> ScenarioFuture<'_> {
     Box::pin(scenario(ctx))
 }
 
 /// One store's Secret before and after the rotation.
-struct Rotation {
+pub(super) struct Rotation {
     secret: String,
     /// The pod's container that runs the server (`<stack>-<part>-0`, `<part>`).
     container: &'static str,
     /// What the user writes into `password`.
     new: String,
+    /// The user the apps log in as after the rotation (PostgreSQL: the other
+    /// login role of the pair).
+    user_after: String,
     /// `new` as it must appear in `url`.
     encoded: String,
     before: BTreeMap<String, String>,
@@ -58,6 +67,66 @@ impl Rotation {
     fn pod(&self) -> String {
         format!("{}-0", self.secret)
     }
+    fn user_before(&self) -> String {
+        self.before.get("username").cloned().unwrap_or_default()
+    }
+}
+
+/// The other login role of a PostgreSQL pair (`<name>` and `<name>_b`).
+pub(super) fn other_login(user: &str) -> String {
+    match user.strip_suffix("_b") {
+        Some(base) if !base.is_empty() => base.to_string(),
+        _ => format!("{user}_b"),
+    }
+}
+
+/// Both stores' rotations, from the Secrets as they are now.
+pub(super) async fn rotations(ctx: &Ctx, stack: &Stack) -> Result<[Rotation; 2]> {
+    let secrets = children::secret_data(&ctx.client, &ctx.ns, &stack.name).await?;
+    let of = |name: String| secrets.get(&name).cloned().unwrap_or_default();
+    let redis_before = of(stack.redis());
+    let pg_before = of(stack.postgres());
+    let redis = Rotation {
+        secret: stack.redis(),
+        container: "redis",
+        new: NEW_PASSWORD.into(),
+        user_after: redis_before.get("username").cloned().unwrap_or_default(),
+        encoded: NEW_ENCODED.into(),
+        before: redis_before,
+    };
+    let postgres = Rotation {
+        secret: stack.postgres(),
+        container: "postgres",
+        new: format!("{NEW_PASSWORD}\n"),
+        user_after: other_login(pg_before.get("username").map_or("", String::as_str)),
+        encoded: format!("{NEW_ENCODED}%0A"),
+        before: pg_before,
+    };
+    for r in [&redis, &postgres] {
+        ensure!(
+            !r.old().is_empty() && r.before.contains_key("url"),
+            "Secret {} lacks password or url before the rotation: keys {:?}",
+            r.secret,
+            r.before.keys().collect::<Vec<_>>()
+        );
+    }
+    Ok([redis, postgres])
+}
+
+/// Edits both Secrets as a user would: stringData for one, base64 `data`
+/// for the other.
+pub(super) async fn edit(ctx: &Ctx, redis: &Rotation, postgres: &Rotation) -> Result<()> {
+    let redis_patch = json!({"stringData": {"password": redis.new}});
+    kubectl_patch_secret(ctx, &redis.secret, &redis_patch.to_string()).await?;
+    // ByteString serializes as base64, exactly what `echo ... | base64` gives.
+    let b64 = serde_json::to_value(ByteString(postgres.new.clone().into_bytes()))?;
+    let pg_patch = json!({"data": {"password": b64}});
+    kubectl_patch_secret(ctx, &postgres.secret, &pg_patch.to_string()).await?;
+    ctx.step(format!(
+        "kubectl patch: {} password {NEW_PASSWORD:?} (stringData), {} password {:?} (base64 data)",
+        redis.secret, postgres.secret, postgres.new
+    ));
+    Ok(())
 }
 
 async fn scenario(ctx: &mut Ctx) -> Result<()> {
@@ -69,30 +138,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         "logged in as rosalind (session in Redis), cart {cart:?} (rows in PostgreSQL)"
     ));
 
-    let secrets = children::secret_data(&ctx.client, &ctx.ns, &stack.name).await?;
-    let of = |name: String| secrets.get(&name).cloned().unwrap_or_default();
-    let redis = Rotation {
-        secret: stack.redis(),
-        container: "redis",
-        new: NEW_PASSWORD.into(),
-        encoded: NEW_ENCODED.into(),
-        before: of(stack.redis()),
-    };
-    let postgres = Rotation {
-        secret: stack.postgres(),
-        container: "postgres",
-        new: format!("{NEW_PASSWORD}\n"),
-        encoded: format!("{NEW_ENCODED}%0A"),
-        before: of(stack.postgres()),
-    };
-    for r in [&redis, &postgres] {
-        ensure!(
-            !r.old().is_empty() && r.before.contains_key("url"),
-            "Secret {} lacks password or url before the rotation: keys {:?}",
-            r.secret,
-            r.before.keys().collect::<Vec<_>>()
-        );
-    }
+    let [redis, postgres] = rotations(ctx, &stack).await?;
     let old_web: Vec<String> = stack
         .web_settled(ctx, None, Duration::from_secs(120))
         .await?
@@ -117,18 +163,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let edited = Instant::now();
-    // As a user would: stringData for one, base64 `data` for the other.
-    let redis_patch = json!({"stringData": {"password": redis.new}});
-    kubectl_patch_secret(ctx, &redis.secret, &redis_patch.to_string()).await?;
-    // ByteString serializes as base64, exactly what `echo ... | base64` gives.
-    let b64 = serde_json::to_value(ByteString(postgres.new.clone().into_bytes()))?;
-    let pg_patch = json!({"data": {"password": b64}});
-    kubectl_patch_secret(ctx, &postgres.secret, &pg_patch.to_string()).await?;
-    ctx.step(format!(
-        "kubectl patch: {} password {NEW_PASSWORD:?} (stringData), {} password {:?} (base64 data)",
-        redis.secret, postgres.secret, postgres.new
-    ));
-
+    edit(ctx, &redis, &postgres).await?;
     let rolled = wait_rolled(
         ctx,
         &stack,
@@ -164,7 +199,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         }
     };
     ctx.step(format!(
-        "rolled {:.1}s after the edit: new Redis and PostgreSQL pods, web {}",
+        "rolled {:.1}s after the edit: the same Redis and PostgreSQL pods, web {}",
         rolled_after.as_secs_f64(),
         pods::describe(&web)
     ));
@@ -231,11 +266,11 @@ async fn kubectl_patch_secret(ctx: &Ctx, name: &str, patch: &str) -> Result<()> 
     Ok(())
 }
 
-fn annotation(pod: &Pod, key: &str) -> String {
+pub(super) fn annotation(pod: &Pod, key: &str) -> String {
     pod.annotations().get(key).cloned().unwrap_or_default()
 }
 
-async fn template_hash<K>(ctx: &Ctx, name: &str) -> Result<String>
+pub(super) async fn template_hash<K>(ctx: &Ctx, name: &str) -> Result<String>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -255,9 +290,9 @@ where
 }
 
 /// Waits until the operator has rolled everything the new passwords touch:
-/// both Secrets' `url`, a new pod with a new credentials hash for each store,
-/// only new web pods, and the AppStack Ready. Returns the web pods.
-async fn wait_rolled(
+/// both Secrets' `url`, only new web pods, and the AppStack Ready; the
+/// store pods are the same. Returns the web pods.
+pub(super) async fn wait_rolled(
     ctx: &Ctx,
     stack: &Stack,
     rotations: [&Rotation; 2],
@@ -267,7 +302,7 @@ async fn wait_rolled(
 ) -> Result<Vec<Pod>> {
     let secrets = Api::<Secret>::namespaced(ctx.client.clone(), &ctx.ns);
     for r in rotations {
-        let needle = format!(":{}@", r.encoded);
+        let needle = format!("//{}:{}@", r.user_after, r.encoded);
         wait::until(
             &format!("Secret {} to get a url with {needle:?}", r.secret),
             // Time for an operator restarting meanwhile to lead again.
@@ -284,36 +319,12 @@ async fn wait_rolled(
         .await?;
     }
     for (r, (old_uid, old_hash)) in rotations.iter().zip(old_store) {
-        let pods_api = ctx.pods();
-        let name = r.pod();
-        wait::until(
-            &format!("a new ready {name} with a new credentials hash"),
-            ROLL_BOUND,
-            async || {
-                let sts_hash = template_hash::<StatefulSet>(ctx, &r.secret).await?;
-                let p = pods_api.get_opt(&name).await?;
-                Ok(match p {
-                    Some(p)
-                        if p.uid().as_deref() != Some(old_uid.as_str())
-                            && pods::is_ready(&p)
-                            && &annotation(&p, HASH) != old_hash
-                            && annotation(&p, HASH) == sts_hash =>
-                    {
-                        Ready(())
-                    }
-                    Some(p) => Pending(format!(
-                        "{} new={} ready={} hash changed={} matches template={}",
-                        pods::phase(&p),
-                        p.uid().as_deref() != Some(old_uid.as_str()),
-                        pods::is_ready(&p),
-                        &annotation(&p, HASH) != old_hash,
-                        annotation(&p, HASH) == sts_hash
-                    )),
-                    None => Pending("no pod".into()),
-                })
-            },
-        )
-        .await?;
+        let p = ctx.pods().get(&r.pod()).await?;
+        ensure!(
+            p.uid().as_deref() == Some(old_uid.as_str()) && &annotation(&p, HASH) == old_hash,
+            "{} was restarted (or its credentials hash changed) by the rotation: the stores take the apps' new passwords live",
+            r.pod()
+        );
     }
     wait::until(
         &format!("Deployment {} to get a new credentials hash", stack.web()),
@@ -355,7 +366,7 @@ fn secret_value(secret: &Secret, key: &str) -> String {
 /// What a user checks in the Secrets: their password kept byte for byte, a
 /// `url` that changed only in its (percent-encoded) password and decodes
 /// back to it, everything else as before.
-async fn check_secrets(ctx: &Ctx, rotations: [&Rotation; 2]) -> Result<()> {
+pub(super) async fn check_secrets(ctx: &Ctx, rotations: [&Rotation; 2]) -> Result<()> {
     let secrets = Api::<Secret>::namespaced(ctx.client.clone(), &ctx.ns);
     for r in rotations {
         let s = secrets.get(&r.secret).await?;
@@ -370,7 +381,11 @@ async fn check_secrets(ctx: &Ctx, rotations: [&Rotation; 2]) -> Result<()> {
         let url = now.get("url").cloned().unwrap_or_default();
         // The old password is generated hex: the same in a URL.
         let old_url = &r.before["url"];
-        let expected = old_url.replacen(&format!(":{}@", r.old()), &format!(":{}@", r.encoded), 1);
+        let expected = old_url.replacen(
+            &format!("//{}:{}@", r.user_before(), r.old()),
+            &format!("//{}:{}@", r.user_after, r.encoded),
+            1,
+        );
         ensure!(
             &expected != old_url && url == expected,
             "Secret {}: url is {url:?}, expected {expected:?} (the old url with the encoded password)",
@@ -383,8 +398,16 @@ async fn check_secrets(ctx: &Ctx, rotations: [&Rotation; 2]) -> Result<()> {
             r.secret,
             r.new
         );
+        let username = now.get("username").cloned().unwrap_or_default();
+        ensure!(
+            username == r.user_after,
+            "Secret {}: username is {username:?}, expected {:?}",
+            r.secret,
+            r.user_after
+        );
         for (key, old) in &r.before {
-            if key != "password" && key != "url" && now.get(key) != Some(old) {
+            if !["password", "url", "username"].contains(&key.as_str()) && now.get(key) != Some(old)
+            {
                 bail!(
                     "Secret {}: {key} changed from {old:?} to {:?} with only the password edited",
                     r.secret,
@@ -393,7 +416,7 @@ async fn check_secrets(ctx: &Ctx, rotations: [&Rotation; 2]) -> Result<()> {
             }
         }
         ctx.step(format!(
-            "Secret {}: url {url:?} decodes back to password {:?}",
+            "Secret {}: username {username}, url {url:?} decodes back to password {:?}",
             r.secret, r.new
         ));
     }
@@ -437,7 +460,7 @@ fn url_password(url: &str) -> Result<String> {
 /// The new web pods take REDIS_URL and DATABASE_URL from the Secrets'
 /// `url`, and each of them reaches both stores with what it was given (the
 /// shop's /readyz pings Redis and runs SELECT 1 on PostgreSQL).
-async fn check_web_pods(ctx: &mut Ctx, stack: &Stack, web: &[Pod]) -> Result<()> {
+pub(super) async fn check_web_pods(ctx: &mut Ctx, stack: &Stack, web: &[Pod]) -> Result<()> {
     let http = ctx.http().await?;
     for pod in web {
         let name = pod.name_any();
@@ -485,7 +508,7 @@ async fn check_web_pods(ctx: &mut Ctx, stack: &Stack, web: &[Pod]) -> Result<()>
 
 /// The session and cart from before the rotation are served, and new
 /// writes go through: a new login (Redis) and new cart rows (PostgreSQL).
-async fn check_shop(ctx: &Ctx, stack: &Stack, token: &str, cart: &Cart) -> Result<()> {
+pub(super) async fn check_shop(ctx: &Ctx, stack: &Stack, token: &str, cart: &Cart) -> Result<()> {
     let by = stack.shop.expect_me(token, "rosalind").await?;
     let (now, r) = stack.shop.cart(token).await?;
     ensure!(
@@ -514,13 +537,13 @@ async fn check_shop(ctx: &Ctx, stack: &Stack, token: &str, cart: &Cart) -> Resul
 }
 
 /// Asks the server in the store's own pod, over TCP with a password: the
-/// new one is accepted (so the check itself works) and the old one refused.
-async fn check_server(ctx: &Ctx, r: &Rotation) -> Result<()> {
+/// new one is accepted (so the check itself works) and, once the operator
+/// saw every pod rolled and the store took it, the old one refused.
+pub(super) async fn check_server(ctx: &Ctx, r: &Rotation) -> Result<()> {
     let pod = r.pod();
-    let user = r.before.get("username").cloned().unwrap_or_default();
     let db = r.before.get("database").cloned().unwrap_or_default();
     let redis = r.container == "redis";
-    let try_with = async |password: &str| -> Result<Output> {
+    let try_with = async |user: &str, password: &str| -> Result<Output> {
         // Through `env`, not a shell: the password reaches the client as is.
         let var = if redis {
             format!("REDISCLI_AUTH={password}")
@@ -550,7 +573,7 @@ async fn check_server(ctx: &Ctx, r: &Rotation) -> Result<()> {
                 "/etc/appstack/tls/ca.crt",
                 "--no-auth-warning",
                 "--user",
-                &user,
+                user,
                 "ping",
             ]);
         } else {
@@ -561,7 +584,7 @@ async fn check_server(ctx: &Ctx, r: &Rotation) -> Result<()> {
                 "-h",
                 "127.0.0.1",
                 "-U",
-                &user,
+                user,
                 "-d",
                 &db,
                 "-Atqc",
@@ -575,25 +598,42 @@ async fn check_server(ctx: &Ctx, r: &Rotation) -> Result<()> {
     } else {
         ("1", &["password authentication failed"][..])
     };
-    let new = try_with(&r.new).await?;
+    let new = try_with(&r.user_after, &r.new).await?;
     ensure!(
         new.stdout.trim() == accepted,
-        "{} in pod {pod}: the new password {:?} was not accepted: {}",
+        "{} in pod {pod}: the new password {:?} of {} was not accepted: {}",
         r.container,
         r.new,
+        r.user_after,
         new.text()
     );
-    let old = try_with(r.old()).await?;
-    let text = old.text();
-    ensure!(
-        old.stdout.trim() != accepted && refused.iter().any(|w| text.contains(w)),
-        "{} in pod {pod}: expected the old password to be refused, got (exit {:?}): {text}",
-        r.container,
-        old.code
-    );
+    let user = r.user_before();
+    let start = Instant::now();
+    let text = wait::until_every(
+        &format!(
+            "{} in pod {pod} to refuse the old password of {user}",
+            r.container
+        ),
+        RETIRE_BOUND,
+        Duration::from_secs(3),
+        async || {
+            let old = try_with(&user, r.old()).await?;
+            let text = old.text();
+            Ok(
+                if old.stdout.trim() != accepted && refused.iter().any(|w| text.contains(w)) {
+                    Ready(text)
+                } else {
+                    Pending(format!("exit {:?}: {}", old.code, text.trim()))
+                },
+            )
+        },
+    )
+    .await?;
     ctx.step(format!(
-        "{} itself accepts the new password and refuses the old one: {:?}",
+        "{} accepts {} with the new password and refuses {user} with the old one {:.1}s after the rollout: {:?}",
         r.container,
+        r.user_after,
+        start.elapsed().as_secs_f64(),
         text.lines()
             .find(|l| refused.iter().any(|w| l.contains(w)))
             .unwrap_or_default()

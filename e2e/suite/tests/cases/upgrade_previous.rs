@@ -65,12 +65,11 @@ async fn upgrade(ctx: &mut Ctx) -> Result<()> {
         .context("installing the previous release (build it: make images-previous)")?;
     ctx.step("the previous release's operator runs");
 
-    // On PostgreSQL 16 and later the upgrade cannot demote the apps' role:
-    // the previous release made it the bootstrap superuser, whose SUPERUSER
-    // attribute PostgreSQL 16 no longer lets anyone remove ("permission
-    // denied to alter role", CredentialsOutOfSync). Known, open: proven on
-    // PostgreSQL 15 until the upgrade moves the apps to a role of their own.
-    let stack = appstack::deploy_shop(ctx, appstack::on_older_majors).await?;
+    // On the default PostgreSQL (17): the previous release made the apps'
+    // role the bootstrap superuser, which PostgreSQL 16 and later keep a
+    // superuser; the upgrade hands its objects to the apps' owner role and
+    // renames it (appstack_bootstrap, NOLOGIN).
+    let stack = appstack::deploy_shop(ctx, |_| {}).await?;
     let (token, cart) = shop::seed(&stack.shop, "ada").await?;
     ctx.step(format!(
         "under the previous release: ada logged in, cart {cart:?}"
