@@ -206,7 +206,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
 
     check_secrets(ctx, [&redis, &postgres]).await?;
     check_web_pods(ctx, &stack, &web).await?;
-    check_shop(ctx, &stack, &token, &cart).await?;
+    check_shop(ctx, &stack, "rosalind", &token, &cart).await?;
     for r in [&redis, &postgres] {
         check_server(ctx, r).await?;
     }
@@ -508,8 +508,14 @@ pub(super) async fn check_web_pods(ctx: &mut Ctx, stack: &Stack, web: &[Pod]) ->
 
 /// The session and cart from before the rotation are served, and new
 /// writes go through: a new login (Redis) and new cart rows (PostgreSQL).
-pub(super) async fn check_shop(ctx: &Ctx, stack: &Stack, token: &str, cart: &Cart) -> Result<()> {
-    let by = stack.shop.expect_me(token, "rosalind").await?;
+pub(super) async fn check_shop(
+    ctx: &Ctx,
+    stack: &Stack,
+    user: &str,
+    token: &str,
+    cart: &Cart,
+) -> Result<()> {
+    let by = stack.shop.expect_me(token, user).await?;
     let (now, r) = stack.shop.cart(token).await?;
     ensure!(
         &now == cart,
@@ -531,7 +537,7 @@ pub(super) async fn check_shop(ctx: &Ctx, stack: &Stack, token: &str, cart: &Car
     let (other, other_cart) = shop::seed(&stack.shop, "barbara").await?;
     stack.shop.expect_me(&other, "barbara").await?;
     ctx.step(format!(
-        "new writes: rosalind's cart now {now:?}; barbara logged in with cart {other_cart:?}"
+        "new writes: {user}'s cart now {now:?}; barbara logged in with cart {other_cart:?}"
     ));
     Ok(())
 }

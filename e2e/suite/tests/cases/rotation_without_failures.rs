@@ -110,7 +110,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     let (web, rolled, retired) = outcome?;
     rotation::check_secrets(ctx, [&redis, &postgres]).await?;
     rotation::check_web_pods(ctx, &stack, &web).await?;
-    rotation::check_shop(ctx, &stack, &token, &cart).await?;
+    rotation::check_shop(ctx, &stack, "grace", &token, &cart).await?;
 
     ctx.recovered("secret edit to every web pod rolled", rolled);
     ctx.recovered("secret edit to both old passwords refused", retired);
