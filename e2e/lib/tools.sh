@@ -4,7 +4,7 @@
 # into a cache keyed by version, outside the repository. Sourced by cluster.sh;
 # `e2e/lib/tools.sh [name...]` builds the named ones (default: all), among:
 # etcd kubernetes coredns metrics-server helm local-path-provisioner kube-router
-# versitygw traefik actionlint helm-docs.
+# versitygw traefik actionlint helm-docs kstatus-check.
 set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.34.4}
@@ -61,6 +61,7 @@ tool_bin_dir() { # name -> directory holding that tool's binaries
     traefik) echo "$TOOLS_DIR/traefik-$TRAEFIK_VERSION/bin" ;;
     actionlint) echo "$TOOLS_DIR/actionlint-$ACTIONLINT_VERSION/bin" ;;
     helm-docs) echo "$TOOLS_DIR/helm-docs-$HELM_DOCS_VERSION/bin" ;;
+    kstatus-check) echo "$TOOLS_DIR/kstatus-check-$(_kstatus_check_key)/bin" ;;
     *) echo "unknown tool $1" >&2; return 1 ;;
   esac
 }
@@ -172,6 +173,25 @@ build_actionlint() {
   _go_install github.com/rhysd/actionlint/cmd/actionlint "$ACTIONLINT_VERSION" \
     "$(tool_bin_dir actionlint)" actionlint \
     "-X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION"
+}
+
+# Our own small program over kstatus (e2e/kstatus, pinned by its go.mod): keyed
+# by what it is built from.
+_kstatus_check_key() {
+  local dir; dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../kstatus" && pwd)"
+  cat "$dir/go.mod" "$dir/go.sum" "$dir/main.go" | sha256sum | cut -c1-12
+}
+
+build_kstatus_check() {
+  local dest; dest=$(tool_bin_dir kstatus-check)
+  [[ -x "$dest/kstatus-check" ]] && return 0
+  local src t0=$SECONDS
+  src="$(cd "$(dirname "${BASH_SOURCE[0]}")/../kstatus" && pwd)"
+  _log "building kstatus-check (e2e/kstatus; cached afterwards)"
+  mkdir -p "$dest"
+  (cd "$src" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$dest/kstatus-check.tmp" .)
+  mv "$dest/kstatus-check.tmp" "$dest/kstatus-check"
+  _log "built kstatus-check in $((SECONDS - t0))s"
 }
 
 build_helm_docs() {

@@ -40,8 +40,9 @@ pub use problem::Problem;
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
-/// kstatus' standard conditions (Flux, kpt, Config Sync read these, not
-/// Progressing or Degraded): Reconciling is InProgress, Stalled is Failed.
+/// kstatus' standard conditions (Flux, kpt, Config Sync read these before
+/// Ready, and know no Progressing or Degraded): Reconciling is InProgress,
+/// Stalled is Failed.
 pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
 /// True while the newest backup of a store failed (only with backups).

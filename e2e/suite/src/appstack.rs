@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::core::GroupVersionKind;
@@ -12,6 +12,8 @@ use kube::{Client, ResourceExt};
 use serde_json::Value;
 
 use crate::apply;
+use crate::cmd;
+use crate::env::TestEnv;
 use crate::runner::Ctx;
 use crate::shop::Shop;
 use crate::wait::{self, Pending, Ready};
@@ -385,4 +387,34 @@ pub async fn wait_condition_mentioning(
         },
     )
     .await
+}
+
+/// What kstatus (sigs.k8s.io/cli-utils: how Flux and kpt wait for a
+/// resource) computes for the live AppStack: (status, message). The checker
+/// (e2e/kstatus) is built on first use, into the tools cache.
+pub async fn kstatus(env: &TestEnv, ns: &str, name: &str) -> Result<(String, String)> {
+    let script = format!(
+        r#"set -euo pipefail; source e2e/lib/tools.sh; build_tools kstatus-check
+kubectl get appstacks.appstack.dev -n {ns} {name} -o json | "$(tool_bin_dir kstatus-check)/kstatus-check""#
+    );
+    let out = cmd::run(
+        env,
+        "bash",
+        &["-c", &script],
+        None,
+        Duration::from_secs(600),
+    )
+    .await?;
+    if !out.success {
+        bail!(
+            "kstatus-check on AppStack {ns}/{name} failed: {}",
+            out.text()
+        );
+    }
+    let line = out.stdout.trim();
+    let rest = line
+        .strip_prefix(&format!("{ns}/{name} "))
+        .ok_or_else(|| anyhow!("kstatus-check printed {line:?}"))?;
+    let (status, message) = rest.split_once(' ').unwrap_or((rest, ""));
+    Ok((status.to_string(), message.to_string()))
 }

@@ -3,7 +3,9 @@
 //! Deployment shop-api-web). The second is told so in its status and an
 //! Event, the first keeps its children; once the first is deleted, the
 //! second converges on its own (the freed Deployment's deletion event wakes
-//! it, so it does not wait for a requeue).
+//! it, so it does not wait for a requeue). kstatus, which Flux and kpt wait
+//! with, reads each state as a user would: Current, then Failed (Stalled)
+//! for the conflict, then Current.
 
 use std::time::{Duration, Instant};
 
@@ -54,6 +56,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     ctx.step(format!(
         "AppStack {FIRST} (component api-web) Ready: it owns Deployment {TAKEN}"
     ));
+    expect_kstatus(ctx, FIRST, "Current").await?;
 
     apply::object(&ctx.client, &ctx.ns, stack(SECOND, "web", &image)).await?;
     let message = appstack::wait_condition(
@@ -95,6 +98,10 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     ctx.step(format!(
         "Deployment {TAKEN} still belongs to AppStack {FIRST}; a Warning Event says why"
     ));
+    let (_, said) = expect_kstatus(ctx, SECOND, "Failed").await?;
+    if !said.contains(TAKEN) {
+        bail!("kstatus' message for {SECOND} does not name {TAKEN}: {said}");
+    }
 
     appstack::api(&ctx.client, &ctx.ns)
         .delete(FIRST, &DeleteParams::default())
@@ -123,5 +130,16 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         start.elapsed().as_secs_f64()
     ));
     ctx.recovered("conflict resolved", start.elapsed());
+    expect_kstatus(ctx, SECOND, "Current").await?;
     Ok(())
+}
+
+/// kstatus' verdict on the stack must be `want` (its status and message).
+async fn expect_kstatus(ctx: &mut Ctx, name: &str, want: &str) -> Result<(String, String)> {
+    let (status, message) = appstack::kstatus(&ctx.env, &ctx.ns, name).await?;
+    if status != want {
+        bail!("kstatus says {status} ({message}) for AppStack {name}; want {want}");
+    }
+    ctx.step(format!("kstatus (Flux, kpt): {name} {status}: {message}"));
+    Ok((status, message))
 }
