@@ -184,13 +184,6 @@ fn window_notes(stack: &Stack, parts: &[&str], at: Timestamp) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn stack(raw: Value) -> Stack {
-        Stack {
-            typed: serde_json::from_value(raw.clone()).unwrap(),
-            raw,
-        }
-    }
-
     fn shop() -> Value {
         json!({
             "apiVersion": "appstack.dev/v1alpha1", "kind": "AppStack",
@@ -210,8 +203,12 @@ mod tests {
 
     #[test]
     fn a_clone_restores_the_backed_up_stores_into_a_new_stack() {
-        let (m, notes) =
-            manifest(&stack(shop()), "shop-copy", Some("2026-12-06T08:00:00Z")).unwrap();
+        let (m, notes) = manifest(
+            &Stack::from_raw(shop()),
+            "shop-copy",
+            Some("2026-12-06T08:00:00Z"),
+        )
+        .unwrap();
         assert_eq!(
             m["metadata"],
             json!({"name": "shop-copy", "namespace": "demo"}),
@@ -244,7 +241,7 @@ mod tests {
 
     #[test]
     fn a_clone_says_what_cannot_work() {
-        let s = stack(shop());
+        let s = Stack::from_raw(shop());
         let (_, notes) = manifest(&s, "c", Some("2026-12-01T00:00:00Z")).unwrap();
         assert!(
             notes
@@ -264,7 +261,9 @@ mod tests {
         }
         let mut none = shop();
         none["spec"]["postgres"] = json!({});
-        let err = manifest(&stack(none), "c", None).unwrap_err().to_string();
+        let err = manifest(&Stack::from_raw(none), "c", None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("backs up none of its stores"), "{err}");
     }
 }

@@ -86,6 +86,17 @@ pub struct Stack {
     pub raw: Value,
 }
 
+#[cfg(test)]
+impl Stack {
+    /// A stack as the server would return it, for the subcommands' tests.
+    pub fn from_raw(raw: Value) -> Self {
+        Stack {
+            typed: serde_json::from_value(raw.clone()).unwrap(),
+            raw,
+        }
+    }
+}
+
 impl Target {
     /// The caller's kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster),
     /// with `namespace` or the context's namespace.

@@ -441,13 +441,6 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn stack(raw: Value) -> Stack {
-        Stack {
-            typed: serde_json::from_value(raw.clone()).unwrap(),
-            raw,
-        }
-    }
-
     fn shop() -> Value {
         json!({
             "apiVersion": "appstack.dev/v1alpha1", "kind": "AppStack",
@@ -496,7 +489,7 @@ mod tests {
             .map(|i| event(&format!("E{i:02}"), &format!("2026-12-06T10:00:{i:02}Z")))
             .collect();
         let pods = BTreeMap::from([("postgres", Vec::new()), ("redis", Vec::new())]);
-        let text = render(&stack(shop()), &pods, &Ok(events), now);
+        let text = render(&Stack::from_raw(shop()), &pods, &Ok(events), now);
         for expected in [
             "AppStack shop in namespace demo (generation 3, observed 3)",
             "Ready     True    Ready       every component and store serves",
@@ -526,7 +519,7 @@ mod tests {
         raw.as_object_mut().unwrap().remove("status");
         raw["spec"]["postgres"]["external"] = json!({"secretName": "db"});
         let text = render(
-            &stack(raw),
+            &Stack::from_raw(raw),
             &BTreeMap::new(),
             &Err("your account may not list events in namespace demo".into()),
             Timestamp::now(),

@@ -37,6 +37,19 @@ said=$(cat "$logins/login" "$logins/password" "$logins/owner" "$logins/retire" 2
 # What psql says on stderr, only: the query's output is dropped.
 # shellcheck disable=SC2069
 login() { PGPASSWORD="$APP_PASSWORD" PGCONNECT_TIMEOUT=5 psql -h 127.0.0.1 -p "$port" -U "$APP_USER" -d "$POSTGRES_DB" -Atqc 'select 1' 2>&1 >/dev/null; }
+# The backup tools' role (replication, no superuser), when the store has one.
+# shellcheck disable=SC2069
+backup_role() {
+  [ -n "${BACKUP_USER:-}" ] || return 0
+  psql -q -h "$socket" -p "$port" -U "$POSTGRES_USER" -d postgres -v ON_ERROR_STOP=1 -v backup="$BACKUP_USER" 2>&1 >/dev/null <<'SQL'
+\getenv backuppw BACKUP_PASSWORD
+SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'backup') AS missing \gset
+\if :missing
+CREATE ROLE :"backup";
+\endif
+ALTER ROLE :"backup" WITH LOGIN REPLICATION NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS PASSWORD :'backuppw';
+SQL
+}
 # shellcheck disable=SC2069
 roles() {
   current
@@ -61,15 +74,7 @@ SQL
   psql -q -h "$socket" -p "$port" -U "$POSTGRES_USER" -d "$POSTGRES_DB" -v ON_ERROR_STOP=1 -v app="$APP_USER" 2>&1 >/dev/null <<'SQL'
 ALTER SCHEMA public OWNER TO :"app";
 SQL
-  [ -n "${BACKUP_USER:-}" ] || return 0
-  psql -q -h "$socket" -p "$port" -U "$POSTGRES_USER" -d postgres -v ON_ERROR_STOP=1 -v backup="$BACKUP_USER" 2>&1 >/dev/null <<'SQL'
-\getenv backuppw BACKUP_PASSWORD
-SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'backup') AS missing \gset
-\if :missing
-CREATE ROLE :"backup";
-\endif
-ALTER ROLE :"backup" WITH LOGIN REPLICATION NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS PASSWORD :'backuppw';
-SQL
+  backup_role
 }
 # The administrator, then the apps' roles in one transaction in the stack's
 # database: the owner role (NOLOGIN) owns the database and what is in it;
@@ -185,15 +190,7 @@ ALTER DATABASE :"db" OWNER TO :"owner";
 ALTER SCHEMA public OWNER TO :"owner";
 COMMIT;
 SQL
-  [ -n "${BACKUP_USER:-}" ] || return 0
-  psql -q -h "$socket" -p "$port" -U "$POSTGRES_USER" -d postgres -v ON_ERROR_STOP=1 -v backup="$BACKUP_USER" 2>&1 >/dev/null <<'SQL'
-\getenv backuppw BACKUP_PASSWORD
-SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'backup') AS missing \gset
-\if :missing
-CREATE ROLE :"backup";
-\endif
-ALTER ROLE :"backup" WITH LOGIN REPLICATION NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS PASSWORD :'backuppw';
-SQL
+  backup_role
 }
 # A restore writes its recovery settings (restore_command, recovery_target_*)
 # into postgresql.auto.conf; once the server has promoted they must go, or
