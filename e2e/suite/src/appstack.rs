@@ -63,6 +63,16 @@ pub fn on_older_majors(manifest: &mut Value) {
     manifest["spec"]["postgres"]["image"] = OLDER_POSTGRES_IMAGE.into();
 }
 
+/// A `deploy_shop` tweak: the web component at a fixed replica count, with
+/// no HPA deciding otherwise during the test.
+pub fn fixed_web_replicas(manifest: &mut Value, replicas: i32) {
+    let web = &mut manifest["spec"]["components"][0];
+    if let Some(obj) = web.as_object_mut() {
+        obj.remove("autoscaling");
+    }
+    web["replicas"] = replicas.into();
+}
+
 /// A `deploy_shop` tweak: Valkey 8 as the stack's Redis.
 pub fn on_valkey(manifest: &mut Value) {
     manifest["spec"]["redis"]["image"] = VALKEY_IMAGE.into();

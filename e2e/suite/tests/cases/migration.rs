@@ -28,11 +28,7 @@ pub fn run(ctx: &mut Ctx) -> ScenarioFuture<'_> {
 
 async fn scenario(ctx: &mut Ctx) -> Result<()> {
     let stack = appstack::deploy_shop(ctx, |m| {
-        let web = &mut m["spec"]["components"][0];
-        if let Some(obj) = web.as_object_mut() {
-            obj.remove("autoscaling");
-        }
-        web["replicas"] = json!(REPLICAS);
+        appstack::fixed_web_replicas(m, REPLICAS);
     })
     .await?;
     let token = stack.shop.login("ada").await?;

@@ -18,7 +18,6 @@ use appstack_e2e::runner::{Ctx, ScenarioFuture};
 use appstack_e2e::{pods, shop};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
-use serde_json::json;
 
 use super::password_rotation::{self as rotation, HASH};
 
@@ -30,13 +29,8 @@ pub fn run(ctx: &mut Ctx) -> ScenarioFuture<'_> {
 }
 
 async fn scenario(ctx: &mut Ctx) -> Result<()> {
-    // A fixed replica count: no HPA deciding otherwise during the test.
     let stack = appstack::deploy_shop(ctx, |m| {
-        let web = &mut m["spec"]["components"][0];
-        if let Some(obj) = web.as_object_mut() {
-            obj.remove("autoscaling");
-        }
-        web["replicas"] = json!(REPLICAS);
+        appstack::fixed_web_replicas(m, REPLICAS);
     })
     .await?;
     let (token, cart) = shop::seed(&stack.shop, "grace").await?;

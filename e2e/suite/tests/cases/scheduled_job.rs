@@ -32,11 +32,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     refused_at_admission(ctx).await?;
     let started = Instant::now();
     let stack = appstack::deploy_shop(ctx, |m| {
-        let web = &mut m["spec"]["components"][0];
-        if let Some(obj) = web.as_object_mut() {
-            obj.remove("autoscaling");
-        }
-        web["replicas"] = json!(1);
+        appstack::fixed_web_replicas(m, 1);
         m["spec"]["jobs"] = json!([tick_job()]);
     })
     .await?;

@@ -13,7 +13,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
-use serde_json::json;
 
 const REPLICAS: i32 = 3;
 const RATE: u32 = 20;
@@ -24,14 +23,9 @@ pub fn run(ctx: &mut Ctx) -> ScenarioFuture<'_> {
 }
 
 async fn scenario(ctx: &mut Ctx) -> Result<()> {
-    // A fixed replica count: no HPA deciding otherwise during the test.
     let stack = appstack::deploy_shop(ctx, |m| {
         appstack::on_older_majors(m);
-        let web = &mut m["spec"]["components"][0];
-        if let Some(obj) = web.as_object_mut() {
-            obj.remove("autoscaling");
-        }
-        web["replicas"] = json!(REPLICAS);
+        appstack::fixed_web_replicas(m, REPLICAS);
     })
     .await?;
     let running = stack
