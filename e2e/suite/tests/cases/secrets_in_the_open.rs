@@ -59,8 +59,8 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     ));
     let passwords = passwords(ctx).await?;
     ensure!(
-        passwords.len() == 5,
-        "expected the passwords of 5 Secrets (apps', administrators', Redis' backup user), found {:?}",
+        passwords.len() == 6,
+        "expected the passwords of 6 Secrets (apps', administrators', Redis' backup user, PostgreSQL's login roles), found {:?}",
         passwords.keys().collect::<Vec<_>>()
     );
 

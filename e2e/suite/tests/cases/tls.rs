@@ -109,9 +109,11 @@ async fn refusals(ctx: &mut Ctx, stack: &appstack::Stack) -> Result<()> {
     let pg_pod = format!("{}-0", stack.postgres());
     let headless = format!("{pg_pod}.{}-headless.{}.svc", stack.postgres(), ctx.ns);
     // From the pod to its own address (not loopback): what the network sees.
+    // The apps' login role runs as the owner role (SET role): back to the
+    // session (login) role, which may read its own row of pg_stat_ssl.
     let login = |conninfo: String| {
         format!(
-            "ip=$(hostname -i | cut -d' ' -f1); PGPASSWORD=\"$APP_PASSWORD\" PGCONNECT_TIMEOUT=5 psql \"{conninfo} user=$APP_USER dbname=$POSTGRES_DB\" -Atc 'select ssl from pg_stat_ssl where pid = pg_backend_pid()' 2>&1"
+            "ip=$(hostname -i | cut -d' ' -f1); PGPASSWORD=\"$APP_PASSWORD\" PGCONNECT_TIMEOUT=5 psql \"{conninfo} user=$APP_USER dbname=$POSTGRES_DB\" -qAtc 'set role none; select ssl from pg_stat_ssl where pid = pg_backend_pid()' 2>&1"
         )
     };
     let (_, out) = stores::exec(
