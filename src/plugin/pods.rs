@@ -101,6 +101,29 @@ pub async fn list(target: &Target, selector: &str) -> Result<Vec<Pod>> {
     Ok(pods)
 }
 
+/// A store's pods: those its StatefulSet `set` controls (anyone may copy
+/// the labels), and only that StatefulSet's when its uid is given.
+pub async fn of_store(
+    target: &Target,
+    part: &str,
+    set: &str,
+    set_uid: Option<&str>,
+) -> Result<Vec<Pod>> {
+    let selector = store_selector(&target.name, part);
+    Ok(list(target, &selector)
+        .await?
+        .into_iter()
+        .filter(|p| {
+            controlled_by(
+                p.metadata.owner_references.as_ref(),
+                "StatefulSet",
+                set,
+                set_uid,
+            )
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

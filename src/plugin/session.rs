@@ -249,19 +249,7 @@ async fn store_pods(
             target.name
         )));
     }
-    let selector = pods::store_selector(&target.name, engine.part());
-    Ok(pods::list(target, &selector)
-        .await?
-        .into_iter()
-        .filter(|p| {
-            pods::controlled_by(
-                p.metadata.owner_references.as_ref(),
-                "StatefulSet",
-                &name,
-                set.uid().as_deref(),
-            )
-        })
-        .collect())
+    pods::of_store(target, engine.part(), &name, set.uid().as_deref()).await
 }
 
 /// Refuses `--admin` up front when the caller may not read the

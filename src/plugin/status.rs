@@ -27,21 +27,8 @@ pub async fn run(target: &Target) -> Result<()> {
     let stack = target.stack().await?;
     let mut store_pods = BTreeMap::new();
     for engine in stores::of(&stack.typed.spec) {
-        let selector = pods::store_selector(&target.name, engine.part());
-        // The StatefulSet's pods only: anyone may copy the labels.
         let set = engine.secret_name(&target.name);
-        let found = pods::list(target, &selector)
-            .await?
-            .into_iter()
-            .filter(|p| {
-                pods::controlled_by(
-                    p.metadata.owner_references.as_ref(),
-                    "StatefulSet",
-                    &set,
-                    None,
-                )
-            })
-            .collect();
+        let found = pods::of_store(target, engine.part(), &set, None).await?;
         store_pods.insert(engine.part(), found);
     }
     let events = events(target).await?;
