@@ -114,8 +114,8 @@ pub struct ReplicationStatus {
     /// The primary's timeline (PostgreSQL: one more after each promotion).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<i64>,
-    /// The primary's WAL position when last seen (bytes from 0/0): a
-    /// replica received far less is not promoted.
+    /// The primary's WAL position when last seen (bytes from 0/0, rounded
+    /// down to the MiB): a replica that received far less is not promoted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_lsn: Option<i64>,
     /// Every other instance.
@@ -147,7 +147,8 @@ pub struct ReplicaStatus {
     pub pod: String,
     /// Streaming from the primary.
     pub streaming: bool,
-    /// Bytes of WAL the primary wrote that this replica has not received.
+    /// Bytes of WAL the primary wrote that this replica has not received,
+    /// rounded down to the MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag_bytes: Option<i64>,
 }

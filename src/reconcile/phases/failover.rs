@@ -212,7 +212,12 @@ fn candidate<'a>(
             why.is_none()
         })
         .collect();
+    // The old primary, back as a standby, only when nothing else fits:
+    // its WAL may have gone further than the replicas received.
+    let old = known.primary.as_deref();
+    let others = fit.iter().any(|i| Some(i.pod.as_str()) != old);
     fit.into_iter()
+        .filter(|i| !others || Some(i.pod.as_str()) != old)
         .max_by(|a, b| {
             position(a)
                 .cmp(&position(b))
@@ -270,7 +275,7 @@ fn steady(
         replicas.push(ReplicaStatus {
             pod: i.pod.clone(),
             streaming: answer.is_some_and(|s| s.streaming),
-            lag_bytes: answer.map(|s| (server.lsn - s.lsn).max(0)),
+            lag_bytes: answer.map(|s| coarse((server.lsn - s.lsn).max(0))),
         });
     }
     if let Some(started) = status.failover_started.take()
@@ -287,13 +292,19 @@ fn steady(
         || replicas.len() + 1 < instances.len();
     status.primary = Some(primary.pod.clone());
     status.timeline = Some(server.timeline);
-    status.primary_lsn = Some(server.lsn);
+    status.primary_lsn = Some(coarse(server.lsn));
     status.replicas = replicas;
     Decision {
         actions,
         status,
         busy,
     }
+}
+
+/// Rounded down to the MiB: status changes (one write) only when the WAL
+/// moved that far, not at every commit.
+fn coarse(bytes: i64) -> i64 {
+    bytes - bytes.rem_euclid(1 << 20)
 }
 
 fn position(i: &Instance) -> (i64, i64) {
@@ -469,6 +480,22 @@ mod tests {
                 vec![
                     Action::Promote("s-2".into()),
                     Action::Label("s-2".into(), Role::Primary),
+                ],
+            ),
+            (
+                "the old primary back as a standby waits behind the replicas",
+                vec![
+                    up("s-0", None, false, 1, 2000, false),
+                    up("s-1", R, false, 1, 1000, false),
+                ],
+                ReplicationStatus {
+                    failover_started: Some(0),
+                    ..known("s-0", 1000, &[("s-1", true, 0)])
+                },
+                10_000,
+                vec![
+                    Action::Promote("s-1".into()),
+                    Action::Label("s-1".into(), Role::Primary),
                 ],
             ),
             (
