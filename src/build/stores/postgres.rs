@@ -226,6 +226,14 @@ impl Engine for Postgres {
                     "spec.postgres.instances: more than 1 needs spec.tls (the replicas stream the data over TLS)".into(),
                 ));
             }
+            // The backup volume is ReadWriteOnce and mounted by the store's
+            // pods (WAL archiving): instances on several nodes could not all
+            // start. Not yet, then.
+            if self.backup(spec).is_some() {
+                return Err(BuildError::Replication(
+                    "spec.postgres.backup: not yet with spec.postgres.instances > 1 (the WAL archive volume is mounted by one node's pods); back up with one instance".into(),
+                ));
+            }
             if let Some(c) = spec.components.iter().find(|c| c.name == "postgres-ro") {
                 return Err(BuildError::Replication(format!(
                     "spec.components: {:?} is the name of the replicas' Service with spec.postgres.instances > 1; rename the component",
@@ -471,5 +479,41 @@ fn tls_env(tls: bool) -> Vec<(&'static str, &'static str)> {
         vec![("PGSSLMODE", "sslmode"), ("PGSSLROOTCERT", "sslrootcert")]
     } else {
         Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod replicated_tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> AppStackSpec {
+        let mut v: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+        v["components"] = serde_yaml::Value::Sequence(Vec::new());
+        serde_yaml::from_value(v).unwrap()
+    }
+
+    fn ctx() -> StackRef {
+        let mut s = AppStack::new("shop", spec("{}"));
+        s.metadata.namespace = Some("ns".into());
+        s.metadata.uid = Some("u".into());
+        StackRef::new(&s).unwrap()
+    }
+
+    #[test]
+    fn more_than_one_instance_needs_tls_and_no_backup_yet() {
+        let ok = spec("postgres: {instances: 3}");
+        assert!(Postgres.validate(&ctx(), &ok).is_ok());
+        assert_eq!(Postgres.instances(&ok), 3);
+        let no_tls = spec("{postgres: {instances: 2}, tls: {enabled: false}}");
+        let err = Postgres.validate(&ctx(), &no_tls).unwrap_err().to_string();
+        assert!(err.contains("spec.tls"), "{err}");
+        let backed_up = spec("postgres: {instances: 2, backup: {}}");
+        let err = Postgres
+            .validate(&ctx(), &backed_up)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("spec.postgres.backup"), "{err}");
+        assert!(Postgres.validate(&ctx(), &spec("postgres: {}")).is_ok());
+        assert_eq!(Postgres.instances(&spec("postgres: {}")), 1);
     }
 }
