@@ -19,6 +19,8 @@
 #   standby anyway: the operator reads its WAL position and may promote it.
 # Kubernetes sets HOSTNAME to the pod's name.
 # shellcheck disable=SC3028
+# PID 1 until it execs the server: SIGTERM must end the wait for a primary.
+trap 'exit 0' TERM INT
 port=$APPSTACK_PORT
 primary=$APPSTACK_PRIMARY_HOST
 ca=$APPSTACK_CA
