@@ -93,6 +93,11 @@ pub async fn observe(pods: &Api<Pod>, access: Access) -> Result<Seen, String> {
         {
             continue;
         }
+        // The StatefulSet's pods never use the node's network: one that
+        // does was made by someone else, and its IP is the node's.
+        if pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
+            continue;
+        }
         let name = pod.name_any();
         let role = match pod.labels().get(labels::INSTANCE_ROLE).map(String::as_str) {
             Some(labels::PRIMARY) => Some(Role::Primary),
