@@ -70,6 +70,9 @@ expected_rules=$(cat <<'EOF'
     resources: ["pods"]
     verbs: ["get", "list"]
   - apiGroups: [""]
+    resources: ["pods"]
+    verbs: ["patch", "delete"]
+  - apiGroups: [""]
     resources: ["pods/log"]
     verbs: ["get"]
   - apiGroups: ["batch"]
@@ -327,6 +330,8 @@ SAR
   can yes create jobs.batch default
   can yes get pods/log default
   can no create pods/exec default
+  can yes patch pods default
+  can no create pods default
   can yes get configmaps default
   can no patch persistentvolumeclaims default
   can no update deployments.apps default

@@ -178,6 +178,11 @@ fn a_migration_matches_golden_files() {
 }
 
 #[test]
+fn a_replicated_postgres_matches_golden_files() {
+    check("replicated");
+}
+
+#[test]
 fn scheduled_jobs_match_golden_files() {
     check("jobs");
 }
@@ -196,6 +201,7 @@ fn no_password_appears_literally_in_any_workload() {
         "external-fields.yaml",
         "external-url.yaml",
         "external-redis-tls.yaml",
+        "replicated.yaml",
     ] {
         let stack = fixture(name);
         let inputs = inputs_of(name.trim_end_matches(".yaml"), &stack);

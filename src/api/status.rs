@@ -99,6 +99,59 @@ pub struct StoreStatus {
     /// Its backups, when spec.<store>.backup is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupStatus>,
+    /// With more than one instance: which is primary, each replica's lag,
+    /// the last failover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationStatus>,
+}
+
+/// A store with replicas, as the operator last saw it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationStatus {
+    /// The pod the write Service selects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<String>,
+    /// The primary's timeline (PostgreSQL: one more after each promotion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<i64>,
+    /// The primary's WAL position when last seen (bytes from 0/0, rounded
+    /// down to the MiB): a replica that received far less is not promoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_lsn: Option<i64>,
+    /// Every other instance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<ReplicaStatus>,
+    /// When the operator found the primary gone and began a failover that
+    /// has not finished (milliseconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover_started: Option<i64>,
+    /// When the last failover ended (a new primary answered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failover: Option<String>,
+    /// The same, in milliseconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failover_at: Option<i64>,
+    /// How long it took, from the old primary found gone to the new one
+    /// promoted, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failover_millis: Option<i64>,
+    /// Why no replica can be promoted, while none can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<String>,
+}
+
+/// One replica.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaStatus {
+    pub pod: String,
+    /// Streaming from the primary.
+    pub streaming: bool,
+    /// Bytes of WAL the primary wrote that this replica has not received,
+    /// rounded down to the MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_bytes: Option<i64>,
 }
 
 /// What the backups of one store hold, as the newest finished backup Job

@@ -15,4 +15,6 @@ pub enum Access {
     Admin,
     /// The store's backup user: replication only (never wired to a component).
     Backup,
+    /// The replicas' user, with more than one instance: replication only.
+    Replication,
 }

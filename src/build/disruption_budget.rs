@@ -5,9 +5,10 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec}
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::engine::Engine;
 use super::meta::StackRef;
 use super::{labels, names};
-use crate::api::Component;
+use crate::api::{AppStackSpec, Component};
 
 /// Only for components that run more than one replica: with one, a budget
 /// would either block every drain or protect nothing.
@@ -29,6 +30,31 @@ pub fn build(ctx: &StackRef, c: &Component) -> Option<PodDisruptionBudget> {
             max_unavailable: Some(IntOrString::Int(1)),
             selector: Some(LabelSelector {
                 match_labels: Some(ctx.selector(&c.name)),
+                ..LabelSelector::default()
+            }),
+            ..PodDisruptionBudgetSpec::default()
+        }),
+        ..PodDisruptionBudget::default()
+    })
+}
+
+/// A store with more than one instance: a drain takes at most one of its
+/// pods at a time (the primary among them only when the others serve).
+pub fn store(
+    ctx: &StackRef,
+    spec: &AppStackSpec,
+    engine: &dyn Engine,
+) -> Option<PodDisruptionBudget> {
+    if engine.instances(spec) < 2 {
+        return None;
+    }
+    let part = engine.part();
+    Some(PodDisruptionBudget {
+        metadata: ctx.object_meta(engine.secret_name(&ctx.name), part, labels::ROLE_STORE),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector {
+                match_labels: Some(ctx.selector(part)),
                 ..LabelSelector::default()
             }),
             ..PodDisruptionBudgetSpec::default()

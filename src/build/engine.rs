@@ -50,6 +50,11 @@ pub trait Engine: Sync {
     fn part(&self) -> &'static str;
     fn port(&self) -> i32;
 
+    /// Servers (pods of the StatefulSet): more than one is a primary and
+    /// replicas, labelled by the operator (see `labels::INSTANCE_ROLE`).
+    fn instances(&self, _spec: &AppStackSpec) -> i32 {
+        1
+    }
     /// Whether the stack runs this store (its spec section is there).
     fn runs(&self, spec: &AppStackSpec) -> bool;
     /// The store's backup section, when the stack runs it and backs it up.
@@ -195,6 +200,11 @@ pub trait Engine: Sync {
     /// StatefulSet: `<stack>-<part>`.
     fn secret_name(&self, stack: &str) -> String {
         names::store(stack, self.part())
+    }
+
+    /// Name of the replication user's Secret: `<stack>-<part>-replication`.
+    fn replication_secret_name(&self, stack: &str) -> String {
+        format!("{}-replication", self.secret_name(stack))
     }
 
     /// Name of the administrator's Secret: `<stack>-<part>-admin`.

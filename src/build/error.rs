@@ -55,6 +55,9 @@ pub enum BuildError {
         "spec.postgres.database: {0:?} is not a valid PostgreSQL identifier (lower-case letters, digits, '_', starting with a letter or '_', at most 63)"
     )]
     Database(String),
+    /// spec.postgres.instances cannot be realised as given.
+    #[error("{0}")]
+    Replication(String),
     /// A Secret the user owns (an external store's connection) lacks a
     /// key or holds a value no client could use.
     #[error("{field}: Secret {secret}: {message}")]

@@ -35,6 +35,8 @@ pub struct Inputs {
     /// Per store whose apps alternate login roles: the roles as the
     /// operator's passwords Secret held them.
     logins: BTreeMap<StoreKind, Logins>,
+    /// Who the operator's pods are: admitted by a replicated store.
+    operator_peer: Option<NetworkPolicyPeer>,
 }
 
 impl Inputs {
@@ -58,6 +60,15 @@ impl Inputs {
     pub fn set_backup(&mut self, store: StoreKind, credentials: StoreCredentials) {
         self.credentials
             .insert((store, Access::Backup), credentials);
+    }
+
+    pub fn set_replication(&mut self, store: StoreKind, credentials: StoreCredentials) {
+        self.credentials
+            .insert((store, Access::Replication), credentials);
+    }
+
+    pub fn replication(&self, store: StoreKind) -> Option<&StoreCredentials> {
+        self.credentials.get(&(store, Access::Replication))
     }
 
     pub fn backup(&self, store: StoreKind) -> Option<&StoreCredentials> {
@@ -109,6 +120,14 @@ impl Inputs {
 
     pub fn set_route_controllers(&mut self, peers: Vec<NetworkPolicyPeer>) {
         self.route_controllers = peers;
+    }
+
+    pub fn set_operator_peer(&mut self, peer: Option<NetworkPolicyPeer>) {
+        self.operator_peer = peer;
+    }
+
+    pub fn operator_peer(&self) -> Option<&NetworkPolicyPeer> {
+        self.operator_peer.as_ref()
     }
 
     pub fn route_controllers(&self) -> &[NetworkPolicyPeer] {

@@ -24,6 +24,14 @@ pub const ROLE_JOB: &str = "job";
 /// it (to delete them) leaves the backups.
 pub const BACKUP_OF: &str = "appstack.dev/backup-of";
 
+/// The label the operator sets on the pods of a store with more than one
+/// instance (never in a pod template: a new pod has none until the
+/// operator has seen what it is): the write Service selects
+/// [`PRIMARY`], the read-only one [`REPLICA`].
+pub const INSTANCE_ROLE: &str = "appstack.dev/role";
+pub const PRIMARY: &str = "primary";
+pub const REPLICA: &str = "replica";
+
 /// Every label key the operator sets on what it makes: all that its caches
 /// keep of an object's labels (anyone may add thousands more).
 pub const OWN: [&str; 6] = [

@@ -199,7 +199,19 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
             }
             None => None,
         };
-        out.services.extend(service::store(&ctx, engine));
+        if engine.instances(&stack.spec) > 1 {
+            let creds =
+                inputs
+                    .replication(engine.kind())
+                    .ok_or(BuildError::MissingCredentials {
+                        store: engine.part(),
+                    })?;
+            out.secrets.push(secret::replication(&ctx, engine, creds));
+        }
+        out.services
+            .extend(service::store(&ctx, &stack.spec, engine));
+        out.disruption_budgets
+            .extend(disruption_budget::store(&ctx, &stack.spec, engine));
         out.stateful_sets.push(store::stateful_set(
             &ctx,
             stack,
@@ -279,7 +291,12 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
         out.cron_jobs
             .push(scheduled::cron_job(&ctx, stack, index, j, inputs)?);
     }
-    out.network_policies = network_policy::build(&ctx, &stack.spec, inputs.route_controllers());
+    out.network_policies = network_policy::build(
+        &ctx,
+        &stack.spec,
+        inputs.route_controllers(),
+        inputs.operator_peer(),
+    );
     Ok(out)
 }
 

@@ -28,6 +28,11 @@ pub fn store(stack: &str, part: &str) -> String {
     format!("{stack}-{part}")
 }
 
+/// A store's read-only Service (its replicas): `<stack>-<store>-ro`.
+pub fn read_only(base: &str) -> String {
+    format!("{base}-ro")
+}
+
 pub fn headless(base: &str) -> String {
     format!("{base}-headless")
 }

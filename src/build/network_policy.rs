@@ -26,15 +26,18 @@ const DNS_PORT: i32 = 53;
 /// One per store and one per component, unless the spec switches them off.
 /// `route_controllers` are the ingress controllers' peers, admitted to a
 /// routed component whose `ingressFrom` would otherwise keep them out.
+/// `operator` is who the operator's pods are, admitted by a replicated
+/// store (it reads its instances).
 pub fn build(
     ctx: &StackRef,
     spec: &AppStackSpec,
     route_controllers: &[NetworkPolicyPeer],
+    operator: Option<&NetworkPolicyPeer>,
 ) -> Vec<NetworkPolicy> {
     if !spec.network_policies_enabled() {
         return Vec::new();
     }
-    let stores = stores::of(spec).map(|e| store(ctx, spec, e));
+    let stores = stores::of(spec).map(|e| store(ctx, spec, e, operator));
     let components = spec
         .components
         .iter()
@@ -138,14 +141,19 @@ fn backup_pods(ctx: &StackRef, spec: &AppStackSpec, engine: &dyn Engine) -> Netw
     }
 }
 
-fn store(ctx: &StackRef, spec: &AppStackSpec, engine: &dyn Engine) -> NetworkPolicy {
+fn store(
+    ctx: &StackRef,
+    spec: &AppStackSpec,
+    engine: &dyn Engine,
+    operator: Option<&NetworkPolicyPeer>,
+) -> NetworkPolicy {
     let mut clients = clients(spec, engine);
     // Its backup pods take their backups over the network too.
     if engine.backup(spec).is_some() {
         clients.push(backup::part(engine));
     }
     // No client, no ingress rule: nothing may connect.
-    let ingress = (!clients.is_empty()).then(|| {
+    let mut ingress = (!clients.is_empty()).then(|| {
         vec![NetworkPolicyIngressRule {
             from: Some(vec![NetworkPolicyPeer {
                 pod_selector: Some(components_selector(ctx, clients)),
@@ -153,6 +161,29 @@ fn store(ctx: &StackRef, spec: &AppStackSpec, engine: &dyn Engine) -> NetworkPol
             }]),
             ports: Some(vec![tcp(engine.port())]),
         }]
+    });
+    // Replicas: the instances reach each other (streaming, rewind, the
+    // primary's check), and the operator reaches them (their WAL
+    // positions, the promotion).
+    let replicated = engine.instances(spec) > 1;
+    let own = NetworkPolicyPeer {
+        pod_selector: Some(selector(ctx.selector(engine.part()))),
+        ..NetworkPolicyPeer::default()
+    };
+    if replicated {
+        let peers = std::iter::once(own.clone())
+            .chain(operator.cloned())
+            .collect();
+        ingress
+            .get_or_insert_with(Vec::new)
+            .push(NetworkPolicyIngressRule {
+                from: Some(peers),
+                ports: Some(vec![tcp(engine.port())]),
+            });
+    }
+    let to_each_other = replicated.then(|| NetworkPolicyEgressRule {
+        to: Some(vec![own]),
+        ports: Some(vec![tcp(engine.port())]),
     });
     NetworkPolicy {
         metadata: ctx.object_meta(
@@ -166,6 +197,7 @@ fn store(ctx: &StackRef, spec: &AppStackSpec, engine: &dyn Engine) -> NetworkPol
             ingress: Some(ingress.unwrap_or_default()),
             egress: Some(
                 std::iter::once(dns())
+                    .chain(to_each_other)
                     .chain(object_stores(backup::store_endpoints(spec, engine)))
                     .collect(),
             ),

@@ -13,6 +13,11 @@ pub const SOCKET: &str = "socket";
 /// where the engine can) never reach a disk, mounted read-only in the
 /// store container.
 pub const USERS_DIR: &str = "/var/run/appstack/users";
+/// The volume (downward API) through which a store's instance reads its
+/// own labels, [`labels::INSTANCE_ROLE`](super::labels::INSTANCE_ROLE)
+/// among them, in [`PODINFO_DIR`]`/labels`: kept current by the kubelet.
+pub const PODINFO: &str = "podinfo";
+pub const PODINFO_DIR: &str = "/etc/appstack/pod";
 /// The store's one port, named after the store (the Services target it by name).
 pub fn port(part: &str, number: i32) -> Option<Vec<ContainerPort>> {
     Some(vec![ContainerPort {

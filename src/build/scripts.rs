@@ -29,6 +29,15 @@ pub const DATA_DIR: &str = "APPSTACK_DATA_DIR";
 
 /// The credentials container of a PostgreSQL pod.
 pub const PG_CREDENTIALS: &str = include_str!("scripts/pg-credentials.sh");
+/// The PostgreSQL container of a store with more than one instance: clones,
+/// rewinds and starts the server as the operator's label says.
+pub const PG_INSTANCE: &str = include_str!("scripts/pg-instance.sh");
+/// The write Service's host name, for the instances' scripts.
+pub const PRIMARY_HOST: &str = "APPSTACK_PRIMARY_HOST";
+/// The pod's labels file (downward API).
+pub const PODINFO: &str = "APPSTACK_PODINFO";
+/// The CA the instances verify each other with.
+pub const CA: &str = "APPSTACK_CA";
 /// The init container of a component that waits for PostgreSQL (one line).
 pub const PG_WAIT: &str = include_str!("scripts/pg-wait.sh").trim_ascii_end();
 /// The credentials container of a Redis pod.
@@ -78,6 +87,7 @@ pub fn with_lib(script: &str) -> String {
 pub(crate) fn all() -> Vec<(String, &'static str)> {
     let own = [
         ("pg-credentials", PG_CREDENTIALS),
+        ("pg-instance", PG_INSTANCE),
         ("pg-wait", PG_WAIT),
         ("redis-credentials", REDIS_CREDENTIALS),
         ("redis-users", REDIS_USERS),

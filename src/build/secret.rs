@@ -22,6 +22,18 @@ pub fn backup(ctx: &StackRef, engine: &dyn Engine, creds: &StoreCredentials) -> 
     secret
 }
 
+/// The replication user of a store with more than one instance
+/// (`<stack>-<store>-replication`): for the store's own pods only.
+pub fn replication(ctx: &StackRef, engine: &dyn Engine, creds: &StoreCredentials) -> Secret {
+    let mut secret = admin(ctx, engine, creds);
+    secret.metadata = ctx.object_meta(
+        engine.replication_secret_name(&ctx.name),
+        engine.part(),
+        labels::ROLE_STORE,
+    );
+    secret
+}
+
 /// The store's administrator: for the store's own pod only (probes, the
 /// password sync), so no component ever holds the keys to the server.
 pub fn admin(ctx: &StackRef, engine: &dyn Engine, creds: &StoreCredentials) -> Secret {

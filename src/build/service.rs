@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::engine::Engine;
 use super::meta::StackRef;
 use super::{labels, names};
-use crate::api::{Component, ServiceType};
+use crate::api::{AppStackSpec, Component, ServiceType};
 
 /// None for a worker (a component without a port).
 pub fn component(ctx: &StackRef, c: &Component) -> Option<Service> {
@@ -34,20 +34,33 @@ pub fn component(ctx: &StackRef, c: &Component) -> Option<Service> {
 
 /// `<stack>-<store>` for clients and `<stack>-<store>-headless` that gives the
 /// StatefulSet's pod its stable DNS name (published before it is ready, so the
-/// store can be reached while it starts).
-pub fn store(ctx: &StackRef, engine: &dyn Engine) -> [Service; 2] {
+/// store can be reached while it starts). With more than one instance, the
+/// client Service selects only the pod the operator labelled primary, and
+/// `<stack>-<store>-ro` the replicas.
+pub fn store(ctx: &StackRef, spec: &AppStackSpec, engine: &dyn Engine) -> Vec<Service> {
     let (part, store_port) = (engine.part(), engine.port());
     let name = engine.secret_name(&ctx.name);
-    let client = Service {
-        metadata: ctx.object_meta(name.clone(), part, labels::ROLE_STORE),
-        spec: Some(ServiceSpec {
-            type_: Some("ClusterIP".into()),
-            selector: Some(ctx.selector(part)),
-            ports: Some(vec![port(part, store_port)]),
-            ..ServiceSpec::default()
-        }),
-        ..Service::default()
+    let replicated = engine.instances(spec) > 1;
+    let client = |name: String, role: Option<&str>| {
+        let mut selector = ctx.selector(part);
+        if let Some(role) = role {
+            selector.insert(labels::INSTANCE_ROLE.into(), role.into());
+        }
+        Service {
+            metadata: ctx.object_meta(name, part, labels::ROLE_STORE),
+            spec: Some(ServiceSpec {
+                type_: Some("ClusterIP".into()),
+                selector: Some(selector),
+                ports: Some(vec![port(part, store_port)]),
+                ..ServiceSpec::default()
+            }),
+            ..Service::default()
+        }
     };
+    let mut services = vec![client(name.clone(), replicated.then_some(labels::PRIMARY))];
+    if replicated {
+        services.push(client(names::read_only(&name), Some(labels::REPLICA)));
+    }
     let headless = Service {
         metadata: ctx.object_meta(names::headless(&name), part, labels::ROLE_STORE),
         spec: Some(ServiceSpec {
@@ -59,7 +72,8 @@ pub fn store(ctx: &StackRef, engine: &dyn Engine) -> [Service; 2] {
         }),
         ..Service::default()
     };
-    [client, headless]
+    services.push(headless);
+    services
 }
 
 fn port(name: &str, number: i32) -> ServicePort {

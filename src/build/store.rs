@@ -9,8 +9,10 @@ use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec,
-    PodTemplateSpec, ResourceRequirements, Volume, VolumeMount, VolumeResourceRequirements,
+    Affinity, Container, DownwardAPIVolumeFile, DownwardAPIVolumeSource, EmptyDirVolumeSource,
+    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm,
+    PodAntiAffinity, PodSpec, PodTemplateSpec, ResourceRequirements, Volume, VolumeMount,
+    VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -19,7 +21,7 @@ use super::credentials::StoreCredentials;
 use super::engine::Engine;
 use super::error::BuildError;
 use super::meta::StackRef;
-use super::pod::{DATA, SOCKET, USERS_DIR, data_mount, socket_mount};
+use super::pod::{DATA, PODINFO, SOCKET, USERS_DIR, data_mount, socket_mount};
 use super::{backup, env, labels, names, rotation, scripts, security, tls, wiring};
 use crate::api::AppStack;
 
@@ -93,10 +95,11 @@ pub fn stateful_set(
     } else {
         creds.app.clone()
     };
+    let instances = engine.instances(&stack.spec);
     Ok(StatefulSet {
         metadata: ctx.object_meta(name.clone(), part, labels::ROLE_STORE),
         spec: Some(StatefulSetSpec {
-            replicas: Some(1),
+            replicas: Some(instances),
             service_name: Some(names::headless(&name)),
             selector: LabelSelector {
                 match_labels: Some(ctx.selector(part)),
@@ -128,6 +131,7 @@ pub fn stateful_set(
                     containers,
                     volumes: volumes(ctx, stack, engine, backups.volumes),
                     security_context: Some(security::store_pod()),
+                    affinity: (instances > 1).then(|| apart(ctx, part)),
                     termination_grace_period_seconds: Some(60),
                     enable_service_links: Some(false),
                     automount_service_account_token: Some(false),
@@ -172,6 +176,9 @@ fn volumes(
     }
     if engine.keeps_passwords() || engine.alternates_logins() {
         volumes.push(rotation::volume(ctx, engine));
+    }
+    if engine.instances(&stack.spec) > 1 {
+        volumes.push(podinfo());
     }
     volumes.extend(backups);
     Some(volumes).filter(|v| !v.is_empty())
@@ -331,5 +338,48 @@ fn script_container(
         }),
         security_context: Some(security::container()),
         ..Container::default()
+    }
+}
+
+/// The pod's own labels as a file (see [`PODINFO`]).
+fn podinfo() -> Volume {
+    Volume {
+        name: PODINFO.into(),
+        downward_api: Some(DownwardAPIVolumeSource {
+            items: Some(vec![DownwardAPIVolumeFile {
+                path: "labels".into(),
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "metadata.labels".into(),
+                    ..ObjectFieldSelector::default()
+                }),
+                ..DownwardAPIVolumeFile::default()
+            }]),
+            ..DownwardAPIVolumeSource::default()
+        }),
+        ..Volume::default()
+    }
+}
+
+/// Instances on different nodes where the cluster has them (preferred, so
+/// that one node still runs them all).
+fn apart(ctx: &StackRef, part: &str) -> Affinity {
+    Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                WeightedPodAffinityTerm {
+                    weight: 100,
+                    pod_affinity_term: PodAffinityTerm {
+                        label_selector: Some(LabelSelector {
+                            match_labels: Some(ctx.selector(part)),
+                            ..LabelSelector::default()
+                        }),
+                        topology_key: "kubernetes.io/hostname".into(),
+                        ..PodAffinityTerm::default()
+                    },
+                },
+            ]),
+            ..PodAntiAffinity::default()
+        }),
+        ..Affinity::default()
     }
 }

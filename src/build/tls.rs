@@ -89,6 +89,28 @@ pub fn server_names(ctx: &StackRef, engine: &dyn Engine) -> Vec<String> {
     ]
 }
 
+/// [`server_names`], plus with more than one instance each pod's name and
+/// the read-only Service's.
+pub fn server_names_of(ctx: &StackRef, engine: &dyn Engine, instances: i32) -> Vec<String> {
+    let mut names = server_names(ctx, engine);
+    if instances > 1 {
+        let service = engine.secret_name(&ctx.name);
+        let headless = names::headless(&service);
+        let ro = names::read_only(&service);
+        let ns = &ctx.namespace;
+        names.extend([
+            format!("{ro}.{ns}.svc"),
+            format!("{ro}.{ns}.svc.cluster.local"),
+            ro.clone(),
+        ]);
+        for i in 1..instances {
+            names.push(format!("{service}-{i}.{headless}.{ns}.svc"));
+            names.push(format!("{service}-{i}.{headless}.{ns}.svc.cluster.local"));
+        }
+    }
+    names
+}
+
 /// The CA's certificate and key, for the operator alone.
 pub fn ca_key_secret(ctx: &StackRef, ca: &CertifiedKey) -> Secret {
     secret(

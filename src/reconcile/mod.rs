@@ -8,6 +8,7 @@ mod children;
 mod context;
 mod credentials;
 mod enforcement;
+mod instances;
 mod migrations;
 mod ownership;
 mod phases;
@@ -44,6 +45,10 @@ const SOON: Duration = Duration::from_secs(10);
 /// How often a stack that reads a user's Secret without the watch label
 /// (`appstack.dev/store-secret`) looks at it again: no watch reports it.
 const POLL: Duration = Duration::from_secs(60);
+
+/// How often a stack with a replicated store is looked at: no watch
+/// reports a primary that stopped answering.
+const SHORTLY: Duration = Duration::from_secs(2);
 
 /// What the binary hands every controller it runs.
 #[derive(Clone)]
@@ -164,6 +169,10 @@ async fn reconcile(stored: Arc<StoredAppStack>, ctx: Arc<Context>) -> Result<Act
         Ok(phases::Next::Poll) => {
             ctx.reset_backoff(&namespace, &name);
             Ok(Action::requeue(POLL))
+        }
+        Ok(phases::Next::Shortly) => {
+            ctx.reset_backoff(&namespace, &name);
+            Ok(Action::requeue(SHORTLY))
         }
         Ok(phases::Next::Backoff) => Ok(Action::requeue(ctx.next_backoff(&namespace, &name))),
         Err(error) => {

@@ -28,6 +28,15 @@ pub fn inputs(stack: &AppStack, password: impl Fn(StoreKind) -> &'static str) ->
             };
             inputs.set_backup(e.kind(), backup);
         }
+        if e.instances(&stack.spec) > 1 {
+            inputs.set_replication(
+                e.kind(),
+                StoreCredentials {
+                    username: "replicator".into(),
+                    password: format!("{password}-replication"),
+                },
+            );
+        }
         // Builders never read the PEM: placeholders keep the goldens stable.
         inputs.set_server_certificate(
             e.kind(),

@@ -94,6 +94,13 @@ backup holds, found through the Jobs its backup CronJobs control. */}}
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list"]
+{{- /* A PostgreSQL store with more than one instance: the operator labels
+its pods appstack.dev/role (primary/replica: what its Services select) and
+deletes the old primary's pod to fence it, or a replica's that cannot follow
+the new timeline. Only pods its own StatefulSets control (checked by uid). */}}
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["patch", "delete"]
 {{- /* The last lines of a failed migration's pod, for status: read with
 tailLines and limitBytes (a few lines, at most 2 KiB), only while a
 migration Job has failed. */}}

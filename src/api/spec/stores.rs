@@ -71,6 +71,7 @@ pub struct RedisSpec {
 #[x_kube(validation = Rule::new("!has(self.external) || !has(self.backup)").message("spec.postgres.backup: not with spec.postgres.external: the operator backs up only the stores it runs; back up an external server where it runs"))]
 #[x_kube(validation = Rule::new("!has(self.external) || !has(self.existingSecret)").message("spec.postgres.existingSecret: not with spec.postgres.external: an external store's credentials are in external.secretName"))]
 #[x_kube(validation = Rule::new("!has(self.external) || !has(self.database)").message("spec.postgres.database: not with spec.postgres.external: the database is the Secret's key database (or the url's path)"))]
+#[x_kube(validation = Rule::new("!has(self.external) || !has(self.instances)").message("spec.postgres.instances: not with spec.postgres.external: the operator runs no instance of an external store"))]
 #[serde(rename_all = "camelCase")]
 pub struct PostgresSpec {
     /// PostgreSQL image. Default: the official postgres:17. Any image that
@@ -114,6 +115,22 @@ pub struct PostgresSpec {
     /// Base backups on a schedule plus continuous WAL archiving: point-in-time recovery. Omit for no backups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupSpec>,
+    /// PostgreSQL servers (pods of one StatefulSet), 1 to 5. Default 1.
+    /// More than one: one primary and streaming replicas (over TLS, which
+    /// they need), the write Service <stack>-postgres follows the primary
+    /// the operator chose, <stack>-postgres-ro selects the replicas, and
+    /// the operator promotes the most advanced replica when the primary
+    /// fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 5))]
+    pub instances: Option<i32>,
+}
+
+impl PostgresSpec {
+    /// spec.postgres.instances, default 1.
+    pub fn instances(&self) -> i32 {
+        self.instances.unwrap_or(1).clamp(1, 5)
+    }
 }
 
 /// A store the operator does not run: where its connection comes from.

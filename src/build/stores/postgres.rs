@@ -104,6 +104,12 @@ impl Engine for Postgres {
     fn runs(&self, spec: &AppStackSpec) -> bool {
         spec.postgres.is_some()
     }
+    fn instances(&self, spec: &AppStackSpec) -> i32 {
+        match &spec.postgres {
+            Some(p) if p.external.is_none() => p.instances(),
+            _ => 1,
+        }
+    }
     fn backup<'a>(&self, spec: &'a AppStackSpec) -> Option<&'a BackupSpec> {
         spec.postgres.as_ref()?.backup.as_ref()
     }
@@ -211,11 +217,31 @@ impl Engine for Postgres {
             && db
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if valid {
-            Ok(())
-        } else {
-            Err(BuildError::Database(db))
+        if !valid {
+            return Err(BuildError::Database(db));
         }
+        if self.instances(spec) > 1 {
+            if !spec.tls_enabled() {
+                return Err(BuildError::Replication(
+                    "spec.postgres.instances: more than 1 needs spec.tls (the replicas stream the data over TLS)".into(),
+                ));
+            }
+            // The backup volume is ReadWriteOnce and mounted by the store's
+            // pods (WAL archiving): instances on several nodes could not all
+            // start. Not yet, then.
+            if self.backup(spec).is_some() {
+                return Err(BuildError::Replication(
+                    "spec.postgres.backup: not yet with spec.postgres.instances > 1 (the WAL archive volume is mounted by one node's pods); back up with one instance".into(),
+                ));
+            }
+            if let Some(c) = spec.components.iter().find(|c| c.name == "postgres-ro") {
+                return Err(BuildError::Replication(format!(
+                    "spec.components: {:?} is the name of the replicas' Service with spec.postgres.instances > 1; rename the component",
+                    c.name
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn connection(
@@ -265,25 +291,71 @@ impl Engine for Postgres {
             .flat_map(|setting| ["-c".to_string(), setting])
             .collect()
         });
+        let instances = self.instances(&stack.spec);
+        let mut args = args;
+        let mut command = None;
+        let mut extra_env = Vec::new();
+        let mut extra_mounts = Vec::new();
+        if instances > 1 {
+            // Replicas: rewind needs the hint bits logged; a replica that
+            // restarts finds the WAL it missed on the primary for a while.
+            args.get_or_insert_with(Vec::new).extend(
+                [
+                    "wal_log_hints=on",
+                    "wal_keep_size=1GB",
+                    "hot_standby_feedback=on",
+                ]
+                .into_iter()
+                .flat_map(|setting| ["-c".to_string(), setting.to_string()]),
+            );
+            command = Some(vec![
+                "sh".to_string(),
+                "-c".to_string(),
+                scripts::with_lib(scripts::PG_INSTANCE),
+                "pg-instance".to_string(),
+            ]);
+            let replication = self.replication_secret_name(&ctx.name);
+            extra_env = vec![
+                env::secret_env("REPLICATION_USER", &replication, "username"),
+                env::secret_env("REPLICATION_PASSWORD", &replication, "password"),
+                env::plain_env(
+                    scripts::PRIMARY_HOST,
+                    &format!("{secret}.{}.svc", ctx.namespace),
+                ),
+                env::plain_env(scripts::PODINFO, &format!("{}/labels", pod::PODINFO_DIR)),
+                env::plain_env(scripts::CA, tls::CA_FILE),
+            ];
+            extra_mounts.push(k8s_openapi::api::core::v1::VolumeMount {
+                name: pod::PODINFO.into(),
+                mount_path: pod::PODINFO_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            });
+        }
+        let mut env = vec![
+            env::secret_env("POSTGRES_USER", &admin, "username"),
+            env::secret_env("POSTGRES_PASSWORD", &admin, "password"),
+            env::plain_env("POSTGRES_DB", &database(ctx, &stack.spec)),
+            env::plain_env("PGDATA", PGDATA),
+            env::secret_env("APP_USER", &secret, "username"),
+            env::secret_env("APP_PASSWORD", &secret, "password"),
+            // For the scripts and the probe, from the constants here.
+            env::plain_env(scripts::PORT, &PORT.to_string()),
+            env::plain_env(scripts::SOCKET_DIR, SOCKET_DIR),
+            env::plain_env(scripts::TLS_CERT, tls::CERT_FILE),
+        ];
+        env.append(&mut extra_env);
+        let mut mounts = vec![pod::data_mount(MOUNT), pod::socket_mount(SOCKET_DIR)];
+        mounts.append(&mut extra_mounts);
         Container {
             name: self.part().into(),
             image: Some(self.image(&stack.spec)),
+            command,
             // Options only: the image's entrypoint runs `postgres` with them.
             args,
             // The server's bootstrap superuser is the administrator; the
             // apps' role is made and kept by the credentials container.
-            env: Some(vec![
-                env::secret_env("POSTGRES_USER", &admin, "username"),
-                env::secret_env("POSTGRES_PASSWORD", &admin, "password"),
-                env::plain_env("POSTGRES_DB", &database(ctx, &stack.spec)),
-                env::plain_env("PGDATA", PGDATA),
-                env::secret_env("APP_USER", &secret, "username"),
-                env::secret_env("APP_PASSWORD", &secret, "password"),
-                // For the scripts and the probe, from the constants here.
-                env::plain_env(scripts::PORT, &PORT.to_string()),
-                env::plain_env(scripts::SOCKET_DIR, SOCKET_DIR),
-                env::plain_env(scripts::TLS_CERT, tls::CERT_FILE),
-            ]),
+            env: Some(env),
             ports: pod::port(self.part(), PORT),
             // Ready only when the apps' credentials work: a query over TCP
             // authenticates with the Secret's password against the stack's
@@ -296,7 +368,7 @@ impl Engine for Postgres {
                 dir = rotation::DIR
             )),
             liveness_probe: pod::alive_on(PORT, 30),
-            volume_mounts: Some(vec![pod::data_mount(MOUNT), pod::socket_mount(SOCKET_DIR)]),
+            volume_mounts: Some(mounts),
             resources: stack
                 .spec
                 .postgres
@@ -416,5 +488,41 @@ fn tls_env(tls: bool) -> Vec<(&'static str, &'static str)> {
         vec![("PGSSLMODE", "sslmode"), ("PGSSLROOTCERT", "sslrootcert")]
     } else {
         Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod replicated_tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> AppStackSpec {
+        let mut v: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+        v["components"] = serde_yaml::Value::Sequence(Vec::new());
+        serde_yaml::from_value(v).unwrap()
+    }
+
+    fn ctx() -> StackRef {
+        let mut s = AppStack::new("shop", spec("{}"));
+        s.metadata.namespace = Some("ns".into());
+        s.metadata.uid = Some("u".into());
+        StackRef::new(&s).unwrap()
+    }
+
+    #[test]
+    fn more_than_one_instance_needs_tls_and_no_backup_yet() {
+        let ok = spec("postgres: {instances: 3}");
+        assert!(Postgres.validate(&ctx(), &ok).is_ok());
+        assert_eq!(Postgres.instances(&ok), 3);
+        let no_tls = spec("{postgres: {instances: 2}, tls: {enabled: false}}");
+        let err = Postgres.validate(&ctx(), &no_tls).unwrap_err().to_string();
+        assert!(err.contains("spec.tls"), "{err}");
+        let backed_up = spec("postgres: {instances: 2, backup: {}}");
+        let err = Postgres
+            .validate(&ctx(), &backed_up)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("spec.postgres.backup"), "{err}");
+        assert!(Postgres.validate(&ctx(), &spec("postgres: {}")).is_ok());
+        assert_eq!(Postgres.instances(&spec("postgres: {}")), 1);
     }
 }

@@ -8,12 +8,13 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::super::backups;
 use super::super::children::{self, ChildSet, Finding, KINDS, Owner};
 use super::super::context::Context;
 use super::super::credentials::{self, Created};
+use super::super::instances;
 use super::observe::World;
 use super::plan::Desired;
 use super::report::Done;
@@ -52,6 +53,19 @@ pub async fn apply(ctx: &Context, world: &World, desired: &Desired) -> Result<Do
     if !done.findings.is_empty() {
         done.went_ahead = false;
         return Ok(done);
+    }
+    // Labels before the Services that select them; the fence before the
+    // promotion (see failover.rs).
+    if let (Some(decision), Some(Ok(seen))) = (&desired.failover, &world.instances) {
+        done.replication = Some(Box::new(decision.status.clone()));
+        done.busy = decision.busy;
+        if !decision.actions.is_empty() {
+            let pods = Api::namespaced(ctx.client.clone(), &owner.namespace);
+            if let Err(error) = instances::apply(&pods, seen, &decision.actions).await {
+                warn!(%error, "a failover step failed");
+                done.busy = true;
+            }
+        }
     }
     // Before the stores that mount them.
     done.findings.extend(

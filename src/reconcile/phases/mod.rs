@@ -12,6 +12,7 @@
 //! writes status (when it differs) and publishes the Events.
 
 mod apply;
+pub(crate) mod failover;
 mod observe;
 mod plan;
 mod problems;
@@ -47,6 +48,8 @@ pub enum Next {
     /// In a minute: the stack reads a user's Secret no watch reports (it
     /// lacks the watch label, or does not exist yet).
     Poll,
+    /// In two seconds: a replicated store's primary is watched by asking it.
+    Shortly,
 }
 
 pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {

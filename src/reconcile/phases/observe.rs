@@ -22,7 +22,7 @@ use super::super::children::{ChildKind, Finding, Owner};
 use super::super::context::Context;
 use super::super::credentials::{self, Resolved};
 use super::super::user_secrets::{self, Found};
-use super::super::{migrations, ownership, restored};
+use super::super::{instances, migrations, ownership, restored};
 use crate::api::gateway::HttpRoute;
 use crate::api::{AppStack, StoreKind};
 use crate::build::{self, Access, Inputs, migration, names, stores, tls};
@@ -56,6 +56,9 @@ pub struct World {
     /// What keeps a user's Secret from serving, naming the field, the
     /// Secret and the key: nothing is applied while there is any.
     pub secret_problems: Vec<String>,
+    /// A replicated PostgreSQL store's instances, or why they could not be
+    /// read.
+    pub instances: Option<Result<instances::Seen, String>>,
 }
 
 /// What the caches show of the stack's children, and what it records of
@@ -162,6 +165,9 @@ pub async fn observe(ctx: &Context, stack: &AppStack) -> Result<World> {
     material
         .inputs
         .set_route_controllers(ctx.route_controllers.clone());
+    material
+        .inputs
+        .set_operator_peer(instances::operator_peer());
     let mut world = World {
         inputs: material.inputs,
         generated: material.generated,
@@ -175,6 +181,7 @@ pub async fn observe(ctx: &Context, stack: &AppStack) -> Result<World> {
         owner,
         user_secrets: material.user_secrets,
         secret_problems: material.secret_problems,
+        instances: None,
     };
     for (name, job) in &world.seen.jobs {
         if migrations::failure(job).is_some()
@@ -184,6 +191,7 @@ pub async fn observe(ctx: &Context, stack: &AppStack) -> Result<World> {
         }
     }
     store_pods(ctx, stack, &mut world.seen).await;
+    world.instances = replicated(ctx, stack, &world).await;
     for engine in stores::of(&stack.spec) {
         if engine.backup(&stack.spec).is_some() {
             let pods = backups::pods(ctx, stack, engine).await.map_err(|error| {
@@ -322,6 +330,43 @@ async fn store_pods(ctx: &Context, stack: &AppStack, seen: &mut Seen) {
     }
 }
 
+/// The instances of a replicated PostgreSQL store, read when its
+/// StatefulSet exists (none with one instance).
+async fn replicated(
+    ctx: &Context,
+    stack: &AppStack,
+    world: &World,
+) -> Option<Result<instances::Seen, String>> {
+    let engine = stores::by_kind(StoreKind::Postgres)?;
+    if !engine.in_cluster(&stack.spec) || engine.instances(&stack.spec) < 2 {
+        return None;
+    }
+    let sts = world
+        .seen
+        .stores
+        .get(&StoreKind::Postgres)?
+        .stateful_set
+        .clone()?;
+    let (Some(admin), Some(replication), Some(ca)) = (
+        world.inputs.admin(StoreKind::Postgres),
+        world.inputs.replication(StoreKind::Postgres),
+        world.inputs.tls().ca.as_ref(),
+    ) else {
+        return Some(Err("the store's credentials or CA are not there yet".into()));
+    };
+    let pods = Api::namespaced(ctx.client.clone(), &world.owner.namespace);
+    let access = instances::Access {
+        namespace: world.owner.namespace.clone(),
+        stack_uid: world.owner.uid.clone(),
+        stateful_set: (*sts).clone(),
+        admin: admin.clone(),
+        replication: replication.clone(),
+        ca: ca.cert.clone(),
+        port: u16::try_from(engine.port()).unwrap_or(5432),
+    };
+    Some(instances::observe(&pods, access).await)
+}
+
 /// The stores' credentials and TLS material, as read or made (see the
 /// fields of [`World`] of the same names).
 #[derive(Default)]
@@ -445,6 +490,13 @@ async fn credentials(stack: &AppStack, owner: &Owner, secrets: &Api<Secret>) -> 
                 build::backup::USER,
             ));
         }
+        if store.instances(&stack.spec) > 1 {
+            all.push((
+                Access::Replication,
+                store.replication_secret_name(&owner.name),
+                "replicator",
+            ));
+        }
         for (access, secret, user) in all {
             let mut creds = match credentials::resolve(secrets, &owner.uid, &secret, user).await? {
                 Resolved::Existing(c, version) => {
@@ -471,6 +523,7 @@ async fn credentials(stack: &AppStack, owner: &Owner, secrets: &Api<Secret>) -> 
                 }
                 Access::Admin => found.inputs.set_admin(store.kind(), creds),
                 Access::Backup => found.inputs.set_backup(store.kind(), creds),
+                Access::Replication => found.inputs.set_replication(store.kind(), creds),
             }
         }
         existing_secret(stack, store, secrets, &mut found).await?;
@@ -567,7 +620,7 @@ async fn certificates(
     let mut servers = Vec::new();
     for store in stores::of(&stack.spec) {
         let name = tls::server_secret_name(store, &owner.name);
-        let names = tls::server_names(&names_of, store);
+        let names = tls::server_names_of(&names_of, store, store.instances(&stack.spec));
         let (server, why) =
             certificates::resolve_server(secrets, &owner.uid, &name, &ca, &names, now).await?;
         if let Some(why) = why {

@@ -10,6 +10,7 @@ use kube::ResourceExt;
 use super::super::children::Finding;
 use super::super::migrations::{self, Stage};
 use super::super::restored;
+use super::failover;
 use super::observe::World;
 use super::report::Done;
 use crate::api::AppStack;
@@ -40,6 +41,9 @@ pub struct Desired {
     pub keep: Kept,
     /// Each migration and where it stands.
     pub migrations: Vec<(Migration, Stage)>,
+    /// A replicated store's labels, fencing and promotion, done before
+    /// the children are applied.
+    pub failover: Option<failover::Decision>,
 }
 
 /// Names of children left as they are, by kind.
@@ -153,12 +157,29 @@ pub fn plan(stack: &AppStack, world: &World, agent_image: Option<String>) -> Pla
         }
     }
     let (keep, migrations) = order_migrations(world, &mut children);
+    let failover = match &world.instances {
+        Some(Ok(seen)) => {
+            let known = stack
+                .status
+                .as_ref()
+                .and_then(|s| s.postgres.as_ref())
+                .and_then(|p| p.replication.clone())
+                .unwrap_or_default();
+            Some(failover::decide(
+                &seen.instances,
+                &known,
+                world.now.0.as_millisecond(),
+            ))
+        }
+        _ => None,
+    };
     Plan::Apply(Box::new(Desired {
         children,
         create,
         unserved,
         keep,
         migrations,
+        failover,
     }))
 }
 

@@ -37,6 +37,10 @@ pub struct Done {
     pub pruned: Vec<Pruned>,
     /// Each component's migration and where it stands.
     pub migrations: Vec<(Migration, Stage)>,
+    /// A replicated store's status as the failover decision left it.
+    pub replication: Option<Box<crate::api::ReplicationStatus>>,
+    /// A failover step is under way or failed: look again shortly.
+    pub busy: bool,
 }
 
 /// An Event to publish on the stack.
@@ -141,6 +145,19 @@ pub fn report(stack: &AppStack, world: &World, done: &Done) -> Report {
         .map(|(m, stage)| status::migration(m, stage))
         .collect();
     status.jobs = status::scheduled_jobs(stack, &world.seen.cron_jobs);
+    if let Some(pg) = status.postgres.as_mut()
+        && world.instances.is_some()
+    {
+        // Kept from the last status when this round decided nothing: the
+        // record of the last primary is what a later failover starts from.
+        pg.replication = done.replication.as_deref().cloned().or_else(|| {
+            stack
+                .status
+                .as_ref()
+                .and_then(|s| s.postgres.as_ref())
+                .and_then(|p| p.replication.clone())
+        });
+    }
     let notices = notices(stack, world, done, problem.as_ref(), &status, &known);
     let next = if !waiting_for.is_empty() || has(done, |f| matches!(f, Finding::Outdated { .. })) {
         Next::Soon
@@ -155,6 +172,13 @@ pub fn report(stack: &AppStack, world: &World, done: &Done) -> Report {
         Next::Poll
     } else {
         Next::Resync
+    };
+    // A replicated store's primary is watched by asking it: no watch says
+    // it stopped answering.
+    let next = match next {
+        Next::Backoff => Next::Backoff,
+        _ if world.instances.is_some() => Next::Shortly,
+        other => other,
     };
     Report {
         user_secrets: world.user_secrets.keys().cloned().collect(),
@@ -325,7 +349,9 @@ fn probe(stack: &AppStack, seen: &Seen) -> Option<(String, u16)> {
     if !stack.spec.network_policies_enabled() {
         return None;
     }
-    let store = stores::of(&stack.spec).next()?;
+    // A replicated store admits the operator (it reads its instances):
+    // probing it would prove nothing.
+    let store = stores::of(&stack.spec).find(|e| e.instances(&stack.spec) < 2)?;
     let port = u16::try_from(store.port()).ok()?;
     let sts = seen.stores.get(&store.kind())?.stateful_set.as_deref()?;
     status::stateful_set_ready(sts).then(|| (store.secret_name(&stack.name_any()), port))

@@ -41,6 +41,7 @@ mod pod_placement;
 mod poisoned_upgrade;
 mod policy_probe;
 mod rotation_without_failures;
+mod postgres_failover;
 mod routes;
 mod scheduled_job;
 mod secrets_in_the_open;
@@ -110,6 +111,7 @@ pub fn all() -> Vec<Scenario> {
         scenario("guard-refused", guard_refused::run, 6),
         scenario("network-policy", network_policy::run, 8),
         scenario("kill-stores", kill_stores::run, 8),
+        scenario("postgres-failover", postgres_failover::run, 8),
         scenario("kill-app-pods", kill_app::run, 8),
         scenario("apply", apply::run, 7),
         scenario("drift", drift::run, 6),
