@@ -16,6 +16,7 @@ pub use spec::{
     RestoreSpec, Route, S3Spec, ScheduledJob, ServiceType, StorageSpec, StoreKind,
 };
 pub use status::{
-    AppStackStatus, BackupStatus, ComponentStatus, MigrationStatus, ScheduledJobStatus, StoreStatus,
+    AppStackStatus, BackupStatus, ComponentStatus, FailoverStatus, MigrationStatus, ReplicaStatus,
+    ReplicationStatus, ScheduledJobStatus, StoreStatus,
 };
 pub use stored::StoredAppStack;

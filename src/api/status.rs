@@ -98,6 +98,57 @@ pub struct StoreStatus {
     /// Its backups, when spec.<store>.backup is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupStatus>,
+    /// With Redis replicas: the master, the replicas, the last failover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationStatus>,
+}
+
+/// A store with replicas, as the operator last saw it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationStatus {
+    /// The pod the write Service selects (labelled appstack.dev/role:
+    /// master): the one a majority of Sentinels name and that answers
+    /// ROLE master. None while no pod is both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master: Option<String>,
+    /// The other pods and their replication link.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub replicas: Vec<ReplicaStatus>,
+    /// Since when no pod has been the master (while none is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_lost_since: Option<String>,
+    /// The master before, while none is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub former_master: Option<String>,
+    /// The last change of master the operator followed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failover: Option<FailoverStatus>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaStatus {
+    pub pod: String,
+    /// `up` (replicating), `syncing`, `down` (not connected to the master)
+    /// or `unknown` (the pod did not answer).
+    pub link: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverStatus {
+    /// The master before, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    pub to: String,
+    /// When the write Service was pointed at the new master.
+    pub time: String,
+    /// How long no pod was labelled the master (from the moment the
+    /// operator saw the old one go), in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub without_master_ms: Option<i64>,
 }
 
 /// What the backups of one store hold, as the newest finished backup Job

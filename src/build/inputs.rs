@@ -26,6 +26,9 @@ pub struct Inputs {
     /// Who the ingress controllers are (the operator's setting): admitted
     /// by the NetworkPolicy of a routed component that sets `ingressFrom`.
     route_controllers: Vec<NetworkPolicyPeer>,
+    /// The operator's pods (its namespace), when known: admitted to the
+    /// pods of a store it must ask who the master is (Redis replicas).
+    operator: Option<NetworkPolicyPeer>,
 }
 
 impl Inputs {
@@ -104,6 +107,14 @@ impl Inputs {
 
     pub fn route_controllers(&self) -> &[NetworkPolicyPeer] {
         &self.route_controllers
+    }
+
+    pub fn set_operator(&mut self, peer: Option<NetworkPolicyPeer>) {
+        self.operator = peer;
+    }
+
+    pub fn operator(&self) -> Option<&NetworkPolicyPeer> {
+        self.operator.as_ref()
     }
 
     pub fn set_ca(&mut self, ca: tls::CertifiedKey) {

@@ -19,6 +19,14 @@ pub const ROLE_MIGRATE: &str = "migrate";
 /// ... of the scheduled jobs.
 pub const ROLE_JOB: &str = "job";
 
+/// The label key the operator sets on a replicated store's pods: which one
+/// takes writes (the store's client Service selects it) and which follow.
+/// Set by the operator on the pods themselves, never in a pod template.
+pub const STORE_ROLE: &str = "appstack.dev/role";
+/// Values of [`STORE_ROLE`] for Redis.
+pub const REDIS_MASTER: &str = "master";
+pub const REDIS_REPLICA: &str = "replica";
+
 /// The label key on a backup volume naming its stack. The volume has no
 /// `app.kubernetes.io/instance` label, so selecting the stack's volumes by
 /// it (to delete them) leaves the backups.

@@ -180,7 +180,21 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
             }
             None => None,
         };
-        out.services.extend(service::store(&ctx, engine));
+        let mut services = service::store(&ctx, engine);
+        // With replicas the client Service selects only the pod the
+        // operator labelled the writer.
+        if let Some(role) = engine.writer_label(&stack.spec) {
+            let [client, _] = &mut services;
+            if let Some(selector) = client.spec.as_mut().and_then(|s| s.selector.as_mut()) {
+                selector.insert(labels::STORE_ROLE.to_string(), role.to_string());
+            }
+        }
+        out.services.extend(services);
+        out.services
+            .extend(engine.extra_services(&ctx, &stack.spec));
+        if let Some(pdb) = disruption_budget::store(&ctx, &stack.spec, engine) {
+            out.disruption_budgets.push(pdb);
+        }
         out.stateful_sets.push(store::stateful_set(
             &ctx,
             stack,
@@ -261,6 +275,9 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
             .push(scheduled::cron_job(&ctx, stack, index, j, inputs)?);
     }
     out.network_policies = network_policy::build(&ctx, &stack.spec, inputs.route_controllers());
+    if let Some(operator) = inputs.operator() {
+        network_policy::admit_operator(&mut out.network_policies, &ctx, &stack.spec, operator);
+    }
     Ok(out)
 }
 

@@ -67,6 +67,34 @@ pub fn build(
         .collect()
 }
 
+/// The operator asks the pods of a store with replicas who the master is
+/// (see reconcile::redis_roles): their policy admits it on those ports.
+pub fn admit_operator(
+    policies: &mut [NetworkPolicy],
+    ctx: &StackRef,
+    spec: &AppStackSpec,
+    operator: &NetworkPolicyPeer,
+) {
+    for engine in stores::of(spec) {
+        let ports = engine.peer_ports(spec);
+        if ports.is_empty() {
+            continue;
+        }
+        let name = engine.secret_name(&ctx.name);
+        let policy = policies
+            .iter_mut()
+            .find(|p| p.metadata.name.as_deref() == Some(name.as_str()));
+        if let Some(spec) = policy.and_then(|p| p.spec.as_mut()) {
+            spec.ingress
+                .get_or_insert_with(Vec::new)
+                .push(NetworkPolicyIngressRule {
+                    from: Some(vec![operator.clone()]),
+                    ports: Some(ports.into_iter().map(tcp).collect()),
+                });
+        }
+    }
+}
+
 /// The pods of a migration or a scheduled job (`part`), wired as component
 /// `c`: nothing may connect to them, and with `egressTo` they reach what
 /// the component may.
@@ -151,9 +179,40 @@ fn store(ctx: &StackRef, spec: &AppStackSpec, engine: &dyn Engine) -> NetworkPol
                 pod_selector: Some(components_selector(ctx, clients)),
                 ..NetworkPolicyPeer::default()
             }]),
-            ports: Some(vec![tcp(engine.port())]),
+            ports: Some(
+                std::iter::once(engine.port())
+                    .chain(engine.client_ports(spec))
+                    .map(tcp)
+                    .collect(),
+            ),
         }]
     });
+    // With replicas, its pods replicate from each other and their
+    // Sentinels talk: both ways, on those ports only.
+    let peer_ports = engine.peer_ports(spec);
+    let peers = (!peer_ports.is_empty()).then(|| {
+        (
+            NetworkPolicyPeer {
+                pod_selector: Some(selector(ctx.selector(engine.part()))),
+                ..NetworkPolicyPeer::default()
+            },
+            peer_ports.into_iter().map(tcp).collect::<Vec<_>>(),
+        )
+    });
+    let mut ingress = ingress.unwrap_or_default();
+    let mut egress: Vec<NetworkPolicyEgressRule> = std::iter::once(dns())
+        .chain(object_stores(backup::store_endpoints(spec, engine)))
+        .collect();
+    if let Some((peer, ports)) = peers {
+        ingress.push(NetworkPolicyIngressRule {
+            from: Some(vec![peer.clone()]),
+            ports: Some(ports.clone()),
+        });
+        egress.push(NetworkPolicyEgressRule {
+            to: Some(vec![peer]),
+            ports: Some(ports),
+        });
+    }
     NetworkPolicy {
         metadata: ctx.object_meta(
             engine.secret_name(&ctx.name),
@@ -163,12 +222,8 @@ fn store(ctx: &StackRef, spec: &AppStackSpec, engine: &dyn Engine) -> NetworkPol
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(selector(ctx.selector(engine.part()))),
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
-            ingress: Some(ingress.unwrap_or_default()),
-            egress: Some(
-                std::iter::once(dns())
-                    .chain(object_stores(backup::store_endpoints(spec, engine)))
-                    .collect(),
-            ),
+            ingress: Some(ingress),
+            egress: Some(egress),
         }),
     }
 }
@@ -201,7 +256,12 @@ fn component(
                         pod_selector: Some(selector(ctx.selector(e.part()))),
                         ..NetworkPolicyPeer::default()
                     }]),
-                    ports: Some(vec![tcp(e.port())]),
+                    ports: Some(
+                        std::iter::once(e.port())
+                            .chain(e.client_ports(spec))
+                            .map(tcp)
+                            .collect(),
+                    ),
                 }),
         );
         egress.extend(rules.iter().cloned());

@@ -89,6 +89,18 @@ pub fn server_names(ctx: &StackRef, engine: &dyn Engine) -> Vec<String> {
     ]
 }
 
+/// [`server_names`], and the names the store's spec adds (its other pods,
+/// Sentinel's Service).
+pub fn server_names_for(
+    ctx: &StackRef,
+    engine: &dyn Engine,
+    spec: &crate::api::AppStackSpec,
+) -> Vec<String> {
+    let mut names = server_names(ctx, engine);
+    names.extend(engine.extra_server_names(ctx, spec));
+    names
+}
+
 /// The CA's certificate and key, for the operator alone.
 pub fn ca_key_secret(ctx: &StackRef, ca: &CertifiedKey) -> Secret {
     secret(

@@ -11,6 +11,7 @@ mod enforcement;
 mod migrations;
 mod ownership;
 mod phases;
+mod redis_pods;
 mod restored;
 #[cfg(test)]
 mod tests;
@@ -44,6 +45,8 @@ const SOON: Duration = Duration::from_secs(10);
 /// How often a stack that reads a user's Secret without the watch label
 /// (`appstack.dev/store-secret`) looks at it again: no watch reports it.
 const POLL: Duration = Duration::from_secs(60);
+/// While a store with replicas has no agreed master: how soon to ask again.
+const FOLLOW: Duration = Duration::from_secs(2);
 
 /// What the binary hands every controller it runs.
 #[derive(Clone)]
@@ -160,6 +163,10 @@ async fn reconcile(stored: Arc<StoredAppStack>, ctx: Arc<Context>) -> Result<Act
         Ok(phases::Next::Soon) => {
             ctx.reset_backoff(&namespace, &name);
             Ok(Action::requeue(SOON))
+        }
+        Ok(phases::Next::Follow) => {
+            ctx.reset_backoff(&namespace, &name);
+            Ok(Action::requeue(FOLLOW))
         }
         Ok(phases::Next::Poll) => {
             ctx.reset_backoff(&namespace, &name);

@@ -113,6 +113,7 @@ where
                 secret_name: name,
                 backup: observed.backups.get(&e.kind()).cloned(),
                 restored_from,
+                replication: None,
             };
             (e, status)
         })

@@ -90,10 +90,12 @@ the OwnerReferencesPermissionEnforcement admission plugin runs (OpenShift). */}}
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{- /* Read only: a store pod, to say why it is not ready; a stack's backup
 pods (those its backup Jobs control), whose termination messages say what a
-backup holds, found through the Jobs its backup CronJobs control. */}}
+backup holds, found through the Jobs its backup CronJobs control. Patch: the
+label appstack.dev/role on the pods of a Redis store with replicas (which one
+the write Service selects), nothing else. */}}
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list"]
+  verbs: ["get", "list", "patch"]
 {{- /* The last lines of a failed migration's pod, for status: read with
 tailLines and limitBytes (a few lines, at most 2 KiB), only while a
 migration Job has failed. */}}

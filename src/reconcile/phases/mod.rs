@@ -15,6 +15,7 @@ mod apply;
 mod observe;
 mod plan;
 mod problems;
+pub(super) mod redis_roles;
 mod report;
 #[cfg(test)]
 mod tables;
@@ -46,6 +47,9 @@ pub enum Next {
     /// In a minute: the stack reads a user's Secret no watch reports (it
     /// lacks the watch label, or does not exist yet).
     Poll,
+    /// In a couple of seconds: a store with replicas has no agreed master
+    /// yet (or its labels are changing), and no watch says when it has.
+    Follow,
 }
 
 pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {

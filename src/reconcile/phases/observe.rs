@@ -22,7 +22,7 @@ use super::super::children::{ChildKind, Finding, Owner};
 use super::super::context::Context;
 use super::super::credentials::{self, Resolved};
 use super::super::user_secrets::{self, Found};
-use super::super::{migrations, ownership, restored};
+use super::super::{migrations, ownership, redis_pods, restored};
 use crate::api::gateway::HttpRoute;
 use crate::api::{AppStack, StoreKind};
 use crate::build::{self, Access, Inputs, migration, names, stores, tls};
@@ -56,6 +56,8 @@ pub struct World {
     /// What keeps a user's Secret from serving, naming the field, the
     /// Secret and the key: nothing is applied while there is any.
     pub secret_problems: Vec<String>,
+    /// With Redis replicas: its pods and what they say of the master.
+    pub redis_roles: Option<super::redis_roles::RolesSeen>,
 }
 
 /// What the caches show of the stack's children, and what it records of
@@ -162,6 +164,7 @@ pub async fn observe(ctx: &Context, stack: &AppStack) -> Result<World> {
     material
         .inputs
         .set_route_controllers(ctx.route_controllers.clone());
+    material.inputs.set_operator(redis_pods::operator_peer());
     let mut world = World {
         inputs: material.inputs,
         generated: material.generated,
@@ -175,7 +178,9 @@ pub async fn observe(ctx: &Context, stack: &AppStack) -> Result<World> {
         owner,
         user_secrets: material.user_secrets,
         secret_problems: material.secret_problems,
+        redis_roles: None,
     };
+    world.redis_roles = redis_roles(ctx, stack, &world).await;
     for (name, job) in &world.seen.jobs {
         if migrations::failure(job).is_some()
             && let Some(said) = migrations::last_words(ctx, &world.owner.namespace, job).await
@@ -194,6 +199,43 @@ pub async fn observe(ctx: &Context, stack: &AppStack) -> Result<World> {
         }
     }
     Ok(world)
+}
+
+/// With Redis replicas: what the store's own pods say of the master (see
+/// redis_pods).
+async fn redis_roles(
+    ctx: &Context,
+    stack: &AppStack,
+    world: &World,
+) -> Option<super::redis_roles::RolesSeen> {
+    let engine = stores::by_kind(StoreKind::Redis)?;
+    if !engine.in_cluster(&stack.spec) || engine.writer_label(&stack.spec).is_none() {
+        return None;
+    }
+    let sts = world
+        .seen
+        .stores
+        .get(&StoreKind::Redis)?
+        .stateful_set
+        .clone()?;
+    let admin = world.inputs.admin(StoreKind::Redis)?;
+    let ca = stack
+        .spec
+        .tls_enabled()
+        .then(|| world.inputs.tls().ca.as_ref().map(|c| c.cert.clone()))
+        .flatten();
+    if stack.spec.tls_enabled() && ca.is_none() {
+        return None;
+    }
+    let access = redis_pods::Access {
+        stack: world.owner.name.clone(),
+        namespace: world.owner.namespace.clone(),
+        stack_uid: world.owner.uid.clone(),
+        admin_password: admin.password.clone(),
+        ca,
+        instances: engine.instances(&stack.spec),
+    };
+    redis_pods::observe(&ctx.client, &sts, &access).await
 }
 
 /// The children as the caches show them, and the stack's restore records.
@@ -533,7 +575,7 @@ async fn certificates(
     let mut servers = Vec::new();
     for store in stores::of(&stack.spec) {
         let name = tls::server_secret_name(store, &owner.name);
-        let names = tls::server_names(&names_of, store);
+        let names = tls::server_names_for(&names_of, store, &stack.spec);
         let (server, why) =
             certificates::resolve_server(secrets, &owner.uid, &name, &ca, &names, now).await?;
         if let Some(why) = why {

@@ -40,6 +40,9 @@ pub struct Desired {
     pub keep: Kept,
     /// Each migration and where it stands.
     pub migrations: Vec<(Migration, Stage)>,
+    /// With Redis replicas: the label changes that point the write
+    /// Service at the master (see redis_roles).
+    pub relabel: Option<super::redis_roles::Relabel>,
 }
 
 /// Names of children left as they are, by kind.
@@ -133,12 +136,14 @@ pub fn plan(stack: &AppStack, world: &World, agent_image: Option<String>) -> Pla
         }
     }
     let (keep, migrations) = order_migrations(world, &mut children);
+    let relabel = world.redis_roles.as_ref().map(super::redis_roles::decide);
     Plan::Apply(Box::new(Desired {
         children,
         create,
         unserved,
         keep,
         migrations,
+        relabel,
     }))
 }
 

@@ -37,6 +37,16 @@ pub struct Done {
     pub pruned: Vec<Pruned>,
     /// Each component's migration and where it stands.
     pub migrations: Vec<(Migration, Stage)>,
+    /// With Redis replicas: the master after the relabel.
+    pub redis: Option<RedisDone>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RedisDone {
+    /// The pod the write Service selects now, when one is.
+    pub master: Option<String>,
+    /// Whether to look again shortly (see redis_roles::unsettled).
+    pub unsettled: bool,
 }
 
 /// An Event to publish on the stack.
@@ -141,8 +151,33 @@ pub fn report(stack: &AppStack, world: &World, done: &Done) -> Report {
         .map(|(m, stage)| status::migration(m, stage))
         .collect();
     status.jobs = status::scheduled_jobs(stack, &world.seen.cron_jobs);
+    let mut following = false;
+    if let (Some(redis), Some(seen)) = (&done.redis, &world.redis_roles) {
+        following = redis.unsettled;
+        let previous = stack
+            .status
+            .as_ref()
+            .and_then(|s| s.redis.as_ref())
+            .and_then(|r| r.replication.as_ref());
+        let now = world.now.0;
+        let replication = super::redis_roles::status(
+            seen,
+            redis.master.as_deref(),
+            previous,
+            &now.to_string(),
+            |since| {
+                let since: k8s_openapi::jiff::Timestamp = since.parse().ok()?;
+                i64::try_from(now.duration_since(since).as_millis()).ok()
+            },
+        );
+        if let Some(store) = status.redis.as_mut() {
+            store.replication = Some(replication);
+        }
+    }
     let notices = notices(stack, world, done, problem.as_ref(), &status, &known);
-    let next = if !waiting_for.is_empty() || has(done, |f| matches!(f, Finding::Outdated { .. })) {
+    let next = if following {
+        Next::Follow
+    } else if !waiting_for.is_empty() || has(done, |f| matches!(f, Finding::Outdated { .. })) {
         Next::Soon
     } else if has(done, |f| matches!(f, Finding::Refused { .. })) {
         Next::Backoff
@@ -153,6 +188,9 @@ pub fn report(stack: &AppStack, world: &World, done: &Done) -> Report {
     } else if world.user_secrets.values().any(|labelled| !labelled) {
         // No watch reports a change of a Secret without the label.
         Next::Poll
+    } else if done.redis.is_some() {
+        // A master can fail with no watch event (cut off): look again soon.
+        Next::Soon
     } else {
         Next::Resync
     };
@@ -325,7 +363,9 @@ fn probe(stack: &AppStack, seen: &Seen) -> Option<(String, u16)> {
     if !stack.spec.network_policies_enabled() {
         return None;
     }
-    let store = stores::of(&stack.spec).next()?;
+    // A store with replicas admits the operator (it asks its pods who the
+    // master is): a connection would prove nothing.
+    let store = stores::of(&stack.spec).find(|e| e.peer_ports(&stack.spec).is_empty())?;
     let port = u16::try_from(store.port()).ok()?;
     let sts = seen.stores.get(&store.kind())?.stateful_set.as_deref()?;
     status::stateful_set_ready(sts).then(|| (store.secret_name(&stack.name_any()), port))

@@ -39,6 +39,7 @@ mod password_rotation;
 mod pod_placement;
 mod poisoned_upgrade;
 mod policy_probe;
+mod redis_failover;
 mod routes;
 mod scheduled_job;
 mod secrets_in_the_open;
@@ -102,6 +103,7 @@ pub fn all() -> Vec<Scenario> {
         scenario("guard-refused", guard_refused::run, 6),
         scenario("network-policy", network_policy::run, 8),
         scenario("kill-stores", kill_stores::run, 8),
+        scenario("redis-failover", redis_failover::run, 6),
         scenario("kill-app-pods", kill_app::run, 8),
         scenario("apply", apply::run, 7),
         scenario("drift", drift::run, 6),

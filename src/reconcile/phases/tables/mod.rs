@@ -74,6 +74,7 @@ pub fn world() -> World {
         now: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
         user_secrets: BTreeMap::new(),
         secret_problems: Vec::new(),
+        redis_roles: None,
     }
 }
 
