@@ -325,9 +325,8 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send>(
     out.extend(encode(command));
     stream.get_mut().write_all(&out).await?;
     stream.get_mut().flush().await?;
-    match read(&mut stream, 0).await? {
-        Value::Error(e) => return Err(AskError::Refused(e)),
-        _ => {}
+    if let Value::Error(e) = read(&mut stream, 0).await? {
+        return Err(AskError::Refused(e));
     }
     match read(&mut stream, 0).await? {
         Value::Error(e) => Err(AskError::Refused(e)),

@@ -11,6 +11,9 @@ umask 077
 conf=$APPSTACK_SENTINEL_DIR/sentinel.conf
 master=$(reported_master)
 [ -n "$master" ] || master=$(peer 0)
+# Sentinel refuses to start on a name it cannot resolve: the pod's own
+# name appears through the headless Service a moment after it starts.
+retry 30 1 getent hosts "$master" > /dev/null || fail "cannot resolve $master, the master Sentinel is to monitor"
 digest() { printf '%s' "$1" | sha256sum | cut -d ' ' -f 1; }
 admin=$(quoted "$REDISCLI_AUTH")
 {
