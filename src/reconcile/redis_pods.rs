@@ -438,6 +438,30 @@ mod tests {
         assert!(parse(&[b'+'; 10_000]).await.is_err());
     }
 
+    /// Against a live pod: APPSTACK_REDIS_POD_IP, REDISCLI_AUTH (no TLS).
+    #[tokio::test]
+    #[ignore = "needs a Redis pod with Sentinel"]
+    async fn asks_a_live_pod() {
+        let ip: IpAddr = std::env::var("APPSTACK_REDIS_POD_IP")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let password = std::env::var("REDISCLI_AUTH").unwrap();
+        let master = std::env::var("APPSTACK_MASTER_NAME").unwrap();
+        let said = query(
+            SocketAddr::new(ip, 26379),
+            "x",
+            None,
+            &password,
+            &["SENTINEL", "get-master-addr-by-name", &master],
+        )
+        .await;
+        let role = query(SocketAddr::new(ip, 6379), "x", None, &password, &["ROLE"]).await;
+        println!("sentinel: {said:?}\nrole: {role:?}");
+        assert!(matches!(said, Ok(Value::Array(_))));
+        assert!(matches!(role, Ok(Value::Array(_))));
+    }
+
     #[test]
     fn only_the_stores_own_pods_are_named() {
         let d = "s-redis-headless.ns.svc";
