@@ -133,6 +133,11 @@ fn cache_only_children_match_golden_files() {
 }
 
 #[test]
+fn redis_replicas_match_golden_files() {
+    check("redis-replicas");
+}
+
+#[test]
 fn backed_up_and_restored_children_match_golden_files() {
     check("restored-clone");
 }

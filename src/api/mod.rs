@@ -16,7 +16,7 @@ pub use spec::{
     RestoreSpec, Route, S3Spec, ScheduledJob, ServiceType, StorageSpec, StoreKind,
 };
 pub use status::{
-    AppStackStatus, BackupStatus, ComponentStatus, MigrationStatus, ReplicaStatus,
-    ReplicationStatus, ScheduledJobStatus, StoreStatus,
+    AppStackStatus, BackupStatus, ComponentStatus, FailoverStatus, LINK_UP, MigrationStatus,
+    ReplicaStatus, ReplicationStatus, ScheduledJobStatus, StoreStatus,
 };
 pub use stored::StoredAppStack;

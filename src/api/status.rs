@@ -99,8 +99,8 @@ pub struct StoreStatus {
     /// Its backups, when spec.<store>.backup is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupStatus>,
-    /// With more than one instance: which is primary, each replica's lag,
-    /// the last failover.
+    /// With replicas (PostgreSQL instances > 1, Redis replicas > 0): which
+    /// pod is the primary, each replica's link and lag, the last failover.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<ReplicationStatus>,
 }
@@ -109,33 +109,33 @@ pub struct StoreStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicationStatus {
-    /// The pod the write Service selects.
+    /// The pod the write Service selects: PostgreSQL's primary, or the Redis
+    /// master a majority of Sentinels name and that answers ROLE master.
+    /// None while no pod is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary: Option<String>,
-    /// The primary's timeline (PostgreSQL: one more after each promotion).
+    /// PostgreSQL: the primary's timeline (one more after each promotion).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<i64>,
-    /// The primary's WAL position when last seen (bytes from 0/0, rounded
-    /// down to the MiB): a replica that received far less is not promoted.
+    /// PostgreSQL: the primary's WAL position when last seen (bytes from
+    /// 0/0, rounded down to the MiB): a replica that received far less is
+    /// not promoted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_lsn: Option<i64>,
-    /// Every other instance.
+    /// Every other pod and its replication link.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
     pub replicas: Vec<ReplicaStatus>,
-    /// When the operator found the primary gone and began a failover that
-    /// has not finished (milliseconds since the epoch).
+    /// When the operator found the primary gone, while no new one serves
+    /// (milliseconds since the epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failover_started: Option<i64>,
-    /// When the last failover ended (a new primary answered).
+    /// The primary before, while no pod is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_failover: Option<String>,
-    /// The same, in milliseconds since the epoch.
+    pub former_primary: Option<String>,
+    /// The last change of primary the operator made or followed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_failover_at: Option<i64>,
-    /// How long it took, from the old primary found gone to the new one
-    /// promoted, in milliseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_failover_millis: Option<i64>,
+    pub last_failover: Option<FailoverStatus>,
     /// Why no replica can be promoted, while none can.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked: Option<String>,
@@ -146,12 +146,41 @@ pub struct ReplicationStatus {
 #[serde(rename_all = "camelCase")]
 pub struct ReplicaStatus {
     pub pod: String,
-    /// Streaming from the primary.
-    pub streaming: bool,
-    /// Bytes of WAL the primary wrote that this replica has not received,
-    /// rounded down to the MiB.
+    /// `up` (streaming from the primary), `syncing`, `down` (not connected
+    /// to the primary) or `unknown` (the pod did not answer).
+    pub link: String,
+    /// PostgreSQL: bytes of WAL the primary wrote that this replica has not
+    /// received, rounded down to the MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag_bytes: Option<i64>,
+}
+
+impl ReplicaStatus {
+    /// Whether the replica follows the primary now.
+    pub fn is_up(&self) -> bool {
+        self.link == LINK_UP
+    }
+}
+
+/// `ReplicaStatus::link` of a replica that follows the primary.
+pub const LINK_UP: &str = "up";
+
+/// One change of primary.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverStatus {
+    /// The primary before, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    pub to: String,
+    /// When the write Service was pointed at the new primary (RFC 3339).
+    pub time: String,
+    /// The same, in milliseconds since the epoch.
+    pub at: i64,
+    /// How long no pod served as the primary, from the moment the operator
+    /// saw the old one go, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub without_primary_ms: Option<i64>,
 }
 
 /// What the backups of one store hold, as the newest finished backup Job

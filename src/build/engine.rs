@@ -8,7 +8,7 @@
 //! in every method, which is the very thing this module keeps out of the
 //! generic code; a trait object lets a new store be one new file.
 
-use k8s_openapi::api::core::v1::{Container, EnvVar};
+use k8s_openapi::api::core::v1::{Container, EnvVar, Service, Volume};
 
 use super::credentials::StoreCredentials;
 use super::error::BuildError;
@@ -51,7 +51,7 @@ pub trait Engine: Sync {
     fn port(&self) -> i32;
 
     /// Servers (pods of the StatefulSet): more than one is a primary and
-    /// replicas, labelled by the operator (see `labels::INSTANCE_ROLE`).
+    /// replicas, labelled by the operator (see [`Engine::writer_label`]).
     fn instances(&self, _spec: &AppStackSpec) -> i32 {
         1
     }
@@ -137,6 +137,11 @@ pub trait Engine: Sync {
     fn users_script(&self) -> Option<&'static str> {
         None
     }
+    /// [`Engine::users_script`] for this spec (a store with replicas has
+    /// one more user).
+    fn users_script_for(&self, _spec: &AppStackSpec) -> Option<&'static str> {
+        self.users_script()
+    }
     /// Files the store's TLS Secret carries besides the certificates.
     fn tls_files(&self) -> Vec<(&'static str, String)> {
         Vec::new()
@@ -194,6 +199,45 @@ pub trait Engine: Sync {
     /// stacks stored before admission refused them).
     fn backup_needs_tls(&self) -> Option<&'static str> {
         None
+    }
+
+    /// With replicas: the label value (of `labels::STORE_ROLE`) the
+    /// operator sets on the one pod that takes writes, which the client
+    /// Service then selects (the others are `labels::REPLICA`, which the
+    /// read-only Service selects).
+    fn writer_label(&self, _spec: &AppStackSpec) -> Option<&'static str> {
+        None
+    }
+    /// Containers that run beside the server in every pod (Sentinel), and
+    /// the volumes they need.
+    fn sidecars(
+        &self,
+        _ctx: &StackRef,
+        _stack: &AppStack,
+        _tls: bool,
+    ) -> (Vec<Container>, Vec<Volume>) {
+        (Vec::new(), Vec::new())
+    }
+    /// Ports the store's pods reach each other on (replication, Sentinel).
+    fn peer_ports(&self, _spec: &AppStackSpec) -> Vec<i32> {
+        Vec::new()
+    }
+    /// Ports besides [`Engine::port`] the store's clients may reach.
+    fn client_ports(&self, _spec: &AppStackSpec) -> Vec<i32> {
+        Vec::new()
+    }
+    /// Services besides the client and headless ones (Sentinel's).
+    fn extra_services(&self, _ctx: &StackRef, _spec: &AppStackSpec) -> Vec<Service> {
+        Vec::new()
+    }
+    /// Names the server certificate covers besides [`crate::build::tls::server_names`].
+    fn extra_server_names(&self, _ctx: &StackRef, _spec: &AppStackSpec) -> Vec<String> {
+        Vec::new()
+    }
+    /// Client variables (and their Secret keys) besides
+    /// [`Engine::client_env`], for what the spec adds (Sentinel's address).
+    fn extra_client_env(&self, _spec: &AppStackSpec) -> Vec<(&'static str, &'static str)> {
+        Vec::new()
     }
 
     /// Name of the store's Secret, Services (client and headless) and

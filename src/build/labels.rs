@@ -19,18 +19,20 @@ pub const ROLE_MIGRATE: &str = "migrate";
 /// ... of the scheduled jobs.
 pub const ROLE_JOB: &str = "job";
 
+/// The label key the operator sets on a replicated store's pods: which one
+/// takes writes (the store's client Service selects it) and which follow.
+/// Set by the operator on the pods themselves, never in a pod template.
+pub const STORE_ROLE: &str = "appstack.dev/role";
+/// Values of [`STORE_ROLE`]: the writer of a PostgreSQL store, of a Redis
+/// store, and every other pod of either.
+pub const PRIMARY: &str = "primary";
+pub const REDIS_MASTER: &str = "master";
+pub const REPLICA: &str = "replica";
+
 /// The label key on a backup volume naming its stack. The volume has no
 /// `app.kubernetes.io/instance` label, so selecting the stack's volumes by
 /// it (to delete them) leaves the backups.
 pub const BACKUP_OF: &str = "appstack.dev/backup-of";
-
-/// The label the operator sets on the pods of a store with more than one
-/// instance (never in a pod template: a new pod has none until the
-/// operator has seen what it is): the write Service selects
-/// [`PRIMARY`], the read-only one [`REPLICA`].
-pub const INSTANCE_ROLE: &str = "appstack.dev/role";
-pub const PRIMARY: &str = "primary";
-pub const REPLICA: &str = "replica";
 
 /// Every label key the operator sets on what it makes: all that its caches
 /// keep of an object's labels (anyone may add thousands more).

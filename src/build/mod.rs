@@ -210,6 +210,8 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
         }
         out.services
             .extend(service::store(&ctx, &stack.spec, engine));
+        out.services
+            .extend(engine.extra_services(&ctx, &stack.spec));
         out.disruption_budgets
             .extend(disruption_budget::store(&ctx, &stack.spec, engine));
         out.stateful_sets.push(store::stateful_set(

@@ -153,38 +153,52 @@ fn store(
         clients.push(backup::part(engine));
     }
     // No client, no ingress rule: nothing may connect.
-    let mut ingress = (!clients.is_empty()).then(|| {
+    let ingress = (!clients.is_empty()).then(|| {
         vec![NetworkPolicyIngressRule {
             from: Some(vec![NetworkPolicyPeer {
                 pod_selector: Some(components_selector(ctx, clients)),
                 ..NetworkPolicyPeer::default()
             }]),
-            ports: Some(vec![tcp(engine.port())]),
+            ports: Some(
+                std::iter::once(engine.port())
+                    .chain(engine.client_ports(spec))
+                    .map(tcp)
+                    .collect(),
+            ),
         }]
     });
-    // Replicas: the instances reach each other (streaming, rewind, the
-    // primary's check), and the operator reaches them (their WAL
-    // positions, the promotion).
-    let replicated = engine.instances(spec) > 1;
-    let own = NetworkPolicyPeer {
-        pod_selector: Some(selector(ctx.selector(engine.part()))),
-        ..NetworkPolicyPeer::default()
-    };
-    if replicated {
-        let peers = std::iter::once(own.clone())
-            .chain(operator.cloned())
-            .collect();
-        ingress
-            .get_or_insert_with(Vec::new)
-            .push(NetworkPolicyIngressRule {
-                from: Some(peers),
-                ports: Some(vec![tcp(engine.port())]),
-            });
-    }
-    let to_each_other = replicated.then(|| NetworkPolicyEgressRule {
-        to: Some(vec![own]),
-        ports: Some(vec![tcp(engine.port())]),
+    // With replicas, its pods replicate from each other (PostgreSQL's
+    // streaming and rewind, Redis's replication and Sentinels): both ways,
+    // on those ports only; the operator reaches them on the same ports (WAL
+    // positions and the promotion, who the master is).
+    let peer_ports = engine.peer_ports(spec);
+    let peers = (!peer_ports.is_empty()).then(|| {
+        (
+            NetworkPolicyPeer {
+                pod_selector: Some(selector(ctx.selector(engine.part()))),
+                ..NetworkPolicyPeer::default()
+            },
+            peer_ports.into_iter().map(tcp).collect::<Vec<_>>(),
+        )
     });
+    let mut ingress = ingress.unwrap_or_default();
+    let mut egress: Vec<NetworkPolicyEgressRule> = std::iter::once(dns())
+        .chain(object_stores(backup::store_endpoints(spec, engine)))
+        .collect();
+    if let Some((peer, ports)) = peers {
+        ingress.push(NetworkPolicyIngressRule {
+            from: Some(
+                std::iter::once(peer.clone())
+                    .chain(operator.cloned())
+                    .collect(),
+            ),
+            ports: Some(ports.clone()),
+        });
+        egress.push(NetworkPolicyEgressRule {
+            to: Some(vec![peer]),
+            ports: Some(ports),
+        });
+    }
     NetworkPolicy {
         metadata: ctx.object_meta(
             engine.secret_name(&ctx.name),
@@ -194,13 +208,8 @@ fn store(
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(selector(ctx.selector(engine.part()))),
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
-            ingress: Some(ingress.unwrap_or_default()),
-            egress: Some(
-                std::iter::once(dns())
-                    .chain(to_each_other)
-                    .chain(object_stores(backup::store_endpoints(spec, engine)))
-                    .collect(),
-            ),
+            ingress: Some(ingress),
+            egress: Some(egress),
         }),
     }
 }
@@ -233,7 +242,12 @@ fn component(
                         pod_selector: Some(selector(ctx.selector(e.part()))),
                         ..NetworkPolicyPeer::default()
                     }]),
-                    ports: Some(vec![tcp(e.port())]),
+                    ports: Some(
+                        std::iter::once(e.port())
+                            .chain(e.client_ports(spec))
+                            .map(tcp)
+                            .collect(),
+                    ),
                 }),
         );
         egress.extend(rules.iter().cloned());

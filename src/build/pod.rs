@@ -14,7 +14,7 @@ pub const SOCKET: &str = "socket";
 /// store container.
 pub const USERS_DIR: &str = "/var/run/appstack/users";
 /// The volume (downward API) through which a store's instance reads its
-/// own labels, [`labels::INSTANCE_ROLE`](super::labels::INSTANCE_ROLE)
+/// own labels, [`labels::STORE_ROLE`](super::labels::STORE_ROLE)
 /// among them, in [`PODINFO_DIR`]`/labels`: kept current by the kubelet.
 pub const PODINFO: &str = "podinfo";
 pub const PODINFO_DIR: &str = "/etc/appstack/pod";

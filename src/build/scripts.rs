@@ -44,6 +44,18 @@ pub const PG_WAIT: &str = include_str!("scripts/pg-wait.sh").trim_ascii_end();
 pub const REDIS_CREDENTIALS: &str = include_str!("scripts/redis-credentials.sh");
 /// The users init container of a Redis pod.
 pub const REDIS_USERS: &str = include_str!("scripts/redis-users.sh");
+/// The users init container of a Redis store with replicas: the users,
+/// then the replicas' own.
+pub const REDIS_USERS_WITH_REPLICATION: &str = concat!(
+    include_str!("scripts/redis-users.sh"),
+    include_str!("scripts/redis-replication-user.sh")
+);
+/// What the Redis and Sentinel containers of a store with replicas share.
+pub const REDIS_PEERS: &str = include_str!("scripts/redis-peers.sh");
+/// The Redis container of a store with replicas (after REDIS_PEERS).
+pub const REDIS_SERVER: &str = include_str!("scripts/redis-server.sh");
+/// The Sentinel container of a store with replicas (after REDIS_PEERS).
+pub const REDIS_SENTINEL: &str = include_str!("scripts/redis-sentinel.sh");
 /// The init container of a component that waits for Redis (one line).
 pub const REDIS_WAIT: &str = include_str!("scripts/redis-wait.sh").trim_ascii_end();
 
@@ -92,6 +104,13 @@ pub(crate) fn all() -> Vec<(String, &'static str)> {
         ("redis-credentials", REDIS_CREDENTIALS),
         ("redis-users", REDIS_USERS),
         ("redis-wait", REDIS_WAIT),
+        ("redis-peers", REDIS_PEERS),
+        (
+            "redis-replication-user",
+            include_str!("scripts/redis-replication-user.sh"),
+        ),
+        ("redis-server", REDIS_SERVER),
+        ("redis-sentinel", REDIS_SENTINEL),
     ];
     backup()
         .into_iter()

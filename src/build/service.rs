@@ -40,11 +40,11 @@ pub fn component(ctx: &StackRef, c: &Component) -> Option<Service> {
 pub fn store(ctx: &StackRef, spec: &AppStackSpec, engine: &dyn Engine) -> Vec<Service> {
     let (part, store_port) = (engine.part(), engine.port());
     let name = engine.secret_name(&ctx.name);
-    let replicated = engine.instances(spec) > 1;
+    let writer = engine.writer_label(spec);
     let client = |name: String, role: Option<&str>| {
         let mut selector = ctx.selector(part);
         if let Some(role) = role {
-            selector.insert(labels::INSTANCE_ROLE.into(), role.into());
+            selector.insert(labels::STORE_ROLE.into(), role.into());
         }
         Service {
             metadata: ctx.object_meta(name, part, labels::ROLE_STORE),
@@ -57,8 +57,8 @@ pub fn store(ctx: &StackRef, spec: &AppStackSpec, engine: &dyn Engine) -> Vec<Se
             ..Service::default()
         }
     };
-    let mut services = vec![client(name.clone(), replicated.then_some(labels::PRIMARY))];
-    if replicated {
+    let mut services = vec![client(name.clone(), writer)];
+    if writer.is_some() {
         services.push(client(names::read_only(&name), Some(labels::REPLICA)));
     }
     let headless = Service {

@@ -131,7 +131,7 @@ pub fn stateful_set(
                     containers,
                     volumes: volumes(ctx, stack, engine, backups.volumes),
                     security_context: Some(security::store_pod()),
-                    affinity: (instances > 1).then(|| apart(ctx, part)),
+                    affinity: spread(ctx, stack, engine),
                     termination_grace_period_seconds: Some(60),
                     enable_service_links: Some(false),
                     automount_service_account_token: Some(false),
@@ -142,6 +142,30 @@ pub fn stateful_set(
             ..StatefulSetSpec::default()
         }),
         ..StatefulSet::default()
+    })
+}
+
+/// With several pods: preferably one per node (preferred, so that one node
+/// still runs them all).
+fn spread(ctx: &StackRef, stack: &AppStack, engine: &dyn Engine) -> Option<Affinity> {
+    (engine.instances(&stack.spec) > 1).then(|| Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                WeightedPodAffinityTerm {
+                    weight: 100,
+                    pod_affinity_term: PodAffinityTerm {
+                        label_selector: Some(LabelSelector {
+                            match_labels: Some(ctx.selector(engine.part())),
+                            ..LabelSelector::default()
+                        }),
+                        topology_key: "kubernetes.io/hostname".into(),
+                        ..PodAffinityTerm::default()
+                    },
+                },
+            ]),
+            ..PodAntiAffinity::default()
+        }),
+        ..Affinity::default()
     })
 }
 
@@ -212,7 +236,7 @@ fn containers(
         env.push(env::secret_env("BACKUP_USER", &secret, "username"));
         env.push(env::secret_env("BACKUP_PASSWORD", &secret, "password"));
     }
-    let users = engine.users_script().map(|script| {
+    let users = engine.users_script_for(&stack.spec).map(|script| {
         store
             .volume_mounts
             .get_or_insert_with(Vec::new)
@@ -301,7 +325,10 @@ fn containers(
     // The users first: a Secret the server cannot take says so at once,
     // not after a long restore.
     backups.init.splice(0..0, users);
+    let (mut sidecars, mut sidecar_volumes) = engine.sidecars(ctx, stack, tls);
+    backups.volumes.append(&mut sidecar_volumes);
     let mut all = vec![store, check];
+    all.append(&mut sidecars);
     all.append(&mut backups.sidecars);
     Ok((all, backups))
 }
@@ -357,29 +384,5 @@ fn podinfo() -> Volume {
             ..DownwardAPIVolumeSource::default()
         }),
         ..Volume::default()
-    }
-}
-
-/// Instances on different nodes where the cluster has them (preferred, so
-/// that one node still runs them all).
-fn apart(ctx: &StackRef, part: &str) -> Affinity {
-    Affinity {
-        pod_anti_affinity: Some(PodAntiAffinity {
-            preferred_during_scheduling_ignored_during_execution: Some(vec![
-                WeightedPodAffinityTerm {
-                    weight: 100,
-                    pod_affinity_term: PodAffinityTerm {
-                        label_selector: Some(LabelSelector {
-                            match_labels: Some(ctx.selector(part)),
-                            ..LabelSelector::default()
-                        }),
-                        topology_key: "kubernetes.io/hostname".into(),
-                        ..PodAffinityTerm::default()
-                    },
-                },
-            ]),
-            ..PodAntiAffinity::default()
-        }),
-        ..Affinity::default()
     }
 }

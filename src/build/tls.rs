@@ -89,10 +89,16 @@ pub fn server_names(ctx: &StackRef, engine: &dyn Engine) -> Vec<String> {
     ]
 }
 
-/// [`server_names`], plus with more than one instance each pod's name and
-/// the read-only Service's.
-pub fn server_names_of(ctx: &StackRef, engine: &dyn Engine, instances: i32) -> Vec<String> {
+/// [`server_names`]; with more than one instance each pod's name and the
+/// read-only Service's; and the names the store's spec adds (Sentinel's
+/// Service).
+pub fn server_names_for(
+    ctx: &StackRef,
+    engine: &dyn Engine,
+    spec: &crate::api::AppStackSpec,
+) -> Vec<String> {
     let mut names = server_names(ctx, engine);
+    let instances = engine.instances(spec);
     if instances > 1 {
         let service = engine.secret_name(&ctx.name);
         let headless = names::headless(&service);
@@ -106,6 +112,11 @@ pub fn server_names_of(ctx: &StackRef, engine: &dyn Engine, instances: i32) -> V
         for i in 1..instances {
             names.push(format!("{service}-{i}.{headless}.{ns}.svc"));
             names.push(format!("{service}-{i}.{headless}.{ns}.svc.cluster.local"));
+        }
+    }
+    for name in engine.extra_server_names(ctx, spec) {
+        if !names.contains(&name) {
+            names.push(name);
         }
     }
     names

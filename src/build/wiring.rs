@@ -26,6 +26,7 @@ pub fn connection_env(ctx: &StackRef, stack: &AppStack, c: &Component) -> Vec<En
             let external = e.external(&stack.spec).is_some();
             e.client_env(tls_of(stack, e))
                 .into_iter()
+                .chain(e.extra_client_env(&stack.spec))
                 .map(move |(n, k)| store_env(e, external, n, &secret, k))
         })
         .collect()

@@ -99,7 +99,7 @@ pub async fn observe(pods: &Api<Pod>, access: Access) -> Result<Seen, String> {
             continue;
         }
         let name = pod.name_any();
-        let role = match pod.labels().get(labels::INSTANCE_ROLE).map(String::as_str) {
+        let role = match pod.labels().get(labels::STORE_ROLE).map(String::as_str) {
             Some(labels::PRIMARY) => Some(Role::Primary),
             Some(labels::REPLICA) => Some(Role::Replica),
             _ => None,
@@ -285,7 +285,7 @@ async fn label(pods: &Api<Pod>, seen: &Seen, pod: &str, value: Option<&str>) -> 
         .get(pod)
         .ok_or(format!("pod {pod} was not seen"))?;
     let patch = json!({
-        "metadata": {"uid": uid, "labels": {labels::INSTANCE_ROLE: value}}
+        "metadata": {"uid": uid, "labels": {labels::STORE_ROLE: value}}
     });
     match pods
         .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))

@@ -12,6 +12,7 @@ mod instances;
 mod migrations;
 mod ownership;
 mod phases;
+mod redis_pods;
 mod restored;
 #[cfg(test)]
 mod tests;
@@ -45,9 +46,8 @@ const SOON: Duration = Duration::from_secs(10);
 /// How often a stack that reads a user's Secret without the watch label
 /// (`appstack.dev/store-secret`) looks at it again: no watch reports it.
 const POLL: Duration = Duration::from_secs(60);
-
 /// How often a stack with a replicated store is looked at: no watch
-/// reports a primary that stopped answering.
+/// reports a primary that stopped answering, or a master Sentinel moved.
 const SHORTLY: Duration = Duration::from_secs(2);
 
 /// What the binary hands every controller it runs.

@@ -94,10 +94,11 @@ backup holds, found through the Jobs its backup CronJobs control. */}}
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list"]
-{{- /* A PostgreSQL store with more than one instance: the operator labels
-its pods appstack.dev/role (primary/replica: what its Services select) and
-deletes the old primary's pod to fence it, or a replica's that cannot follow
-the new timeline. Only pods its own StatefulSets control (checked by uid). */}}
+{{- /* A store with replicas: the operator labels its pods appstack.dev/role
+(what its Services select: PostgreSQL's primary/replica, the Redis master a
+Sentinel majority names), and deletes an old PostgreSQL primary's pod to
+fence it, or a replica's that cannot follow the new timeline. Only pods its
+own StatefulSets control (checked by uid). */}}
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["patch", "delete"]

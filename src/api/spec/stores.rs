@@ -23,6 +23,8 @@ pub enum StoreKind {
 #[x_kube(validation = Rule::new("!has(self.external) || !has(self.resources)").message("spec.redis.resources: not with spec.redis.external: an external store runs no container of ours"))]
 #[x_kube(validation = Rule::new("!has(self.external) || !has(self.backup)").message("spec.redis.backup: not with spec.redis.external: the operator backs up only the stores it runs; back up an external server where it runs"))]
 #[x_kube(validation = Rule::new("!has(self.external) || !has(self.existingSecret)").message("spec.redis.existingSecret: not with spec.redis.external: an external store's credentials are in external.secretName"))]
+#[x_kube(validation = Rule::new("!has(self.external) || !has(self.replicas)").message("spec.redis.replicas: not with spec.redis.external: an external store's replicas are its own"))]
+#[x_kube(validation = Rule::new("!has(self.minReplicasToWrite) || self.minReplicasToWrite == 0 || (has(self.replicas) && self.minReplicasToWrite <= self.replicas)").message("spec.redis.minReplicasToWrite: at most spec.redis.replicas (a master cannot wait for replicas it does not have)"))]
 #[serde(rename_all = "camelCase")]
 pub struct RedisSpec {
     /// Redis image. Default: the official redis:7.4. Any image whose
@@ -60,6 +62,33 @@ pub struct RedisSpec {
     /// RDB snapshots on a schedule (the append-only file stays as it is). Omit for no backups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupSpec>,
+    /// Replicas of the master (0 to 4; default 0: one Redis, no Sentinel).
+    /// With replicas, the store runs 1 + replicas pods, each with its own
+    /// volume of `storage` (so 1 + replicas claims of that size: a
+    /// StorageClass that can provision them, ReadWriteOnce is enough) and
+    /// Redis Sentinel beside it; Sentinel promotes a replica when the
+    /// master fails, and the write URL (`<stack>-redis`) follows the
+    /// master. Replication is asynchronous: a failover may lose the last
+    /// acknowledged writes (see minReplicasToWrite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 4))]
+    pub replicas: Option<i32>,
+    /// With replicas: the master refuses writes (NOREPLICAS) unless at
+    /// least this many replicas are connected and less than 10 s behind.
+    /// Default 0 (the master always writes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 4))]
+    pub min_replicas_to_write: Option<i32>,
+}
+
+impl RedisSpec {
+    /// The replicas asked for (0 when not given).
+    pub fn replicas(&self) -> i32 {
+        if self.external.is_some() {
+            return 0;
+        }
+        self.replicas.unwrap_or(0).clamp(0, 4)
+    }
 }
 
 /// The PostgreSQL store.

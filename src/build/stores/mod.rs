@@ -6,6 +6,7 @@
 mod external_tests;
 mod postgres;
 mod redis;
+pub mod redis_ha;
 
 pub use super::engine::{BackupScripts, Engine};
 pub use super::env::userinfo;

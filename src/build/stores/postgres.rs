@@ -14,7 +14,7 @@ use crate::build::engine::{BackupScripts, Engine};
 use crate::build::error::BuildError;
 use crate::build::external::{self, UserSecret};
 use crate::build::meta::StackRef;
-use crate::build::{env, pod, rotation, scripts, security, tls};
+use crate::build::{env, labels, pod, rotation, scripts, security, tls};
 
 pub const PORT: i32 = 5432;
 pub const DEFAULT_IMAGE: &str = "postgres:17";
@@ -108,6 +108,17 @@ impl Engine for Postgres {
         match &spec.postgres {
             Some(p) if p.external.is_none() => p.instances(),
             _ => 1,
+        }
+    }
+    fn writer_label(&self, spec: &AppStackSpec) -> Option<&'static str> {
+        (self.instances(spec) > 1).then_some(labels::PRIMARY)
+    }
+    /// Streaming replication, pg_rewind and the primary's check.
+    fn peer_ports(&self, spec: &AppStackSpec) -> Vec<i32> {
+        if self.instances(spec) > 1 {
+            vec![PORT]
+        } else {
+            Vec::new()
         }
     }
     fn backup<'a>(&self, spec: &'a AppStackSpec) -> Option<&'a BackupSpec> {

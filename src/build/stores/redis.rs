@@ -1,7 +1,7 @@
 //! Redis: append-only file on the volume, password required, TLS only
 //! (unless the stack turns TLS off).
 
-use k8s_openapi::api::core::v1::{Container, EnvVar};
+use k8s_openapi::api::core::v1::{Container, EnvVar, Service, Volume};
 
 use crate::api::{
     AppStack, AppStackSpec, AppStackStatus, BackupSpec, ExternalStore, StorageSpec, StoreKind,
@@ -13,7 +13,9 @@ use crate::build::engine::{BackupScripts, Engine};
 use crate::build::error::BuildError;
 use crate::build::external::{self, UserSecret};
 use crate::build::meta::StackRef;
-use crate::build::{env, pod, scripts, security, tls};
+use crate::build::{env, labels, pod, scripts, security, tls};
+
+use super::redis_ha;
 
 pub const PORT: i32 = 6379;
 pub const DEFAULT_IMAGE: &str = "redis:7.4";
@@ -61,6 +63,14 @@ const DATA_DIR: &str = "/data";
 
 pub struct Redis;
 
+/// The Redis image of the spec.
+pub(super) fn image_of(spec: &AppStackSpec) -> String {
+    spec.redis
+        .as_ref()
+        .and_then(|r| r.image.clone())
+        .unwrap_or_else(|| DEFAULT_IMAGE.to_string())
+}
+
 impl Engine for Redis {
     fn kind(&self) -> StoreKind {
         StoreKind::Redis
@@ -81,10 +91,7 @@ impl Engine for Redis {
         "1Gi"
     }
     fn image(&self, spec: &AppStackSpec) -> String {
-        spec.redis
-            .as_ref()
-            .and_then(|r| r.image.clone())
-            .unwrap_or_else(|| DEFAULT_IMAGE.to_string())
+        image_of(spec)
     }
     fn storage<'a>(&self, spec: &'a AppStackSpec) -> Option<&'a StorageSpec> {
         spec.redis.as_ref().and_then(|r| r.storage.as_ref())
@@ -174,8 +181,8 @@ impl Engine for Redis {
 
     fn connection(
         &self,
-        _ctx: &StackRef,
-        _spec: &AppStackSpec,
+        ctx: &StackRef,
+        spec: &AppStackSpec,
         creds: &StoreCredentials,
         host: &str,
         tls: bool,
@@ -190,7 +197,62 @@ impl Engine for Redis {
         if tls {
             entries.push(("ca_file", tls::CA_FILE.to_string()));
         }
+        if redis_ha::replicas(spec) > 0 {
+            entries.extend(redis_ha::connection(ctx, &user, &password, tls));
+        }
         entries
+    }
+
+    fn instances(&self, spec: &AppStackSpec) -> i32 {
+        1 + redis_ha::replicas(spec)
+    }
+    fn writer_label(&self, spec: &AppStackSpec) -> Option<&'static str> {
+        (redis_ha::replicas(spec) > 0).then_some(labels::REDIS_MASTER)
+    }
+    fn sidecars(
+        &self,
+        ctx: &StackRef,
+        stack: &AppStack,
+        tls: bool,
+    ) -> (Vec<Container>, Vec<Volume>) {
+        if redis_ha::replicas(&stack.spec) == 0 {
+            return (Vec::new(), Vec::new());
+        }
+        let (container, volume) = redis_ha::sentinel(ctx, stack, tls);
+        (vec![container], vec![volume])
+    }
+    fn peer_ports(&self, spec: &AppStackSpec) -> Vec<i32> {
+        if redis_ha::replicas(spec) == 0 {
+            return Vec::new();
+        }
+        vec![PORT, redis_ha::SENTINEL_PORT]
+    }
+    fn client_ports(&self, spec: &AppStackSpec) -> Vec<i32> {
+        if redis_ha::replicas(spec) == 0 {
+            return Vec::new();
+        }
+        vec![redis_ha::SENTINEL_PORT]
+    }
+    fn extra_services(&self, ctx: &StackRef, spec: &AppStackSpec) -> Vec<Service> {
+        if redis_ha::replicas(spec) == 0 {
+            return Vec::new();
+        }
+        vec![redis_ha::sentinel_service(ctx)]
+    }
+    fn extra_server_names(&self, ctx: &StackRef, spec: &AppStackSpec) -> Vec<String> {
+        if redis_ha::replicas(spec) == 0 {
+            return Vec::new();
+        }
+        redis_ha::server_names(ctx, spec)
+    }
+    fn extra_client_env(&self, spec: &AppStackSpec) -> Vec<(&'static str, &'static str)> {
+        if redis_ha::replicas(spec) == 0 {
+            return Vec::new();
+        }
+        vec![
+            ("REDIS_SENTINEL_URL", "sentinel_url"),
+            ("REDIS_SENTINEL_MASTER", "sentinel_master"),
+        ]
     }
 
     fn container(&self, ctx: &StackRef, stack: &AppStack, tls: bool) -> Container {
@@ -244,7 +306,7 @@ impl Engine for Redis {
         if tls {
             env.push(env::plain_env("REDIS_TLS_CA_FILE", tls::CA_FILE));
         }
-        Container {
+        let mut container = Container {
             name: self.part().into(),
             image: Some(self.image(&stack.spec)),
             // No password: the users come from the file (see USERS).
@@ -259,7 +321,11 @@ impl Engine for Redis {
             resources: stack.spec.redis.as_ref().and_then(|r| r.resources.clone()),
             security_context: Some(security::container()),
             ..Container::default()
+        };
+        if redis_ha::replicas(&stack.spec) > 0 {
+            redis_ha::server(ctx, &stack.spec, tls, &mut container);
         }
+        container
     }
 
     fn credentials_script(&self) -> &'static str {
@@ -267,6 +333,12 @@ impl Engine for Redis {
     }
 
     fn users_script(&self) -> Option<&'static str> {
+        Some(USERS)
+    }
+    fn users_script_for(&self, spec: &AppStackSpec) -> Option<&'static str> {
+        if redis_ha::replicas(spec) > 0 {
+            return Some(scripts::REDIS_USERS_WITH_REPLICATION);
+        }
         Some(USERS)
     }
 

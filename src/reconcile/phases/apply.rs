@@ -17,7 +17,7 @@ use super::super::credentials::{self, Created};
 use super::super::instances;
 use super::observe::World;
 use super::plan::Desired;
-use super::report::Done;
+use super::report::{Done, RedisDone};
 use crate::error::Result;
 
 pub async fn apply(ctx: &Context, world: &World, desired: &Desired) -> Result<Done> {
@@ -77,6 +77,7 @@ pub async fn apply(ctx: &Context, world: &World, desired: &Desired) -> Result<Do
         )
         .await,
     );
+    let owner_ns = owner.namespace.clone();
     let owner = Owner {
         namespace: owner.namespace.clone(),
         name: owner.name.clone(),
@@ -103,6 +104,16 @@ pub async fn apply(ctx: &Context, world: &World, desired: &Desired) -> Result<Do
         kind.prune(&mut set).await;
     }
     done.pruned = set.pruned().to_vec();
+    if let Some(relabel) = &desired.relabel {
+        let master = super::super::redis_pods::relabel(&ctx.client, &owner_ns, relabel).await;
+        done.redis = Some(RedisDone {
+            master,
+            unsettled: world
+                .redis_roles
+                .as_ref()
+                .is_none_or(|seen| super::redis_roles::unsettled(seen, relabel)),
+        });
+    }
     done.findings.extend(desired.unserved.iter().cloned());
     done.findings.extend(set.finish());
     Ok(done)

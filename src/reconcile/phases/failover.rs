@@ -10,7 +10,7 @@
 //! than [`MAX_LAG`] behind, when the primary was last seen is never
 //! promoted: the store then waits for the old primary, and status says so.
 
-use crate::api::{ReplicaStatus, ReplicationStatus};
+use crate::api::{FailoverStatus, LINK_UP, ReplicaStatus, ReplicationStatus};
 
 /// Bytes of WAL a replica may miss and still be promoted.
 pub const MAX_LAG: i64 = 16 * 1024 * 1024;
@@ -195,7 +195,7 @@ fn candidate<'a>(
             let record = known.replicas.iter().find(|r| r.pod == i.pod);
             let why = if known.primary.is_none() {
                 None
-            } else if record.is_some_and(|r| !r.streaming) {
+            } else if record.is_some_and(|r| !r.is_up()) {
                 Some("was not streaming")
             } else if record
                 .and_then(|r| r.lag_bytes)
@@ -267,28 +267,38 @@ fn steady(
         }
         let diverged = answer.is_some_and(|s| !s.streaming && s.timeline < server.timeline);
         let settled = status
-            .last_failover_at
-            .is_none_or(|at| now - at > DIVERGED_AFTER);
+            .last_failover
+            .as_ref()
+            .is_none_or(|f| now - f.at > DIVERGED_AFTER);
         if diverged && settled && i.ready && !i.terminating {
             actions.push(Action::Restart(i.pod.clone()));
         }
         replicas.push(ReplicaStatus {
             pod: i.pod.clone(),
-            streaming: answer.is_some_and(|s| s.streaming),
+            link: match answer {
+                Some(s) if s.streaming => LINK_UP,
+                Some(_) => "down",
+                None => "unknown",
+            }
+            .to_string(),
             lag_bytes: answer.map(|s| coarse((server.lsn - s.lsn).max(0))),
         });
     }
     if let Some(started) = status.failover_started.take()
         && status.primary.as_deref() != Some(primary.pod.as_str())
     {
-        status.last_failover_at = Some(now);
-        status.last_failover = k8s_openapi::jiff::Timestamp::from_millisecond(now)
-            .ok()
-            .map(|t| t.to_string());
-        status.last_failover_millis = Some(now - started);
+        status.last_failover = Some(FailoverStatus {
+            from: status.primary.clone(),
+            to: primary.pod.clone(),
+            time: k8s_openapi::jiff::Timestamp::from_millisecond(now)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            at: now,
+            without_primary_ms: Some(now - started),
+        });
     }
     let busy = !actions.is_empty()
-        || replicas.iter().any(|r| !r.streaming)
+        || replicas.iter().any(|r| !r.is_up())
         || replicas.len() + 1 < instances.len();
     status.primary = Some(primary.pod.clone());
     status.timeline = Some(server.timeline);
@@ -365,7 +375,7 @@ mod tests {
                 .iter()
                 .map(|(pod, streaming, lag)| ReplicaStatus {
                     pod: pod.to_string(),
-                    streaming: *streaming,
+                    link: if *streaming { LINK_UP } else { "down" }.to_string(),
                     lag_bytes: Some(*lag),
                 })
                 .collect(),
@@ -571,7 +581,13 @@ mod tests {
             14_000,
         );
         assert_eq!(d.status.primary.as_deref(), Some("s-1"));
-        assert_eq!(d.status.last_failover_millis, Some(4_000));
+        assert_eq!(
+            d.status
+                .last_failover
+                .as_ref()
+                .and_then(|f| f.without_primary_ms),
+            Some(4_000)
+        );
         assert_eq!(d.status.failover_started, None);
         assert_eq!(d.status.timeline, Some(2));
     }

@@ -16,6 +16,7 @@ pub(crate) mod failover;
 mod observe;
 mod plan;
 mod problems;
+pub(super) mod redis_roles;
 mod report;
 mod rollout;
 #[cfg(test)]
@@ -48,7 +49,9 @@ pub enum Next {
     /// In a minute: the stack reads a user's Secret no watch reports (it
     /// lacks the watch label, or does not exist yet).
     Poll,
-    /// In two seconds: a replicated store's primary is watched by asking it.
+    /// In two seconds: a replicated store's primary is watched by asking
+    /// it, or a store with replicas has no agreed master yet (or its labels
+    /// are changing), and no watch says when it has.
     Shortly,
 }
 

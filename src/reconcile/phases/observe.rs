@@ -22,7 +22,7 @@ use super::super::children::{ChildKind, Finding, Owner};
 use super::super::context::Context;
 use super::super::credentials::{self, Resolved};
 use super::super::user_secrets::{self, Found};
-use super::super::{instances, migrations, ownership, restored};
+use super::super::{instances, migrations, ownership, redis_pods, restored};
 use crate::api::gateway::HttpRoute;
 use crate::api::{AppStack, StoreKind};
 use crate::build::{self, Access, Inputs, migration, names, stores, tls};
@@ -59,6 +59,8 @@ pub struct World {
     /// A replicated PostgreSQL store's instances, or why they could not be
     /// read.
     pub instances: Option<Result<instances::Seen, String>>,
+    /// With Redis replicas: its pods and what they say of the master.
+    pub redis_roles: Option<super::redis_roles::RolesSeen>,
 }
 
 /// What the caches show of the stack's children, and what it records of
@@ -182,7 +184,9 @@ pub async fn observe(ctx: &Context, stack: &AppStack) -> Result<World> {
         user_secrets: material.user_secrets,
         secret_problems: material.secret_problems,
         instances: None,
+        redis_roles: None,
     };
+    world.redis_roles = redis_roles(ctx, stack, &world).await;
     for (name, job) in &world.seen.jobs {
         if migrations::failure(job).is_some()
             && let Some(said) = migrations::last_words(ctx, &world.owner.namespace, job).await
@@ -202,6 +206,43 @@ pub async fn observe(ctx: &Context, stack: &AppStack) -> Result<World> {
         }
     }
     Ok(world)
+}
+
+/// With Redis replicas: what the store's own pods say of the master (see
+/// redis_pods).
+async fn redis_roles(
+    ctx: &Context,
+    stack: &AppStack,
+    world: &World,
+) -> Option<super::redis_roles::RolesSeen> {
+    let engine = stores::by_kind(StoreKind::Redis)?;
+    if !engine.in_cluster(&stack.spec) || engine.writer_label(&stack.spec).is_none() {
+        return None;
+    }
+    let sts = world
+        .seen
+        .stores
+        .get(&StoreKind::Redis)?
+        .stateful_set
+        .clone()?;
+    let admin = world.inputs.admin(StoreKind::Redis)?;
+    let ca = stack
+        .spec
+        .tls_enabled()
+        .then(|| world.inputs.tls().ca.as_ref().map(|c| c.cert.clone()))
+        .flatten();
+    if stack.spec.tls_enabled() && ca.is_none() {
+        return None;
+    }
+    let access = redis_pods::Access {
+        stack: world.owner.name.clone(),
+        namespace: world.owner.namespace.clone(),
+        stack_uid: world.owner.uid.clone(),
+        admin_password: admin.password.clone(),
+        ca,
+        instances: engine.instances(&stack.spec),
+    };
+    redis_pods::observe(&ctx.client, &sts, &access).await
 }
 
 /// The children as the caches show them, and the stack's restore records.
@@ -620,7 +661,7 @@ async fn certificates(
     let mut servers = Vec::new();
     for store in stores::of(&stack.spec) {
         let name = tls::server_secret_name(store, &owner.name);
-        let names = tls::server_names_of(&names_of, store, store.instances(&stack.spec));
+        let names = tls::server_names_for(&names_of, store, &stack.spec);
         let (server, why) =
             certificates::resolve_server(secrets, &owner.uid, &name, &ca, &names, now).await?;
         if let Some(why) = why {

@@ -44,6 +44,9 @@ pub struct Desired {
     /// A replicated store's labels, fencing and promotion, done before
     /// the children are applied.
     pub failover: Option<failover::Decision>,
+    /// With Redis replicas: the label changes that point the write
+    /// Service at the master (see redis_roles).
+    pub relabel: Option<super::redis_roles::Relabel>,
 }
 
 /// Names of children left as they are, by kind.
@@ -173,6 +176,7 @@ pub fn plan(stack: &AppStack, world: &World, agent_image: Option<String>) -> Pla
         }
         _ => None,
     };
+    let relabel = world.redis_roles.as_ref().map(super::redis_roles::decide);
     Plan::Apply(Box::new(Desired {
         children,
         create,
@@ -180,6 +184,7 @@ pub fn plan(stack: &AppStack, world: &World, agent_image: Option<String>) -> Pla
         keep,
         migrations,
         failover,
+        relabel,
     }))
 }
 

@@ -41,6 +41,16 @@ pub struct Done {
     pub replication: Option<Box<crate::api::ReplicationStatus>>,
     /// A failover step is under way or failed: look again shortly.
     pub busy: bool,
+    /// With Redis replicas: the master after the relabel.
+    pub redis: Option<RedisDone>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RedisDone {
+    /// The pod the write Service selects now, when one is.
+    pub master: Option<String>,
+    /// Whether to look again shortly (see redis_roles::unsettled).
+    pub unsettled: bool,
 }
 
 /// An Event to publish on the stack.
@@ -158,8 +168,24 @@ pub fn report(stack: &AppStack, world: &World, done: &Done) -> Report {
                 .and_then(|p| p.replication.clone())
         });
     }
+    let mut following = false;
+    if let (Some(redis), Some(seen)) = (&done.redis, &world.redis_roles) {
+        following = redis.unsettled;
+        let previous = stack
+            .status
+            .as_ref()
+            .and_then(|s| s.redis.as_ref())
+            .and_then(|r| r.replication.as_ref());
+        let replication =
+            super::redis_roles::status(seen, redis.master.as_deref(), previous, world.now.0);
+        if let Some(store) = status.redis.as_mut() {
+            store.replication = Some(replication);
+        }
+    }
     let notices = notices(stack, world, done, problem.as_ref(), &status, &known);
-    let next = if !waiting_for.is_empty() || has(done, |f| matches!(f, Finding::Outdated { .. })) {
+    let next = if following {
+        Next::Shortly
+    } else if !waiting_for.is_empty() || has(done, |f| matches!(f, Finding::Outdated { .. })) {
         Next::Soon
     } else if has(done, |f| matches!(f, Finding::Refused { .. })) {
         Next::Backoff
@@ -174,10 +200,10 @@ pub fn report(stack: &AppStack, world: &World, done: &Done) -> Report {
         Next::Resync
     };
     // A replicated store's primary is watched by asking it: no watch says
-    // it stopped answering.
+    // it stopped answering (or that Sentinels moved the master).
     let next = match next {
         Next::Backoff => Next::Backoff,
-        _ if world.instances.is_some() => Next::Shortly,
+        _ if world.instances.is_some() || world.redis_roles.is_some() => Next::Shortly,
         other => other,
     };
     Report {

@@ -40,8 +40,9 @@ mod password_rotation;
 mod pod_placement;
 mod poisoned_upgrade;
 mod policy_probe;
-mod rotation_without_failures;
 mod postgres_failover;
+mod redis_failover;
+mod rotation_without_failures;
 mod routes;
 mod scheduled_job;
 mod secrets_in_the_open;
@@ -112,6 +113,7 @@ pub fn all() -> Vec<Scenario> {
         scenario("network-policy", network_policy::run, 8),
         scenario("kill-stores", kill_stores::run, 8),
         scenario("postgres-failover", postgres_failover::run, 8),
+        scenario("redis-failover", redis_failover::run, 6),
         scenario("kill-app-pods", kill_app::run, 8),
         scenario("apply", apply::run, 7),
         scenario("drift", drift::run, 6),

@@ -75,6 +75,7 @@ pub fn world() -> World {
         user_secrets: BTreeMap::new(),
         secret_problems: Vec::new(),
         instances: None,
+        redis_roles: None,
     }
 }
 
