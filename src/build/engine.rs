@@ -201,6 +201,12 @@ pub trait Engine: Sync {
         None
     }
 
+    /// Whether the store's replicas log in as a replication user whose
+    /// password the operator keeps (`<stack>-<part>-replication`).
+    /// PostgreSQL's do; Redis derives its replicas' password in the pod.
+    fn replication_user(&self, _spec: &AppStackSpec) -> bool {
+        false
+    }
     /// With replicas: the label value (of `labels::STORE_ROLE`) the
     /// operator sets on the one pod that takes writes, which the client
     /// Service then selects (the others are `labels::REPLICA`, which the

@@ -199,7 +199,7 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
             }
             None => None,
         };
-        if engine.instances(&stack.spec) > 1 {
+        if engine.replication_user(&stack.spec) {
             let creds =
                 inputs
                     .replication(engine.kind())

@@ -113,6 +113,9 @@ impl Engine for Postgres {
     fn writer_label(&self, spec: &AppStackSpec) -> Option<&'static str> {
         (self.instances(spec) > 1).then_some(labels::PRIMARY)
     }
+    fn replication_user(&self, spec: &AppStackSpec) -> bool {
+        self.instances(spec) > 1
+    }
     /// Streaming replication, pg_rewind and the primary's check.
     fn peer_ports(&self, spec: &AppStackSpec) -> Vec<i32> {
         if self.instances(spec) > 1 {

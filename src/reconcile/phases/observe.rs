@@ -531,7 +531,7 @@ async fn credentials(stack: &AppStack, owner: &Owner, secrets: &Api<Secret>) -> 
                 build::backup::USER,
             ));
         }
-        if store.instances(&stack.spec) > 1 {
+        if store.replication_user(&stack.spec) {
             all.push((
                 Access::Replication,
                 store.replication_secret_name(&owner.name),
