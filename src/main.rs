@@ -244,6 +244,20 @@ fn remote(s3: S3Args) -> Result<appstack::backup_agent::Remote, String> {
     appstack::backup_agent::Remote::new(bucket, &s3.prefix).map_err(|e| e.to_string())
 }
 
+/// Resolves once the process is asked to stop; listening from now on (the
+/// handler is installed by the spawned task, not on first poll), so a
+/// SIGTERM during the first copy is not lost.
+fn stop_requested() -> impl Future<Output = ()> {
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        appstack::operator::terminated().await;
+        let _ = tx.send(true);
+    });
+    async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
 async fn backup_sync(args: SyncArgs) -> Result<(), String> {
     use appstack::backup_agent;
     let remote = remote(args.s3)?;
@@ -254,6 +268,7 @@ async fn backup_sync(args: SyncArgs) -> Result<(), String> {
             &remote,
             args.only.as_deref(),
             std::time::Duration::from_secs(every.max(1)),
+            stop_requested(),
         )
         .await;
         return Ok(());

@@ -175,6 +175,15 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
 }
 
 async fn signal_stop(stop: watch::Sender<bool>) {
+    terminated().await;
+    info!("shutting down");
+    let _ = stop.send(true);
+}
+
+/// Resolves on SIGTERM (what the kubelet sends a container that must stop)
+/// or Ctrl-C. A process that is a container's PID 1 has no default action
+/// for SIGTERM: without a handler it runs until the grace period's SIGKILL.
+pub async fn terminated() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -184,7 +193,6 @@ async fn signal_stop(stop: watch::Sender<bool>) {
                 Err(error) => {
                     warn!(%error, "cannot listen for SIGTERM");
                     let _ = ctrl_c.await;
-                    let _ = stop.send(true);
                     return;
                 }
             };
@@ -195,8 +203,6 @@ async fn signal_stop(stop: watch::Sender<bool>) {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-    info!("shutting down");
-    let _ = stop.send(true);
 }
 
 /// Resolves when the lease is lost; never without leader election.
