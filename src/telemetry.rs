@@ -286,3 +286,42 @@ impl Metrics {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The gauges the stores' alerts read are exported with the stack's
+    /// labels, and go with the stack.
+    #[test]
+    fn store_gauges_are_exported_and_forgotten() {
+        let m = Metrics::default();
+        let store = StoreLabels {
+            namespace: "team-a".into(),
+            stack: "shop".into(),
+            store: "postgres".into(),
+        };
+        m.stores.ready.get_or_create(&store).set(1);
+        m.stores
+            .certificate_expiry
+            .get_or_create(&CertificateLabels {
+                namespace: "team-a".into(),
+                stack: "shop".into(),
+                certificate: "postgres".into(),
+            })
+            .set(1_800_000_000);
+        m.backups.set_interval(&store, Some(86_400));
+        let text = m.encode().unwrap();
+        for want in [
+            r#"appstack_store_ready{namespace="team-a",stack="shop",store="postgres"} 1"#,
+            r#"appstack_certificate_expiry_timestamp_seconds{namespace="team-a",stack="shop",certificate="postgres"} 1800000000"#,
+            r#"appstack_backup_schedule_interval_seconds{namespace="team-a",stack="shop",store="postgres"} 86400"#,
+        ] {
+            assert!(text.contains(want), "{want} in\n{text}");
+        }
+        m.backups.forget(&store);
+        m.stores.forget(&store, &["ca", "postgres"]);
+        let text = m.encode().unwrap();
+        assert!(!text.contains("team-a"), "{text}");
+    }
+}

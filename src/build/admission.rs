@@ -667,6 +667,14 @@ mod tests {
                 json!({"sidecars": [{"name": "s", "envFrom": [{"secretRef": {"name": "shop-redis-admin"}}]}]}),
                 "sidecars[0].envFrom[0].secretRef.name",
             ),
+            (
+                json!({"env": [{"name": "K", "valueFrom": {"secretKeyRef": {"name": "shop-postgres-monitor", "key": "password"}}}]}),
+                "env[0].valueFrom.secretKeyRef.name",
+            ),
+            (
+                json!({"volumes": [{"name": "k", "secret": {"secretName": "other-redis-monitor"}}]}),
+                "volumes[0].secret.secretName",
+            ),
         ];
         for (extra, field) in cases {
             let e = worker(extra.clone()).unwrap_err().to_string();

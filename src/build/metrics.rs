@@ -196,6 +196,165 @@ pub fn scrapers(setting: Option<&str>) -> Result<Vec<NetworkPolicyPeer>, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::StoreKind;
+    use crate::build::{Inputs, StoreCredentials, children};
+
+    fn stack(yaml: &str) -> AppStack {
+        let mut s = AppStack::new("shop", serde_yaml::from_str(yaml).unwrap());
+        s.metadata.namespace = Some("ns".into());
+        s.metadata.uid = Some("uid-1".into());
+        s
+    }
+
+    fn inputs(peers: &str) -> Inputs {
+        let mut inputs = Inputs::default();
+        let creds = |u: &str| StoreCredentials {
+            username: u.into(),
+            password: format!("{u}-password"),
+        };
+        for kind in [StoreKind::Redis, StoreKind::Postgres] {
+            inputs.set(kind, creds("app"));
+            inputs.set_admin(kind, creds("admin"));
+            inputs.set_monitor(kind, creds(MONITOR_USER));
+            inputs.set_server_certificate(kind, tls::CertifiedKey::placeholder());
+        }
+        inputs.set_ca(tls::CertifiedKey::placeholder());
+        inputs.set_metrics_scrapers(scrapers(Some(peers)).unwrap());
+        inputs
+    }
+
+    const BOTH: &str = "
+components: [{name: web, image: i, port: 80}]
+redis: {}
+postgres: {}
+";
+
+    /// The exporter mounts the CA alone (not the data, the socket or the
+    /// server's key), runs read-only and unprivileged, and logs in with
+    /// the monitoring Secret, which no other container of the pod names
+    /// but the store's own (that creates the user).
+    #[test]
+    fn the_exporter_holds_the_ca_and_its_own_secret_only() {
+        let out = children(&stack(BOTH), &inputs("")).unwrap();
+        for sts in &out.stateful_sets {
+            let pod = sts.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+            let exporter = pod.containers.iter().find(|c| c.name == CONTAINER).unwrap();
+            let mounts: Vec<&str> = exporter
+                .volume_mounts
+                .iter()
+                .flatten()
+                .map(|m| m.name.as_str())
+                .collect();
+            assert_eq!(mounts, [CA_VOLUME]);
+            let ca = pod
+                .volumes
+                .iter()
+                .flatten()
+                .find(|v| v.name == CA_VOLUME)
+                .and_then(|v| v.secret.as_ref())
+                .unwrap();
+            assert_eq!(ca.secret_name.as_deref(), Some("shop-ca"));
+            let sc = exporter.security_context.as_ref().unwrap();
+            assert_eq!(sc.read_only_root_filesystem, Some(true));
+            assert_eq!(sc.allow_privilege_escalation, Some(false));
+            let env = serde_json::to_string(&exporter.env).unwrap();
+            assert!(env.contains("-monitor\""), "{env}");
+            assert!(!env.contains("-admin\"") && !env.contains("APP_"), "{env}");
+        }
+        let secrets: Vec<String> = out
+            .secrets
+            .iter()
+            .filter_map(|s| s.metadata.name.clone())
+            .filter(|n| n.ends_with("-monitor"))
+            .collect();
+        assert_eq!(secrets, ["shop-redis-monitor", "shop-postgres-monitor"]);
+        for d in &out.deployments {
+            let template = serde_json::to_string(&d.spec.as_ref().unwrap().template).unwrap();
+            assert!(
+                !template.contains("-monitor"),
+                "a component holds a monitoring Secret"
+            );
+        }
+    }
+
+    /// The scrapers reach the exporter's port and nothing else; without
+    /// scrapers the port admits nobody.
+    #[test]
+    fn only_the_scrapers_reach_the_exporters_port() {
+        let rules = |scrapers: &str, store: &str| {
+            let out = children(&stack(BOTH), &inputs(scrapers)).unwrap();
+            let policy = out
+                .network_policies
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(store))
+                .cloned()
+                .unwrap();
+            policy.spec.unwrap().ingress.unwrap()
+        };
+        for (store, port) in [("shop-redis", 9121), ("shop-postgres", 9187)] {
+            let with = rules(
+                r#"[{"namespaceSelector":{"matchLabels":{"m":"x"}}}]"#,
+                store,
+            );
+            let exporter: Vec<_> = with
+                .iter()
+                .filter(|r| {
+                    serde_json::to_string(&r.ports)
+                        .unwrap()
+                        .contains(&port.to_string())
+                })
+                .collect();
+            assert_eq!(exporter.len(), 1, "{with:?}");
+            let rule = serde_json::to_value(exporter[0]).unwrap();
+            assert_eq!(
+                rule["from"],
+                serde_json::json!([{"namespaceSelector": {"matchLabels": {"m": "x"}}}])
+            );
+            assert_eq!(
+                rule["ports"],
+                serde_json::json!([{"port": port, "protocol": "TCP"}])
+            );
+            let without = rules("[]", store);
+            assert!(
+                !serde_json::to_string(&without)
+                    .unwrap()
+                    .contains(&port.to_string())
+            );
+        }
+    }
+
+    #[test]
+    fn metrics_off_runs_no_exporter_and_makes_no_user() {
+        let off = "
+components: [{name: web, image: i, port: 80}]
+redis: {metrics: {enabled: false}}
+postgres: {metrics: {enabled: false}}
+";
+        let out = children(
+            &stack(off),
+            &inputs(r#"[{"ipBlock":{"cidr":"10.0.0.0/8"}}]"#),
+        )
+        .unwrap();
+        let all = serde_json::to_string(&out.to_json().unwrap()).unwrap();
+        // (The scripts name the user's variables whatever the spec says.)
+        for absent in [
+            "\"shop-redis-monitor\"",
+            "\"shop-postgres-monitor\"",
+            "\"name\":\"MONITOR_USER\"",
+            "9121",
+            "9187",
+            "\"name\":\"metrics\"",
+        ] {
+            assert!(!all.contains(absent), "{absent}");
+        }
+        let image = "
+components: [{name: web, image: i, port: 80}]
+postgres: {metrics: {image: my/exporter:1}}
+";
+        let out = children(&stack(image), &inputs("")).unwrap();
+        let all = serde_json::to_string(&out.stateful_sets).unwrap();
+        assert!(all.contains("\"my/exporter:1\""));
+    }
 
     #[test]
     fn scrapers_default_to_labelled_namespaces_and_may_be_none() {

@@ -38,7 +38,10 @@ SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'monitor') AS missing \
 CREATE ROLE :"monitor";
 \endif
 ALTER ROLE :"monitor" WITH LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 3 PASSWORD :'monitorpw';
+SELECT NOT pg_has_role(:'monitor', 'pg_monitor', 'MEMBER') AS grant_it \gset
+\if :grant_it
 GRANT pg_monitor TO :"monitor";
+\endif
 COMMIT;
 SQL
 }
