@@ -3,38 +3,43 @@
 //! its schedule allows: the operator exports it per store, so the alert
 //! needs no cron parser of its own.
 
-/// Seconds between two consecutive runs at most, walking the runs of a
-/// year from a fixed Monday (so a schedule gives the same figure every
-/// time); None for a schedule that does not parse or never runs.
+/// Seconds between two consecutive runs at most, over the runs of 400
+/// days from a fixed Monday (so a schedule gives the same figure every
+/// time); None for a schedule that does not parse or never runs. Every
+/// matching day has the same times of day, so the walk is over days (400)
+/// and times of day (1,440 at most), whatever the schedule: a stack's
+/// schedule cannot make the operator spin.
 pub fn longest_gap_seconds(schedule: &str) -> Option<i64> {
     let cron = Cron::parse(schedule)?;
-    let mut last: Option<i64> = None;
-    let mut longest = 0i64;
+    let times: Vec<i64> = (0..24u32)
+        .filter(|h| cron.hours.contains(*h))
+        .flat_map(|h| {
+            (0..60u32)
+                .filter(|m| cron.minutes.contains(*m))
+                .map(move |m| i64::from(h) * 3_600 + i64::from(m) * 60)
+        })
+        .collect();
+    let (first, last) = (*times.first()?, *times.last()?);
+    let within = times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
     // 2024-01-01 was a Monday; 400 days cover a year's months and weekdays.
     let start = days_from_civil(2024, 1, 1);
-    for day in start..start + 400 {
-        let (_, month, dom) = civil_from_days(day);
-        let dow = (day + 4).rem_euclid(7); // 1970-01-01 was a Thursday (4)
-        if !cron.day_matches(month, dom, dow) {
-            continue;
-        }
-        for hour in 0..24 {
-            if !cron.hours.contains(hour) {
-                continue;
-            }
-            for minute in 0..60 {
-                if !cron.minutes.contains(minute) {
-                    continue;
-                }
-                let t = day * 86_400 + i64::from(hour) * 3_600 + i64::from(minute) * 60;
-                if let Some(l) = last {
-                    longest = longest.max(t - l);
-                }
-                last = Some(t);
-            }
-        }
-    }
-    last.map(|_| longest).filter(|g| *g > 0)
+    let days: Vec<i64> = (start..start + 400)
+        .filter(|day| {
+            let (_, month, dom) = civil_from_days(*day);
+            let dow = (day + 4).rem_euclid(7); // 1970-01-01 was a Thursday (4)
+            cron.day_matches(month, dom, dow)
+        })
+        .collect();
+    let across = days
+        .windows(2)
+        .map(|w| (w[1] - w[0]) * 86_400 - last + first)
+        .max();
+    let longest = match (days.len(), across) {
+        (0, _) => return None,
+        (_, Some(a)) => a.max(within),
+        (_, None) => within,
+    };
+    Some(longest).filter(|g| *g > 0)
 }
 
 /// A set of values of one field, as a bit mask.
