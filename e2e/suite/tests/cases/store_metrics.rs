@@ -244,7 +244,11 @@ async fn checks(
 
 /// Fetches http://ip:port/metrics from `pod` until it contains `want`.
 async fn scrape(ctx: &Ctx, ns: &str, pod: &str, ip: &str, port: u16, want: &str) -> Result<String> {
-    let script = format!("wget -q -T 5 -O - http://{ip}:{port}/metrics");
+    // HTTP/1.0 by hand: this busybox's wget crashes with -T, and without
+    // it would wait for ever on a port that drops the connection.
+    let script = format!(
+        "printf 'GET /metrics HTTP/1.0\\r\\nHost: {ip}\\r\\n\\r\\n' | nc -w 10 {ip} {port}"
+    );
     wait::until(
         &format!("{ns}/{pod} to scrape {ip}:{port} with {want}"),
         Duration::from_secs(60),
