@@ -216,29 +216,6 @@ async fn checks(
     }
     ctx.step("no component is wired to a monitoring Secret");
 
-    // What the exporters could not do with their users (a figure for the
-    // README, not a failure): lines that say NOPERM or permission denied.
-    for (pod, container) in [(&redis_pod, "metrics"), (&pg_pod, "metrics")] {
-        let log = ctx
-            .pods()
-            .logs(
-                pod,
-                &kube::api::LogParams {
-                    container: Some(container.to_string()),
-                    tail_lines: Some(200),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap_or_default();
-        let refused = log
-            .lines()
-            .filter(|l| l.contains("NOPERM") || l.contains("permission denied"))
-            .count();
-        ctx.note(format!(
-            "{pod}/{container}: {refused} refused-command lines in its last 200 log lines"
-        ));
-    }
     Ok(())
 }
 
