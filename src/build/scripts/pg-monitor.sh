@@ -7,10 +7,23 @@
 # statistics views and settings (pg_monitor), nothing else: it owns nothing
 # and is granted no table. A role of that name that is more than that (a
 # superuser, a replication role, an owner of a database, a member of any
-# other role, such as the apps' owner role) is refused, not changed.
+# other role, such as the apps' owner role) is refused, not changed. With
+# metrics turned off, the default role can no longer log in.
 # shellcheck disable=SC2069,SC2154
 monitor_role() {
-  [ -n "${MONITOR_USER:-}" ] || return 0
+  if [ -z "${MONITOR_USER:-}" ]; then
+    # Metrics turned off: the default monitoring role, if a plain one is
+    # left, can no longer log in (its Secret is gone too).
+    psql -q -h "$socket" -p "$port" -U "$POSTGRES_USER" -d postgres -v ON_ERROR_STOP=1 2>&1 >/dev/null <<'SQL'
+SELECT EXISTS (SELECT FROM pg_roles r WHERE r.rolname = 'appstack_monitor' AND r.rolcanlogin
+  AND NOT r.rolsuper AND NOT r.rolreplication
+  AND NOT EXISTS (SELECT FROM pg_database d WHERE d.datdba = r.oid)) AS left_over \gset
+\if :left_over
+ALTER ROLE appstack_monitor WITH NOLOGIN PASSWORD NULL;
+\endif
+SQL
+    return
+  fi
   case "$MONITOR_USER" in
     "$POSTGRES_USER"|"$APP_USER"|"${BACKUP_USER:-$POSTGRES_USER}"|appstack_bootstrap|pg_*)
       echo "the monitoring role may not be $MONITOR_USER (a role of the server's, the apps' or the backups'): change the username of Secret $APPSTACK_SECRET-monitor"
