@@ -142,6 +142,11 @@ struct RunArgs {
     /// nginx-gateway and istio-ingress; `[]`: nobody but ingressFrom.
     #[arg(long, env = "APPSTACK_ROUTE_CONTROLLERS")]
     route_controllers: Option<String>,
+    /// Who may scrape the stores' exporters, as a JSON list of
+    /// NetworkPolicy peers. Unset: namespaces labelled
+    /// appstack.dev/scrape-stores=true; `[]`: nobody.
+    #[arg(long, env = "APPSTACK_METRICS_SCRAPERS")]
+    metrics_scrapers: Option<String>,
     /// AppStacks reconciled at the same time, per watched namespace set.
     #[arg(long, env = "APPSTACK_CONCURRENCY", default_value_t = 16)]
     concurrency: u16,
@@ -174,6 +179,14 @@ fn main() -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 };
+            let metrics_scrapers =
+                match appstack::build::metrics::scrapers(args.metrics_scrapers.as_deref()) {
+                    Ok(peers) => peers,
+                    Err(error) => {
+                        eprintln!("error: {error}");
+                        return ExitCode::FAILURE;
+                    }
+                };
             let config = RunConfig {
                 namespaces: args
                     .namespaces
@@ -193,6 +206,7 @@ fn main() -> ExitCode {
                 concurrency: args.concurrency.max(1),
                 agent_image: args.agent_image.filter(|i| !i.trim().is_empty()),
                 route_controllers,
+                metrics_scrapers,
             };
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,

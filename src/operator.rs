@@ -26,6 +26,8 @@ pub struct RunConfig {
     pub agent_image: Option<String>,
     /// The ingress controllers' NetworkPolicy peers (see [`route_controllers`]).
     pub route_controllers: Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer>,
+    /// Who may scrape the stores' exporters (see `build::metrics::scrapers`).
+    pub metrics_scrapers: Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer>,
 }
 
 /// Where ingress controllers usually run when nobody says: the namespaces
@@ -143,6 +145,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
             concurrency: config.concurrency,
             agent_image: config.agent_image.clone(),
             route_controllers: config.route_controllers.clone(),
+            metrics_scrapers: config.metrics_scrapers.clone(),
         };
         reconcile::run(shared, namespace, wait_stop(stop_rx.clone()))
     });

@@ -15,4 +15,7 @@ pub enum Access {
     Admin,
     /// The store's backup user: replication only (never wired to a component).
     Backup,
+    /// The store's monitoring user: its exporter's (never wired to a
+    /// component).
+    Monitor,
 }

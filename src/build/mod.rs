@@ -29,6 +29,7 @@ mod inputs;
 mod job_pod;
 pub mod labels;
 pub mod meta;
+pub mod metrics;
 pub mod migration;
 pub mod names;
 mod network_policy;
@@ -199,6 +200,17 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
             }
             None => None,
         };
+        let monitor_creds = if metrics::enabled(stack, engine) {
+            let creds = inputs
+                .monitor(engine.kind())
+                .ok_or(BuildError::MissingCredentials {
+                    store: engine.part(),
+                })?;
+            out.secrets.push(secret::monitor(&ctx, engine, creds));
+            Some(creds)
+        } else {
+            None
+        };
         out.services.extend(service::store(&ctx, engine));
         out.stateful_sets.push(store::stateful_set(
             &ctx,
@@ -208,6 +220,7 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
                 app: creds,
                 admin,
                 backup: backup_creds,
+                monitor: monitor_creds,
             },
             !inputs.restored(engine.kind()),
             inputs.agent_image(),
@@ -280,6 +293,12 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
             .push(scheduled::cron_job(&ctx, stack, index, j, inputs)?);
     }
     out.network_policies = network_policy::build(&ctx, &stack.spec, inputs.route_controllers());
+    metrics::admit_scrapers(
+        &mut out.network_policies,
+        &ctx,
+        stack,
+        inputs.metrics_scrapers(),
+    );
     Ok(out)
 }
 
@@ -321,9 +340,12 @@ postgres: {}
         inputs
     }
 
+    /// The CA and certificates, and the monitoring users (every test
+    /// stack's stores run an exporter).
     fn tls_placeholders(inputs: &mut Inputs) {
         inputs.set_ca(tls::CertifiedKey::placeholder());
         for e in stores::ENGINES {
+            inputs.set_monitor(e.kind(), creds("monitor"));
             inputs.set_server_certificate(e.kind(), tls::CertifiedKey::placeholder());
         }
     }

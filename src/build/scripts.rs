@@ -27,14 +27,22 @@ pub const DATA_DIR: &str = "APPSTACK_DATA_DIR";
 // Every script is included here, in one place, so that the builders name
 // them by constant wherever they live.
 
-/// The credentials container of a PostgreSQL pod.
-pub const PG_CREDENTIALS: &str = include_str!("scripts/pg-credentials.sh");
+/// The credentials container of a PostgreSQL pod (after the monitoring
+/// role's function, which it calls).
+pub const PG_CREDENTIALS: &str = concat!(
+    include_str!("scripts/pg-monitor.sh"),
+    include_str!("scripts/pg-credentials.sh")
+);
 /// The init container of a component that waits for PostgreSQL (one line).
 pub const PG_WAIT: &str = include_str!("scripts/pg-wait.sh").trim_ascii_end();
 /// The credentials container of a Redis pod.
 pub const REDIS_CREDENTIALS: &str = include_str!("scripts/redis-credentials.sh");
-/// The users init container of a Redis pod.
-pub const REDIS_USERS: &str = include_str!("scripts/redis-users.sh");
+/// The users init container of a Redis pod (then the monitoring user's
+/// line of its ACL file).
+pub const REDIS_USERS: &str = concat!(
+    include_str!("scripts/redis-users.sh"),
+    include_str!("scripts/redis-monitor.sh")
+);
 /// The init container of a component that waits for Redis (one line).
 pub const REDIS_WAIT: &str = include_str!("scripts/redis-wait.sh").trim_ascii_end();
 
@@ -82,6 +90,9 @@ pub(crate) fn all() -> Vec<(String, &'static str)> {
         ("redis-credentials", REDIS_CREDENTIALS),
         ("redis-users", REDIS_USERS),
         ("redis-wait", REDIS_WAIT),
+        // Parts of the two above, listed for the check that every file is.
+        ("pg-monitor", include_str!("scripts/pg-monitor.sh")),
+        ("redis-monitor", include_str!("scripts/redis-monitor.sh")),
     ];
     backup()
         .into_iter()

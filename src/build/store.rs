@@ -20,7 +20,7 @@ use super::engine::Engine;
 use super::error::BuildError;
 use super::meta::StackRef;
 use super::pod::{DATA, SOCKET, USERS_DIR, data_mount, socket_mount};
-use super::{backup, env, labels, names, rotation, scripts, security, tls, wiring};
+use super::{backup, env, labels, metrics, names, rotation, scripts, security, tls, wiring};
 use crate::api::AppStack;
 
 /// The store pod's container that checks the server's credentials against
@@ -37,6 +37,8 @@ pub struct Credentials<'a> {
     pub app: &'a StoreCredentials,
     pub admin: &'a StoreCredentials,
     pub backup: Option<&'a StoreCredentials>,
+    /// The monitoring user's, when the store runs an exporter.
+    pub monitor: Option<&'a StoreCredentials>,
 }
 
 /// `restoring`: with spec.restore, whether the store may still need the
@@ -115,10 +117,15 @@ pub fn stateful_set(
                         wiring::CREDENTIALS_HASH.to_string(),
                         wiring::store_hash(
                             part,
-                            &[Some(&hashed_app), Some(creds.admin), creds.backup]
-                                .into_iter()
-                                .flatten()
-                                .collect::<Vec<_>>(),
+                            &[
+                                Some(&hashed_app),
+                                Some(creds.admin),
+                                creds.backup,
+                                creds.monitor,
+                            ]
+                            .into_iter()
+                            .flatten()
+                            .collect::<Vec<_>>(),
                         ),
                     )])),
                     ..ObjectMeta::default()
@@ -174,6 +181,7 @@ fn volumes(
         volumes.push(rotation::volume(ctx, engine));
     }
     volumes.extend(backups);
+    volumes.extend(metrics::volume(ctx, stack, engine));
     Some(volumes).filter(|v| !v.is_empty())
 }
 
@@ -205,6 +213,10 @@ fn containers(
         env.push(env::secret_env("BACKUP_USER", &secret, "username"));
         env.push(env::secret_env("BACKUP_PASSWORD", &secret, "password"));
     }
+    store
+        .env
+        .get_or_insert_with(Vec::new)
+        .extend(metrics::user_env(ctx, stack, engine));
     let users = engine.users_script().map(|script| {
         store
             .volume_mounts
@@ -296,6 +308,7 @@ fn containers(
     backups.init.splice(0..0, users);
     let mut all = vec![store, check];
     all.append(&mut backups.sidecars);
+    all.extend(metrics::container(ctx, stack, engine));
     Ok((all, backups))
 }
 

@@ -162,6 +162,9 @@ pub async fn observe(ctx: &Context, stack: &AppStack) -> Result<World> {
     material
         .inputs
         .set_route_controllers(ctx.route_controllers.clone());
+    material
+        .inputs
+        .set_metrics_scrapers(ctx.metrics_scrapers.clone());
     let mut world = World {
         inputs: material.inputs,
         generated: material.generated,
@@ -445,6 +448,13 @@ async fn credentials(stack: &AppStack, owner: &Owner, secrets: &Api<Secret>) -> 
                 build::backup::USER,
             ));
         }
+        if build::metrics::enabled(stack, store) {
+            all.push((
+                Access::Monitor,
+                build::metrics::secret_name(&owner.name, store),
+                store.exporter().user,
+            ));
+        }
         for (access, secret, user) in all {
             let mut creds = match credentials::resolve(secrets, &owner.uid, &secret, user).await? {
                 Resolved::Existing(c, version) => {
@@ -471,6 +481,7 @@ async fn credentials(stack: &AppStack, owner: &Owner, secrets: &Api<Secret>) -> 
                 }
                 Access::Admin => found.inputs.set_admin(store.kind(), creds),
                 Access::Backup => found.inputs.set_backup(store.kind(), creds),
+                Access::Monitor => found.inputs.set_monitor(store.kind(), creds),
             }
         }
         existing_secret(stack, store, secrets, &mut found).await?;
