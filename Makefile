@@ -37,6 +37,7 @@ shellcheck: ## shellcheck every script the stores run, as POSIX sh
 unit: ## unit and golden tests (no cluster needed)
 	@$(STEP) "unit tests (operator)" cargo test --locked -p appstack
 	@$(STEP) "unit + store tests (shop)" cargo test --locked -p appstack-shop
+	@$(STEP) "chart alert rules (promtool check rules, test rules)" charts/rules-test.sh
 	@$(STEP) "kind image step (fake kind, kubectl, build.sh)" e2e/images/load-current-test.sh
 
 .PHONY: generate

@@ -130,6 +130,9 @@ grep -q 'resourceNames: \["appstack-operator"\]' <<<"$lease_rules" && grep -q 'v
   && pass "leader-election Role: get/update on its own Lease, create" || fail "leader-election Role rules: $lease_rules"
 [[ $(count "$def" Role) == 1 ]] && pass "no namespaced Role besides leader election" || fail "unexpected Roles"
 [[ $(count "$def" ServiceMonitor) == 0 ]] && pass "no ServiceMonitor by default" || fail "ServiceMonitor rendered by default"
+[[ $(count "$def" PodMonitor) == 0 && $(count "$def" PrometheusRule) == 0 && $(count "$def" ConfigMap) == 0 ]] \
+  && pass "no PodMonitor, PrometheusRule or dashboard by default" || fail "store monitoring rendered by default"
+! grep -q APPSTACK_METRICS_SCRAPERS "$def" && pass "scrapers left to the operator's default" || fail "APPSTACK_METRICS_SCRAPERS set by default"
 [[ $(count "$def" PodDisruptionBudget) == 1 ]] && pass "PodDisruptionBudget with 2 replicas" || fail "no PodDisruptionBudget"
 [[ $(count "$def" Service appstack-operator-metrics) == 1 ]] && pass "metrics Service" || fail "no metrics Service"
 dep=$(doc "$def" Deployment appstack-operator)
@@ -186,6 +189,18 @@ echo "== render: metrics.serviceMonitor.enabled=true"
 sm="$work/servicemonitor.yaml"
 render "$sm" --set metrics.serviceMonitor.enabled=true
 [[ $(count "$sm" ServiceMonitor appstack-operator) == 1 ]] && pass "ServiceMonitor rendered" || fail "no ServiceMonitor"
+
+echo "== render: the stores' monitoring"
+mon="$work/store-monitoring.yaml"
+render "$mon" --set metrics.podMonitor.enabled=true --set metrics.prometheusRule.enabled=true \
+  --set metrics.dashboard.enabled=true --set-json 'metrics.scrapeFrom=[{"namespaceSelector":{"matchLabels":{"team":"observability"}}}]'
+[[ $(count "$mon" PodMonitor appstack-operator-stores) == 1 ]] && doc "$mon" PodMonitor | grep 'port: metrics' >/dev/null \
+  && pass "PodMonitor of the exporters' port" || fail "no PodMonitor of port metrics"
+[[ $(count "$mon" PrometheusRule appstack-operator-stores) == 1 ]] && pass "PrometheusRule rendered" || fail "no PrometheusRule"
+doc "$mon" ConfigMap appstack-operator-dashboard | grep 'grafana_dashboard: "1"' >/dev/null \
+  && pass "dashboard ConfigMap with the sidecar's label" || fail "no dashboard ConfigMap"
+grep -qF '{\"namespaceSelector\":{\"matchLabels\":{\"team\":\"observability\"}}}' "$mon" \
+  && pass "scrapeFrom passed as APPSTACK_METRICS_SCRAPERS" || fail "scrapeFrom not passed to the operator"
 
 echo "== render: local cluster values, one replica"
 loc="$work/local.yaml"

@@ -11,6 +11,7 @@ pub mod allocator;
 pub mod api;
 pub mod backup_agent;
 pub mod build;
+pub mod cron;
 pub mod error;
 pub mod http;
 pub mod leader;

@@ -142,6 +142,11 @@ struct RunArgs {
     /// nginx-gateway and istio-ingress; `[]`: nobody but ingressFrom.
     #[arg(long, env = "APPSTACK_ROUTE_CONTROLLERS")]
     route_controllers: Option<String>,
+    /// Who may scrape the stores' exporters, as a JSON list of
+    /// NetworkPolicy peers. Unset: namespaces labelled
+    /// appstack.dev/scrape-stores=true; `[]`: nobody.
+    #[arg(long, env = "APPSTACK_METRICS_SCRAPERS")]
+    metrics_scrapers: Option<String>,
     /// AppStacks reconciled at the same time, per watched namespace set.
     #[arg(long, env = "APPSTACK_CONCURRENCY", default_value_t = 16)]
     concurrency: u16,
@@ -174,6 +179,14 @@ fn main() -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 };
+            let metrics_scrapers =
+                match appstack::build::metrics::scrapers(args.metrics_scrapers.as_deref()) {
+                    Ok(peers) => peers,
+                    Err(error) => {
+                        eprintln!("error: {error}");
+                        return ExitCode::FAILURE;
+                    }
+                };
             let config = RunConfig {
                 namespaces: args
                     .namespaces
@@ -193,6 +206,7 @@ fn main() -> ExitCode {
                 concurrency: args.concurrency.max(1),
                 agent_image: args.agent_image.filter(|i| !i.trim().is_empty()),
                 route_controllers,
+                metrics_scrapers,
             };
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
@@ -244,6 +258,20 @@ fn remote(s3: S3Args) -> Result<appstack::backup_agent::Remote, String> {
     appstack::backup_agent::Remote::new(bucket, &s3.prefix).map_err(|e| e.to_string())
 }
 
+/// Resolves once the process is asked to stop; listening from now on (the
+/// handler is installed by the spawned task, not on first poll), so a
+/// SIGTERM during the first copy is not lost.
+fn stop_requested() -> impl Future<Output = ()> {
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        appstack::operator::terminated().await;
+        let _ = tx.send(true);
+    });
+    async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
 async fn backup_sync(args: SyncArgs) -> Result<(), String> {
     use appstack::backup_agent;
     let remote = remote(args.s3)?;
@@ -254,6 +282,7 @@ async fn backup_sync(args: SyncArgs) -> Result<(), String> {
             &remote,
             args.only.as_deref(),
             std::time::Duration::from_secs(every.max(1)),
+            stop_requested(),
         )
         .await;
         return Ok(());

@@ -26,6 +26,8 @@ pub struct RunConfig {
     pub agent_image: Option<String>,
     /// The ingress controllers' NetworkPolicy peers (see [`route_controllers`]).
     pub route_controllers: Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer>,
+    /// Who may scrape the stores' exporters (see `build::metrics::scrapers`).
+    pub metrics_scrapers: Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer>,
 }
 
 /// Where ingress controllers usually run when nobody says: the namespaces
@@ -143,6 +145,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
             concurrency: config.concurrency,
             agent_image: config.agent_image.clone(),
             route_controllers: config.route_controllers.clone(),
+            metrics_scrapers: config.metrics_scrapers.clone(),
         };
         reconcile::run(shared, namespace, wait_stop(stop_rx.clone()))
     });
@@ -175,6 +178,15 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
 }
 
 async fn signal_stop(stop: watch::Sender<bool>) {
+    terminated().await;
+    info!("shutting down");
+    let _ = stop.send(true);
+}
+
+/// Resolves on SIGTERM (what the kubelet sends a container that must stop)
+/// or Ctrl-C. A process that is a container's PID 1 has no default action
+/// for SIGTERM: without a handler it runs until the grace period's SIGKILL.
+pub async fn terminated() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -184,7 +196,6 @@ async fn signal_stop(stop: watch::Sender<bool>) {
                 Err(error) => {
                     warn!(%error, "cannot listen for SIGTERM");
                     let _ = ctrl_c.await;
-                    let _ = stop.send(true);
                     return;
                 }
             };
@@ -195,8 +206,6 @@ async fn signal_stop(stop: watch::Sender<bool>) {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-    info!("shutting down");
-    let _ = stop.send(true);
 }
 
 /// Resolves when the lease is lost; never without leader election.

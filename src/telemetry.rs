@@ -39,6 +39,51 @@ pub struct StoreLabels {
     pub store: String,
 }
 
+/// One certificate of one stack: `ca`, or the store whose server
+/// certificate it is.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CertificateLabels {
+    pub namespace: String,
+    pub stack: String,
+    pub certificate: String,
+}
+
+/// What the alerts on stores need besides the backups: whether each store
+/// serves, and when each certificate ends (a stack's series go when it is
+/// deleted; one series per store or certificate, so a few per stack).
+#[derive(Default)]
+pub struct StoreGauges {
+    pub ready: Family<StoreLabels, Gauge>,
+    pub certificate_expiry: Family<CertificateLabels, Gauge>,
+}
+
+impl StoreGauges {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "store_ready",
+            "1 while the store serves (status.<store>.ready)",
+            self.ready.clone(),
+        );
+        registry.register(
+            "certificate_expiry_timestamp_seconds",
+            "When a stack's CA or a store's server certificate ends (notAfter)",
+            self.certificate_expiry.clone(),
+        );
+    }
+
+    /// Forgets every series of a stack, of the certificates named.
+    pub fn forget(&self, store: &StoreLabels, certificates: &[&str]) {
+        self.ready.remove(store);
+        for c in certificates {
+            self.certificate_expiry.remove(&CertificateLabels {
+                namespace: store.namespace.clone(),
+                stack: store.stack.clone(),
+                certificate: (*c).to_string(),
+            });
+        }
+    }
+}
+
 /// What status says of a store's backups, as gauges (a stack's series go
 /// when it is deleted).
 #[derive(Default)]
@@ -50,6 +95,8 @@ pub struct BackupGauges {
     pub total: Family<StoreLabels, Gauge>,
     pub count: Family<StoreLabels, Gauge>,
     pub failing: Family<StoreLabels, Gauge>,
+    /// The longest wait between two scheduled backups (from the spec).
+    pub interval: Family<StoreLabels, Gauge>,
 }
 
 impl BackupGauges {
@@ -95,6 +142,20 @@ impl BackupGauges {
         self.total.remove(labels);
         self.count.remove(labels);
         self.failing.remove(labels);
+        self.interval.remove(labels);
+    }
+
+    /// The longest wait between two runs of the store's backup schedule
+    /// (None: no backups, or a schedule without runs).
+    pub fn set_interval(&self, labels: &StoreLabels, seconds: Option<i64>) {
+        match seconds {
+            Some(s) => {
+                self.interval.get_or_create(labels).set(s);
+            }
+            None => {
+                self.interval.remove(labels);
+            }
+        }
     }
 
     fn register(&self, registry: &mut Registry) {
@@ -129,6 +190,11 @@ impl BackupGauges {
             "1 while the newest backup of the store failed",
             self.failing.clone(),
         );
+        registry.register(
+            "backup_schedule_interval_seconds",
+            "The longest wait between two runs of the store's backup schedule",
+            self.interval.clone(),
+        );
     }
 }
 
@@ -141,6 +207,7 @@ pub struct Metrics {
     pub applies_skipped: Counter,
     pub leader: Gauge,
     pub backups: BackupGauges,
+    pub stores: StoreGauges,
     registry: Registry,
 }
 
@@ -183,6 +250,8 @@ impl Default for Metrics {
         );
         let backups = BackupGauges::default();
         backups.register(&mut registry);
+        let stores = StoreGauges::default();
+        stores.register(&mut registry);
         Self {
             reconciles,
             failures,
@@ -191,6 +260,7 @@ impl Default for Metrics {
             applies_skipped,
             leader,
             backups,
+            stores,
             registry,
         }
     }
@@ -214,5 +284,44 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The gauges the stores' alerts read are exported with the stack's
+    /// labels, and go with the stack.
+    #[test]
+    fn store_gauges_are_exported_and_forgotten() {
+        let m = Metrics::default();
+        let store = StoreLabels {
+            namespace: "team-a".into(),
+            stack: "shop".into(),
+            store: "postgres".into(),
+        };
+        m.stores.ready.get_or_create(&store).set(1);
+        m.stores
+            .certificate_expiry
+            .get_or_create(&CertificateLabels {
+                namespace: "team-a".into(),
+                stack: "shop".into(),
+                certificate: "postgres".into(),
+            })
+            .set(1_800_000_000);
+        m.backups.set_interval(&store, Some(86_400));
+        let text = m.encode().unwrap();
+        for want in [
+            r#"appstack_store_ready{namespace="team-a",stack="shop",store="postgres"} 1"#,
+            r#"appstack_certificate_expiry_timestamp_seconds{namespace="team-a",stack="shop",certificate="postgres"} 1800000000"#,
+            r#"appstack_backup_schedule_interval_seconds{namespace="team-a",stack="shop",store="postgres"} 86400"#,
+        ] {
+            assert!(text.contains(want), "{want} in\n{text}");
+        }
+        m.backups.forget(&store);
+        m.stores.forget(&store, &["ca", "postgres"]);
+        let text = m.encode().unwrap();
+        assert!(!text.contains("team-a"), "{text}");
     }
 }

@@ -49,10 +49,11 @@ postgres: {}
 fn every_child_is_owned_labelled_and_namespaced() {
     let c = build(&stack("shop", FULL));
     let objects = all_json(&c);
-    // 3 Deployments, 3 + 4 Services, 2 StatefulSets, 2 + 2 + 2 + 2 + 2
-    // Secrets (apps', administrators', servers' TLS, the operator's
-    // passwords, the CA and its key), 1 HPA, 2 PDBs, 3 + 2 NetworkPolicies.
-    assert_eq!(objects.len(), 30);
+    // 3 Deployments, 3 + 4 Services, 2 StatefulSets, 2 + 2 + 2 + 2 + 2 + 2
+    // Secrets (apps', administrators', monitoring users', servers' TLS, the
+    // operator's passwords, the CA and its key), 1 HPA, 2 PDBs, 3 + 2
+    // NetworkPolicies.
+    assert_eq!(objects.len(), 32);
     for o in &objects {
         let name = o["metadata"]["name"].as_str().unwrap();
         assert_eq!(o["metadata"]["namespace"], "team-a", "{name}");
@@ -227,9 +228,11 @@ fn without_tls_the_stores_take_plain_connections_and_no_tls_secret_is_made() {
             "shop-redis",
             "shop-redis-admin",
             "shop-redis-passwords",
+            "shop-redis-monitor",
             "shop-postgres",
             "shop-postgres-admin",
-            "shop-postgres-passwords"
+            "shop-postgres-passwords",
+            "shop-postgres-monitor"
         ]
     );
     let redis = &c.secrets[0];
@@ -239,7 +242,14 @@ fn without_tls_the_stores_take_plain_connections_and_no_tls_secret_is_made() {
     );
     let all = serde_json::to_string(&c.stateful_sets).unwrap()
         + &serde_json::to_string(&c.deployments).unwrap();
-    for absent in ["tls-port", "ssl=on", "sslmode", "appstack-tls"] {
+    // (The exporter says sslmode=disable: its driver would require TLS.)
+    for absent in [
+        "tls-port",
+        "ssl=on",
+        "sslmode=verify",
+        "PGSSLMODE",
+        "appstack-tls",
+    ] {
         assert!(!all.contains(absent), "{absent} without TLS");
     }
 }
@@ -577,7 +587,11 @@ redis: {backup: {}}
     let mut creds = backup.backup(StoreKind::Redis).unwrap().clone();
     creds.password = "new-backup".into();
     backup.set_backup(StoreKind::Redis, creds);
-    for changed in [admin, backup] {
+    let mut monitor = inputs(&s);
+    let mut creds = monitor.monitor(StoreKind::Redis).unwrap().clone();
+    creds.password = "new-monitor".into();
+    monitor.set_monitor(StoreKind::Redis, creds);
+    for changed in [admin, backup, monitor] {
         let after = template(&build::children(&s, &changed).unwrap());
         assert_ne!(before, after, "the pod template must change");
     }

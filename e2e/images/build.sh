@@ -6,7 +6,7 @@
 #
 #   e2e/images/build.sh [--no-import] NAME... | all
 #   names: pause tools redis postgres redis8 valkey8 postgres17 operator
-#          operator-previous shop traefik
+#          operator-previous shop traefik postgres-exporter redis-exporter
 #
 # Env: APPSTACK_CACHE (cache root), CONTAINERD_ADDRESS (default: the cluster's
 # socket), CARGO_TARGET_DIR (where the release binaries are), APPSTACK_DEBIAN_MIRROR.
@@ -28,7 +28,7 @@ source "$IMAGES_DIR/lib/oci.sh"
 # shellcheck source=lib/debian.sh
 source "$IMAGES_DIR/lib/debian.sh"
 
-ALL_IMAGES=(pause tools redis postgres redis8 valkey8 postgres17 operator operator-previous shop)
+ALL_IMAGES=(pause tools redis postgres redis8 valkey8 postgres17 postgres-exporter redis-exporter operator operator-previous shop)
 CONTAINERD_ADDRESS=${CONTAINERD_ADDRESS:-/run/appstack/containerd/containerd.sock}
 
 usage() {
@@ -43,7 +43,7 @@ for arg in "$@"; do
     --no-import) do_import=0 ;;
     -h | --help) usage ;;
     all) names+=("${ALL_IMAGES[@]}") ;;
-    pause | tools | redis | postgres | redis8 | valkey8 | postgres17 | operator | operator-previous | shop | traefik) names+=("$arg") ;;
+    pause | tools | redis | postgres | redis8 | valkey8 | postgres17 | postgres-exporter | redis-exporter | operator | operator-previous | shop | traefik) names+=("$arg") ;;
     *) printf 'unknown image %q\n' "$arg" >&2; usage 2 ;;
   esac
 done

@@ -4,10 +4,10 @@
 # cluster itself needs. Sourced by cluster.sh.
 
 # The images the demo's story needs (the sandbox, the test pods' tools, the
-# default-major stores), and the older store majors and Valkey, which only the
+# default-major stores and their exporters), and the older store majors and Valkey, which only the
 # suite runs.
 # shellcheck disable=SC2034 # read by cluster.sh
-DEMO_IMAGES=(pause tools redis8 postgres17)
+DEMO_IMAGES=(pause tools redis8 postgres17 postgres-exporter redis-exporter)
 # shellcheck disable=SC2034 # read by cluster.sh
 MORE_IMAGES=(redis postgres valkey8)
 

@@ -12,8 +12,8 @@ pub use backup_summary::{BackupSummary, SummaryError};
 pub use crd::crd_yaml;
 pub use spec::{
     AppStack, AppStackSpec, Autoscaling, BackupSpec, Component, ConcurrencyPolicy, ExternalStore,
-    ExtraContainer, Migrate, PathType, PodDefaults, PodVolume, PostgresSpec, RedisSpec,
-    RestoreSpec, Route, S3Spec, ScheduledJob, ServiceType, StorageSpec, StoreKind,
+    ExtraContainer, MetricsSpec, Migrate, PathType, PodDefaults, PodVolume, PostgresSpec,
+    RedisSpec, RestoreSpec, Route, S3Spec, ScheduledJob, ServiceType, StorageSpec, StoreKind,
 };
 pub use status::{
     AppStackStatus, BackupStatus, ComponentStatus, FailoverStatus, LINK_UP, MigrationStatus,

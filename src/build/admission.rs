@@ -197,13 +197,13 @@ pub fn pod_volumes(field: &str, volumes: &[PodVolume]) -> Result<(), BuildError>
 }
 
 /// Secrets the operator keeps from the apps, in any stack: the stores'
-/// administrators' and backup users' credentials, their TLS keys and the
-/// CA's key. A component gets the apps' user only (least privilege), so it
+/// administrators', backup users' and monitoring users' credentials, their
+/// TLS keys and the CA's key. A component gets the apps' user only (least privilege), so it
 /// may not name them in env, envFrom or volumes.
 pub fn withheld_secret(name: &str) -> bool {
     name.ends_with("-ca-key")
         || stores::ENGINES.iter().any(|e| {
-            ["admin", "backup", "tls"]
+            ["admin", "backup", "tls", "monitor"]
                 .iter()
                 .any(|kind| name.ends_with(&format!("-{}-{kind}", e.part())))
         })
@@ -213,7 +213,7 @@ fn withheld(field: String, name: &str) -> BuildError {
     refused(
         field,
         format!(
-            "{name:?} is a Secret the operator keeps from the apps (a store's administrator, backup user or TLS key, or the CA's key); components get the apps' credentials only"
+            "{name:?} is a Secret the operator keeps from the apps (a store's administrator, backup or monitoring user or TLS key, or the CA's key); components get the apps' credentials only"
         ),
     )
 }
@@ -666,6 +666,14 @@ mod tests {
             (
                 json!({"sidecars": [{"name": "s", "envFrom": [{"secretRef": {"name": "shop-redis-admin"}}]}]}),
                 "sidecars[0].envFrom[0].secretRef.name",
+            ),
+            (
+                json!({"env": [{"name": "K", "valueFrom": {"secretKeyRef": {"name": "shop-postgres-monitor", "key": "password"}}}]}),
+                "env[0].valueFrom.secretKeyRef.name",
+            ),
+            (
+                json!({"volumes": [{"name": "k", "secret": {"secretName": "other-redis-monitor"}}]}),
+                "volumes[0].secret.secretName",
             ),
         ];
         for (extra, field) in cases {

@@ -17,4 +17,7 @@ pub enum Access {
     Backup,
     /// The replicas' user, with more than one instance: replication only.
     Replication,
+    /// The store's monitoring user: its exporter's (never wired to a
+    /// component).
+    Monitor,
 }

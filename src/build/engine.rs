@@ -14,10 +14,11 @@ use super::credentials::StoreCredentials;
 use super::error::BuildError;
 use super::external::UserSecret;
 use super::meta::StackRef;
+use super::metrics::Exporter;
 use super::names;
 use crate::api::{
-    AppStack, AppStackSpec, AppStackStatus, BackupSpec, Component, ExternalStore, StorageSpec,
-    StoreKind, StoreStatus,
+    AppStack, AppStackSpec, AppStackStatus, BackupSpec, Component, ExternalStore, MetricsSpec,
+    StorageSpec, StoreKind, StoreStatus,
 };
 use crate::backup_agent::Layout;
 
@@ -245,6 +246,10 @@ pub trait Engine: Sync {
     fn extra_client_env(&self, _spec: &AppStackSpec) -> Vec<(&'static str, &'static str)> {
         Vec::new()
     }
+    /// The store's `metrics` section (no section: the exporter runs).
+    fn metrics<'a>(&self, spec: &'a AppStackSpec) -> Option<&'a MetricsSpec>;
+    /// The store's Prometheus exporter (see `metrics`).
+    fn exporter(&self) -> Exporter;
 
     /// Name of the store's Secret, Services (client and headless) and
     /// StatefulSet: `<stack>-<part>`.

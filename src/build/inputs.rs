@@ -27,6 +27,8 @@ pub struct Inputs {
     /// Who the ingress controllers are (the operator's setting): admitted
     /// by the NetworkPolicy of a routed component that sets `ingressFrom`.
     route_controllers: Vec<NetworkPolicyPeer>,
+    /// Who may scrape the stores' exporters (the operator's setting).
+    metrics_scrapers: Vec<NetworkPolicyPeer>,
     /// Per store that keeps passwords: the hashes its apps' user accepts
     /// now, as the operator's passwords Secret holds them (see `rotation`).
     accepted: BTreeMap<StoreKind, Vec<String>>,
@@ -73,6 +75,15 @@ impl Inputs {
 
     pub fn backup(&self, store: StoreKind) -> Option<&StoreCredentials> {
         self.credentials.get(&(store, Access::Backup))
+    }
+
+    pub fn set_monitor(&mut self, store: StoreKind, credentials: StoreCredentials) {
+        self.credentials
+            .insert((store, Access::Monitor), credentials);
+    }
+
+    pub fn monitor(&self, store: StoreKind) -> Option<&StoreCredentials> {
+        self.credentials.get(&(store, Access::Monitor))
     }
 
     /// Every password held, of every store and user: what status and Events
@@ -132,6 +143,14 @@ impl Inputs {
 
     pub fn route_controllers(&self) -> &[NetworkPolicyPeer] {
         &self.route_controllers
+    }
+
+    pub fn set_metrics_scrapers(&mut self, peers: Vec<NetworkPolicyPeer>) {
+        self.metrics_scrapers = peers;
+    }
+
+    pub fn metrics_scrapers(&self) -> &[NetworkPolicyPeer] {
+        &self.metrics_scrapers
     }
 
     pub fn set_accepted(&mut self, store: StoreKind, hashes: Vec<String>) {

@@ -29,6 +29,7 @@ mod inputs;
 mod job_pod;
 pub mod labels;
 pub mod meta;
+pub mod metrics;
 pub mod migration;
 pub mod names;
 mod network_policy;
@@ -199,6 +200,17 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
             }
             None => None,
         };
+        let monitor_creds = if metrics::enabled(stack, engine) {
+            let creds = inputs
+                .monitor(engine.kind())
+                .ok_or(BuildError::MissingCredentials {
+                    store: engine.part(),
+                })?;
+            out.secrets.push(secret::monitor(&ctx, engine, creds));
+            Some(creds)
+        } else {
+            None
+        };
         if engine.replication_user(&stack.spec) {
             let creds =
                 inputs
@@ -222,6 +234,7 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
                 app: creds,
                 admin,
                 backup: backup_creds,
+                monitor: monitor_creds,
             },
             !inputs.restored(engine.kind()),
             inputs.agent_image(),
@@ -299,6 +312,12 @@ pub fn children(stack: &AppStack, inputs: &Inputs) -> Result<Children, BuildErro
         inputs.route_controllers(),
         inputs.operator_peer(),
     );
+    metrics::admit_scrapers(
+        &mut out.network_policies,
+        &ctx,
+        stack,
+        inputs.metrics_scrapers(),
+    );
     Ok(out)
 }
 
@@ -340,9 +359,12 @@ postgres: {}
         inputs
     }
 
+    /// The CA and certificates, and the monitoring users (every test
+    /// stack's stores run an exporter).
     fn tls_placeholders(inputs: &mut Inputs) {
         inputs.set_ca(tls::CertifiedKey::placeholder());
         for e in stores::ENGINES {
+            inputs.set_monitor(e.kind(), creds("monitor"));
             inputs.set_server_certificate(e.kind(), tls::CertifiedKey::placeholder());
         }
     }

@@ -379,7 +379,8 @@ mod tests {
                 password: "p".into(),
             };
             inputs.set(kind, creds.clone());
-            inputs.set_admin(kind, creds);
+            inputs.set_admin(kind, creds.clone());
+            inputs.set_monitor(kind, creds);
             inputs.set_server_certificate(kind, crate::build::tls::CertifiedKey::placeholder());
         }
         inputs.set_ca(crate::build::tls::CertifiedKey::placeholder());

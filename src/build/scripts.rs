@@ -27,8 +27,12 @@ pub const DATA_DIR: &str = "APPSTACK_DATA_DIR";
 // Every script is included here, in one place, so that the builders name
 // them by constant wherever they live.
 
-/// The credentials container of a PostgreSQL pod.
-pub const PG_CREDENTIALS: &str = include_str!("scripts/pg-credentials.sh");
+/// The credentials container of a PostgreSQL pod (after the monitoring
+/// role's function, which it calls).
+pub const PG_CREDENTIALS: &str = concat!(
+    include_str!("scripts/pg-monitor.sh"),
+    include_str!("scripts/pg-credentials.sh")
+);
 /// The PostgreSQL container of a store with more than one instance: clones,
 /// rewinds and starts the server as the operator's label says.
 pub const PG_INSTANCE: &str = include_str!("scripts/pg-instance.sh");
@@ -42,12 +46,17 @@ pub const CA: &str = "APPSTACK_CA";
 pub const PG_WAIT: &str = include_str!("scripts/pg-wait.sh").trim_ascii_end();
 /// The credentials container of a Redis pod.
 pub const REDIS_CREDENTIALS: &str = include_str!("scripts/redis-credentials.sh");
-/// The users init container of a Redis pod.
-pub const REDIS_USERS: &str = include_str!("scripts/redis-users.sh");
+/// The users init container of a Redis pod (then the monitoring user's
+/// line of its ACL file).
+pub const REDIS_USERS: &str = concat!(
+    include_str!("scripts/redis-users.sh"),
+    include_str!("scripts/redis-monitor.sh")
+);
 /// The users init container of a Redis store with replicas: the users,
-/// then the replicas' own.
+/// the monitoring user, then the replicas' own.
 pub const REDIS_USERS_WITH_REPLICATION: &str = concat!(
     include_str!("scripts/redis-users.sh"),
+    include_str!("scripts/redis-monitor.sh"),
     include_str!("scripts/redis-replication-user.sh")
 );
 /// What the Redis and Sentinel containers of a store with replicas share.
@@ -111,6 +120,9 @@ pub(crate) fn all() -> Vec<(String, &'static str)> {
         ),
         ("redis-server", REDIS_SERVER),
         ("redis-sentinel", REDIS_SENTINEL),
+        // Parts of the two above, listed for the check that every file is.
+        ("pg-monitor", include_str!("scripts/pg-monitor.sh")),
+        ("redis-monitor", include_str!("scripts/redis-monitor.sh")),
     ];
     backup()
         .into_iter()

@@ -34,6 +34,13 @@ pub fn replication(ctx: &StackRef, engine: &dyn Engine, creds: &StoreCredentials
     secret
 }
 
+/// The store's monitoring user: for its exporter only.
+pub fn monitor(ctx: &StackRef, engine: &dyn Engine, creds: &StoreCredentials) -> Secret {
+    let mut secret = admin(ctx, engine, creds);
+    secret.metadata.name = Some(super::metrics::secret_name(&ctx.name, engine));
+    secret
+}
+
 /// The store's administrator: for the store's own pod only (probes, the
 /// password sync), so no component ever holds the keys to the server.
 pub fn admin(ctx: &StackRef, engine: &dyn Engine, creds: &StoreCredentials) -> Secret {

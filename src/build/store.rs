@@ -22,7 +22,7 @@ use super::engine::Engine;
 use super::error::BuildError;
 use super::meta::StackRef;
 use super::pod::{DATA, PODINFO, SOCKET, USERS_DIR, data_mount, socket_mount};
-use super::{backup, env, labels, names, rotation, scripts, security, tls, wiring};
+use super::{backup, env, labels, metrics, names, rotation, scripts, security, tls, wiring};
 use crate::api::AppStack;
 
 /// The store pod's container that checks the server's credentials against
@@ -39,6 +39,8 @@ pub struct Credentials<'a> {
     pub app: &'a StoreCredentials,
     pub admin: &'a StoreCredentials,
     pub backup: Option<&'a StoreCredentials>,
+    /// The monitoring user's, when the store runs an exporter.
+    pub monitor: Option<&'a StoreCredentials>,
 }
 
 /// `restoring`: with spec.restore, whether the store may still need the
@@ -118,10 +120,15 @@ pub fn stateful_set(
                         wiring::CREDENTIALS_HASH.to_string(),
                         wiring::store_hash(
                             part,
-                            &[Some(&hashed_app), Some(creds.admin), creds.backup]
-                                .into_iter()
-                                .flatten()
-                                .collect::<Vec<_>>(),
+                            &[
+                                Some(&hashed_app),
+                                Some(creds.admin),
+                                creds.backup,
+                                creds.monitor,
+                            ]
+                            .into_iter()
+                            .flatten()
+                            .collect::<Vec<_>>(),
                         ),
                     )])),
                     ..ObjectMeta::default()
@@ -205,6 +212,7 @@ fn volumes(
         volumes.push(podinfo());
     }
     volumes.extend(backups);
+    volumes.extend(metrics::volume(ctx, stack, engine));
     Some(volumes).filter(|v| !v.is_empty())
 }
 
@@ -236,6 +244,10 @@ fn containers(
         env.push(env::secret_env("BACKUP_USER", &secret, "username"));
         env.push(env::secret_env("BACKUP_PASSWORD", &secret, "password"));
     }
+    store
+        .env
+        .get_or_insert_with(Vec::new)
+        .extend(metrics::user_env(ctx, stack, engine));
     let users = engine.users_script_for(&stack.spec).map(|script| {
         store
             .volume_mounts
@@ -330,6 +342,7 @@ fn containers(
     let mut all = vec![store, check];
     all.append(&mut sidecars);
     all.append(&mut backups.sidecars);
+    all.extend(metrics::container(ctx, stack, engine));
     Ok((all, backups))
 }
 

@@ -188,6 +188,12 @@ pub fn issue(ca: &CertifiedKey, names: &[String], now: OffsetDateTime) -> Result
     })
 }
 
+/// When the first certificate of a PEM string ends (seconds since the
+/// epoch), for the expiry gauge.
+pub fn not_after(pem: &str) -> Option<i64> {
+    with_cert(pem, |cert| cert.validity().not_after.timestamp())
+}
+
 /// Parses the first certificate of a PEM string and hands it to `f`.
 fn with_cert<T>(pem: &str, f: impl FnOnce(&X509Certificate) -> T) -> Option<T> {
     let pem = der_of(pem)?;

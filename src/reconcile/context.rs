@@ -32,6 +32,9 @@ pub struct Context {
     /// The ingress controllers' NetworkPolicy peers (see
     /// [`super::Shared::route_controllers`]).
     pub route_controllers: Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer>,
+    /// Who may scrape the stores' exporters (see
+    /// [`super::Shared::metrics_scrapers`]).
+    pub metrics_scrapers: Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer>,
     /// Consecutive failed reconciles per stack (namespace, name).
     failures: Mutex<HashMap<(String, String), u32>>,
 }
@@ -59,6 +62,7 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             agent_image,
             route_controllers: Vec::new(),
+            metrics_scrapers: Vec::new(),
         }
     }
 
@@ -125,12 +129,16 @@ impl Context {
         self.probes.forget(namespace, name);
         self.reset_backoff(namespace, name);
         self.memo.forget_stack(namespace, name);
+        let mut certificates = vec!["ca"];
         for engine in crate::build::stores::ENGINES {
-            self.metrics.backups.forget(&crate::telemetry::StoreLabels {
+            let labels = crate::telemetry::StoreLabels {
                 namespace: namespace.to_string(),
                 stack: name.to_string(),
                 store: engine.part().to_string(),
-            });
+            };
+            self.metrics.backups.forget(&labels);
+            certificates.push(engine.part());
+            self.metrics.stores.forget(&labels, &certificates);
         }
     }
 

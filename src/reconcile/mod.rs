@@ -66,6 +66,8 @@ pub struct Shared {
     /// NetworkPolicy peers of the ingress controllers: admitted to routed
     /// components whose `ingressFrom` would keep them out.
     pub route_controllers: Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer>,
+    /// NetworkPolicy peers admitted to the stores' exporters.
+    pub metrics_scrapers: Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer>,
 }
 
 /// Runs the controller for one namespace (or all) until `shutdown` resolves.
@@ -84,6 +86,7 @@ pub async fn run(
         shared.agent_image.clone(),
     );
     context.route_controllers = shared.route_controllers.clone();
+    context.metrics_scrapers = shared.metrics_scrapers.clone();
     let ctx = Arc::new(context);
     let synced = shared.synced.clone();
     let watched = caches.clone();

@@ -496,8 +496,10 @@ async fn the_first_reconcile_creates_every_child_in_dependency_order() {
             "PATCH secrets/shop-ca-key",
             "PATCH secrets/shop-redis",
             "PATCH secrets/shop-redis-admin",
+            "PATCH secrets/shop-redis-monitor",
             "PATCH secrets/shop-postgres",
             "PATCH secrets/shop-postgres-admin",
+            "PATCH secrets/shop-postgres-monitor",
             // The rest: created by the set in one request each.
             "POST secrets/shop-ca",
             "POST secrets/shop-redis-tls",
@@ -617,8 +619,9 @@ async fn credentials_are_generated_once_and_then_only_read() {
             c.body
         );
     }
-    // The CA's, and the apps' and the administrator's of each store.
-    assert_eq!(created.len(), 5);
+    // The CA's, and the apps', the administrator's and the monitoring
+    // user's of each store.
+    assert_eq!(created.len(), 7);
     let names: Vec<&str> = created
         .iter()
         .filter_map(|c| c.body["metadata"]["name"].as_str())
@@ -629,8 +632,10 @@ async fn credentials_are_generated_once_and_then_only_read() {
             "shop-ca-key",
             "shop-redis",
             "shop-redis-admin",
+            "shop-redis-monitor",
             "shop-postgres",
-            "shop-postgres-admin"
+            "shop-postgres-admin",
+            "shop-postgres-monitor"
         ]
     );
     for c in &created[1..] {

@@ -37,6 +37,11 @@ pub fn inputs(stack: &AppStack, password: impl Fn(StoreKind) -> &'static str) ->
                 },
             );
         }
+        let monitor = StoreCredentials {
+            username: e.exporter().user.into(),
+            password: format!("{password}-monitor"),
+        };
+        inputs.set_monitor(e.kind(), monitor);
         // Builders never read the PEM: placeholders keep the goldens stable.
         inputs.set_server_certificate(
             e.kind(),
@@ -47,6 +52,8 @@ pub fn inputs(stack: &AppStack, password: impl Fn(StoreKind) -> &'static str) ->
         );
     }
     inputs.set_agent_image(Some("ghcr.io/appstack/appstack-operator:test".into()));
+    // The operator's default scrapers: admitted to the exporters' ports.
+    inputs.set_metrics_scrapers(appstack::build::metrics::scrapers(None).unwrap());
     inputs.set_ca(CertifiedKey {
         cert: "<CA certificate>".into(),
         key: "<CA key>".into(),

@@ -8,6 +8,7 @@
 mod backup;
 mod component;
 mod jobs;
+mod metrics;
 mod pod;
 mod restore;
 mod route;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use backup::{BackupSpec, S3Spec};
 pub use component::{Autoscaling, Component, ServiceType};
 pub use jobs::{ConcurrencyPolicy, Migrate, ScheduledJob};
+pub use metrics::MetricsSpec;
 pub use pod::{ExtraContainer, PodDefaults, PodVolume};
 pub use restore::RestoreSpec;
 pub use route::{PathType, Route};

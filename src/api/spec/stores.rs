@@ -5,7 +5,7 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::BackupSpec;
+use super::{BackupSpec, MetricsSpec};
 
 /// A store a component can use.
 #[derive(
@@ -21,6 +21,7 @@ pub enum StoreKind {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[x_kube(validation = Rule::new("!has(self.external) || !has(self.storage)").message("spec.redis.storage: not with spec.redis.external: an external store has no volume"))]
 #[x_kube(validation = Rule::new("!has(self.external) || !has(self.resources)").message("spec.redis.resources: not with spec.redis.external: an external store runs no container of ours"))]
+#[x_kube(validation = Rule::new("!has(self.external) || !has(self.metrics)").message("spec.redis.metrics: not with spec.redis.external: the operator runs an exporter only beside the stores it runs"))]
 #[x_kube(validation = Rule::new("!has(self.external) || !has(self.backup)").message("spec.redis.backup: not with spec.redis.external: the operator backs up only the stores it runs; back up an external server where it runs"))]
 #[x_kube(validation = Rule::new("!has(self.external) || !has(self.existingSecret)").message("spec.redis.existingSecret: not with spec.redis.external: an external store's credentials are in external.secretName"))]
 #[x_kube(validation = Rule::new("!has(self.external) || !has(self.replicas)").message("spec.redis.replicas: not with spec.redis.external: an external store's replicas are its own"))]
@@ -79,6 +80,9 @@ pub struct RedisSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 4))]
     pub min_replicas_to_write: Option<i32>,
+    /// The store's Prometheus exporter (on by default; see MetricsSpec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsSpec>,
 }
 
 impl RedisSpec {
@@ -97,6 +101,7 @@ impl RedisSpec {
 #[x_kube(validation = Rule::new("has(self.database) == has(oldSelf.database) && (!has(self.database) || self.database == oldSelf.database)").message("spec.postgres.database: cannot change once the store exists (the data directory keeps the database it was created with); to move, create the new database yourself (CREATE DATABASE ... TEMPLATE old, or a dump and restore), or delete the postgres section with retainDataOnDelete: false and add it again"))]
 #[x_kube(validation = Rule::new("!has(self.external) || !has(self.storage)").message("spec.postgres.storage: not with spec.postgres.external: an external store has no volume"))]
 #[x_kube(validation = Rule::new("!has(self.external) || !has(self.resources)").message("spec.postgres.resources: not with spec.postgres.external: an external store runs no container of ours"))]
+#[x_kube(validation = Rule::new("!has(self.external) || !has(self.metrics)").message("spec.postgres.metrics: not with spec.postgres.external: the operator runs an exporter only beside the stores it runs"))]
 #[x_kube(validation = Rule::new("!has(self.external) || !has(self.backup)").message("spec.postgres.backup: not with spec.postgres.external: the operator backs up only the stores it runs; back up an external server where it runs"))]
 #[x_kube(validation = Rule::new("!has(self.external) || !has(self.existingSecret)").message("spec.postgres.existingSecret: not with spec.postgres.external: an external store's credentials are in external.secretName"))]
 #[x_kube(validation = Rule::new("!has(self.external) || !has(self.database)").message("spec.postgres.database: not with spec.postgres.external: the database is the Secret's key database (or the url's path)"))]
@@ -153,6 +158,9 @@ pub struct PostgresSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 5))]
     pub instances: Option<i32>,
+    /// The store's Prometheus exporter (on by default; see MetricsSpec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsSpec>,
 }
 
 impl PostgresSpec {

@@ -39,7 +39,7 @@ use crate::api::{AppStack, BackupSpec};
 pub const USER: &str = "backup";
 
 /// A base backup's (or snapshot's) default schedule: daily, at night (UTC).
-const DEFAULT_SCHEDULE: &str = "0 3 * * *";
+pub const DEFAULT_SCHEDULE: &str = "0 3 * * *";
 const DEFAULT_COUNT: i32 = 7;
 const DEFAULT_SIZE: &str = "10Gi";
 

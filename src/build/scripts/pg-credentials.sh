@@ -221,6 +221,7 @@ SQL
 served=$(cksum 2>/dev/null < "$cert")
 until up; do pause 2; done
 out=$(roles) || fail "could not set the roles from Secrets $APPSTACK_SECRET and $APPSTACK_SECRET-admin: $out. Fix the roles in pod $HOSTNAME; this check runs again when its container restarts"
+out=$(monitor_role) || fail "could not set the monitoring role from Secret $APPSTACK_SECRET-monitor: $out. Fix the role in pod $HOSTNAME; this check runs again when its container restarts"
 current
 echo "roles $POSTGRES_USER (administrator), $APP_USER (the apps')${BACKUP_USER:+ and $BACKUP_USER (backups)} set from the Secrets"
 if out=$(forget_restore); then

@@ -108,7 +108,8 @@ mod tests {
     }
 
     /// Artifact Hub lists the images a chart runs: the chart names the
-    /// operator's at its appVersion and every engine's default.
+    /// operator's at its appVersion, every engine's default and then every
+    /// engine's default exporter.
     #[test]
     fn the_chart_lists_the_operator_image_and_every_default_store_image() {
         let chart: serde_yaml::Value =
@@ -135,6 +136,11 @@ mod tests {
         }))
         .unwrap();
         want.extend(ENGINES.iter().map(|e| e.image(&spec)));
+        want.extend(
+            ENGINES
+                .iter()
+                .map(|e| e.exporter().default_image.to_string()),
+        );
         assert_eq!(images, want);
     }
 }

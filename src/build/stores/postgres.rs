@@ -4,8 +4,8 @@
 use k8s_openapi::api::core::v1::{Container, EnvVar};
 
 use crate::api::{
-    AppStack, AppStackSpec, AppStackStatus, BackupSpec, ExternalStore, StorageSpec, StoreKind,
-    StoreStatus,
+    AppStack, AppStackSpec, AppStackStatus, BackupSpec, ExternalStore, MetricsSpec, StorageSpec,
+    StoreKind, StoreStatus,
 };
 use crate::backup_agent::Layout;
 use crate::build::backup::SCRIPTS;
@@ -14,10 +14,15 @@ use crate::build::engine::{BackupScripts, Engine};
 use crate::build::error::BuildError;
 use crate::build::external::{self, UserSecret};
 use crate::build::meta::StackRef;
+use crate::build::metrics::{self, Exporter};
 use crate::build::{env, labels, pod, rotation, scripts, security, tls};
 
 pub const PORT: i32 = 5432;
 pub const DEFAULT_IMAGE: &str = "postgres:17";
+/// postgres_exporter, the version Debian trixie packages (the local
+/// cluster builds this name from that package).
+pub const EXPORTER_IMAGE: &str = "quay.io/prometheuscommunity/postgres-exporter:v0.17.1";
+pub const EXPORTER_PORT: i32 = 9187;
 const MOUNT: &str = "/var/lib/postgresql/data";
 const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
 
@@ -126,6 +131,17 @@ impl Engine for Postgres {
     }
     fn backup<'a>(&self, spec: &'a AppStackSpec) -> Option<&'a BackupSpec> {
         spec.postgres.as_ref()?.backup.as_ref()
+    }
+    fn metrics<'a>(&self, spec: &'a AppStackSpec) -> Option<&'a MetricsSpec> {
+        spec.postgres.as_ref()?.metrics.as_ref()
+    }
+    fn exporter(&self) -> Exporter {
+        Exporter {
+            default_image: EXPORTER_IMAGE,
+            port: EXPORTER_PORT,
+            user: metrics::MONITOR_USER,
+            env: exporter_env,
+        }
     }
     fn status<'a>(&self, status: &'a AppStackStatus) -> Option<&'a StoreStatus> {
         status.postgres.as_ref()
@@ -503,6 +519,25 @@ fn tls_env(tls: bool) -> Vec<(&'static str, &'static str)> {
     } else {
         Vec::new()
     }
+}
+
+/// postgres_exporter's connection: the `postgres` database on loopback as
+/// the monitoring role (pg_monitor), over TLS verified with the stack's CA
+/// when the stack has TLS (the server's certificate names localhost).
+fn exporter_env(secret: &str, tls: bool) -> Vec<EnvVar> {
+    let ssl = if tls {
+        format!("sslmode=verify-full&sslrootcert={}", tls::CA_FILE)
+    } else {
+        "sslmode=disable".to_string()
+    };
+    vec![
+        env::plain_env(
+            "DATA_SOURCE_URI",
+            &format!("localhost:{PORT}/postgres?{ssl}"),
+        ),
+        env::secret_env("DATA_SOURCE_USER", secret, "username"),
+        env::secret_env("DATA_SOURCE_PASS", secret, "password"),
+    ]
 }
 
 #[cfg(test)]

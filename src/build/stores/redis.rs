@@ -4,8 +4,8 @@
 use k8s_openapi::api::core::v1::{Container, EnvVar, Service, Volume};
 
 use crate::api::{
-    AppStack, AppStackSpec, AppStackStatus, BackupSpec, ExternalStore, StorageSpec, StoreKind,
-    StoreStatus,
+    AppStack, AppStackSpec, AppStackStatus, BackupSpec, ExternalStore, MetricsSpec, StorageSpec,
+    StoreKind, StoreStatus,
 };
 use crate::backup_agent::Layout;
 use crate::build::credentials::StoreCredentials;
@@ -13,12 +13,17 @@ use crate::build::engine::{BackupScripts, Engine};
 use crate::build::error::BuildError;
 use crate::build::external::{self, UserSecret};
 use crate::build::meta::StackRef;
+use crate::build::metrics::{self, Exporter};
 use crate::build::{env, labels, pod, scripts, security, tls};
 
 use super::redis_ha;
 
 pub const PORT: i32 = 6379;
 pub const DEFAULT_IMAGE: &str = "redis:7.4";
+/// redis_exporter, the version Debian trixie packages (the local cluster
+/// builds this name from that package).
+pub const EXPORTER_IMAGE: &str = "oliver006/redis_exporter:v1.69.0";
+pub const EXPORTER_PORT: i32 = 9121;
 
 /// Redis takes its users from the file [`USERS`] writes at every start of
 /// the pod (the `default` user is the administrator, the apps' ACL user may
@@ -101,6 +106,17 @@ impl Engine for Redis {
     }
     fn backup<'a>(&self, spec: &'a AppStackSpec) -> Option<&'a BackupSpec> {
         spec.redis.as_ref()?.backup.as_ref()
+    }
+    fn metrics<'a>(&self, spec: &'a AppStackSpec) -> Option<&'a MetricsSpec> {
+        spec.redis.as_ref()?.metrics.as_ref()
+    }
+    fn exporter(&self) -> Exporter {
+        Exporter {
+            default_image: EXPORTER_IMAGE,
+            port: EXPORTER_PORT,
+            user: metrics::MONITOR_USER,
+            env: exporter_env,
+        }
     }
     fn status<'a>(&self, status: &'a AppStackStatus) -> Option<&'a StoreStatus> {
         status.redis.as_ref()
@@ -411,6 +427,28 @@ impl Engine for Redis {
             replay_marker: None,
         }
     }
+}
+
+/// redis_exporter's connection: the server on loopback as the monitoring
+/// ACL user, over TLS verified with the stack's CA when the stack has TLS
+/// (the server's certificate names localhost). It skips CONFIG GET, which
+/// the user may not run (INFO gives maxmemory anyway): every scrape would
+/// otherwise add a NOPERM to Redis' error counts and ACL LOG.
+fn exporter_env(secret: &str, tls: bool) -> Vec<EnvVar> {
+    let scheme = if tls { "rediss" } else { "redis" };
+    let mut env = vec![
+        env::plain_env("REDIS_ADDR", &format!("{scheme}://localhost:{PORT}")),
+        env::secret_env("REDIS_USER", secret, "username"),
+        env::secret_env("REDIS_PASSWORD", secret, "password"),
+        env::plain_env("REDIS_EXPORTER_CONFIG_COMMAND", "-"),
+    ];
+    if tls {
+        env.push(env::plain_env(
+            "REDIS_EXPORTER_TLS_CA_CERT_FILE",
+            tls::CA_FILE,
+        ));
+    }
+    env
 }
 
 #[cfg(test)]

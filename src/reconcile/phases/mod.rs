@@ -64,6 +64,7 @@ pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
         return Ok(Next::Resync);
     }
     let world = observe::observe(ctx, stack).await?;
+    certificate_gauges(ctx, stack, &world);
     let done = match plan::plan(stack, &world, ctx.agent_image.clone()) {
         Plan::Stop(done) => done,
         Plan::Apply(desired) => apply::apply(ctx, &world, &desired).await?,
@@ -102,8 +103,55 @@ async fn conclude(ctx: &Context, stack: &AppStack, report: Report) -> Result<Nex
         };
         let backup = store.status(&report.status).and_then(|s| s.backup.as_ref());
         ctx.metrics.backups.set(&labels, backup);
+        let schedule = store.backup(&stack.spec).map(|b| {
+            b.schedule
+                .as_deref()
+                .unwrap_or(crate::build::backup::DEFAULT_SCHEDULE)
+        });
+        ctx.metrics
+            .backups
+            .set_interval(&labels, schedule.and_then(crate::cron::longest_gap_seconds));
+        match store.status(&report.status) {
+            Some(s) if store.in_cluster(&stack.spec) => {
+                ctx.metrics
+                    .stores
+                    .ready
+                    .get_or_create(&labels)
+                    .set(i64::from(s.ready));
+            }
+            _ => {
+                ctx.metrics.stores.ready.remove(&labels);
+            }
+        }
     }
     Ok(report.next)
+}
+
+/// The expiry gauges of the stack's CA and of its stores' certificates,
+/// as observe read them (a certificate the stack no longer has goes).
+fn certificate_gauges(ctx: &Context, stack: &AppStack, world: &observe::World) {
+    let tls = world.inputs.tls();
+    let parts = std::iter::once(("ca", tls.ca.as_ref())).chain(
+        stores::ENGINES
+            .iter()
+            .map(|e| (e.part(), tls.servers.get(&e.kind()))),
+    );
+    for (certificate, key) in parts {
+        let labels = crate::telemetry::CertificateLabels {
+            namespace: stack.namespace().unwrap_or_default(),
+            stack: stack.name_any(),
+            certificate: certificate.to_string(),
+        };
+        let gauges = &ctx.metrics.stores.certificate_expiry;
+        match key.and_then(|k| crate::reconcile::certificates::not_after(&k.cert)) {
+            Some(t) if stack.spec.tls_enabled() => {
+                gauges.get_or_create(&labels).set(t);
+            }
+            _ => {
+                gauges.remove(&labels);
+            }
+        }
+    }
 }
 
 /// Publishes an Event on the stack, and logs it (what a person is told,

@@ -170,6 +170,9 @@ pub async fn observe(ctx: &Context, stack: &AppStack) -> Result<World> {
     material
         .inputs
         .set_operator_peer(instances::operator_peer());
+    material
+        .inputs
+        .set_metrics_scrapers(ctx.metrics_scrapers.clone());
     let mut world = World {
         inputs: material.inputs,
         generated: material.generated,
@@ -538,6 +541,13 @@ async fn credentials(stack: &AppStack, owner: &Owner, secrets: &Api<Secret>) -> 
                 "replicator",
             ));
         }
+        if build::metrics::enabled(stack, store) {
+            all.push((
+                Access::Monitor,
+                build::metrics::secret_name(&owner.name, store),
+                store.exporter().user,
+            ));
+        }
         for (access, secret, user) in all {
             let mut creds = match credentials::resolve(secrets, &owner.uid, &secret, user).await? {
                 Resolved::Existing(c, version) => {
@@ -565,6 +575,7 @@ async fn credentials(stack: &AppStack, owner: &Owner, secrets: &Api<Secret>) -> 
                 Access::Admin => found.inputs.set_admin(store.kind(), creds),
                 Access::Backup => found.inputs.set_backup(store.kind(), creds),
                 Access::Replication => found.inputs.set_replication(store.kind(), creds),
+                Access::Monitor => found.inputs.set_monitor(store.kind(), creds),
             }
         }
         existing_secret(stack, store, secrets, &mut found).await?;

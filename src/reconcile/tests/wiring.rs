@@ -16,7 +16,7 @@ async fn a_generated_secret_is_one_create_carrying_all_an_apply_would() {
     h.reconcile().await.unwrap();
     let calls = h.calls();
     let created: Vec<&Call> = calls.iter().filter(|c| c.is_create()).collect();
-    assert_eq!(created.len(), 5);
+    assert_eq!(created.len(), 7);
     // Every Secret written once, the generated ones by their create.
     let mut writes = h.child_writes();
     writes.retain(|w| w.starts_with("PATCH secrets/"));

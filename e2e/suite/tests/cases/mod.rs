@@ -48,6 +48,7 @@ mod scheduled_job;
 mod secrets_in_the_open;
 mod smoke;
 mod store_change_refused;
+mod store_metrics;
 mod store_not_hijacked;
 mod store_trouble;
 mod tls;
@@ -118,6 +119,7 @@ pub fn all() -> Vec<Scenario> {
         scenario("apply", apply::run, 7),
         scenario("drift", drift::run, 6),
         scenario("least-privilege", least_privilege::run, 8),
+        scenario("store-metrics", store_metrics::run, 5),
         scenario("store-change-refused", store_change_refused::run, 6),
         scenario("not-adopted", not_adopted::run, 4),
         scenario("capabilities", capabilities::run, 4),

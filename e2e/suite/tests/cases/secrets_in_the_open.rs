@@ -59,8 +59,8 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     ));
     let passwords = passwords(ctx).await?;
     ensure!(
-        passwords.len() == 6,
-        "expected the passwords of 6 Secrets (apps', administrators', Redis' backup user, PostgreSQL's login roles), found {:?}",
+        passwords.len() == 8,
+        "expected the passwords of 8 Secrets (apps', administrators', Redis' backup user, PostgreSQL's login roles, the exporters' monitoring users), found {:?}",
         passwords.keys().collect::<Vec<_>>()
     );
 
@@ -202,8 +202,8 @@ async fn redis_users_file(ctx: &Ctx, passwords: &BTreeMap<String, String>) -> Re
         .filter_map(|l| l.split(' ').next())
         .collect();
     ensure!(
-        users.len() == 3 && users[0] == "default" && file.lines().all(|l| l.contains(" #")),
-        "expected the administrator, the apps' and the backup user, each with a hashed password, in {USERS_FILE}: {users:?}"
+        users.len() == 4 && users[0] == "default" && file.lines().all(|l| l.contains(" #")),
+        "expected the administrator, the apps', the backup and the monitoring user, each with a hashed password, in {USERS_FILE}: {users:?}"
     );
     // /var/run is a link to /run in Debian images: the mount shows there.
     let (_, mount) = in_redis(

@@ -99,6 +99,10 @@ pub fn with_credentials(mut world: World) -> World {
         world
             .inputs
             .set_backup(kind, creds("backup", "backup-password-0123456789"));
+        world.inputs.set_monitor(
+            kind,
+            creds("appstack_monitor", "monitor-password-0123456789"),
+        );
     }
     world
 }
