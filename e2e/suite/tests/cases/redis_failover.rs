@@ -20,7 +20,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams};
 
-const ROLE: &str = "appstack.dev/role";
+pub(super) const ROLE: &str = "appstack.dev/role";
 const RESUME_BOUND: Duration = Duration::from_secs(15);
 
 pub fn run(ctx: &mut Ctx) -> ScenarioFuture<'_> {
@@ -205,11 +205,11 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
 }
 
 /// The pods of the store, with their role labels.
-async fn store_pods(ctx: &Ctx, sts: &str) -> Result<Vec<Pod>> {
+pub(super) async fn store_pods(ctx: &Ctx, sts: &str) -> Result<Vec<Pod>> {
     pods::of_stateful_set(&ctx.client, &ctx.ns, sts).await
 }
 
-fn labelled_master(pods: &[Pod]) -> Vec<String> {
+pub(super) fn labelled_master(pods: &[Pod]) -> Vec<String> {
     pods.iter()
         .filter(|p| p.labels().get(ROLE).map(String::as_str) == Some("master"))
         .map(|p| p.name_any())
@@ -217,7 +217,7 @@ fn labelled_master(pods: &[Pod]) -> Vec<String> {
 }
 
 /// The one pod labelled master, once `count` pods are Ready.
-async fn wait_master(ctx: &Ctx, sts: &str, count: usize) -> Result<String> {
+pub(super) async fn wait_master(ctx: &Ctx, sts: &str, count: usize) -> Result<String> {
     wait::until(
         "one Redis pod labelled master and every pod Ready",
         Duration::from_secs(240),
@@ -238,7 +238,12 @@ async fn wait_master(ctx: &Ctx, sts: &str, count: usize) -> Result<String> {
 }
 
 /// Another pod than `old` (or `old` as a new pod) labelled master.
-async fn wait_master_not(ctx: &Ctx, sts: &str, old: &str, old_uid: &str) -> Result<String> {
+pub(super) async fn wait_master_not(
+    ctx: &Ctx,
+    sts: &str,
+    old: &str,
+    old_uid: &str,
+) -> Result<String> {
     wait::until_every(
         "another pod labelled master",
         Duration::from_secs(60),
