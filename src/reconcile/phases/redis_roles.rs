@@ -435,7 +435,8 @@ mod tests {
             pod("r-2", R, Some("r-0"), up()),
         ]);
         assert!(!unsettled(&steady, &decide(&steady)));
-        let variants: [(&str, fn(&mut RolesSeen)); 5] = [
+        type Change = fn(&mut RolesSeen);
+        let variants: [(&str, Change); 5] = [
             ("a replica syncing", |w| {
                 w.pods[1].role = Some(Role::Replica(Link::Syncing));
             }),
