@@ -13,7 +13,7 @@ use kube::api::ListParams;
 use serde_json::Value;
 
 use super::{PluginError, Result, Stack, Target, pods};
-use crate::api::{AppStack, BackupStatus};
+use crate::api::{AppStack, BackupStatus, ReplicationStatus};
 use crate::build::stores::{self, Engine};
 
 /// Events shown, newest last.
@@ -21,7 +21,14 @@ const EVENTS: usize = 10;
 
 /// Fields of `status.<store>` shown in their own columns; any other (what
 /// a newer operator adds: replicas, primary, lag, ...) is listed as it is.
-const KNOWN_STORE_FIELDS: [&str; 5] = ["ready", "endpoint", "secretName", "restoredFrom", "backup"];
+const KNOWN_STORE_FIELDS: [&str; 6] = [
+    "ready",
+    "endpoint",
+    "secretName",
+    "restoredFrom",
+    "backup",
+    "replication",
+];
 
 pub async fn run(target: &Target) -> Result<()> {
     let stack = target.stack().await?;
@@ -182,6 +189,30 @@ pub fn render(
         let _ = writeln!(out, "  {line}");
     }
 
+    let replicated: Vec<(&dyn Engine, &ReplicationStatus)> = stores::ENGINES
+        .iter()
+        .copied()
+        .filter_map(|e| Some((e, e.status(&status)?.replication.as_ref()?)))
+        .collect();
+    if !replicated.is_empty() {
+        section(&mut out, "Replication");
+        let mut rows = Vec::new();
+        let mut notes = Vec::new();
+        for (engine, r) in replicated {
+            let writer = engine.writer_label(&s.spec).unwrap_or("primary");
+            replication(engine.part(), writer, r, now, &mut rows, &mut notes);
+        }
+        table(
+            &mut out,
+            &["STORE", "POD", "ROLE", "LINK", "LAG"],
+            &rows,
+            "none",
+        );
+        for line in notes {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+
     let backed_up: Vec<&dyn Engine> = stores::of(&s.spec)
         .filter(|e| e.backup(&s.spec).is_some())
         .collect();
@@ -270,6 +301,77 @@ pub fn render(
         }
     }
     out
+}
+
+/// One replicated store's rows (its primary first, then each replica with
+/// its link and lag) and notes: a failover under way, the last one and how
+/// long the store had no primary, why none can be promoted.
+fn replication(
+    part: &str,
+    writer: &str,
+    r: &ReplicationStatus,
+    now: Timestamp,
+    rows: &mut Vec<Vec<String>>,
+    notes: &mut Vec<String>,
+) {
+    let when = |ms: i64| {
+        Timestamp::from_millisecond(ms).map_or_else(
+            |_| "-".to_string(),
+            |at| {
+                format!(
+                    "{} ({} ago)",
+                    at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    age(now, at)
+                )
+            },
+        )
+    };
+    match &r.primary {
+        Some(pod) => rows.push(vec![
+            part.into(),
+            pod.clone(),
+            writer.into(),
+            "-".into(),
+            "-".into(),
+        ]),
+        None => notes.push(format!(
+            "{part}: no {writer} now{}{}",
+            r.former_primary
+                .as_ref()
+                .map_or(String::new(), |f| format!(" (was {f})")),
+            r.failover_started
+                .map_or(String::new(), |ms| format!(", since {}", when(ms)))
+        )),
+    }
+    rows.extend(r.replicas.iter().map(|rep| {
+        vec![
+            part.into(),
+            rep.pod.clone(),
+            "replica".into(),
+            rep.link.clone(),
+            rep.lag_bytes.map_or("-".into(), bytes),
+        ]
+    }));
+    if let Some(f) = &r.last_failover {
+        let took = f.without_primary_ms.map_or(String::new(), |ms| {
+            format!(", {:.1} s without a {writer}", ms as f64 / 1000.0)
+        });
+        notes.push(format!(
+            "{part}: last failover {} -> {} at {}{took}",
+            f.from.as_deref().unwrap_or("-"),
+            f.to,
+            when(f.at),
+        ));
+    }
+    if let Some(timeline) = r.timeline {
+        notes.push(format!("{part}: timeline {timeline}"));
+    }
+    if let Some(why) = &r.blocked {
+        notes.push(format!(
+            "{part}: no replica can be promoted: {}",
+            one_line(why)
+        ));
+    }
 }
 
 fn backup_row(part: &str, schedule: &str, b: Option<&BackupStatus>) -> Vec<String> {
@@ -519,6 +621,66 @@ mod tests {
             "an external store has no backups: {text}"
         );
         assert!(text.contains("your account may not list events"), "{text}");
+    }
+
+    #[test]
+    fn replication_shows_the_master_each_replica_and_the_last_failover() {
+        let mut raw = shop();
+        raw["spec"]["redis"] = json!({"replicas": 2});
+        raw["status"]["redis"]["replication"] = json!({
+            "primary": "shop-redis-1",
+            "replicas": [{"pod": "shop-redis-0", "link": "syncing"},
+                         {"pod": "shop-redis-2", "link": "up", "lagBytes": 2048}],
+            "lastFailover": {"from": "shop-redis-0", "to": "shop-redis-1",
+                             "time": "2026-12-06T09:58:00Z", "at": 1_796_551_080_000_i64,
+                             "withoutPrimaryMs": 4_300},
+        });
+        let now: Timestamp = "2026-12-06T10:00:00Z".parse().unwrap();
+        let text = render(
+            &Stack::from_raw(raw),
+            &BTreeMap::new(),
+            &Ok(Vec::new()),
+            now,
+        );
+        for expected in [
+            "Replication:",
+            "STORE  POD           ROLE     LINK     LAG",
+            "redis  shop-redis-1  master   -        -",
+            "redis  shop-redis-0  replica  syncing  -",
+            "redis  shop-redis-2  replica  up       2.0 KiB",
+            "redis: last failover shop-redis-0 -> shop-redis-1 at 2026-12-06T09:58:00Z (2m ago), 4.3 s without a master",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+        assert!(!text.contains("redis.replication"), "{text}");
+    }
+
+    #[test]
+    fn a_failover_under_way_says_since_when_and_what_blocks_it() {
+        let mut raw = shop();
+        raw["spec"]["postgres"]["instances"] = json!(3);
+        raw["status"]["postgres"]["replication"] = json!({
+            "replicas": [{"pod": "shop-postgres-1", "link": "down", "lagBytes": 0}],
+            "failoverStarted": 1_796_551_190_000_i64,
+            "formerPrimary": "shop-postgres-0",
+            "timeline": 3,
+            "blocked": "every replica\nlags",
+        });
+        let now: Timestamp = "2026-12-06T10:00:00Z".parse().unwrap();
+        let text = render(
+            &Stack::from_raw(raw),
+            &BTreeMap::new(),
+            &Ok(Vec::new()),
+            now,
+        );
+        for expected in [
+            "postgres  shop-postgres-1  replica  down  0 B",
+            "postgres: no primary now (was shop-postgres-0), since 2026-12-06T09:59:50Z (10s ago)",
+            "postgres: timeline 3",
+            "postgres: no replica can be promoted: every replica lags",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
     }
 
     #[test]

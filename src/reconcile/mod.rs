@@ -177,6 +177,10 @@ async fn reconcile(stored: Arc<StoredAppStack>, ctx: Arc<Context>) -> Result<Act
             ctx.reset_backoff(&namespace, &name);
             Ok(Action::requeue(SHORTLY))
         }
+        Ok(phases::Next::Settled) => {
+            ctx.reset_backoff(&namespace, &name);
+            Ok(Action::requeue(phases::redis_roles::SETTLED))
+        }
         Ok(phases::Next::Backoff) => Ok(Action::requeue(ctx.next_backoff(&namespace, &name))),
         Err(error) => {
             warn!(%error, "reconcile failed");

@@ -84,26 +84,33 @@ pub async fn observe(client: &Client, sts: &StatefulSet, access: &Access) -> Opt
         crate::build::names::headless(&set),
         access.namespace
     );
-    let owned: Vec<&Pod> = pods
-        .iter()
-        .filter(|p| {
-            p.owner_references()
-                .iter()
-                .any(|o| o.controller == Some(true) && o.uid == sts_uid)
-        })
-        .filter(|p| ordinal(&p.name_any(), &set).is_some())
-        .take(8)
-        .collect();
+    let of_set = |p: &Pod| {
+        p.owner_references()
+            .iter()
+            .any(|o| o.controller == Some(true) && o.uid == sts_uid)
+            && ordinal(&p.name_any(), &set).is_some()
+    };
+    let owned: Vec<&Pod> = pods.iter().filter(|p| of_set(p)).take(8).collect();
     let asks = owned.iter().map(|pod| {
         let tls = tls.clone();
         let domain = domain.clone();
         let set = set.clone();
         async move { ask(pod, &set, &domain, access, tls).await }
     });
+    let foreign_masters = pods
+        .iter()
+        .filter(|p| !of_set(p))
+        .filter(|p| {
+            p.labels().get(labels::STORE_ROLE).map(String::as_str) == Some(labels::REDIS_MASTER)
+        })
+        .map(ResourceExt::name_any)
+        .take(8)
+        .collect();
     let pods = futures::future::join_all(asks).await;
     Some(RolesSeen {
         pods,
         instances: access.instances,
+        foreign_masters,
     })
 }
 

@@ -90,10 +90,12 @@ the OwnerReferencesPermissionEnforcement admission plugin runs (OpenShift). */}}
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{- /* Read only: a store pod, to say why it is not ready; a stack's backup
 pods (those its backup Jobs control), whose termination messages say what a
-backup holds, found through the Jobs its backup CronJobs control. */}}
+backup holds, found through the Jobs its backup CronJobs control. Watched:
+the pods labelled with a store role (appstack.dev/role, metadata only), so a
+role label someone changed is put back at once. */}}
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list"]
+  verbs: ["get", "list", "watch"]
 {{- /* A store with replicas: the operator labels its pods appstack.dev/role
 (what its Services select: PostgreSQL's primary/replica, the Redis master a
 Sentinel majority names), and deletes an old PostgreSQL primary's pod to

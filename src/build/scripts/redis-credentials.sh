@@ -17,19 +17,22 @@ hashes=${APPSTACK_APP_HASHES:-}
 # The apps' user's password hashes, one a line, sorted: as the operator's
 # Secret says (nothing when it is not mounted yet), and as Redis holds them.
 wanted() { tr -s ' ' '\n' 2>/dev/null < "$hashes" | grep -E '^[0-9a-f]{64}$' | sort; }
-held() { cli acl getuser "$APP_USER" | sed -n '/^passwords$/,/^commands$/p' | grep -E '^[0-9a-f]{64}$' | sort; }
-# Sets the apps' user's passwords to exactly the wanted hashes, live: the
-# command goes to redis-cli on its standard input, never as an argument.
-# Said only when it changed something.
+# With replicas, the pod's Sentinel has the apps' user too (Sentinel-aware
+# clients ask it where the master is with the apps' password).
+scli() { redis-cli ${REDIS_TLS_CA_FILE:+--tls --cacert "$REDIS_TLS_CA_FILE"} -h 127.0.0.1 -p "$APPSTACK_SENTINEL_PORT" "$@" 2>&1; }
+held() { "$1" acl getuser "$APP_USER" | sed -n '/^passwords$/,/^commands$/p' | grep -E '^[0-9a-f]{64}$' | sort; }
+# Sets the apps' user's passwords to exactly the wanted hashes, live, in
+# Redis (cli) or Sentinel (scli): the command goes to redis-cli on its
+# standard input, never as an argument. Said only when it changed something.
 passwords() {
   want=$(wanted)
   [ -n "$want" ] || return 0
-  have=$(held)
+  have=$(held "$1")
   [ "$want" = "$have" ] && return 0
   # shellcheck disable=SC2086
-  out=$(printf 'ACL SETUSER %s resetpass%s\n' "$APP_USER" "$(printf ' #%s' $want)" | cli)
-  [ "$out" = OK ] || { echo "could not set the passwords of $APP_USER from the operator's Secret: $(printf '%s' "$out" | head -n 1)" >&2; return 0; }
-  echo "the apps' user $APP_USER accepts $(printf '%s\n' "$want" | wc -l | tr -d ' ') password(s) now (was $(printf '%s' "$have" | grep -c .))"
+  out=$(printf 'ACL SETUSER %s resetpass%s\n' "$APP_USER" "$(printf ' #%s' $want)" | "$1")
+  [ "$out" = OK ] || { echo "could not set the passwords of $APP_USER ($1) from the operator's Secret: $(printf '%s' "$out" | head -n 1)" >&2; return 0; }
+  echo "the apps' user $APP_USER accepts $(printf '%s\n' "$want" | wc -l | tr -d ' ') password(s) now in $2 (was $(printf '%s' "$have" | grep -c .))"
 }
 # Without TLS there is no certificate: nothing is said (stderr is
 # redirected before the file is opened).
@@ -45,7 +48,8 @@ while :; do
   # With the operator's hashes, they are what the apps' user accepts (the
   # password in this container's environment may be an old one by now).
   if [ -n "$hashes" ] && [ -s "$hashes" ]; then
-    [ "$out" = PONG ] && passwords
+    [ "$out" = PONG ] && passwords cli Redis
+    [ -z "${APPSTACK_SENTINEL_PORT:-}" ] || [ "$(scli ping)" != PONG ] || passwords scli Sentinel
     pause 5
     continue
   fi

@@ -288,6 +288,30 @@ pub(super) fn watch_user_secrets(client: &Client, namespace: Option<&str>) -> Ch
     .boxed()
 }
 
+/// The pods the operator labels with a store role (`appstack.dev/role`: a
+/// replicated store's primary, master or replicas): metadata only, nothing
+/// cached. A change of one (a label someone else set or removed, the pod
+/// going) wakes the stack its instance label names at once, so a forged
+/// role label is gone within a reconcile, and the stack need not be polled
+/// often while its store is settled.
+pub(super) fn watch_store_pods(client: &Client, namespace: Option<&str>) -> ChildEvents {
+    let config = watcher::Config::default()
+        .labels(labels::STORE_ROLE)
+        .page_size(LIST_PAGE);
+    watcher(
+        api::<Slim<k8s_openapi::api::core::v1::Pod>>(client, namespace),
+        config,
+    )
+    .default_backoff()
+    .touched_objects()
+    .map_ok(|pod| Touched {
+        namespace: pod.namespace().unwrap_or_default(),
+        name: pod.name_any(),
+        controller: pod.labels().get(labels::INSTANCE).cloned(),
+    })
+    .boxed()
+}
+
 /// The stacks are watched as stored: one that does not decode is reported
 /// on itself instead of failing the list of all of them. They list in small
 /// pages too: a stack can carry 256 KiB of annotations (dropped as it is

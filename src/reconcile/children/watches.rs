@@ -1,5 +1,5 @@
-//! Every watch at once: the AppStacks', each declared kind's and the backup
-//! Jobs'. Above the kinds, as it loops over them.
+//! Every watch at once: the AppStacks', each declared kind's, the backup
+//! Jobs' and the store pods' roles. Above the kinds, as it loops over them.
 
 use kube::Client;
 
@@ -17,6 +17,7 @@ pub fn watch(client: &Client, namespace: Option<&str>) -> (Caches, StackEvents, 
         .collect();
     children.push(cache::watch_backup_jobs(client, namespace));
     children.push(cache::watch_user_secrets(client, namespace));
+    children.push(cache::watch_store_pods(client, namespace));
     let caches = Caches::new(stacks, map, KINDS.len() + 1);
     (caches, stack_events, children)
 }

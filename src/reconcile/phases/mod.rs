@@ -53,6 +53,10 @@ pub enum Next {
     /// it, or a store with replicas has no agreed master yet (or its labels
     /// are changing), and no watch says when it has.
     Shortly,
+    /// In ten seconds: a Redis store with replicas whose master, labels and
+    /// replicas are in order (redis_roles::SETTLED; the watches of its pods
+    /// and StatefulSet report most changes before that).
+    Settled,
 }
 
 pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {

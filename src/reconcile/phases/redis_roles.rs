@@ -12,6 +12,7 @@
 
 use k8s_openapi::jiff::Timestamp;
 
+use super::report::Notice;
 use crate::api::{FailoverStatus, LINK_UP, ReplicaStatus, ReplicationStatus};
 use crate::build::labels;
 
@@ -50,6 +51,10 @@ pub struct PodSeen {
 pub struct RolesSeen {
     pub pods: Vec<PodSeen>,
     pub instances: i32,
+    /// Pods that carry the store's labels and the master label but are not
+    /// the StatefulSet's (someone made them): the label is removed, as the
+    /// write Service would select them too.
+    pub foreign_masters: Vec<String>,
 }
 
 /// The label changes, in the order apply makes them.
@@ -108,10 +113,16 @@ pub fn decide(seen: &RolesSeen) -> Relabel {
         (None, Some(_)) => false,
         (None, None) => !p.gone && p.role == Some(Role::Master) && labelled.len() == 1,
     };
-    let unlabel: Vec<String> = labelled
+    let unlabel: Vec<String> = seen
+        .foreign_masters
         .iter()
-        .filter(|p| !keeps(p))
-        .map(|p| p.name.clone())
+        .cloned()
+        .chain(
+            labelled
+                .iter()
+                .filter(|p| !keeps(p))
+                .map(|p| p.name.clone()),
+        )
         .collect();
     let kept = labelled.iter().find(|p| keeps(p)).map(|p| p.name.clone());
     let master = agreed
@@ -135,11 +146,26 @@ pub fn decide(seen: &RolesSeen) -> Relabel {
     }
 }
 
-/// Whether the store needs looking at again shortly: no master, or the
-/// Sentinels and the labels disagree.
+/// Whether the store needs looking at again shortly (every 2 s): no
+/// master, the Sentinels and the labels disagree, a pod is missing, gone or
+/// silent, or a replica does not follow the master yet. Otherwise it is
+/// settled: the watches of its pods (their role labels) and StatefulSet
+/// (pods that stop being ready) wake the stack when that changes, and
+/// [`SETTLED`] is the safety net for a master Sentinel moved while every pod
+/// stayed ready.
 pub fn unsettled(seen: &RolesSeen, relabel: &Relabel) -> bool {
-    relabel.after.is_none() || !relabel.is_empty() || seen.pods.iter().any(|p| p.gone)
+    relabel.after.is_none()
+        || !relabel.is_empty()
+        || i32::try_from(seen.pods.len()).unwrap_or(0) < seen.instances
+        || seen.pods.iter().any(|p| {
+            p.gone
+                || p.sentinel_says.is_none()
+                || !matches!(p.role, Some(Role::Master | Role::Replica(Link::Up)))
+        })
 }
+
+/// How often a settled store is asked anyway (see [`unsettled`]).
+pub const SETTLED: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// status.redis.replication after this round: `master` the pod the write
 /// Service selects now (None when the relabel failed or none is).
@@ -199,6 +225,42 @@ pub fn status(
     out
 }
 
+/// The Event of a change of master, from the status before and after this
+/// round: a Warning when the write Service lost its master, a Normal one
+/// when a (new) master is labelled after a failover.
+pub fn notice(before: Option<&ReplicationStatus>, after: &ReplicationStatus) -> Option<Notice> {
+    let event = |warning, reason: &str, note: String| Notice {
+        warning,
+        reason: reason.into(),
+        note,
+        action: "Failover",
+        about: None,
+    };
+    let was = before.and_then(|b| b.primary.as_deref());
+    match (&after.primary, &after.last_failover) {
+        (None, _) => was.map(|old| {
+            event(
+                true,
+                "MasterLost",
+                format!("redis: {old} is no longer the master a majority of Sentinels name and that says ROLE master; the write Service selects no pod until one is"),
+            )
+        }),
+        (Some(_), Some(f)) if before.and_then(|b| b.last_failover.as_ref()) != Some(f) => {
+            Some(event(
+                false,
+                "MasterChanged",
+                format!(
+                    "redis: {} is the master (was {}), {:.1} s without one",
+                    f.to,
+                    f.from.as_deref().unwrap_or("none"),
+                    f.without_primary_ms.unwrap_or(0) as f64 / 1000.0
+                ),
+            ))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,7 +283,11 @@ mod tests {
         Some(Role::Master)
     }
     fn seen(pods: Vec<PodSeen>) -> RolesSeen {
-        RolesSeen { pods, instances: 3 }
+        RolesSeen {
+            pods,
+            instances: 3,
+            foreign_masters: Vec::new(),
+        }
     }
     fn relabel(
         unlabel: &[&str],
@@ -349,13 +415,59 @@ mod tests {
     }
 
     #[test]
+    fn a_pod_not_of_the_statefulset_loses_a_master_label() {
+        let mut world = seen(vec![
+            pod("r-0", M, Some("r-0"), master()),
+            pod("r-1", R, Some("r-0"), up()),
+            pod("r-2", R, Some("r-0"), up()),
+        ]);
+        world.foreign_masters = vec!["forged".into()];
+        let out = decide(&world);
+        assert_eq!(out, relabel(&["forged"], None, &[], Some("r-0")));
+        assert!(unsettled(&world, &out));
+    }
+
+    #[test]
+    fn only_a_store_in_order_is_settled() {
+        let steady = seen(vec![
+            pod("r-0", M, Some("r-0"), master()),
+            pod("r-1", R, Some("r-0"), up()),
+            pod("r-2", R, Some("r-0"), up()),
+        ]);
+        assert!(!unsettled(&steady, &decide(&steady)));
+        type Change = fn(&mut RolesSeen);
+        let variants: [(&str, Change); 5] = [
+            ("a replica syncing", |w| {
+                w.pods[1].role = Some(Role::Replica(Link::Syncing));
+            }),
+            ("a Sentinel silent", |w| w.pods[2].sentinel_says = None),
+            ("a Redis silent", |w| w.pods[2].role = None),
+            ("a pod missing", |w| {
+                w.pods.pop();
+            }),
+            ("a forged master label", |w| {
+                w.pods[1].label = M.map(String::from);
+            }),
+        ];
+        for (why, change) in variants {
+            let mut world = steady.clone();
+            change(&mut world);
+            assert!(unsettled(&world, &decide(&world)), "{why}");
+        }
+    }
+
+    #[test]
     fn a_majority_is_of_the_pods_the_store_should_have() {
         // Two of five Sentinels are not a majority, even when the others are gone.
         let pods = vec![
             pod("r-1", None, Some("r-1"), master()),
             pod("r-2", None, Some("r-1"), up()),
         ];
-        let out = decide(&RolesSeen { pods, instances: 5 });
+        let out = decide(&RolesSeen {
+            pods,
+            instances: 5,
+            foreign_masters: Vec::new(),
+        });
         assert_eq!(out.master, None);
     }
 
@@ -399,5 +511,22 @@ mod tests {
         );
         // Steady afterwards: the failover stays recorded, nothing new.
         assert_eq!(status(&pods, Some("r-1"), Some(&back), at(9_000)), back);
+
+        // One Warning when the master is lost, one Normal when one is back.
+        let reasons = |before: Option<&ReplicationStatus>, after: &ReplicationStatus| {
+            notice(before, after).map(|n| (n.warning, n.reason, n.note))
+        };
+        assert_eq!(reasons(None, &first), None);
+        assert!(matches!(reasons(Some(&first), &lost), Some((true, r, _)) if r == "MasterLost"));
+        assert_eq!(reasons(Some(&lost), &still), None);
+        assert_eq!(
+            reasons(Some(&still), &back),
+            Some((
+                false,
+                "MasterChanged".into(),
+                "redis: r-1 is the master (was r-0), 4.2 s without one".into()
+            ))
+        );
+        assert_eq!(reasons(Some(&back), &back), None);
     }
 }

@@ -203,7 +203,9 @@ pub fn report(stack: &AppStack, world: &World, done: &Done) -> Report {
     // it stopped answering (or that Sentinels moved the master).
     let next = match next {
         Next::Backoff => Next::Backoff,
-        _ if world.instances.is_some() || world.redis_roles.is_some() => Next::Shortly,
+        _ if world.instances.is_some() => Next::Shortly,
+        // Settled (else `following` said Shortly): see redis_roles::unsettled.
+        Next::Resync | Next::Poll if world.redis_roles.is_some() => Next::Settled,
         other => other,
     };
     Report {
@@ -307,6 +309,14 @@ fn notices(
         && stack.status.as_ref().and_then(failing).as_ref() != Some(&message)
     {
         notices.push(Notice::warning("BackupFailed", &message));
+    }
+    if let Some(now) = status.redis.as_ref().and_then(|r| r.replication.as_ref()) {
+        let before = stack
+            .status
+            .as_ref()
+            .and_then(|s| s.redis.as_ref())
+            .and_then(|r| r.replication.as_ref());
+        notices.extend(super::redis_roles::notice(before, now));
     }
     let newly = world.seen.newly_restored(stack);
     for engine in stores::of(&stack.spec).filter(|e| newly.contains(&e.kind())) {

@@ -42,6 +42,10 @@ mod poisoned_upgrade;
 mod policy_probe;
 mod postgres_failover;
 mod redis_failover;
+mod redis_forged_label;
+mod redis_operator_down;
+mod redis_rotation;
+mod redis_wait;
 mod rotation_without_failures;
 mod routes;
 mod scheduled_job;
@@ -115,6 +119,9 @@ pub fn all() -> Vec<Scenario> {
         scenario("kill-stores", kill_stores::run, 8),
         scenario("postgres-failover", postgres_failover::run, 8),
         scenario("redis-failover", redis_failover::run, 6),
+        scenario("redis-wait-and-noreplicas", redis_wait::run, 6),
+        scenario("redis-forged-master-label", redis_forged_label::run, 5),
+        scenario("rotation-with-redis-replicas", redis_rotation::run, 10),
         scenario("kill-app-pods", kill_app::run, 8),
         scenario("apply", apply::run, 7),
         scenario("drift", drift::run, 6),
@@ -139,6 +146,8 @@ pub fn all() -> Vec<Scenario> {
         alone("leader-cut-off", leader_cut_off::run, 8),
         alone("operator-metrics-policy", operator_metrics_policy::run, 4),
         alone("helm-upgrade-uninstall", helm_upgrade::run, 10),
+        // Scales the operator to 0 while Sentinel fails a master over.
+        alone("redis-failover-operator-down", redis_operator_down::run, 6),
         // Labels and taints the node.
         alone("pod-placement", pod_placement::run, 4),
     ]

@@ -405,8 +405,23 @@ pub(super) async fn check_secrets(ctx: &Ctx, rotations: [&Rotation; 2]) -> Resul
             r.secret,
             r.user_after
         );
+        // With Redis replicas, sentinel_url carries the password as url does.
+        if let Some(old_sentinel) = r.before.get("sentinel_url") {
+            let expected = old_sentinel.replacen(
+                &format!("//{}:{}@", r.user_before(), r.old()),
+                &format!("//{}:{}@", r.user_after, r.encoded),
+                1,
+            );
+            ensure!(
+                now.get("sentinel_url") == Some(&expected),
+                "Secret {}: sentinel_url is {:?}, expected {expected:?}",
+                r.secret,
+                now.get("sentinel_url")
+            );
+        }
         for (key, old) in &r.before {
-            if !["password", "url", "username"].contains(&key.as_str()) && now.get(key) != Some(old)
+            if !["password", "url", "username", "sentinel_url"].contains(&key.as_str())
+                && now.get(key) != Some(old)
             {
                 bail!(
                     "Secret {}: {key} changed from {old:?} to {:?} with only the password edited",

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
@@ -20,8 +21,11 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams};
 
-const ROLE: &str = "appstack.dev/role";
+pub(super) const ROLE: &str = "appstack.dev/role";
 const RESUME_BOUND: Duration = Duration::from_secs(15);
+
+/// A write the writer started, and the session token when it was acknowledged.
+type Write = (Instant, Option<String>);
 
 pub fn run(ctx: &mut Ctx) -> ScenarioFuture<'_> {
     Box::pin(scenario(ctx))
@@ -39,11 +43,11 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
 
     // The writer: one login (a session written to Redis) every 100 ms.
     let stop = Arc::new(AtomicBool::new(false));
+    let log: Arc<Mutex<Vec<Write>>> = Arc::default();
     let writer = {
         let shop = stack.shop.clone();
-        let stop = stop.clone();
+        let (stop, log) = (stop.clone(), log.clone());
         tokio::spawn(async move {
-            let mut log: Vec<(Instant, Option<String>)> = Vec::new();
             let mut i = 0u32;
             while !stop.load(Ordering::Relaxed) {
                 let started = Instant::now();
@@ -52,11 +56,12 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
                         .await
                         .ok()
                         .and_then(Result::ok);
-                log.push((started, token));
+                log.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((started, token));
                 i += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            log
         })
     };
     // The sampler: ready addresses behind the write Service every 200 ms.
@@ -96,6 +101,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     ctx.step(format!("deleted the master {master} (grace 1 s)"));
 
     let new_master = wait_master_not(ctx, &sts, &master, &old_uid).await?;
+    let labelled_at = Instant::now();
     ctx.step(format!(
         "{new_master} labelled master {:.1}s after the delete; waiting for {master} to return",
         deleted.elapsed().as_secs_f64()
@@ -134,9 +140,30 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         master_now == new_master,
         "the master moved again, {new_master} -> {master_now}"
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The writer runs on until a write started after the new label is
+    // acknowledged (the apps' client may take a while to reconnect), or the
+    // bound is past; the time it then still had none counts too.
+    let _ = wait::until_every(
+        "a write acknowledged by the new master",
+        (deleted + RESUME_BOUND + Duration::from_secs(5)).saturating_duration_since(Instant::now()),
+        Duration::from_millis(200),
+        async || {
+            let log = log.lock().unwrap_or_else(PoisonError::into_inner);
+            Ok(
+                if log.iter().any(|(t, tok)| *t > labelled_at && tok.is_some()) {
+                    Ready(())
+                } else {
+                    Pending("none yet".into())
+                },
+            )
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::Relaxed);
-    let log = writer.await.context("the writer")?;
+    writer.await.context("the writer")?;
+    let stopped = Instant::now();
+    let log = std::mem::take(&mut *log.lock().unwrap_or_else(PoisonError::into_inner));
     let samples = sampler.await.context("the sampler")?;
 
     // The longest time without an acknowledged write since the delete.
@@ -148,10 +175,16 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         acked.iter().any(|(t, _)| *t < deleted) && acked.iter().any(|(t, _)| *t > deleted),
         "the writer needs acknowledged writes before and after the delete"
     );
+    let trailing = acked.last().map_or(Duration::ZERO, |(t, _)| {
+        stopped
+            .duration_since(*t)
+            .saturating_sub(Duration::from_secs(3))
+    });
     let gap = acked
         .windows(2)
         .filter(|w| w[1].0 > deleted)
         .map(|w| w[1].0.duration_since(w[0].0))
+        .chain([trailing])
         .max()
         .unwrap_or_default();
     ctx.recovered("redis writes resumed after the master was deleted", gap);
@@ -205,11 +238,11 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
 }
 
 /// The pods of the store, with their role labels.
-async fn store_pods(ctx: &Ctx, sts: &str) -> Result<Vec<Pod>> {
+pub(super) async fn store_pods(ctx: &Ctx, sts: &str) -> Result<Vec<Pod>> {
     pods::of_stateful_set(&ctx.client, &ctx.ns, sts).await
 }
 
-fn labelled_master(pods: &[Pod]) -> Vec<String> {
+pub(super) fn labelled_master(pods: &[Pod]) -> Vec<String> {
     pods.iter()
         .filter(|p| p.labels().get(ROLE).map(String::as_str) == Some("master"))
         .map(|p| p.name_any())
@@ -217,7 +250,7 @@ fn labelled_master(pods: &[Pod]) -> Vec<String> {
 }
 
 /// The one pod labelled master, once `count` pods are Ready.
-async fn wait_master(ctx: &Ctx, sts: &str, count: usize) -> Result<String> {
+pub(super) async fn wait_master(ctx: &Ctx, sts: &str, count: usize) -> Result<String> {
     wait::until(
         "one Redis pod labelled master and every pod Ready",
         Duration::from_secs(240),
@@ -238,7 +271,12 @@ async fn wait_master(ctx: &Ctx, sts: &str, count: usize) -> Result<String> {
 }
 
 /// Another pod than `old` (or `old` as a new pod) labelled master.
-async fn wait_master_not(ctx: &Ctx, sts: &str, old: &str, old_uid: &str) -> Result<String> {
+pub(super) async fn wait_master_not(
+    ctx: &Ctx,
+    sts: &str,
+    old: &str,
+    old_uid: &str,
+) -> Result<String> {
     wait::until_every(
         "another pod labelled master",
         Duration::from_secs(60),

@@ -29,8 +29,18 @@ pub fn run(ctx: &mut Ctx) -> ScenarioFuture<'_> {
 }
 
 async fn scenario(ctx: &mut Ctx) -> Result<()> {
+    under_load(ctx, |_| {}).await.map(|_| ())
+}
+
+/// The rotation under load on the shop after `tweak` (e.g. stores with
+/// replicas); returns the stack once every check passed.
+pub(super) async fn under_load(
+    ctx: &mut Ctx,
+    tweak: impl FnOnce(&mut serde_json::Value),
+) -> Result<appstack::Stack> {
     let stack = appstack::deploy_shop(ctx, |m| {
         appstack::fixed_web_replicas(m, REPLICAS);
+        tweak(m);
     })
     .await?;
     let (token, cart) = shop::seed(&stack.shop, "grace").await?;
@@ -127,5 +137,5 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
             report.failures.join("; ")
         );
     }
-    Ok(())
+    Ok(stack)
 }

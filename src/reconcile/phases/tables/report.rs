@@ -319,3 +319,42 @@ fn a_new_secret_whose_name_was_taken_stops_the_rest_and_its_certificate_is_not_a
     assert_eq!(r.next, Next::Soon);
     assert_eq!(r.waiting_for, ["shop-ca-key"]);
 }
+
+#[test]
+fn a_settled_redis_with_replicas_is_asked_every_ten_seconds_and_a_new_master_is_an_event() {
+    use super::super::redis_roles::{Link, PodSeen, Role, RolesSeen};
+    use super::super::report::RedisDone;
+    let pod = |name: &str, label: &str, role: Role| PodSeen {
+        name: name.into(),
+        label: Some(label.into()),
+        gone: false,
+        sentinel_says: Some("shop-redis-1".into()),
+        role: Some(role),
+    };
+    let mut w = world();
+    serving(&mut w, &[(StoreKind::Redis, "shop-redis", true)]);
+    w.redis_roles = Some(RolesSeen {
+        pods: vec![
+            pod("shop-redis-0", "replica", Role::Replica(Link::Up)),
+            pod("shop-redis-1", "master", Role::Master),
+            pod("shop-redis-2", "replica", Role::Replica(Link::Up)),
+        ],
+        instances: 3,
+        foreign_masters: Vec::new(),
+    });
+    let spec = web_and(json!({"redis": {"replicas": 2}}));
+    let before = json!({"redis": {"ready": true, "endpoint": "e", "secretName": "shop-redis",
+        "replication": {"primary": "shop-redis-0"}}});
+    let done = |unsettled| Done {
+        redis: Some(RedisDone {
+            master: Some("shop-redis-1".into()),
+            unsettled,
+        }),
+        ..applied(vec![])
+    };
+    let r = run(&with_status(spec.clone(), before), &w, &done(false));
+    assert_eq!(r.next, Next::Settled);
+    assert!(reasons(&r).contains(&"MasterChanged"), "{:?}", reasons(&r));
+    let r = run(&stack(spec), &w, &done(true));
+    assert_eq!(r.next, Next::Shortly);
+}
