@@ -53,6 +53,9 @@ pub enum Next {
     /// it, or a store with replicas has no agreed master yet (or its labels
     /// are changing), and no watch says when it has.
     Shortly,
+    /// In five seconds: a replicated PostgreSQL store that is settled (its
+    /// primary answers, every replica streams) is still asked, less often.
+    Steady,
 }
 
 pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {
