@@ -52,6 +52,9 @@ pub struct Access {
     /// The stack's CA certificate, PEM.
     pub ca: String,
     pub port: u16,
+    /// The label selector of the store's pods (the cached StatefulSet
+    /// keeps no selector): the ownership check below is what counts.
+    pub selector: String,
 }
 
 /// The store's pods and what each server answers.
@@ -65,17 +68,7 @@ pub async fn observe(pods: &Api<Pod>, access: Access) -> Result<Seen, String> {
     if !owned {
         return Err("the StatefulSet is not this stack's".into());
     }
-    let selector = sts
-        .spec
-        .as_ref()
-        .and_then(|s| s.selector.match_labels.as_ref())
-        .map(|l| {
-            l.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .ok_or("the StatefulSet has no selector")?;
+    let selector = access.selector.clone();
     let list = pods
         .list(&ListParams::default().labels(&selector))
         .await
