@@ -122,7 +122,10 @@ pub fn synchronous_actions(
     decision: &mut Decision,
     wish: Option<Synchronous>,
 ) {
-    let promoted = decision.actions.iter().position(|a| matches!(a, Action::Promote(_)));
+    let promoted = decision
+        .actions
+        .iter()
+        .position(|a| matches!(a, Action::Promote(_)));
     if let (Some(at), Some(w)) = (promoted, wish)
         && w.required
         && let Action::Promote(pod) = &decision.actions[at]
@@ -142,7 +145,12 @@ pub fn synchronous_actions(
     else {
         return;
     };
-    let streaming = decision.status.replicas.iter().filter(|r| r.is_up()).count();
+    let streaming = decision
+        .status
+        .replicas
+        .iter()
+        .filter(|r| r.is_up())
+        .count();
     let want = synchronous_names(wish, streaming);
     let first = server.synchronous.is_empty()
         && decision.status.last_failover.is_none()
@@ -173,9 +181,10 @@ pub fn decide(instances: &[Instance], known: &ReplicationStatus, now: i64) -> De
     let foreign: Vec<&Instance> = instances
         .iter()
         .filter(|i| {
-            known.system_identifier.as_ref().is_some_and(|id| {
-                i.server.as_ref().is_some_and(|s| &s.system != id)
-            })
+            known
+                .system_identifier
+                .as_ref()
+                .is_some_and(|id| i.server.as_ref().is_some_and(|s| &s.system != id))
         })
         .collect();
     let own: Vec<Instance> = instances
@@ -850,10 +859,7 @@ mod tests {
         );
         assert_eq!(with(&instances, &known, None), vec![]);
         // Required: not before a replica streams (the first start).
-        let copying = [
-            up("s-0", P, true, 1, 1000, false),
-            gone("s-1", None, false),
-        ];
+        let copying = [up("s-0", P, true, 1, 1000, false), gone("s-1", None, false)];
         assert_eq!(with(&copying, &known, required), vec![]);
         // A replica promoted gets the setting first.
         let failing = ReplicationStatus {
@@ -861,7 +867,11 @@ mod tests {
             ..known.clone()
         };
         assert_eq!(
-            with(&[gone("s-0", None, false), instances[1].clone()], &failing, required),
+            with(
+                &[gone("s-0", None, false), instances[1].clone()],
+                &failing,
+                required
+            ),
             vec![
                 Action::Synchronous("s-1".into(), "ANY 1 (*)".into()),
                 Action::Promote("s-1".into()),

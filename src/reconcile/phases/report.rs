@@ -357,7 +357,10 @@ fn notices(
             .as_ref()
             .and_then(|s| s.postgres.as_ref())
             .and_then(|p| p.replication.as_ref()),
-        status.postgres.as_ref().and_then(|p| p.replication.as_ref()),
+        status
+            .postgres
+            .as_ref()
+            .and_then(|p| p.replication.as_ref()),
     ));
     let newly = world.seen.newly_restored(stack);
     for engine in stores::of(&stack.spec).filter(|e| newly.contains(&e.kind())) {

@@ -116,11 +116,7 @@ pub fn all() -> Vec<Scenario> {
         scenario("network-policy", network_policy::run, 8),
         scenario("kill-stores", kill_stores::run, 8),
         scenario("postgres-failover", postgres_failover::run, 8),
-        scenario(
-            "postgres-lagging-replica",
-            postgres_lagging_replica::run,
-            8,
-        ),
+        scenario("postgres-lagging-replica", postgres_lagging_replica::run, 8),
         scenario("postgres-synchronous", postgres_synchronous::run, 8),
         scenario("postgres-fence", postgres_fence::run, 8),
         scenario("redis-failover", redis_failover::run, 6),

@@ -222,7 +222,10 @@ pub async fn failover(ctx: &mut Ctx, fault: Fault) -> Result<()> {
             &ctx.ns,
             &victim,
             Some("postgres"),
-            &format!("pids=$({}); [ -n \"$pids\" ] && kill -STOP $pids && echo $pids", pids_of("walreceiver")),
+            &format!(
+                "pids=$({}); [ -n \"$pids\" ] && kill -STOP $pids && echo $pids",
+                pids_of("walreceiver")
+            ),
             Duration::from_secs(10),
         )
         .await?;
