@@ -15,6 +15,7 @@ pub use spec::{
     ExtraContainer, MetricsSpec, Migrate, PathType, PodDefaults, PodVolume, PostgresSpec,
     RedisSpec, RestoreSpec, Route, S3Spec, ScheduledJob, ServiceType, StorageSpec, StoreKind,
 };
+pub use spec::{DataDurability, SynchronousSpec};
 pub use status::{
     AppStackStatus, BackupStatus, ComponentStatus, FailoverStatus, LINK_UP, MigrationStatus,
     ReplicaStatus, ReplicationStatus, ScheduledJobStatus, StoreStatus,

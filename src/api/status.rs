@@ -130,6 +130,10 @@ pub struct ReplicationStatus {
     /// (milliseconds since the epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failover_started: Option<i64>,
+    /// When the operator fenced the old primary (deleted its pod), while no
+    /// new one serves (milliseconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fenced_at: Option<i64>,
     /// The primary before, while no pod is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub former_primary: Option<String>,
@@ -139,6 +143,12 @@ pub struct ReplicationStatus {
     /// Why no replica can be promoted, while none can.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked: Option<String>,
+    /// PostgreSQL: the store's database system identifier, as its first
+    /// primary answered: an instance with another one (a volume lost and
+    /// initialised again) is never labelled, promoted or written to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub system_identifier: Option<String>,
 }
 
 /// One replica.

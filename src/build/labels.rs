@@ -55,7 +55,7 @@ pub fn stack_selector(stack: &str) -> String {
     format!("{MANAGED_BY_KEY}={MANAGED_BY},{INSTANCE}={stack}")
 }
 
-pub(super) fn selector(stack: &str, part: &str) -> BTreeMap<String, String> {
+pub fn selector(stack: &str, part: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (NAME.to_string(), part.to_string()),
         (INSTANCE.to_string(), stack.to_string()),

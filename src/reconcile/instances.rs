@@ -52,6 +52,9 @@ pub struct Access {
     /// The stack's CA certificate, PEM.
     pub ca: String,
     pub port: u16,
+    /// The label selector of the store's pods (the cached StatefulSet
+    /// keeps no selector): the ownership check below is what counts.
+    pub selector: String,
 }
 
 /// The store's pods and what each server answers.
@@ -65,17 +68,7 @@ pub async fn observe(pods: &Api<Pod>, access: Access) -> Result<Seen, String> {
     if !owned {
         return Err("the StatefulSet is not this stack's".into());
     }
-    let selector = sts
-        .spec
-        .as_ref()
-        .and_then(|s| s.selector.match_labels.as_ref())
-        .map(|l| {
-            l.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .ok_or("the StatefulSet has no selector")?;
+    let selector = access.selector.clone();
     let list = pods
         .list(&ListParams::default().labels(&selector))
         .await
@@ -150,11 +143,13 @@ async fn query(access: &Access, ip: &str, host: &str) -> Option<Server> {
           then coalesce((select received_tli::bigint from pg_stat_wal_receiver),
                         (select timeline_id::bigint from pg_control_checkpoint()))
           else ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint end,
-        exists (select from pg_roles where rolname = $1 and rolreplication and rolcanlogin)";
+        exists (select from pg_roles where rolname = $1 and rolreplication and rolcanlogin),
+        (select system_identifier::text from pg_control_system()),
+        current_setting('synchronous_standby_names')";
     let run = async {
         let client = connect(access, ip, host).await?;
         let row = client
-            .query_one(SQL, &[])
+            .query_one(SQL, &[&access.replication.username])
             .await
             .map_err(|e| e.to_string())?;
         let recovering: bool = row.try_get(0).map_err(|e| e.to_string())?;
@@ -164,6 +159,8 @@ async fn query(access: &Access, ip: &str, host: &str) -> Option<Server> {
             streaming: row.try_get(2).unwrap_or(false),
             timeline: row.try_get::<_, Option<i64>>(3).ok().flatten().unwrap_or(0),
             replication_role: row.try_get(4).unwrap_or(false),
+            system: row.try_get(5).unwrap_or_default(),
+            synchronous: row.try_get(6).unwrap_or_default(),
         })
     };
     match tokio::time::timeout(TIMEOUT, run).await {
@@ -224,7 +221,11 @@ pub async fn apply(pods: &Api<Pod>, seen: &Seen, actions: &[Action]) -> Result<(
             }
             Action::Unlabel(pod) => label(pods, seen, pod, None).await?,
             Action::Fence(pod) => {
-                info!(%pod, "fencing the old primary (deleting its pod, no grace)");
+                info!(%pod, "fencing the old primary (deleting its pod, 1 s grace)");
+                delete(pods, seen, pod, Some(1)).await?;
+            }
+            Action::Kill(pod) => {
+                warn!(%pod, "the old primary's pod did not stop: deleting it with no grace");
                 delete(pods, seen, pod, Some(0)).await?;
             }
             Action::Restart(pod) => {
@@ -248,6 +249,23 @@ pub async fn apply(pods: &Api<Pod>, seen: &Seen, actions: &[Action]) -> Result<(
                     .await
                     .map_err(|e| format!("creating the replication role on {pod}: {e}"))?;
                 info!(%pod, "created the replicas' role");
+            }
+            Action::Synchronous(pod, names) => {
+                let client = connect_to(seen, pod).await?;
+                let row = client
+                    .query_one(
+                        "select format('ALTER SYSTEM SET synchronous_standby_names = %L', $1::text)",
+                        &[names],
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let statement: String = row.try_get(0).map_err(|e| e.to_string())?;
+                client
+                    .batch_execute(&statement)
+                    .await
+                    .and(client.batch_execute("select pg_reload_conf()").await)
+                    .map_err(|e| format!("setting the synchronous replicas on {pod}: {e}"))?;
+                info!(%pod, %names, "synchronous_standby_names set");
             }
             Action::Promote(pod) => {
                 info!(%pod, "promoting");

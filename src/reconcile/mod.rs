@@ -49,6 +49,8 @@ const POLL: Duration = Duration::from_secs(60);
 /// How often a stack with a replicated store is looked at: no watch
 /// reports a primary that stopped answering, or a master Sentinel moved.
 const SHORTLY: Duration = Duration::from_secs(2);
+/// See `Next::Steady`.
+const STEADY: Duration = Duration::from_secs(5);
 
 /// What the binary hands every controller it runs.
 #[derive(Clone)]
@@ -180,6 +182,10 @@ async fn reconcile(stored: Arc<StoredAppStack>, ctx: Arc<Context>) -> Result<Act
         Ok(phases::Next::Settled) => {
             ctx.reset_backoff(&namespace, &name);
             Ok(Action::requeue(phases::redis_roles::SETTLED))
+        }
+        Ok(phases::Next::Steady) => {
+            ctx.reset_backoff(&namespace, &name);
+            Ok(Action::requeue(STEADY))
         }
         Ok(phases::Next::Backoff) => Ok(Action::requeue(ctx.next_backoff(&namespace, &name))),
         Err(error) => {

@@ -24,7 +24,9 @@ pub use metrics::MetricsSpec;
 pub use pod::{ExtraContainer, PodDefaults, PodVolume};
 pub use restore::RestoreSpec;
 pub use route::{PathType, Route};
-pub use stores::{ExternalStore, PostgresSpec, RedisSpec, StorageSpec, StoreKind};
+pub use stores::{
+    DataDurability, ExternalStore, PostgresSpec, RedisSpec, StorageSpec, StoreKind, SynchronousSpec,
+};
 
 use super::status::AppStackStatus;
 

@@ -106,6 +106,7 @@ impl RedisSpec {
 #[x_kube(validation = Rule::new("!has(self.external) || !has(self.existingSecret)").message("spec.postgres.existingSecret: not with spec.postgres.external: an external store's credentials are in external.secretName"))]
 #[x_kube(validation = Rule::new("!has(self.external) || !has(self.database)").message("spec.postgres.database: not with spec.postgres.external: the database is the Secret's key database (or the url's path)"))]
 #[x_kube(validation = Rule::new("!has(self.external) || !has(self.instances)").message("spec.postgres.instances: not with spec.postgres.external: the operator runs no instance of an external store"))]
+#[x_kube(validation = Rule::new("!has(self.synchronous) || (has(self.instances) && self.synchronous.number < self.instances)").message("spec.postgres.synchronous.number: must be less than spec.postgres.instances (the replicas that can confirm a commit)"))]
 #[serde(rename_all = "camelCase")]
 pub struct PostgresSpec {
     /// PostgreSQL image. Default: the official postgres:17. Any image that
@@ -161,6 +162,37 @@ pub struct PostgresSpec {
     /// The store's Prometheus exporter (on by default; see MetricsSpec).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<MetricsSpec>,
+    /// With instances > 1: each commit waits until `number` replicas have
+    /// it on disk (synchronous_standby_names ANY number (*), set by the
+    /// operator on the primary), so a failover loses no acknowledged
+    /// write. Omit for asynchronous replication (a failover may lose the
+    /// last commits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synchronous: Option<SynchronousSpec>,
+}
+
+/// spec.postgres.synchronous.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SynchronousSpec {
+    /// Replicas that confirm each commit, 1 to instances - 1.
+    #[schemars(range(min = 1, max = 4))]
+    pub number: i32,
+    /// `required` (default): commits wait for `number` replicas even while
+    /// fewer are up (writes stop rather than risk a loss); `preferred`:
+    /// they wait for at most the replicas that stream now, none when none
+    /// does (writes go on, a failover then may lose the last ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_durability: Option<DataDurability>,
+}
+
+/// See [`SynchronousSpec::data_durability`].
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DataDurability {
+    #[default]
+    Required,
+    Preferred,
 }
 
 impl PostgresSpec {

@@ -334,6 +334,8 @@ impl Engine for Postgres {
                     "wal_log_hints=on",
                     "wal_keep_size=1GB",
                     "hot_standby_feedback=on",
+                    // A replica follows a new primary within a second.
+                    "wal_retrieve_retry_interval=1s",
                 ]
                 .into_iter()
                 .flat_map(|setting| ["-c".to_string(), setting.to_string()]),

@@ -14,9 +14,15 @@ use crate::api::{FailoverStatus, LINK_UP, ReplicaStatus, ReplicationStatus};
 
 /// Bytes of WAL a replica may miss and still be promoted.
 pub const MAX_LAG: i64 = 16 * 1024 * 1024;
-/// Milliseconds between fencing the old primary and promoting another:
-/// time for its containers to be killed (its pod was deleted with no grace).
+/// Milliseconds between fencing the old primary and promoting another
+/// (besides its pod being gone, or deleted with no grace).
 pub const FENCE_WAIT: i64 = 2_000;
+/// Milliseconds a primary that is Ready (its own probe passes) but does
+/// not answer the operator is waited for before it is fenced.
+pub const LEASE: i64 = 10_000;
+/// Milliseconds a fenced pod may take to stop before it is deleted with
+/// no grace (its kubelet did not confirm).
+pub const FORCE_AFTER: i64 = 10_000;
 /// Milliseconds a replica may stay on an older timeline than the primary,
 /// not streaming, before its pod is restarted (it is rewound as it starts).
 pub const DIVERGED_AFTER: i64 = 20_000;
@@ -41,6 +47,10 @@ pub struct Server {
     pub streaming: bool,
     /// The replicas' login role exists (read on the primary).
     pub replication_role: bool,
+    /// The database system identifier (pg_control_system()).
+    pub system: String,
+    /// Its synchronous_standby_names.
+    pub synchronous: String,
 }
 
 /// One pod of the store's StatefulSet, as observe saw it.
@@ -59,14 +69,98 @@ pub struct Instance {
 pub enum Action {
     Label(String, Role),
     Unlabel(String),
-    /// Delete the pod with no grace period.
+    /// Delete the pod with a grace of one second (its kubelet kills it
+    /// and confirms by removing it).
     Fence(String),
+    /// Delete the pod with no grace (its kubelet did not confirm).
+    Kill(String),
     /// pg_promote(); the labels that follow are applied only if it succeeds.
     Promote(String),
     /// Delete the pod (its normal grace): a replica that cannot follow.
     Restart(String),
     /// Create the replicas' login role on the primary.
     ReplicationRole(String),
+    /// Set synchronous_standby_names on the primary (and reload).
+    Synchronous(String, String),
+}
+
+/// spec.postgres.synchronous: replicas that confirm each commit, and
+/// whether commits wait for them even while fewer stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Synchronous {
+    pub number: i32,
+    pub required: bool,
+}
+
+/// The primary's synchronous_standby_names for `wish` while `streaming`
+/// replicas stream: `required` waits for `number` of any standby whatever
+/// streams; `preferred` for as many as stream, up to `number`.
+pub fn synchronous_names(wish: Option<Synchronous>, streaming: usize) -> String {
+    let n = match wish {
+        None => 0,
+        Some(w) if w.required => w.number.max(0),
+        Some(w) => w
+            .number
+            .min(i32::try_from(streaming).unwrap_or(i32::MAX))
+            .max(0),
+    };
+    if n == 0 {
+        String::new()
+    } else {
+        format!("ANY {n} (*)")
+    }
+}
+
+/// The actions that bring the primary's setting in line with `wish`, once
+/// `decision` found a primary that answers. `required` is first set once
+/// `number` replicas stream (before, the store's first commits, its roles,
+/// would wait for replicas that copy the primary only once it is Ready);
+/// a replica about to be promoted gets it before its promotion, so no
+/// commit of the new primary goes unconfirmed.
+pub fn synchronous_actions(
+    instances: &[Instance],
+    decision: &mut Decision,
+    wish: Option<Synchronous>,
+) {
+    let promoted = decision
+        .actions
+        .iter()
+        .position(|a| matches!(a, Action::Promote(_)));
+    if let (Some(at), Some(w)) = (promoted, wish)
+        && w.required
+        && let Action::Promote(pod) = &decision.actions[at]
+    {
+        let set = Action::Synchronous(pod.clone(), synchronous_names(wish, 0));
+        decision.actions.insert(at, set);
+        return;
+    }
+    let Some(primary) = decision.status.primary.as_deref() else {
+        return;
+    };
+    let Some(server) = instances
+        .iter()
+        .find(|i| i.pod == primary && !i.terminating)
+        .and_then(|i| i.server.as_ref())
+        .filter(|s| s.primary)
+    else {
+        return;
+    };
+    let streaming = decision
+        .status
+        .replicas
+        .iter()
+        .filter(|r| r.is_up())
+        .count();
+    let want = synchronous_names(wish, streaming);
+    let first = server.synchronous.is_empty()
+        && decision.status.last_failover.is_none()
+        && wish.is_some_and(|w| i32::try_from(streaming).unwrap_or(i32::MAX) < w.number);
+    if server.synchronous != want && !first {
+        decision
+            .actions
+            .push(Action::Synchronous(primary.to_string(), want));
+        decision.busy = true;
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -82,6 +176,28 @@ pub fn decide(instances: &[Instance], known: &ReplicationStatus, now: i64) -> De
     let mut status = known.clone();
     status.blocked = None;
     let mut actions = Vec::new();
+    // Another database than the store's (a volume lost and initialised
+    // again): as good as silent, and never labelled (see `steady`).
+    let foreign: Vec<&Instance> = instances
+        .iter()
+        .filter(|i| {
+            known
+                .system_identifier
+                .as_ref()
+                .is_some_and(|id| i.server.as_ref().is_some_and(|s| &s.system != id))
+        })
+        .collect();
+    let own: Vec<Instance> = instances
+        .iter()
+        .map(|i| Instance {
+            server: i
+                .server
+                .clone()
+                .filter(|_| !foreign.iter().any(|f| f.pod == i.pod)),
+            ..i.clone()
+        })
+        .collect();
+    let instances = own.as_slice();
     let primaries: Vec<&Instance> = instances
         .iter()
         .filter(|i| !i.terminating && i.server.as_ref().is_some_and(|s| s.primary))
@@ -107,10 +223,20 @@ pub fn decide(instances: &[Instance], known: &ReplicationStatus, now: i64) -> De
         }
     };
     if let Some(primary) = keep {
-        return steady(instances, primary, status, actions, now);
+        let mut decision = steady(instances, primary, status, actions, now);
+        // A foreign instance copies the primary's data as it restarts.
+        for i in foreign.iter().filter(|i| !i.terminating) {
+            if i.role.is_some() && i.role != Some(Role::Primary) {
+                decision.actions.push(Action::Unlabel(i.pod.clone()));
+            }
+            decision.actions.push(Action::Restart(i.pod.clone()));
+            decision.busy = true;
+        }
+        return decision;
     }
     // No primary answers. A labelled one that is gone or failing is
-    // fenced first; one that is ready but did not answer is waited for.
+    // fenced first; one that is ready but silent is waited for, at most
+    // LEASE (cut off from the operator, it may still serve its clients).
     let mut fenced = false;
     for i in instances.iter().filter(|i| i.role == Some(Role::Primary)) {
         let replica = i.server.as_ref().is_some_and(|s| !s.primary);
@@ -119,8 +245,8 @@ pub fn decide(instances: &[Instance], known: &ReplicationStatus, now: i64) -> De
             // candidate like any other.
             continue;
         }
-        // Ready but silent, or the store's first primary still starting.
-        if (i.ready || known.primary.is_none()) && !i.terminating {
+        // The store's first primary still starting.
+        if known.primary.is_none() && !i.terminating {
             status.blocked = Some(format!("waiting for primary {} to answer", i.pod));
             return Decision {
                 actions,
@@ -128,8 +254,24 @@ pub fn decide(instances: &[Instance], known: &ReplicationStatus, now: i64) -> De
                 busy: true,
             };
         }
+        if i.ready && !i.terminating {
+            let since = *status.failover_started.get_or_insert(now);
+            if now - since < LEASE {
+                status.blocked = Some(format!(
+                    "primary {} does not answer (fenced after {} s)",
+                    i.pod,
+                    LEASE / 1000
+                ));
+                return Decision {
+                    actions,
+                    status,
+                    busy: true,
+                };
+            }
+        }
         actions.push(Action::Unlabel(i.pod.clone()));
         actions.push(Action::Fence(i.pod.clone()));
+        status.fenced_at = Some(now);
         fenced = true;
     }
     let answering: Vec<&Instance> = instances
@@ -137,13 +279,9 @@ pub fn decide(instances: &[Instance], known: &ReplicationStatus, now: i64) -> De
         .filter(|i| !i.terminating && i.server.is_some())
         .collect();
     if answering.is_empty() && known.primary.is_none() {
-        // The store's first start: the first pod initialises the data.
-        if let Some(first) = instances.iter().min_by_key(|i| ordinal(&i.pod)) {
-            if first.role != Some(Role::Primary) {
-                actions.push(Action::Label(first.pod.clone(), Role::Primary));
-            }
-            status.failover_started = None;
-        }
+        // The store's first start: the first pod initialises the data by
+        // itself (pg-instance.sh) and is labelled once it answers.
+        status.failover_started = None;
         return Decision {
             actions,
             status,
@@ -151,7 +289,26 @@ pub fn decide(instances: &[Instance], known: &ReplicationStatus, now: i64) -> De
         };
     }
     let started = *status.failover_started.get_or_insert(now);
-    if fenced || now - started < FENCE_WAIT {
+    if fenced || now - status.fenced_at.unwrap_or(started) < FENCE_WAIT {
+        return Decision {
+            actions,
+            status,
+            busy: true,
+        };
+    }
+    // The fenced pod's kubelet confirms its containers stopped by removing
+    // it: only then is another promoted. A kubelet that does not (its node
+    // is cut off) has it deleted with no grace after FORCE_AFTER.
+    if let Some(old) = instances
+        .iter()
+        .find(|i| i.terminating && known.primary.as_deref() == Some(i.pod.as_str()))
+    {
+        let since = status.fenced_at.unwrap_or(started);
+        if now - since >= FORCE_AFTER {
+            actions.push(Action::Kill(old.pod.clone()));
+            status.fenced_at = Some(now);
+        }
+        status.blocked = Some(format!("waiting for {} to stop", old.pod));
         return Decision {
             actions,
             status,
@@ -246,6 +403,8 @@ fn steady(
         lsn: 0,
         streaming: false,
         replication_role: true,
+        system: String::new(),
+        synchronous: String::new(),
     });
     if !server.replication_role {
         actions.push(Action::ReplicationRole(primary.pod.clone()));
@@ -284,6 +443,7 @@ fn steady(
             lag_bytes: answer.map(|s| coarse((server.lsn - s.lsn).max(0))),
         });
     }
+    status.fenced_at = None;
     if let Some(started) = status.failover_started.take()
         && status.primary.as_deref() != Some(primary.pod.as_str())
     {
@@ -301,6 +461,9 @@ fn steady(
         || replicas.iter().any(|r| !r.is_up())
         || replicas.len() + 1 < instances.len();
     status.primary = Some(primary.pod.clone());
+    if status.system_identifier.is_none() && !server.system.is_empty() {
+        status.system_identifier = Some(server.system.clone());
+    }
     status.timeline = Some(server.timeline);
     status.primary_lsn = Some(coarse(server.lsn));
     status.replicas = replicas;
@@ -352,6 +515,8 @@ mod tests {
                 lsn,
                 streaming,
                 replication_role: true,
+                system: "7".into(),
+                synchronous: String::new(),
             }),
         }
     }
@@ -411,8 +576,18 @@ mod tests {
                 vec![],
             ),
             (
-                "first start: the first pod is labelled primary",
-                vec![gone("s-0", None, false)],
+                "first start: nothing is labelled before the first pod answers",
+                vec![gone("s-0", None, false), gone("s-1", None, false)],
+                ReplicationStatus::default(),
+                10_000,
+                vec![],
+            ),
+            (
+                "first start: the first pod answers as primary and is labelled",
+                vec![
+                    up("s-0", None, true, 1, 100, false),
+                    gone("s-1", None, false),
+                ],
                 ReplicationStatus::default(),
                 10_000,
                 vec![Action::Label("s-0".into(), Role::Primary)],
@@ -567,6 +742,152 @@ mod tests {
             let got = decide(&instances, &known, now);
             assert_eq!(got.actions, want, "{name}");
         }
+    }
+
+    #[test]
+    fn another_database_is_never_followed() {
+        let known = ReplicationStatus {
+            system_identifier: Some("7".into()),
+            ..known("s-1", 1000, &[("s-0", true, 0)])
+        };
+        let mut fresh = up("s-0", R, true, 1, 9000, false);
+        if let Some(s) = fresh.server.as_mut() {
+            s.system = "8".into();
+        }
+        // The store's primary answers: the other database is restarted
+        // (it copies the primary's data), never labelled.
+        let d = decide(
+            &[fresh.clone(), up("s-1", P, true, 2, 1000, false)],
+            &known,
+            100_000,
+        );
+        assert_eq!(
+            d.actions,
+            vec![Action::Unlabel("s-0".into()), Action::Restart("s-0".into())]
+        );
+        // No primary of the store answers: it is not promoted nor labelled.
+        let d = decide(
+            &[fresh, gone("s-1", None, false)],
+            &ReplicationStatus {
+                failover_started: Some(0),
+                ..known
+            },
+            100_000,
+        );
+        assert!(
+            !d.actions
+                .iter()
+                .any(|a| matches!(a, Action::Promote(_) | Action::Label(..))),
+            "{:?}",
+            d.actions
+        );
+    }
+
+    #[test]
+    fn a_silent_primary_is_fenced_after_the_lease_and_must_stop_first() {
+        let healthy = known("s-0", 1000, &[("s-1", true, 0)]);
+        let silent = Instance {
+            server: None,
+            ..up("s-0", P, true, 1, 0, false)
+        };
+        let replica = up("s-1", R, false, 1, 1000, false);
+        // Ready but silent: waited for, the lease starts.
+        let d = decide(&[silent.clone(), replica.clone()], &healthy, 10_000);
+        assert_eq!(d.actions, vec![]);
+        assert_eq!(d.status.failover_started, Some(10_000));
+        // Past the lease: fenced.
+        let d = decide(&[silent, replica.clone()], &d.status, 10_000 + LEASE);
+        assert_eq!(
+            d.actions,
+            vec![Action::Unlabel("s-0".into()), Action::Fence("s-0".into())]
+        );
+        assert_eq!(d.status.fenced_at, Some(10_000 + LEASE));
+        // Still terminating: nothing is promoted.
+        let stopping = gone("s-0", None, true);
+        let t = 10_000 + LEASE + FENCE_WAIT;
+        let d2 = decide(&[stopping.clone(), replica.clone()], &d.status, t);
+        assert_eq!(d2.actions, vec![]);
+        // Its kubelet never confirms: deleted with no grace, then promoted.
+        let d3 = decide(
+            &[stopping, replica.clone()],
+            &d2.status,
+            10_000 + LEASE + FORCE_AFTER,
+        );
+        assert_eq!(d3.actions, vec![Action::Kill("s-0".into())]);
+        let d4 = decide(
+            &[replica],
+            &d3.status,
+            10_000 + LEASE + FORCE_AFTER + FENCE_WAIT,
+        );
+        assert_eq!(
+            d4.actions,
+            vec![
+                Action::Promote("s-1".into()),
+                Action::Label("s-1".into(), Role::Primary)
+            ]
+        );
+    }
+
+    #[test]
+    fn synchronous_replicas() {
+        let required = Some(Synchronous {
+            number: 1,
+            required: true,
+        });
+        let preferred = Some(Synchronous {
+            number: 2,
+            required: false,
+        });
+        assert_eq!(synchronous_names(None, 2), "");
+        assert_eq!(synchronous_names(required, 0), "ANY 1 (*)");
+        assert_eq!(synchronous_names(preferred, 2), "ANY 2 (*)");
+        assert_eq!(synchronous_names(preferred, 1), "ANY 1 (*)");
+        assert_eq!(synchronous_names(preferred, 0), "");
+        let instances = [
+            up("s-0", P, true, 1, 1000, false),
+            up("s-1", R, false, 1, 1000, true),
+        ];
+        let known = known("s-0", 1000, &[("s-1", true, 0)]);
+        let with = |instances: &[Instance], known: &ReplicationStatus, wish| {
+            let mut d = decide(instances, known, 100_000);
+            synchronous_actions(instances, &mut d, wish);
+            d.actions
+        };
+        assert_eq!(
+            with(&instances, &known, required),
+            vec![Action::Synchronous("s-0".into(), "ANY 1 (*)".into())]
+        );
+        assert_eq!(with(&instances, &known, None), vec![]);
+        // Required: not before a replica streams (the first start).
+        let copying = [up("s-0", P, true, 1, 1000, false), gone("s-1", None, false)];
+        assert_eq!(with(&copying, &known, required), vec![]);
+        // A replica promoted gets the setting first.
+        let failing = ReplicationStatus {
+            failover_started: Some(0),
+            ..known.clone()
+        };
+        assert_eq!(
+            with(
+                &[gone("s-0", None, false), instances[1].clone()],
+                &failing,
+                required
+            ),
+            vec![
+                Action::Synchronous("s-1".into(), "ANY 1 (*)".into()),
+                Action::Promote("s-1".into()),
+                Action::Label("s-1".into(), Role::Primary)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_first_primary_records_the_system() {
+        let d = decide(
+            &[up("s-0", None, true, 1, 100, false)],
+            &ReplicationStatus::default(),
+            1,
+        );
+        assert_eq!(d.status.system_identifier.as_deref(), Some("7"));
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub enum Next {
     /// replicas are in order (redis_roles::SETTLED; the watches of its pods
     /// and StatefulSet report most changes before that).
     Settled,
+    /// In five seconds: a replicated PostgreSQL store that is settled (its
+    /// primary answers, every replica streams) is still asked, less often.
+    Steady,
 }
 
 pub async fn reconcile(stack: &AppStack, ctx: &Context) -> Result<Next> {

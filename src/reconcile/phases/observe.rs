@@ -407,8 +407,17 @@ async fn replicated(
         replication: replication.clone(),
         ca: ca.cert.clone(),
         port: u16::try_from(engine.port()).unwrap_or(5432),
+        selector: crate::build::labels::selector(&world.owner.name, engine.part())
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
     };
-    Some(instances::observe(&pods, access).await)
+    let seen = instances::observe(&pods, access).await;
+    if let Err(error) = &seen {
+        tracing::warn!(%error, "the PostgreSQL instances could not be read");
+    }
+    Some(seen)
 }
 
 /// The stores' credentials and TLS material, as read or made (see the

@@ -168,11 +168,20 @@ pub fn plan(stack: &AppStack, world: &World, agent_image: Option<String>) -> Pla
                 .and_then(|s| s.postgres.as_ref())
                 .and_then(|p| p.replication.clone())
                 .unwrap_or_default();
-            Some(failover::decide(
-                &seen.instances,
-                &known,
-                world.now.0.as_millisecond(),
-            ))
+            let mut decision =
+                failover::decide(&seen.instances, &known, world.now.0.as_millisecond());
+            let wish = stack
+                .spec
+                .postgres
+                .as_ref()
+                .and_then(|p| p.synchronous.as_ref())
+                .map(|s| failover::Synchronous {
+                    number: s.number,
+                    required: s.data_durability.unwrap_or_default()
+                        == crate::api::DataDurability::Required,
+                });
+            failover::synchronous_actions(&seen.instances, &mut decision, wish);
+            Some(decision)
         }
         _ => None,
     };

@@ -203,8 +203,16 @@ pub fn report(stack: &AppStack, world: &World, done: &Done) -> Report {
     // it stopped answering (or that Sentinels moved the master).
     let next = match next {
         Next::Backoff => Next::Backoff,
+        // A Redis store with replicas that is not settled: see
+        // redis_roles::unsettled.
+        Next::Shortly => Next::Shortly,
+        // Settled PostgreSQL instances (the decision found nothing to do
+        // and every replica streaming): less often.
+        _ if matches!(world.instances, Some(Ok(_))) && done.replication.is_some() && !done.busy => {
+            Next::Steady
+        }
         _ if world.instances.is_some() => Next::Shortly,
-        // Settled (else `following` said Shortly): see redis_roles::unsettled.
+        // A settled Redis store with replicas.
         Next::Resync | Next::Poll if world.redis_roles.is_some() => Next::Settled,
         other => other,
     };
@@ -259,6 +267,40 @@ fn backups(
 /// The Events of this reconcile, in the order they are published: what
 /// apply made and deleted, a problem when it first appears, a backup when
 /// it first fails, a store when it is first restored.
+/// A replicated PostgreSQL store's primary lost, and another serving.
+fn failover_notices(
+    before: Option<&crate::api::ReplicationStatus>,
+    now: Option<&crate::api::ReplicationStatus>,
+) -> Vec<Notice> {
+    let mut notices = Vec::new();
+    let Some(now) = now else {
+        return notices;
+    };
+    if now.failover_started.is_some() && before.is_some_and(|b| b.failover_started.is_none()) {
+        notices.push(Notice::warning(
+            "PrimaryLost",
+            &format!(
+                "PostgreSQL primary {} stopped serving: fencing it and promoting the most advanced replica",
+                before.and_then(|b| b.primary.as_deref()).unwrap_or("?")
+            ),
+        ));
+    }
+    if let Some(f) = &now.last_failover
+        && before.and_then(|b| b.last_failover.as_ref()).map(|b| b.at) != Some(f.at)
+    {
+        notices.push(Notice::warning(
+            "FailedOver",
+            &format!(
+                "PostgreSQL primary is now {} (was {}), after {} ms without one",
+                f.to,
+                f.from.as_deref().unwrap_or("none"),
+                f.without_primary_ms.unwrap_or(0)
+            ),
+        ));
+    }
+    notices
+}
+
 fn notices(
     stack: &AppStack,
     world: &World,
@@ -318,6 +360,17 @@ fn notices(
             .and_then(|r| r.replication.as_ref());
         notices.extend(super::redis_roles::notice(before, now));
     }
+    notices.extend(failover_notices(
+        stack
+            .status
+            .as_ref()
+            .and_then(|s| s.postgres.as_ref())
+            .and_then(|p| p.replication.as_ref()),
+        status
+            .postgres
+            .as_ref()
+            .and_then(|p| p.replication.as_ref()),
+    ));
     let newly = world.seen.newly_restored(stack);
     for engine in stores::of(&stack.spec).filter(|e| newly.contains(&e.kind())) {
         let kind = engine.kind();

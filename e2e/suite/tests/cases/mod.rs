@@ -41,6 +41,9 @@ mod pod_placement;
 mod poisoned_upgrade;
 mod policy_probe;
 mod postgres_failover;
+mod postgres_fence;
+mod postgres_lagging_replica;
+mod postgres_synchronous;
 mod redis_failover;
 mod redis_forged_label;
 mod redis_operator_down;
@@ -118,6 +121,9 @@ pub fn all() -> Vec<Scenario> {
         scenario("network-policy", network_policy::run, 8),
         scenario("kill-stores", kill_stores::run, 8),
         scenario("postgres-failover", postgres_failover::run, 8),
+        scenario("postgres-lagging-replica", postgres_lagging_replica::run, 8),
+        scenario("postgres-synchronous", postgres_synchronous::run, 8),
+        scenario("postgres-fence", postgres_fence::run, 8),
         scenario("redis-failover", redis_failover::run, 6),
         scenario("redis-wait-and-noreplicas", redis_wait::run, 6),
         scenario("redis-forged-master-label", redis_forged_label::run, 5),
