@@ -10,6 +10,7 @@ pub mod children;
 pub mod client;
 pub mod cmd;
 pub mod diagnose;
+pub mod endpoints;
 pub mod env;
 pub mod external;
 pub mod http;

@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use appstack_e2e::appstack;
+use appstack_e2e::endpoints::{ReadySampler, Sampled};
 use appstack_e2e::pods;
 use appstack_e2e::runner::{Ctx, ScenarioFuture};
 use appstack_e2e::shop;
 use appstack_e2e::wait::{self, Pending, Ready};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, ListParams};
+use kube::api::DeleteParams;
 use serde_json::json;
 use tokio::sync::Mutex;
 
@@ -179,31 +179,7 @@ pub async fn failover(ctx: &mut Ctx, fault: Fault) -> Result<()> {
         })
     };
     // The sampler: ready addresses behind the write Service, every 200 ms.
-    let most = Arc::new(AtomicUsize::new(0));
-    let sampler = {
-        let (slices, most, stop, service) = (
-            Api::<EndpointSlice>::namespaced(ctx.client.clone(), &ctx.ns),
-            most.clone(),
-            stop.clone(),
-            sts.clone(),
-        );
-        tokio::spawn(async move {
-            let params =
-                ListParams::default().labels(&format!("kubernetes.io/service-name={service}"));
-            while !stop.load(Ordering::Relaxed) {
-                if let Ok(list) = slices.list(&params).await {
-                    let ready = list
-                        .items
-                        .iter()
-                        .flat_map(|s| s.endpoints.iter())
-                        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(false))
-                        .count();
-                    most.fetch_max(ready, Ordering::Relaxed);
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-    };
+    let sampler = ReadySampler::start(&ctx.client, &ctx.ns, &sts, Duration::from_millis(200));
     tokio::time::sleep(Duration::from_secs(3)).await;
     // The replica whose WAL receiver is stopped: the lowest ordinal, the
     // one an even tie would pick.
@@ -354,7 +330,7 @@ pub async fn failover(ctx: &mut Ctx, fault: Fault) -> Result<()> {
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::Relaxed);
     writer.await?;
-    sampler.await?;
+    let Sampled { most, .. } = sampler.finish().await?;
 
     let acked = acked.lock().await.clone();
     // The longest pause between acknowledged writes from the delete on.
@@ -387,7 +363,6 @@ pub async fn failover(ctx: &mut Ctx, fault: Fault) -> Result<()> {
             lost_after.len()
         );
     }
-    let most = most.load(Ordering::Relaxed);
     ctx.step(format!(
         "figures: writes resumed after {:.1}s; {} acknowledged, {} failed attempts, {} lost ({lost:?}); at most {most} ready address(es) behind the write Service",
         gap.as_secs_f64(),

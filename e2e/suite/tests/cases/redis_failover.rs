@@ -7,19 +7,19 @@
 //! counted (replication is asynchronous).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use appstack_e2e::appstack;
+use appstack_e2e::endpoints::{ReadySampler, Sampled};
 use appstack_e2e::pods;
 use appstack_e2e::runner::{Ctx, ScenarioFuture};
 use appstack_e2e::wait::{self, Pending, Ready};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, ListParams};
+use kube::api::DeleteParams;
 
 pub(super) const ROLE: &str = "appstack.dev/role";
 const RESUME_BOUND: Duration = Duration::from_secs(15);
@@ -65,31 +65,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         })
     };
     // The sampler: ready addresses behind the write Service every 200 ms.
-    let most = Arc::new(AtomicUsize::new(0));
-    let sampler = {
-        let slices: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), &ctx.ns);
-        let selector = format!("kubernetes.io/service-name={sts}");
-        let stop = stop.clone();
-        let most = most.clone();
-        tokio::spawn(async move {
-            let mut samples = 0u32;
-            while !stop.load(Ordering::Relaxed) {
-                if let Ok(list) = slices.list(&ListParams::default().labels(&selector)).await {
-                    let ready: std::collections::BTreeSet<String> = list
-                        .items
-                        .iter()
-                        .flat_map(|s| s.endpoints.iter())
-                        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
-                        .flat_map(|e| e.addresses.iter().cloned())
-                        .collect();
-                    most.fetch_max(ready.len(), Ordering::Relaxed);
-                    samples += 1;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            samples
-        })
-    };
+    let sampler = ReadySampler::start(&ctx.client, &ctx.ns, &sts, Duration::from_millis(200));
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let old = pods_api.get(&master).await?;
@@ -164,7 +140,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     writer.await.context("the writer")?;
     let stopped = Instant::now();
     let log = std::mem::take(&mut *log.lock().unwrap_or_else(PoisonError::into_inner));
-    let samples = sampler.await.context("the sampler")?;
+    let Sampled { samples, most } = sampler.finish().await?;
 
     // The longest time without an acknowledged write since the delete.
     let acked: Vec<(Instant, &String)> = log
@@ -212,7 +188,6 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
         "acknowledged writes lost in the failover: {lost} of {} (asynchronous replication)",
         acked.len()
     ));
-    let most = most.load(Ordering::Relaxed);
     ctx.note(format!(
         "the write Service's ready addresses: at most {most} in {samples} samples (200 ms)"
     ));

@@ -11,18 +11,16 @@
 //! - a replica refuses writes (READONLY), and the apps' user may not make
 //!   Sentinel fail over, reconfigure or forget the master (NOPERM).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
+use appstack_e2e::endpoints::{ReadySampler, Sampled};
 use appstack_e2e::runner::{Ctx, ScenarioFuture};
 use appstack_e2e::wait::{self, Pending, Ready};
 use appstack_e2e::{apply, appstack, client, operator, stores};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use super::redis_failover::{ROLE, labelled_master, store_pods, wait_master};
@@ -95,30 +93,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     ctx.step("the tenant's three label forgeries were refused by the admission policy");
 
     // The label set anyway, by an account the policy lets through.
-    let most = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let slices: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), &ctx.ns);
-        let selector = format!("kubernetes.io/service-name={sts}");
-        let (stop, most) = (stop.clone(), most.clone());
-        tokio::spawn(async move {
-            let mut samples = 0u32;
-            while !stop.load(Ordering::Relaxed) {
-                if let Ok(list) = slices.list(&ListParams::default().labels(&selector)).await {
-                    let ready = list
-                        .items
-                        .iter()
-                        .flat_map(|s| s.endpoints.iter())
-                        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
-                        .count();
-                    most.fetch_max(ready, Ordering::Relaxed);
-                    samples += 1;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            samples
-        })
-    };
+    let sampler = ReadySampler::start(&ctx.client, &ctx.ns, &sts, Duration::from_millis(100));
     let operator_sa = format!(
         "system:serviceaccount:{}:{}",
         operator::NAMESPACE,
@@ -152,10 +127,8 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     )
     .await?;
     let took = forged_at.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    let samples = sampler.await.context("the sampler")?;
+    let Sampled { samples, most } = sampler.finish().await?;
     ctx.recovered("forged master label removed", took);
-    let most = most.load(Ordering::Relaxed);
     ctx.note(format!(
         "a master label set on {replica} was removed after {:.2}s; the write Service's ready addresses meanwhile: at most {most} in {samples} samples (100 ms)",
         took.as_secs_f64()

@@ -7,18 +7,16 @@
 //! operator is scaled back in every path. Then, settled, the leader's
 //! reconciles over 30 s are counted: the store is asked every 10 s, not 2 s.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, ensure};
+use appstack_e2e::endpoints::{ReadySampler, Sampled};
 use appstack_e2e::runner::{Ctx, ScenarioFuture};
 use appstack_e2e::wait::{self, Pending, Ready};
 use appstack_e2e::{appstack, operator, pods};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
 use super::redis_failover::{labelled_master, store_pods, wait_master};
@@ -54,7 +52,7 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     let outcome = while_down(ctx, &sts, &master).await;
     // Back in every path.
     scale(ctx, operator::REPLICAS).await?;
-    let (sampler, stop, most) = outcome?;
+    let sampler = outcome?;
     let back = Instant::now();
     let leader = operator::wait_leader(&ctx.client, &[], Duration::from_secs(120)).await?;
     let elected = back.elapsed();
@@ -80,11 +78,9 @@ async fn scenario(ctx: &mut Ctx) -> Result<()> {
     )
     .await;
     let took = led.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    let samples = sampler.await.context("the sampler")?;
+    let Sampled { samples, most } = sampler.finish().await?;
     labelled?;
     ctx.recovered("labels converged after the operator's return", took);
-    let most = most.load(Ordering::Relaxed);
     ctx.note(format!(
         "labels on {named} {:.1}s after a leader was elected ({:.1}s after the scale-up); the write Service's ready addresses: at most {most} in {samples} samples",
         took.as_secs_f64(),
@@ -126,15 +122,9 @@ async fn steady_polling(ctx: &mut Ctx, leader: &k8s_openapi::api::core::v1::Pod)
     Ok(())
 }
 
-type Sampler = (
-    tokio::task::JoinHandle<u32>,
-    Arc<AtomicBool>,
-    Arc<AtomicUsize>,
-);
-
 /// With the operator gone: the master deleted, and Sentinel's failover
 /// awaited. Returns the write Service's sampler, still running.
-async fn while_down(ctx: &mut Ctx, sts: &str, master: &str) -> Result<Sampler> {
+async fn while_down(ctx: &mut Ctx, sts: &str, master: &str) -> Result<ReadySampler> {
     wait::until(
         "the operator's pods to be gone",
         Duration::from_secs(90),
@@ -149,30 +139,7 @@ async fn while_down(ctx: &mut Ctx, sts: &str, master: &str) -> Result<Sampler> {
     )
     .await?;
     ctx.step("the operator is scaled to 0");
-    let most = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let slices: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), &ctx.ns);
-        let selector = format!("kubernetes.io/service-name={sts}");
-        let (stop, most) = (stop.clone(), most.clone());
-        tokio::spawn(async move {
-            let mut samples = 0u32;
-            while !stop.load(Ordering::Relaxed) {
-                if let Ok(list) = slices.list(&ListParams::default().labels(&selector)).await {
-                    let ready = list
-                        .items
-                        .iter()
-                        .flat_map(|s| s.endpoints.iter())
-                        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
-                        .count();
-                    most.fetch_max(ready, Ordering::Relaxed);
-                    samples += 1;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            samples
-        })
-    };
+    let sampler = ReadySampler::start(&ctx.client, &ctx.ns, sts, Duration::from_millis(200));
     ctx.pods()
         .delete(master, &DeleteParams::default().grace_period(1))
         .await?;
@@ -183,7 +150,7 @@ async fn while_down(ctx: &mut Ctx, sts: &str, master: &str) -> Result<Sampler> {
         "Sentinel promoted {named} {:.1}s after the delete, with no operator",
         deleted.elapsed().as_secs_f64()
     ));
-    Ok((sampler, stop, most))
+    Ok(sampler)
 }
 
 /// The pod other than `old` that a majority of the surviving pods'
