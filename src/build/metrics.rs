@@ -9,15 +9,10 @@
 //! volume, nor the server's socket (trusted: anyone on it is anyone), nor
 //! the server's TLS Secret (its key): only the CA certificate.
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, ResourceRequirements, Volume, VolumeMount,
-};
+use k8s_openapi::api::core::v1::{Container, ContainerPort, EnvVar, Volume, VolumeMount};
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::engine::Engine;
@@ -96,17 +91,7 @@ pub fn container(ctx: &StackRef, stack: &AppStack, engine: &dyn Engine) -> Optio
                 ..VolumeMount::default()
             }]
         }),
-        resources: Some(ResourceRequirements {
-            requests: Some(BTreeMap::from([
-                ("cpu".to_string(), Quantity("10m".into())),
-                ("memory".to_string(), Quantity("32Mi".into())),
-            ])),
-            limits: Some(BTreeMap::from([(
-                "memory".to_string(),
-                Quantity("128Mi".into()),
-            )])),
-            ..ResourceRequirements::default()
-        }),
+        resources: Some(crate::build::pod::sidecar_resources("32Mi", "128Mi")),
         security_context: Some(security),
         ..Container::default()
     })

@@ -1,7 +1,10 @@
 //! Pieces of a store's pod that every engine uses: its port, probes and
 //! the mounts of its data and socket volumes.
 
-use k8s_openapi::api::core::v1::{ContainerPort, ExecAction, Probe, TCPSocketAction, VolumeMount};
+use k8s_openapi::api::core::v1::{
+    ContainerPort, ExecAction, Probe, ResourceRequirements, TCPSocketAction, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// Name of the data volume (and the PVC prefix: `data-<stack>-<store>-0`).
@@ -70,5 +73,22 @@ pub fn socket_mount(dir: &str) -> VolumeMount {
         name: SOCKET.into(),
         mount_path: dir.into(),
         ..VolumeMount::default()
+    }
+}
+
+/// A helper container's resources (the wait-for-store init containers,
+/// Sentinel, the exporter, the WAL copy): a tenth of a hundredth of a core
+/// and `memory` requested, at most `limit` of memory.
+pub fn sidecar_resources(memory: &str, limit: &str) -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(
+            [
+                ("cpu".to_string(), Quantity("10m".into())),
+                ("memory".to_string(), Quantity(memory.into())),
+            ]
+            .into(),
+        ),
+        limits: Some([("memory".to_string(), Quantity(limit.into()))].into()),
+        ..ResourceRequirements::default()
     }
 }

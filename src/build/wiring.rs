@@ -2,8 +2,7 @@
 //! secretKeyRef, init containers that wait for the stores, and the hash that
 //! rolls the pods when credentials change.
 
-use k8s_openapi::api::core::v1::{Container, EnvVar, ResourceRequirements, Volume, VolumeMount};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::api::core::v1::{Container, EnvVar, Volume, VolumeMount};
 use sha2::{Digest, Sha256};
 
 use super::credentials::StoreCredentials;
@@ -112,7 +111,7 @@ pub fn wait_for_stores(ctx: &StackRef, stack: &AppStack, c: &Component) -> Vec<C
                         .collect(),
                 ),
                 volume_mounts: mounts,
-                resources: Some(small()),
+                resources: Some(crate::build::pod::sidecar_resources("16Mi", "64Mi")),
                 security_context: Some(store_client()),
                 ..Container::default()
             }
@@ -179,19 +178,5 @@ fn store_client() -> k8s_openapi::api::core::v1::SecurityContext {
         run_as_user: Some(security::STORE_UID),
         run_as_group: Some(security::STORE_UID),
         ..security::container()
-    }
-}
-
-fn small() -> ResourceRequirements {
-    ResourceRequirements {
-        requests: Some(
-            [
-                ("cpu".to_string(), Quantity("10m".into())),
-                ("memory".to_string(), Quantity("16Mi".into())),
-            ]
-            .into(),
-        ),
-        limits: Some([("memory".to_string(), Quantity("64Mi".into()))].into()),
-        ..ResourceRequirements::default()
     }
 }

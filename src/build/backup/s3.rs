@@ -1,12 +1,7 @@
 //! Backups in S3: the target and source buckets, their endpoints and key
 //! prefixes, and the backup agent's containers that move files there.
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::core::v1::{
-    Container, EnvVar, ResourceRequirements, SecurityContext, VolumeMount,
-};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::api::core::v1::{Container, EnvVar, SecurityContext, VolumeMount};
 
 use crate::api::{AppStackSpec, S3Spec};
 use crate::build::engine::Engine;
@@ -145,17 +140,7 @@ pub(super) fn agent_container(
         env: Some(env),
         volume_mounts: Some(mounts),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
-        resources: Some(ResourceRequirements {
-            requests: Some(BTreeMap::from([
-                ("cpu".to_string(), Quantity("10m".into())),
-                ("memory".to_string(), Quantity("32Mi".into())),
-            ])),
-            limits: Some(BTreeMap::from([(
-                "memory".to_string(),
-                Quantity("256Mi".into()),
-            )])),
-            ..ResourceRequirements::default()
-        }),
+        resources: Some(crate::build::pod::sidecar_resources("32Mi", "256Mi")),
         security_context: Some(SecurityContext {
             run_as_user: Some(security::STORE_UID),
             run_as_group: Some(security::STORE_UID),

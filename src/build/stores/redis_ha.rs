@@ -20,12 +20,10 @@
 //!   REDIS_SENTINEL_URL and the master's name in REDIS_SENTINEL_MASTER.
 
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvVar, ResourceRequirements, Service, ServicePort,
-    ServiceSpec, Volume, VolumeMount,
+    Container, EmptyDirVolumeSource, EnvVar, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use std::collections::BTreeMap;
 
 use crate::api::{AppStack, AppStackSpec};
 use crate::build::meta::StackRef;
@@ -164,17 +162,7 @@ pub fn sentinel(ctx: &StackRef, stack: &AppStack, tls: bool) -> (Container, Volu
         ),
         liveness_probe: pod::alive_on(SENTINEL_PORT, 15),
         volume_mounts: Some(mounts),
-        resources: Some(ResourceRequirements {
-            requests: Some(BTreeMap::from([
-                ("cpu".to_string(), Quantity("10m".into())),
-                ("memory".to_string(), Quantity("16Mi".into())),
-            ])),
-            limits: Some(BTreeMap::from([(
-                "memory".to_string(),
-                Quantity("64Mi".into()),
-            )])),
-            ..ResourceRequirements::default()
-        }),
+        resources: Some(pod::sidecar_resources("16Mi", "64Mi")),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         security_context: Some(security::container()),
         ..Container::default()
