@@ -77,7 +77,7 @@ pub fn socket_mount(dir: &str) -> VolumeMount {
 }
 
 /// A helper container's resources (the wait-for-store init containers,
-/// Sentinel, the exporter, the WAL copy): a tenth of a hundredth of a core
+/// Sentinel, the exporter, the WAL copy): a hundredth of a core
 /// and `memory` requested, at most `limit` of memory.
 pub fn sidecar_resources(memory: &str, limit: &str) -> ResourceRequirements {
     ResourceRequirements {
