@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, ListParams, LogParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -184,11 +184,36 @@ pub async fn run_sleeper(ctx: &Ctx, name: &str) -> Result<String> {
 /// Starts a long-running helper pod running `sh -c script`; waits until it runs.
 pub async fn run_daemon(ctx: &Ctx, name: &str, script: &str) -> Result<String> {
     let pod = tools_pod(ctx, name, json!(["sh", "-c", script]), json!([]), json!([]))?;
-    ctx.pods()
-        .create(&PostParams::default(), &pod)
+    start(ctx.pods(), name, &pod).await
+}
+
+/// Makes namespace `ns` (labelled `labels`, besides the suite's own, so
+/// that it is cleaned up with the run) and a sleeping helper pod `name` in
+/// it: a client from outside the scenario's namespace.
+pub async fn run_sleeper_in(ctx: &Ctx, ns: &str, labels: Value, name: &str) -> Result<String> {
+    let mut labels = labels;
+    labels["app.kubernetes.io/part-of"] = "appstack-e2e".into();
+    Api::<Namespace>::all(ctx.client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns, "labels": labels}}))?,
+        )
+        .await
+        .with_context(|| format!("creating namespace {ns}"))?;
+    let pod = tools_pod(
+        ctx,
+        name,
+        json!(["sh", "-c", "exec sleep 3600"]),
+        json!([]),
+        json!([]),
+    )?;
+    start(Api::namespaced(ctx.client.clone(), ns), name, &pod).await
+}
+
+async fn start(api: Api<Pod>, name: &str, pod: &Pod) -> Result<String> {
+    api.create(&PostParams::default(), pod)
         .await
         .with_context(|| format!("creating helper pod {name}"))?;
-    let api = ctx.pods();
     wait::until(
         &format!("helper pod {name} to run"),
         Duration::from_secs(90),

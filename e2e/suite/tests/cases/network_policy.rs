@@ -14,9 +14,9 @@ use anyhow::{Context, Result, bail};
 use appstack_e2e::runner::{Ctx, ScenarioFuture};
 use appstack_e2e::wait::{self, Pending, Ready};
 use appstack_e2e::{apply, appstack, pods};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams};
 use serde_json::{Value, json};
 
 const STACK: &str = "np";
@@ -198,36 +198,5 @@ async fn component_pod(ctx: &Ctx, deployment: &str) -> Result<String> {
 
 /// A sleeping pod in another namespace, as unprivileged as the suite's own.
 async fn outsider(ctx: &Ctx, ns: &str) -> Result<String> {
-    let namespaces = Api::<Namespace>::all(ctx.client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns, "labels": {"app.kubernetes.io/part-of": "appstack-e2e"}}}))?,
-        )
-        .await
-        .with_context(|| format!("creating namespace {ns}"))?;
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": "outsider"},
-        "spec": {
-            "terminationGracePeriodSeconds": 1,
-            "securityContext": {"runAsNonRoot": true, "runAsUser": 999, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{
-                "name": "tools", "image": ctx.env.tools_image, "imagePullPolicy": ctx.env.pull_policy(),
-                "command": ["sleep", "3600"],
-                "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}
-            }]
-        }
-    }))?;
-    let api = Api::<Pod>::namespaced(ctx.client.clone(), ns);
-    api.create(&PostParams::default(), &pod).await?;
-    wait::until("pod outsider to run", Duration::from_secs(90), async || {
-        let p = api.get("outsider").await?;
-        Ok(if pods::is_ready(&p) {
-            Ready(())
-        } else {
-            Pending(pods::phase(&p))
-        })
-    })
-    .await?;
-    Ok("outsider".into())
+    pods::run_sleeper_in(ctx, ns, json!({}), "outsider").await
 }

@@ -17,8 +17,8 @@ use appstack_e2e::runner::{Ctx, ScenarioFuture};
 use appstack_e2e::wait::{self, Pending, Ready};
 use appstack_e2e::{appstack, children, pods, shop, stores};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, DeleteParams, ListParams};
 use serde_json::json;
 
 const PG_PORT: u16 = 9187;
@@ -290,43 +290,9 @@ fn head(text: &str) -> String {
 /// A sleeping pod in namespace `ns` (made here; labelled for scraping when
 /// `scrapes`), as unprivileged as the suite's own.
 async fn sleeper_in(ctx: &Ctx, ns: &str, scrapes: bool) -> Result<String> {
-    let mut labels = json!({"app.kubernetes.io/part-of": "appstack-e2e"});
+    let mut labels = json!({});
     if scrapes {
         labels[SCRAPE_LABEL] = "true".into();
     }
-    Api::<Namespace>::all(ctx.client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns, "labels": labels}}))?,
-        )
-        .await
-        .with_context(|| format!("creating namespace {ns}"))?;
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": "sleeper"},
-        "spec": {
-            "terminationGracePeriodSeconds": 1,
-            "securityContext": {"runAsNonRoot": true, "runAsUser": 65534, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{
-                "name": "tools", "image": ctx.env.tools_image, "imagePullPolicy": ctx.env.pull_policy(),
-                "command": ["sleep", "3600"],
-                "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}
-            }]
-        }
-    }))?;
-    let api = Api::<Pod>::namespaced(ctx.client.clone(), ns);
-    api.create(&PostParams::default(), &pod).await?;
-    wait::until(
-        &format!("pod {ns}/sleeper to run"),
-        Duration::from_secs(90),
-        async || {
-            let p = api.get("sleeper").await?;
-            Ok(if pods::is_ready(&p) {
-                Ready(())
-            } else {
-                Pending(pods::phase(&p))
-            })
-        },
-    )
-    .await?;
-    Ok("sleeper".into())
+    pods::run_sleeper_in(ctx, ns, labels, "sleeper").await
 }
