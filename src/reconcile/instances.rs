@@ -236,14 +236,12 @@ pub async fn apply(pods: &Api<Pod>, seen: &Seen, actions: &[Action]) -> Result<(
                 let client = connect_to(seen, pod).await?;
                 // The statement is made by the server (format's %I and %L
                 // quote the name and the password).
-                let row = client
-                    .query_one(
-                        "select format('CREATE ROLE %I LOGIN REPLICATION PASSWORD %L', $1::text, $2::text)",
-                        &[&seen.access.replication.username, &seen.access.replication.password],
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let statement: String = row.try_get(0).map_err(|e| e.to_string())?;
+                let statement = quoted(
+                    &client,
+                    "select format('CREATE ROLE %I LOGIN REPLICATION PASSWORD %L', $1::text, $2::text)",
+                    &[&seen.access.replication.username, &seen.access.replication.password],
+                )
+                .await?;
                 client
                     .batch_execute(&statement)
                     .await
@@ -252,14 +250,12 @@ pub async fn apply(pods: &Api<Pod>, seen: &Seen, actions: &[Action]) -> Result<(
             }
             Action::Synchronous(pod, names) => {
                 let client = connect_to(seen, pod).await?;
-                let row = client
-                    .query_one(
-                        "select format('ALTER SYSTEM SET synchronous_standby_names = %L', $1::text)",
-                        &[names],
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let statement: String = row.try_get(0).map_err(|e| e.to_string())?;
+                let statement = quoted(
+                    &client,
+                    "select format('ALTER SYSTEM SET synchronous_standby_names = %L', $1::text)",
+                    &[names],
+                )
+                .await?;
                 client
                     .batch_execute(&statement)
                     .await
@@ -287,6 +283,20 @@ pub async fn apply(pods: &Api<Pod>, seen: &Seen, actions: &[Action]) -> Result<(
 }
 
 /// A connection to one of the pods seen, by its IP.
+/// A statement the server writes with `format()` (%I and %L quote names
+/// and values: utility statements take no bind parameters).
+async fn quoted(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<String, String> {
+    let row = client
+        .query_one(sql, params)
+        .await
+        .map_err(|e| e.to_string())?;
+    row.try_get(0).map_err(|e| e.to_string())
+}
+
 async fn connect_to(seen: &Seen, pod: &str) -> Result<tokio_postgres::Client, String> {
     let access = &seen.access;
     let ip = seen.ips.get(pod).ok_or(format!("pod {pod} has no IP"))?;
