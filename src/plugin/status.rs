@@ -530,6 +530,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The screen of a stack with no pods or Events, at 10:00 on the
+    /// fixtures' day.
+    fn render_at_ten(raw: Value) -> String {
+        let now: Timestamp = "2026-12-06T10:00:00Z".parse().unwrap();
+        render(
+            &Stack::from_raw(raw),
+            &BTreeMap::new(),
+            &Ok(Vec::new()),
+            now,
+        )
+    }
+
     fn shop() -> Value {
         json!({
             "apiVersion": "appstack.dev/v1alpha1", "kind": "AppStack",
@@ -635,13 +647,7 @@ mod tests {
                              "time": "2026-12-06T09:58:00Z", "at": 1_796_551_080_000_i64,
                              "withoutPrimaryMs": 4_300},
         });
-        let now: Timestamp = "2026-12-06T10:00:00Z".parse().unwrap();
-        let text = render(
-            &Stack::from_raw(raw),
-            &BTreeMap::new(),
-            &Ok(Vec::new()),
-            now,
-        );
+        let text = render_at_ten(raw);
         for expected in [
             "Replication:",
             "STORE  POD           ROLE     LINK     LAG",
@@ -666,13 +672,7 @@ mod tests {
             "timeline": 3,
             "blocked": "every replica\nlags",
         });
-        let now: Timestamp = "2026-12-06T10:00:00Z".parse().unwrap();
-        let text = render(
-            &Stack::from_raw(raw),
-            &BTreeMap::new(),
-            &Ok(Vec::new()),
-            now,
-        );
+        let text = render_at_ten(raw);
         for expected in [
             "postgres  shop-postgres-1  replica  down  0 B",
             "postgres: no primary now (was shop-postgres-0), since 2026-12-06T09:59:50Z (10s ago)",
